@@ -1,0 +1,32 @@
+/** `tocsin check`: validate configuration and the knowledge base without side effects. */
+import type { Command } from 'commander';
+import type { CliContext } from './context.js';
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('check')
+    .description('validate configuration (environment) and print the effective settings; no side effects')
+    .action(() => {
+      const c = ctx.config();
+      const lines = [
+        `TOCSIN_HOME            ${c.home}`,
+        `database               ${c.databaseUrl === null ? `embedded PostgreSQL in ${c.home}/pg` : redactUrl(c.databaseUrl)}`,
+        `User-Agent             ${c.userAgent}`,
+        `contact URL            ${c.contactUrl}`,
+        `exclusion files        ${c.excludeFiles.length === 0 ? '(none)' : c.excludeFiles.join(', ')}`,
+        `rate limit             ${c.rateLimit === 0 ? 'unlimited' : `${c.rateLimit}/s`}; per network ${c.ratePerNetwork === 0 ? 'unlimited' : `${c.ratePerNetwork}/s`}`,
+        `concurrency            ${c.concurrency} hosts; workers ${c.workers === 0 ? 'auto' : c.workers}`,
+      ];
+      ctx.stdout.write(`configuration OK\n${lines.join('\n')}\n`);
+    });
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable)';
+  }
+}

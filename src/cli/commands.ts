@@ -1,0 +1,13 @@
+/**
+ * Explicit command registry: one file per command under src/cli, listed here.
+ * (A test checks that every src/cli/*.ts that exports `register` is listed.)
+ */
+import type { Command } from 'commander';
+import type { CliContext } from './context.js';
+import * as check from './check.js';
+
+export type CommandModule = { register(program: Command, ctx: CliContext): void };
+
+export const COMMANDS: readonly CommandModule[] = [
+  check,
+];

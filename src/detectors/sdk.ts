@@ -1,0 +1,96 @@
+/**
+ * The detector contract (nuclei/zgrab2 style): the engine owns every connection, byte cap and deadline;
+ * a detector is data (which probe responses it reads) plus a pure function that turns those responses
+ * into facts. Detectors never do I/O and never import the scan engine.
+ *
+ * Flow per (host, port): the engine sends the probes of stage 0, hands the responses to `nextProbes`
+ * of the plan (which may ask for more, e.g. the exporttool manifest when no exact build was seen yet),
+ * then runs every registered detector over all responses and passes the facts to the fingerprint.
+ */
+
+/** A request the engine may send. Paths are fixed strings: nothing from a scanned host goes into a request. */
+export interface ProbeRequest {
+  /** Stable id, e.g. "owa-logon", referenced by detectors. */
+  readonly id: string;
+  readonly method: 'GET' | 'HEAD';
+  /** Absolute path with query, e.g. "/owa/auth/logon.aspx?replaceCurrent=1". */
+  readonly path: string;
+  /** Extra request headers (the engine adds Host, User-Agent, Accept, Connection). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Why we send it, shown in docs and evidence. */
+  readonly purpose: string;
+}
+
+/** What came back for one probe, after redirects within the same target were followed. */
+export interface ProbeResponse {
+  readonly probeId: string;
+  /** The URL finally answered (after same-target redirects), e.g. "https://192.0.2.1:443/owa/auth/logon.aspx". */
+  readonly url: string;
+  readonly status: number;
+  /** Raw status line as sent, capped; hostile text, escape before display. */
+  readonly statusLine: string;
+  /** Header names lower-cased, values as sent (capped). Repeated headers appear repeatedly. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+  /** Body bytes, at most the engine's cap. */
+  readonly body: Buffer;
+  /** True if the body was cut at the cap. */
+  readonly truncated: boolean;
+  /** Redirect chain followed, e.g. ["http://h/owa" , "https://h/owa/"]. */
+  readonly redirects: readonly string[];
+}
+
+/** A short, capped excerpt that proves a fact: which request, which header or body bytes. */
+export interface Evidence {
+  readonly detector: string;
+  readonly probe: string;
+  readonly url: string;
+  /** "header", "body" or "status". */
+  readonly where: 'header' | 'body' | 'status' | 'tls';
+  /** Header name or a body locator. */
+  readonly name?: string;
+  /** Excerpt, at most 200 characters, control characters removed. Hostile text. */
+  readonly excerpt: string;
+}
+
+export type BuildPrecision = 'exact' | 'cu';
+
+/** Facts a detector can state. Verdicts are NOT facts: they come from the knowledge base. */
+export type Fact =
+  /** An independent sign that this service is Microsoft Exchange. `signal` names the kind (two different kinds are needed). */
+  | { readonly kind: 'exchange-signal'; readonly signal: string; readonly evidence: Evidence }
+  /** A build number seen. `precision` says whether it includes the security update ("exact") or only the CU. */
+  | { readonly kind: 'build'; readonly build: string; readonly precision: BuildPrecision; readonly evidence: Evidence }
+  /** Signs of Exchange Online / Microsoft 365 front ends (not an on-premises server). */
+  | { readonly kind: 'exchange-online'; readonly evidence: Evidence }
+  /** Any other product seen (e.g. "iis", "nginx"), for the record. */
+  | { readonly kind: 'product'; readonly product: string; readonly evidence: Evidence };
+
+export interface DetectorMeta {
+  /** kebab-case id, unique, e.g. "exchange-x-owa-version". */
+  readonly id: string;
+  /** Bumped when the logic changes, stored with every observation. */
+  readonly revision: number;
+  readonly product: string;
+  readonly description: string;
+  /** Probe ids whose responses this detector reads. */
+  readonly probes: readonly string[];
+  readonly references: readonly string[];
+}
+
+export interface Detector extends DetectorMeta {
+  /** Pure: responses keyed by probe id (only those that were answered). Must not throw on hostile input. */
+  detect(responses: ReadonlyMap<string, ProbeResponse>): readonly Fact[];
+}
+
+/** Cap and clean an excerpt of hostile text for evidence. */
+export function excerpt(text: string, max = 200): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replace(/[\u0000-\u001f\u007f]/g, ' ');
+  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+}
+
+/** First value of a header (names are lower-case). */
+export function header(r: ProbeResponse, name: string): string | undefined {
+  for (const [k, v] of r.headers) if (k === name) return v;
+  return undefined;
+}
