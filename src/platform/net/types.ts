@@ -1,0 +1,57 @@
+/**
+ * Contract of the probe client (implemented in http-probe.ts). The client owns every connection:
+ * connect/TLS/total deadlines, byte caps on headers and bodies, one keep-alive connection per target,
+ * redirects followed only within the same target. Hostile peers never make it throw: every network
+ * outcome is a value.
+ */
+import type { ProbeRequest, ProbeResponse } from '../../detectors/sdk.js';
+import type { TlsCertSummary } from '../../scan/store.js';
+
+export interface ProbeTarget {
+  readonly ip: string;
+  readonly port: number;
+  /** Speak TLS first (HTTPS). */
+  readonly tls: boolean;
+  /** Sent as SNI and Host when given; else Host is the IP (bracketed for IPv6). */
+  readonly hostname: string | null;
+}
+
+export interface NetLimits {
+  /** TCP connect deadline. */
+  readonly connectTimeoutMs: number;
+  /** TLS handshake deadline (after connect). */
+  readonly tlsTimeoutMs: number;
+  /** Whole request: from write to last body byte (defeats slow-drip peers). */
+  readonly requestTimeoutMs: number;
+  /** All probes of one target together. */
+  readonly hostBudgetMs: number;
+  readonly maxHeaderBytes: number;
+  readonly maxBodyBytes: number;
+  readonly maxRedirects: number;
+  readonly userAgent: string;
+}
+
+export const DEFAULT_LIMITS: NetLimits = {
+  connectTimeoutMs: 3000,
+  tlsTimeoutMs: 3000,
+  requestTimeoutMs: 5000,
+  hostBudgetMs: 15000,
+  maxHeaderBytes: 32 * 1024,
+  maxBodyBytes: 256 * 1024,
+  maxRedirects: 3,
+  userAgent: 'Tocsin',
+};
+
+export type NetFailure = 'refused' | 'timeout' | 'tls-error' | 'reset' | 'protocol-error' | 'unreachable';
+
+export type ProbeOutcome =
+  | { readonly kind: 'ok'; readonly response: ProbeResponse }
+  | { readonly kind: NetFailure; readonly detail: string };
+
+/** One target's session: reuses one connection while the peer allows keep-alive. */
+export interface HostSession {
+  request(req: ProbeRequest): Promise<ProbeOutcome>;
+  /** Certificate of the first TLS connection, if any. */
+  readonly tlsCert: TlsCertSummary | null;
+  close(): void;
+}

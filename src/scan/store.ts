@@ -1,0 +1,76 @@
+/**
+ * What the scan engine needs from storage. Implemented on PostgreSQL in src/platform/db/scan-store.ts;
+ * `--no-store` runs pass no store. Every write is idempotent on (scanId, ip, port) so that a scan killed
+ * with `kill -9` and resumed never stores or prints a host twice.
+ */
+import type { ScanRecord } from '../core/scan-record.js';
+import type { Fact } from '../detectors/sdk.js';
+
+/** How a (ip, port) attempt ended. Expected network outcomes are values, not exceptions. */
+export type AttemptOutcome =
+  | 'answered' // spoke HTTP(S): a ScanRecord exists
+  | 'refused'
+  | 'timeout'
+  | 'tls-error'
+  | 'reset'
+  | 'protocol-error' // answered something that is not HTTP
+  | 'unreachable'
+  | 'excluded'; // skipped: in an exclusion list (recorded so the report can say so)
+
+export interface ScanSpec {
+  /** Targets exactly as given (addresses, CIDRs, hostnames), after @file/stdin expansion. */
+  readonly targets: readonly string[];
+  readonly ports: readonly number[];
+  /** Free-form options that a resume must reuse (rate limits, probes enabled, ...). */
+  readonly options: Readonly<Record<string, unknown>>;
+}
+
+export interface StoredScan extends ScanSpec {
+  readonly id: string;
+  readonly status: 'running' | 'finished' | 'failed';
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+}
+
+export interface AttemptResult {
+  readonly ip: string;
+  readonly port: number;
+  readonly hostname: string | null;
+  readonly outcome: AttemptOutcome;
+  /** Short description of a failure (e.g. "connect timeout after 3000 ms"); null when answered. */
+  readonly detail: string | null;
+  /** Present when outcome is "answered". */
+  readonly record: ScanRecord | null;
+  /** All facts detectors stated, with evidence (the observation). */
+  readonly facts: readonly Fact[];
+  /** Detector id → revision that produced the facts. */
+  readonly detectorRevisions: Readonly<Record<string, number>>;
+  /** TLS certificate summary, if any (for attribution later). */
+  readonly tlsCert: TlsCertSummary | null;
+  readonly attemptedAt: string;
+}
+
+export interface TlsCertSummary {
+  readonly subjectCn: string | null;
+  readonly sans: readonly string[];
+  readonly issuerCn: string | null;
+  readonly validFrom: string | null;
+  readonly validTo: string | null;
+  readonly sha256: string | null;
+}
+
+export interface ScanStore {
+  createScan(spec: ScanSpec): Promise<StoredScan>;
+  getScan(id: string): Promise<StoredScan | null>;
+  /** Keys "ip|port" already recorded for this scan (any outcome). */
+  doneKeys(scanId: string): Promise<Set<string>>;
+  /** Store a batch in one transaction; rows already present are left as they are. */
+  recordBatch(scanId: string, results: readonly AttemptResult[]): Promise<void>;
+  /** Every stored answered record of the scan, in (ip, port) order: used to rewrite --output on resume. */
+  records(scanId: string): AsyncIterable<ScanRecord>;
+  finishScan(scanId: string, status: 'finished' | 'failed'): Promise<void>;
+}
+
+export function attemptKey(ip: string, port: number): string {
+  return `${ip}|${port}`;
+}
