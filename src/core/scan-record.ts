@@ -3,7 +3,7 @@
  * Every CVE in the knowledge base that is in neither `vulnerable` nor `indeterminate` is
  * not-vulnerable for that build (only meaningful when `product` is "ms-exchange").
  */
-import type { BuildPrecision, Evidence } from '../detectors/sdk.js';
+import type { BuildPrecision, Evidence } from './evidence.js';
 
 export interface ScanRecord {
   readonly ip: string;

@@ -39,20 +39,9 @@ export interface ProbeResponse {
   readonly redirects: readonly string[];
 }
 
-/** A short, capped excerpt that proves a fact: which request, which header or body bytes. */
-export interface Evidence {
-  readonly detector: string;
-  readonly probe: string;
-  readonly url: string;
-  /** "header", "body" or "status". */
-  readonly where: 'header' | 'body' | 'status' | 'tls';
-  /** Header name or a body locator. */
-  readonly name?: string;
-  /** Excerpt, at most 200 characters, control characters removed. Hostile text. */
-  readonly excerpt: string;
-}
-
-export type BuildPrecision = 'exact' | 'cu';
+// Evidence and BuildPrecision live in core because the ScanRecord contract (core) carries them.
+import type { Evidence, BuildPrecision } from '../core/evidence.js';
+export type { Evidence, BuildPrecision } from '../core/evidence.js';
 
 /** Facts a detector can state. Verdicts are NOT facts: they come from the knowledge base. */
 export type Fact =
