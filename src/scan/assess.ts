@@ -1,0 +1,85 @@
+/**
+ * One (ip, port) → its ScanRecord (the JSONL contract). Pure: the engine has already sent the probes,
+ * the detectors have stated facts and the fingerprint has drawn its conclusion; here the knowledge
+ * base turns a build into verdicts. Never guesses: a build the knowledge base does not list, or a
+ * build seen only at CU level, gets whatever the knowledge base says it can honestly say
+ * (indeterminate), and the record's notes say why.
+ */
+import { normaliseBuild } from '../core/build-number.js';
+import type { ScanRecord } from '../core/scan-record.js';
+import type { Evidence, Fact, ProbeResponse } from '../detectors/sdk.js';
+import type { FingerprintLike, KbLike } from './kit.js';
+
+export const EXCHANGE = 'ms-exchange';
+export const EXCHANGE_ONLINE = 'ms-exchange-online';
+
+/** At most this many evidence items per record: a hostile host must not blow up the output. */
+const MAX_EVIDENCE = 16;
+
+export interface AssessTarget {
+  readonly ip: string;
+  readonly port: number;
+  readonly hostname: string | null;
+  readonly tls: boolean;
+}
+
+/**
+ * @param responses answered probes in the order they were sent (Map insertion order); the first is the main probe.
+ * @param scannedAt ISO time (injected so the function stays pure).
+ */
+export function assess(
+  target: AssessTarget,
+  responses: ReadonlyMap<string, ProbeResponse>,
+  facts: readonly Fact[],
+  fingerprint: FingerprintLike,
+  kb: KbLike,
+  scannedAt: string,
+): ScanRecord {
+  const first = responses.values().next();
+  const status = first.done === true ? null : first.value.status;
+  const otherProduct = facts.find((f): f is Extract<Fact, { kind: 'product' }> => f.kind === 'product');
+  const product = fingerprint.product ?? otherProduct?.product ?? null;
+  const notes: string[] = [...fingerprint.notes];
+  let evidence: Evidence[] = [...fingerprint.evidence];
+  if (evidence.length === 0 && otherProduct !== undefined) evidence = [otherProduct.evidence];
+
+  const base = {
+    ip: target.ip,
+    port: target.port,
+    hostname: target.hostname,
+    tls: target.tls,
+    product,
+    scannedAt,
+    status,
+  };
+  const empty = { edition: null, build: null, buildPrecision: null, cu: null, su: null, vulnerable: [], indeterminate: [] } as const;
+
+  if (product !== EXCHANGE) {
+    if (product === EXCHANGE_ONLINE) notes.push('Exchange Online front end: not an on-premises server, no verdicts');
+    return { ...base, ...empty, evidence: evidence.slice(0, MAX_EVIDENCE), notes };
+  }
+
+  const build = fingerprint.build === null ? null : normaliseBuild(fingerprint.build);
+  const precision = fingerprint.precision;
+  if (build === null || precision === null) {
+    notes.push('Exchange identified but no build number was seen: no verdicts');
+    return { ...base, ...empty, evidence: evidence.slice(0, MAX_EVIDENCE), notes };
+  }
+
+  const a = kb.assess(build, precision);
+  notes.push(...a.notes);
+  if (!a.known) notes.push(`build ${build} is not in the knowledge base`);
+  return {
+    ...base,
+    edition: a.edition,
+    build,
+    buildPrecision: precision,
+    cu: a.cu,
+    // With only the CU visible, the security update is unknown whatever the KB might infer.
+    su: precision === 'exact' ? a.su : null,
+    vulnerable: [...a.vulnerable],
+    indeterminate: [...a.indeterminate],
+    evidence: evidence.slice(0, MAX_EVIDENCE),
+    notes,
+  };
+}
