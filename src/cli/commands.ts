@@ -5,9 +5,13 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import * as check from './check.js';
+import * as kb from './kb.js';
+import * as scan from './scan.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
 export const COMMANDS: readonly CommandModule[] = [
   check,
+  kb,
+  scan,
 ];

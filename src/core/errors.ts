@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   TOCSIN_INPUT_UNREADABLE: { kind: 'user', exit: 66, hint: 'Check the path and its permissions.' },
   TOCSIN_FORENSICS_INPUT: { kind: 'user', exit: 2, hint: 'Check the path, archive or IoC file named in the message.' },
   TOCSIN_LAB_START: { kind: 'internal', exit: 69, hint: 'The lab could not listen; is another lab running on the same port?' },
+  TOCSIN_DETECTOR_INVALID: { kind: 'internal', exit: 70, hint: 'A detector failed its registration checks; fix the named detector under src/detectors/ (see docs/detectors.md).' },
   TOCSIN_INTERNAL: { kind: 'internal', exit: 70, hint: 'This is a bug: please report it with the command line and this message.' },
 } as const satisfies Record<string, { kind: 'user' | 'internal'; exit: number; hint: string }>;
 

@@ -64,7 +64,14 @@ export interface DetectorMeta {
   /** Probe ids whose responses this detector reads. */
   readonly probes: readonly string[];
   readonly references: readonly string[];
+  /**
+   * Which facts it may state, as data for docs and checks: "build:exact", "build:cu", "signal:<kind>",
+   * "online" (exchange-online) or "product". The conformance suite fails on any fact not declared here.
+   */
+  readonly emits?: readonly FactDeclaration[];
 }
+
+export type FactDeclaration = 'build:exact' | 'build:cu' | `signal:${string}` | 'online' | 'product';
 
 export interface Detector extends DetectorMeta {
   /** Pure: responses keyed by probe id (only those that were answered). Must not throw on hostile input. */
@@ -73,8 +80,10 @@ export interface Detector extends DetectorMeta {
 
 /** Cap and clean an excerpt of hostile text for evidence. */
 export function excerpt(text: string, max = 200): string {
+  // C0, DEL and C1 controls (latin1-decoded bodies produce C1; some terminals obey them), line/paragraph
+  // separators and bidi overrides (they reorder what a reader sees).
   // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\u0000-\u001f\u007f]/g, ' ');
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, ' ');
   return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
 }
 

@@ -69,10 +69,14 @@ export function assess(
   const a = kb.assess(build, precision);
   notes.push(...a.notes);
   if (!a.known) notes.push(`build ${build} is not in the knowledge base`);
+  // Web components may report a revision a little off the listed build (2019 CU9 sends 15.2.858.2 for
+  // 15.2.858.5): the record carries the listed build the verdicts are about, and says what was seen.
+  const listed = precision === 'exact' && a.known && typeof a.listedBuild === 'string' ? normaliseBuild(a.listedBuild) : null;
+  if (listed !== null && listed !== build && a.notes.length === 0) notes.push(`seen ${build}, listed as ${listed}`);
   return {
     ...base,
     edition: a.edition,
-    build,
+    build: listed ?? build,
     buildPrecision: precision,
     cu: a.cu,
     // With only the CU visible, the security update is unknown whatever the KB might infer.

@@ -26,6 +26,8 @@ export interface KbAssessmentLike {
   readonly notes: readonly string[];
   /** False when the build is not in the knowledge base. */
   readonly known: boolean;
+  /** The listed build the input maps to (itself, or the nearest in its CU when the wire revision drifts). */
+  readonly listedBuild?: string | null;
 }
 
 export interface KbLike {
@@ -36,6 +38,8 @@ export interface DetectionResult {
   readonly facts: readonly Fact[];
   /** Detector id → revision. */
   readonly revisions: Readonly<Record<string, number>>;
+  /** Detectors that threw (a bug): reported as warnings, the other detectors' facts still count. */
+  readonly errors?: ReadonlyArray<{ readonly detector: string; readonly message: string }>;
 }
 
 /** Everything the engine calls for one (ip, port). */

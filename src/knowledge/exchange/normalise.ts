@@ -47,14 +47,14 @@ const SU_TOKEN = /^[A-Z][a-z]{2}\d{2}(?:SU|HU)(?:v\d+)?$/;
  * CU and SU from a release name as the sources spell it, e.g.
  * "Exchange Server 2019 CU15 Aug26SU" → CU15 / Aug26SU; "Exchange Version 2016 CU9 + KB4340731" → CU9 / KB4340731;
  * "Exchange Server 2013 SP1 Mar21SU" → SP1 / Mar21SU; "Update Rollup 32 for Exchange Server 2010 SP3" → "SP3 RU32" / null;
- * "Exchange Server 2007 SP3 Update Rollup 23" → "SP3 RU23" / null. Returns null when the name is not understood.
+ * "Update Rollup 8-v3 for Exchange Server 2007 SP3" → "SP3 RU8 v3" / null. Returns null when the name is not understood.
  */
 export function parseReleaseName(edition: Edition, name: string): { cu: string; su: string | null } | null {
   const n = name.replace(/\s+/g, ' ').trim();
   if (edition === 'Exchange Server 2010' || edition === 'Exchange Server 2007') {
     const year = edition === 'Exchange Server 2010' ? '2010' : '2007';
     // "Update Rollup 8 v2 for Exchange Server 2010 SP3", "Update Rollup 6 Exchange Server 2010 SP2"
-    let m = new RegExp(`^Update Rollup (\\d+)(?: (v\\d+))?(?: for)? Exchange Server ${year}(?: (SP\\d))?(?: \\(recalled\\))?$`).exec(n);
+    let m = new RegExp(`^Update Rollup (\\d+)(?:[ -](v\\d+))?(?: for)? Exchange Server ${year}(?: (SP\\d))?(?: \\(recalled\\))?$`).exec(n);
     if (m !== null) return { cu: `${m[3] ?? 'RTM'} RU${m[1]}${m[2] === undefined ? '' : ` ${m[2]}`}`, su: null };
     // "Exchange Version 2010 SP3 RU16", "Exchange Version 2010 SP2 RU5 v1", "Exchange Server 2007 SP3 Update Rollup 23"
     m = new RegExp(`^Exchange (?:Server|Version) ${year}(?: (SP\\d|RTM))? (?:RU|Update Rollup )(\\d+)(?: (v\\d+))?$`).exec(n);
@@ -67,6 +67,8 @@ export function parseReleaseName(edition: Edition, name: string): { cu: string; 
   const prefix = new RegExp(`^Exchange (?:Server|Version) ${year} `);
   if (!prefix.test(n)) return null;
   const tokens = n.replace(prefix, '').split(' ');
+  // "Exchange Version 2019 + KB4503027": a hotfix on RTM, which the name leaves implicit.
+  if (tokens[0] === '+') tokens.unshift('RTM');
   const cu = tokens.shift();
   if (cu === undefined || !/^(?:CU\d+|RTM|SP1|Preview)$/.test(cu)) return null;
   let su: string | null = null;

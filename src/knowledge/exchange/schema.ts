@@ -8,8 +8,11 @@ export const CVE_FILE = 'cves.csv';
 
 /** builds.csv: one row per released build. release_date is YYYY-MM-DD, or YYYY-MM where only the month is known. */
 export const BUILD_COLUMNS = ['edition', 'name', 'cu', 'su', 'release_date', 'build', 'uncertain', 'note', 'source_repo', 'source_path'] as const;
-/** cve-fixes.csv: per CVE and CU, the first fixing build (empty when none is known; see status). */
-export const FIX_COLUMNS = ['cve', 'edition', 'cu', 'fixed_build', 'su', 'status', 'note', 'source'] as const;
+/**
+ * cve-fixes.csv: per CVE and CU, the first fixing build (empty when none is known; see status) and the
+ * date it was released (from builds.csv; where that only gives the month, MSRC's release date for the CVE).
+ */
+export const FIX_COLUMNS = ['cve', 'edition', 'cu', 'fixed_build', 'su', 'fix_date', 'status', 'note', 'source'] as const;
 /** cves.csv: one row per CVE or advisory; title, severity, group, config_dependent and references are curated by hand. */
 export const CVE_COLUMNS = ['id', 'title', 'severity', 'group', 'config_dependent', 'references', 'source'] as const;
 

@@ -1,0 +1,255 @@
+/**
+ * `tocsin scan TARGET...`: validate every target and exclusion first (nothing is sent if one is
+ * malformed), store the scan (unless --no-store), run the engine across worker threads, store each
+ * batch, then print its records (stdout: records only; ids, progress and warnings go to stderr).
+ *
+ * Resume (`--resume ID`): the stored plan is reused as it was (targets, ports, limits, exclusions),
+ * every (ip, port) already stored is skipped, and with --output the file is rewritten from the stored
+ * records before new ones are appended, so it holds every host exactly once even after a `kill -9`.
+ * Records reach the output only after their batch is stored, so nothing printed is ever lost to a crash.
+ */
+import type { Command } from 'commander';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import type { CliContext } from './context.js';
+import { TocsinError } from '../core/errors.js';
+import type { ScanRecord } from '../core/scan-record.js';
+import { DEFAULT_LIMITS, type NetLimits } from '../platform/net/types.js';
+import { openDatabase, type Database } from '../platform/db/connect.js';
+import { createScanStore } from '../platform/db/scan-store.js';
+import type { AttemptResult, ScanStore } from '../scan/store.js';
+import { formatPorts, parsePorts, DEFAULT_PORTS } from '../scan/port-spec.js';
+import { createRecordWriter, parseFormat, type OutputFormat, type RecordWriter } from '../scan/output.js';
+import { Progress } from '../scan/progress.js';
+import { autoWorkers, runPlan } from '../scan/worker-pool.js';
+import type { ScanPlan } from '../scan/plan.js';
+import { countJobs, loadExclusions, loadTargets } from '../scan/setup.js';
+import { EXCHANGE } from '../scan/assess.js';
+
+interface ScanFlags {
+  ports?: string;
+  format: string;
+  output?: string;
+  store: boolean;
+  exclude?: string[];
+  rate?: string;
+  ratePerNetwork?: string;
+  concurrency?: string;
+  workers?: string;
+  resume?: string;
+  timeoutMs?: string;
+  hostBudgetMs?: string;
+  progress: boolean;
+}
+
+function intFlag(name: string, raw: string | undefined, min: number, max: number): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max) {
+    throw new TocsinError('TOCSIN_ARG_INVALID', `${name}: ${JSON.stringify(raw)} is not a whole number in ${min}..${max}`);
+  }
+  return Number(raw);
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('scan')
+    .description('scan addresses, CIDRs or hostnames for Exchange servers, fingerprint the build and decide per CVE')
+    .argument('[targets...]', 'IPv4/IPv6 addresses, CIDRs, hostnames, @file (one per line, # comments), - for stdin')
+    .option('--ports <list>', 'ports, e.g. 443,80: 443 (and 4443/8443/9443) is TLS, 80/8080 plain HTTP, other ports TLS then HTTP; force with 8000/tls or 8000/http', '443')
+    .option('--format <format>', 'jsonl | csv | table', 'jsonl')
+    .option('--output <file>', 'write records to FILE instead of stdout')
+    .option('--no-store', 'do not store results in the database')
+    .option('--exclude <file>', 'exclusion list (address/CIDR per line); repeatable; adds to TOCSIN_EXCLUDE_FILES', collect)
+    .option('--rate <n>', 'new connections per second overall (0 = unlimited)')
+    .option('--rate-per-network <n>', 'new connections per second into one /24 or /64 (0 = unlimited)')
+    .option('--concurrency <n>', 'attempts in flight')
+    .option('--workers <n>', 'worker threads (0 = automatic)')
+    .option('--timeout-ms <n>', `per-phase deadline for connect, TLS and each request (default ${DEFAULT_LIMITS.connectTimeoutMs}/${DEFAULT_LIMITS.tlsTimeoutMs}/${DEFAULT_LIMITS.requestTimeoutMs})`)
+    .option('--host-budget-ms <n>', `all probes of one (ip, port) together (default ${DEFAULT_LIMITS.hostBudgetMs})`)
+    .option('--resume <id>', 'finish a stored scan that was interrupted: skips what is stored, reuses its plan')
+    .option('--no-progress', 'no progress bar even on a terminal')
+    .action(async (targets: string[], flags: ScanFlags) => {
+      process.exitCode = await scanCommand(ctx, targets, flags);
+    });
+}
+
+async function scanCommand(ctx: CliContext, args: readonly string[], flags: ScanFlags): Promise<number> {
+  const config = ctx.config();
+  const format: OutputFormat = parseFormat(flags.format);
+  if (flags.resume !== undefined && !flags.store) {
+    throw new TocsinError('TOCSIN_SCAN_NEEDS_STORE', '--resume needs the stored scan and cannot be combined with --no-store');
+  }
+  if (flags.resume !== undefined && args.length > 0) {
+    throw new TocsinError('TOCSIN_ARG_INVALID', '--resume reuses the stored targets; give no targets with it');
+  }
+
+  let plan: ScanPlan | null = null;
+  if (flags.resume === undefined) {
+    if (args.length === 0) throw new TocsinError('TOCSIN_ARG_INVALID', 'no targets given (addresses, CIDRs, hostnames, @file or -)');
+    // Everything is validated before the database is opened or a packet is sent.
+    const targets = await loadTargets(args, process.stdin);
+    const exclusions = await loadExclusions([...config.excludeFiles, ...(flags.exclude ?? [])]);
+    const timeout = intFlag('--timeout-ms', flags.timeoutMs, 100, 600_000);
+    const budget = intFlag('--host-budget-ms', flags.hostBudgetMs, 100, 3_600_000);
+    const limits: NetLimits = {
+      ...DEFAULT_LIMITS,
+      ...(timeout === undefined ? {} : { connectTimeoutMs: timeout, tlsTimeoutMs: timeout, requestTimeoutMs: timeout }),
+      ...(budget === undefined ? {} : { hostBudgetMs: budget }),
+      userAgent: config.userAgent,
+    };
+    plan = {
+      targets,
+      ports: flags.ports === undefined ? DEFAULT_PORTS : parsePorts(flags.ports),
+      concurrency: intFlag('--concurrency', flags.concurrency, 1, 100_000) ?? config.concurrency,
+      limits,
+      exclusions,
+      rate: intFlag('--rate', flags.rate, 0, 10_000_000) ?? config.rateLimit,
+      ratePerNetwork: intFlag('--rate-per-network', flags.ratePerNetwork, 0, 10_000_000) ?? config.ratePerNetwork,
+    };
+  }
+  const workersFlag = intFlag('--workers', flags.workers, 0, 64) ?? config.workers;
+
+  let database: Database | null = null;
+  let store: ScanStore | null = null;
+  let scanId: string | null = null;
+  let done: Set<string> = new Set();
+  const ac = new AbortController();
+  const onSignal = (): void => {
+    if (!ac.signal.aborted) ctx.stderr.write('\ntocsin: stopping (in-flight attempts are dropped and redone on resume)…\n');
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let out: WriteStream | null = null;
+  try {
+    if (flags.store) {
+      database = await openDatabase(config);
+      store = createScanStore(database.db);
+      if (flags.resume !== undefined) {
+        const stored = await store.getScan(flags.resume);
+        if (stored === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(flags.resume)}`);
+        plan = planFromStored(stored.options, stored.targets);
+        scanId = stored.id;
+        done = await store.doneKeys(scanId);
+        ctx.stderr.write(`tocsin: resuming scan ${scanId}: ${done.size} attempts already stored\n`);
+      } else if (plan !== null) {
+        const created = await store.createScan({ targets: plan.targets, ports: plan.ports.map((p) => p.port), options: planOptions(plan) });
+        scanId = created.id;
+        ctx.stderr.write(`tocsin: scan ${scanId} (resume with: tocsin scan --resume ${scanId})\n`);
+      }
+    }
+    if (plan === null) throw new TocsinError('TOCSIN_INTERNAL', 'no scan plan');
+
+    // Output: stdout, or a file (rewritten from the stored records on resume, then appended to).
+    let writer: RecordWriter;
+    if (flags.output !== undefined) {
+      out = createWriteStream(flags.output, { flags: 'w' });
+      await Promise.race([once(out, 'open'), once(out, 'error').then(([e]) => {
+        throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --output ${flags.output}: ${e instanceof Error ? e.message : String(e)}`);
+      })]);
+      writer = createRecordWriter(format, out);
+      if (store !== null && scanId !== null && flags.resume !== undefined) {
+        for await (const r of store.records(scanId)) await writer.write(r);
+      }
+    } else writer = createRecordWriter(format, ctx.stdout);
+
+    const jobs = countJobs(plan.targets, plan.ports.length);
+    const remaining = jobs === null ? null : Math.max(jobs - done.size, 0);
+    const workers = workersFlag > 0 ? workersFlag : autoWorkers(remaining);
+    const progress = new Progress(flags.progress ? ctx.stderr : { isTTY: false, write: () => true }, { total: remaining });
+    const warned = new Set<string>();
+    const stats = await runPlan({
+      plan,
+      done,
+      workers,
+      signal: ac.signal,
+      onWarning: (m) => {
+        // Same bug on many hosts: say it once per distinct text.
+        if (warned.size < 50 && !warned.has(m)) {
+          warned.add(m);
+          ctx.stderr.write(`tocsin: warning: ${m.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')}\n`);
+        }
+      },
+      onBatch: async (batch: readonly AttemptResult[]) => {
+        if (store !== null && scanId !== null) await store.recordBatch(scanId, batch);
+        let answered = 0;
+        let exchange = 0;
+        let vulnerable = 0;
+        for (const r of batch) {
+          if (r.record === null) continue;
+          answered++;
+          if (r.record.product === EXCHANGE) exchange++;
+          if (r.record.vulnerable.length > 0) vulnerable++;
+          await writer.write(r.record satisfies ScanRecord);
+        }
+        progress.add({ done: batch.length, answered, exchange, vulnerable });
+      },
+    });
+    await writer.close();
+    progress.finish(scanId === null ? 'scan' : `scan ${scanId}`);
+    if (stats.excluded > 0) ctx.stderr.write(`tocsin: ${stats.excluded} excluded (not contacted)\n`);
+    if (ac.signal.aborted) {
+      if (scanId !== null) ctx.stderr.write(`tocsin: interrupted; finish with: tocsin scan --resume ${scanId}\n`);
+      return 130;
+    }
+    if (store !== null && scanId !== null) await store.finishScan(scanId, 'finished');
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (out !== null) {
+      const o = out;
+      await new Promise<void>((resolve) => o.end(() => resolve()));
+    }
+    await database?.close();
+  }
+}
+
+/** What a resume must reuse, stored in scans.options. */
+function planOptions(plan: ScanPlan): Record<string, unknown> {
+  return {
+    ports: formatPorts(plan.ports),
+    concurrency: plan.concurrency,
+    limits: { ...plan.limits },
+    exclusions: [...plan.exclusions],
+    rate: plan.rate,
+    ratePerNetwork: plan.ratePerNetwork,
+  };
+}
+
+function planFromStored(options: Readonly<Record<string, unknown>>, targets: readonly string[]): ScanPlan {
+  const bad = (what: string): TocsinError => new TocsinError('TOCSIN_SCAN_NOT_FOUND', `the stored scan has no usable ${what}; it cannot be resumed`);
+  const num = (v: unknown, what: string): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(what);
+    return v;
+  };
+  if (typeof options.ports !== 'string') throw bad('ports');
+  const l = options.limits;
+  if (typeof l !== 'object' || l === null) throw bad('limits');
+  const lim = l as Record<string, unknown>;
+  const limits: NetLimits = {
+    connectTimeoutMs: num(lim.connectTimeoutMs, 'limits'),
+    tlsTimeoutMs: num(lim.tlsTimeoutMs, 'limits'),
+    requestTimeoutMs: num(lim.requestTimeoutMs, 'limits'),
+    hostBudgetMs: num(lim.hostBudgetMs, 'limits'),
+    maxHeaderBytes: num(lim.maxHeaderBytes, 'limits'),
+    maxBodyBytes: num(lim.maxBodyBytes, 'limits'),
+    maxRedirects: num(lim.maxRedirects, 'limits'),
+    userAgent: typeof lim.userAgent === 'string' ? lim.userAgent : DEFAULT_LIMITS.userAgent,
+  };
+  const exclusions = options.exclusions;
+  if (!Array.isArray(exclusions) || !exclusions.every((e): e is string => typeof e === 'string')) throw bad('exclusions');
+  return {
+    targets,
+    ports: parsePorts(options.ports),
+    concurrency: num(options.concurrency, 'concurrency'),
+    limits,
+    exclusions,
+    rate: num(options.rate, 'rate'),
+    ratePerNetwork: num(options.ratePerNetwork, 'ratePerNetwork'),
+  };
+}

@@ -1,0 +1,266 @@
+/**
+ * Small pure helpers shared by the Exchange detectors and the probe plan. Not a detector itself
+ * (it exports no Detector; the registry test checks that).
+ *
+ * Everything here reads hostile input: values are length-checked before any pattern is applied,
+ * bodies are searched with Buffer.indexOf over the bytes the engine already capped, and nothing
+ * allocates in proportion to a hostile value beyond one bounded latin1 slice.
+ */
+import { excerpt, type Evidence, type ProbeResponse } from '../sdk.js';
+
+/**
+ * The kinds of independent evidence that a service is Exchange. Two different kinds are needed
+ * before the fingerprint calls a service Exchange (see fingerprint.ts for why these are independent).
+ * - `exchange-headers`: response headers only Exchange's front end (CAFE) or OWA set (X-OWA-Version,
+ *   X-FEServer, X-CalculatedBETarget, X-BEServer, X-DiagInfo, ...). One kind for all of them: a proxy
+ *   or honeypot that fakes one usually fakes them all.
+ * - `owa-page`: the body of the OWA logon page (markers, asset paths). One kind for all body evidence:
+ *   a phishing clone copies the whole body at once.
+ * - `exporttool-manifest`: the eDiscovery export tool ClickOnce manifest served at the ECP path.
+ */
+export type ExchangeSignalKind = 'exchange-headers' | 'owa-page' | 'exporttool-manifest';
+export const EXCHANGE_SIGNAL_KINDS: readonly ExchangeSignalKind[] = ['exchange-headers', 'owa-page', 'exporttool-manifest'];
+
+/** Longest build string we accept: "15.2.2562.17" is 12; leave room, refuse anything absurd. */
+const MAX_BUILD_LEN = 24;
+
+/**
+ * A build string is digits and dots only, 3 or 4 parts, each part at most 5 digits without
+ * pointless leading zeros beyond what Exchange writes ("15.01.2176.009" is normalised by the caller
+ * that knows that format; here "01" is refused so hostile padding cannot create two spellings).
+ */
+export function isBuild(s: string, parts: 3 | 4): boolean {
+  if (s.length === 0 || s.length > MAX_BUILD_LEN) return false;
+  const p = s.split('.');
+  if (p.length !== parts) return false;
+  for (const x of p) {
+    if (x.length === 0 || x.length > 5) return false;
+    for (let i = 0; i < x.length; i++) {
+      const c = x.charCodeAt(i);
+      if (c < 48 || c > 57) return false;
+    }
+    if (x.length > 1 && x.charCodeAt(0) === 48) return false;
+  }
+  return true;
+}
+
+/** Numeric parts of a build already checked with isBuild. */
+export function buildParts(s: string): number[] {
+  return s.split('.').map((x) => Number(x));
+}
+
+/**
+ * True for builds only Exchange Online runs: major 15 with minor 20 or above (15.20.x). On-premises
+ * Exchange uses 15.0 (2013), 15.1 (2016) and 15.2 (2019/SE) only.
+ */
+export function isOnlineBuild(build: string): boolean {
+  const [major, minor] = buildParts(build);
+  return major === 15 && minor !== undefined && minor >= 20;
+}
+
+/** All values of a header (names are lower-case in ProbeResponse). */
+export function headerValues(r: ProbeResponse, name: string): string[] {
+  const out: string[] = [];
+  for (const [k, v] of r.headers) if (k === name) out.push(v);
+  return out;
+}
+
+/** Trim optional whitespace the way HTTP allows around a field value. */
+export function trimOws(v: string): string {
+  return v.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
+/**
+ * The valid X-OWA-Version build of a response, if any: exactly one well-formed 4-part value.
+ * Two different values in one response are hostile or broken: neither is trusted.
+ */
+export function owaVersionHeader(r: ProbeResponse): string | null {
+  let found: string | null = null;
+  for (const raw of headerValues(r, 'x-owa-version')) {
+    if (raw.length > MAX_BUILD_LEN + 8) return null;
+    const v = trimOws(raw);
+    if (!isBuild(v, 4)) return null;
+    if (found !== null && found !== v) return null;
+    found = v;
+  }
+  return found;
+}
+
+/** Headers that Exchange's HTTP proxy (CAFE) or OWA add and that ordinary web servers never send. */
+export const EXCHANGE_SERVER_HEADERS: readonly string[] = [
+  'x-feserver',
+  'x-calculatedbetarget',
+  'x-beserver',
+  'x-diaginfo',
+  'x-cafeserver',
+  'x-targetbeserver',
+];
+
+/**
+ * A server name as Exchange writes it in X-FEServer & co: a NetBIOS name or an FQDN.
+ * Letters, digits, dots, hyphens and underscores, at most 253 characters. Anything else is not counted.
+ */
+export function isServerName(v: string): boolean {
+  if (v.length === 0 || v.length > 253) return false;
+  return /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(v);
+}
+
+/** True if a server name is an Exchange Online (Microsoft 365) host name. */
+export function isOnlineHostName(v: string): boolean {
+  const s = v.toLowerCase();
+  return s.endsWith('.outlook.com') || s.endsWith('.outlook.cn') || s.endsWith('.office365.us');
+}
+
+/** Path part of a URL the engine reports (no query), lower-cased; "" if it does not parse. */
+export function urlPath(url: string): string {
+  try {
+    return new URL(url).pathname.toLowerCase();
+  } catch {
+    return '';
+  }
+}
+
+/** Evidence for a header value. The excerpt is capped and cleaned by sdk.excerpt. */
+export function headerEvidence(detector: string, r: ProbeResponse, name: string, value: string): Evidence {
+  return { detector, probe: r.probeId, url: excerpt(r.url, 200), where: 'header', name, excerpt: excerpt(`${name}: ${value}`) };
+}
+
+/** Evidence for a body excerpt found at a byte offset. */
+export function bodyEvidence(detector: string, r: ProbeResponse, at: number, len: number, locator: string): Evidence {
+  const start = Math.max(0, at);
+  const end = Math.min(r.body.length, start + Math.min(len, 200));
+  return {
+    detector,
+    probe: r.probeId,
+    url: excerpt(r.url, 200),
+    where: 'body',
+    name: locator,
+    excerpt: excerpt(r.body.toString('latin1', start, end)),
+  };
+}
+
+/** Evidence for a status/URL observation (e.g. a redirect to OWA's error page). */
+export function statusEvidence(detector: string, r: ProbeResponse, text: string): Evidence {
+  return { detector, probe: r.probeId, url: excerpt(r.url, 200), where: 'status', excerpt: excerpt(text) };
+}
+
+/** Bytes of an ASCII needle, prepared once per module. */
+export function needle(s: string): Buffer {
+  return Buffer.from(s, 'latin1');
+}
+
+const DIGIT_0 = 48;
+const DIGIT_9 = 57;
+const DOT = 46;
+
+/**
+ * Reads a run of digits and dots starting at `at` in `body` (at most `max` bytes).
+ * Returns the text (possibly empty). Used to read builds after a fixed prefix without regexes.
+ */
+export function readDigitsDots(body: Buffer, at: number, max = MAX_BUILD_LEN + 1): string {
+  let end = at;
+  const limit = Math.min(body.length, at + max);
+  while (end < limit) {
+    const c = body[end] as number;
+    if ((c >= DIGIT_0 && c <= DIGIT_9) || c === DOT) end++;
+    else break;
+  }
+  return body.toString('latin1', at, end);
+}
+
+const OWA = needle('/owa/');
+const AUTH = needle('auth/');
+/** An OWA logon page references a handful of assets; a page with more "/owa/" hits is not worth more work. */
+const MAX_HITS = 256;
+const MAX_BUILDS = 3;
+const SLASH = 0x2f;
+
+export interface AssetHit {
+  readonly build: string;
+  readonly precision: 'exact' | 'cu';
+  readonly at: number;
+  readonly len: number;
+}
+
+/** The asset-path build at one "/owa/" occurrence, if it is one. */
+function readAt(body: Buffer, at: number): AssetHit | null {
+  let p = at + OWA.length;
+  const isAuth = body.length >= p + AUTH.length && body.compare(AUTH, 0, AUTH.length, p, p + AUTH.length) === 0;
+  if (isAuth) p += AUTH.length;
+  const text = readDigitsDots(body, p);
+  if (text.length === 0 || body[p + text.length] !== SLASH) return null;
+  const len = p + text.length + 1 - at;
+  if (isAuth) {
+    // 2013 and later: major 15, three parts.
+    if (!isBuild(text, 3) || buildParts(text)[0] !== 15) return null;
+    return { build: text, precision: 'cu', at, len };
+  }
+  // 2010 (14.x) and 2007 (8.x): four parts, the full build.
+  if (!isBuild(text, 4)) return null;
+  const major = buildParts(text)[0];
+  if (major !== 14 && major !== 8) return null;
+  return { build: text, precision: 'exact', at, len };
+}
+
+/**
+ * Distinct OWA asset-path builds in a body (see owa-asset-path.ts), in order of first appearance.
+ * Shared with the probe plan so that both agree on what counts.
+ */
+export function findAssetBuilds(body: Buffer): readonly AssetHit[] {
+  const out: AssetHit[] = [];
+  let at = body.indexOf(OWA);
+  for (let n = 0; at >= 0 && n < MAX_HITS && out.length < MAX_BUILDS; n++) {
+    const hit = readAt(body, at);
+    if (hit !== null && !out.some((h) => h.build === hit.build)) out.push(hit);
+    at = body.indexOf(OWA, at + OWA.length);
+  }
+  return out;
+}
+
+/** Matched without the "<" so that a prefixed element (<asmv1:assemblyIdentity) is read too. */
+const IDENTITY_TAG = needle('assemblyIdentity');
+/** The manifest is small (about 16 KB); the deployment identity comes first. Look no further. */
+const SEARCH_LIMIT = 64 * 1024;
+const MAX_TAG = 1024;
+const EXPORTTOOL_PATH_RE = /^\/ecp\/[a-z0-9.]{1,32}\/exporttool\/microsoft\.exchange\.ediscovery\.exporttool\.application$/;
+const ATTR_RE = /\b(name|version)\s*=\s*["']([^"'<>]{0,200})["']/g;
+
+/** Attributes `name` and `version` of the first <assemblyIdentity ...> tag, or null. */
+function firstIdentity(body: Buffer): { name: string; version: string; at: number; len: number } | null {
+  const window = body.length > SEARCH_LIMIT ? body.subarray(0, SEARCH_LIMIT) : body;
+  // Only an element name counts: "<assemblyIdentity" or "<prefix:assemblyIdentity".
+  const isElement = (i: number): boolean => window[i - 1] === 0x3c /* < */ || window[i - 1] === 0x3a; /* : */
+  let at = window.indexOf(IDENTITY_TAG);
+  for (let n = 0; at >= 0 && !isElement(at) && n < 16; n++) at = window.indexOf(IDENTITY_TAG, at + IDENTITY_TAG.length);
+  if (at < 0 || !isElement(at)) return null;
+  const end = window.indexOf(0x3e /* > */, at);
+  if (end < 0 || end - at > MAX_TAG) return null;
+  const tag = window.toString('latin1', at, end + 1);
+  let name: string | null = null;
+  let version: string | null = null;
+  for (const m of tag.matchAll(ATTR_RE)) {
+    const key = m[1];
+    const value = m[2] ?? '';
+    if (key === 'name' && name === null) name = value;
+    else if (key === 'version' && version === null) version = value;
+  }
+  if (name === null || version === null) return null;
+  return { name, version, at, len: end + 1 - at };
+}
+
+/**
+ * The exact build of an export tool manifest response (see exporttool-manifest.ts for the rules), with
+ * the byte range of its <assemblyIdentity> tag; null if the response is not a genuine-looking manifest
+ * at the ECP path. Shared with the probe plan so that both agree.
+ */
+export function parseExporttoolManifest(r: ProbeResponse): { build: string; at: number; len: number } | null {
+  if (r.status !== 200) return null;
+  if (!EXPORTTOOL_PATH_RE.test(urlPath(r.url))) return null;
+  const id = firstIdentity(r.body);
+  if (id === null) return null;
+  // The deployment identity is "microsoft.exchange.ediscovery.exporttool.application"; accept the
+  // bare assembly name too (same product), nothing else.
+  if (!id.name.toLowerCase().startsWith('microsoft.exchange.ediscovery.exporttool')) return null;
+  if (!isBuild(id.version, 4) || !id.version.startsWith('15.')) return null;
+  return { build: id.version, at: id.at, len: id.len };
+}

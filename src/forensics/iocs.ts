@@ -1,0 +1,291 @@
+/**
+ * Indicator-of-compromise lists loaded from files (`--iocs FILE...`). Two formats:
+ *  - plain lists, one indicator a line (`#` comments), e.g. the SCS-Labs HAFNIUM lists: each line is
+ *    classified as IP, hash (MD5/SHA-1/SHA-256), path, file name or user agent; a file name hint
+ *    (`ip`, `useragent`, `hash`, `name`, `path`) decides when the line alone is ambiguous;
+ *  - CISA CHIRP YAML (e.g. AA21-062A): `ips:` blocks, and YARA rules whose string literals are
+ *    matched in log lines (rules aimed at `*.log` files) or in file contents (rules aimed at `\**`).
+ * Parsing is pure (text in, IocSet out); reading the files is the caller's job.
+ */
+import { isIP } from 'node:net';
+
+export interface ContentSignature {
+  readonly name: string;
+  /** Alternatives; each is a list of groups that must all hold; a group is any/all of its strings. */
+  readonly alternatives: readonly (readonly SigGroup[])[];
+}
+
+export interface SigGroup {
+  readonly mode: 'any' | 'all';
+  readonly strings: readonly SigString[];
+  /** For `$x at 0`: the string must start the file. */
+  readonly atZero?: boolean;
+  /** For `filesize < N`: the file must be smaller. */
+  readonly maxSize?: number;
+}
+
+export type SigString = { readonly literal: string } | { readonly regex: RegExp };
+
+export interface LogStringSet {
+  readonly name: string;
+  readonly strings: readonly SigString[];
+}
+
+export interface IocSet {
+  readonly ips: ReadonlySet<string>;
+  /** Normalised: `+` as space, lower case. */
+  readonly userAgents: readonly string[];
+  /** Lower case. */
+  readonly fileNames: ReadonlySet<string>;
+  /** Folder paths, `/` separators, lower case, install-root prefixes removed. */
+  readonly paths: readonly string[];
+  /** Lower-case hex → where it came from. */
+  readonly hashes: ReadonlyMap<string, string>;
+  readonly logStrings: readonly LogStringSet[];
+  readonly contentSignatures: readonly ContentSignature[];
+  /** Problems found while reading (unparseable lines, skipped rule types). */
+  readonly warnings: readonly string[];
+}
+
+interface MutableIocs {
+  ips: Set<string>;
+  userAgents: string[];
+  fileNames: Set<string>;
+  paths: string[];
+  hashes: Map<string, string>;
+  logStrings: LogStringSet[];
+  contentSignatures: ContentSignature[];
+  warnings: string[];
+}
+
+export function emptyIocs(): IocSet {
+  return { ips: new Set(), userAgents: [], fileNames: new Set(), paths: [], hashes: new Map(), logStrings: [], contentSignatures: [], warnings: [] };
+}
+
+export function iocCount(s: IocSet): number {
+  return s.ips.size + s.userAgents.length + s.fileNames.size + s.paths.length + s.hashes.size + s.logStrings.length + s.contentSignatures.length;
+}
+
+/** Normalises a user agent as IIS (`+` for space) and HttpProxy (space) both log it. */
+export function normUserAgent(ua: string): string {
+  return ua.replace(/\+/g, ' ').trim().toLowerCase();
+}
+
+/** Normalises an IoC folder path: drops drive letters, %VARS%, <placeholders>, comments and install roots. */
+export function normIocPath(p: string): string {
+  let s = p.replace(/\([^)]*\)/g, ' ').trim();
+  s = s.replace(/\\/g, '/').replace(/%[^%]+%/g, '').replace(/<[^>]*>/g, '').replace(/^[a-z]:/i, '');
+  s = s.toLowerCase().replace(/\/+/g, '/').replace(/^\/|\/$/g, '').trim();
+  // Install roots differ between servers; keep the part that is the same everywhere.
+  const roots = ['exchange server/v15/', 'exchange server/', 'exchange/', 'v15/'];
+  for (const r of roots) {
+    const i = s.lastIndexOf(r);
+    if (i !== -1) {
+      s = s.slice(i + r.length);
+      break;
+    }
+  }
+  return s.replace(/^inetpub\//, 'inetpub/');
+}
+
+type ListHint = 'ip' | 'ua' | 'hash' | 'name' | 'path' | null;
+
+function hintFromName(fileName: string): ListHint {
+  const n = fileName.toLowerCase();
+  if (/user.?agent/.test(n)) return 'ua';
+  if (/hash|sha|md5/.test(n)) return 'hash';
+  if (/ip.?addr|(^|[^a-z])ips?([^a-z]|$)/.test(n)) return 'ip';
+  if (/path/.test(n)) return 'path';
+  if (/name/.test(n)) return 'name';
+  return null;
+}
+
+function classify(line: string, hint: ListHint): ListHint {
+  if (isIP(line) !== 0) return 'ip';
+  if (/^([a-f0-9]{32}|[a-f0-9]{40}|[a-f0-9]{64})$/i.test(line)) return 'hash';
+  if (hint !== null) return hint;
+  if (/[\\/]$/.test(line) || /^[a-z]:\\/i.test(line) || /^%[^%]+%\\/.test(line) || line.startsWith('\\')) return 'path';
+  if (/^[^\s\\/]+\.[a-z0-9]{2,5}$/i.test(line)) return 'name';
+  return 'ua';
+}
+
+function addTo(acc: MutableIocs, kind: ListHint, value: string, source: string): void {
+  switch (kind) {
+    case 'ip':
+      if (isIP(value) !== 0) acc.ips.add(value.toLowerCase());
+      else acc.warnings.push(`${source}: not an IP address: ${value.slice(0, 80)}`);
+      break;
+    case 'hash':
+      if (/^([a-f0-9]{32}|[a-f0-9]{40}|[a-f0-9]{64})$/i.test(value)) acc.hashes.set(value.toLowerCase(), source);
+      else acc.warnings.push(`${source}: not an MD5/SHA-1/SHA-256 hash: ${value.slice(0, 80)}`);
+      break;
+    case 'name':
+      acc.fileNames.add(value.replace(/\\_/g, '_').toLowerCase());
+      break;
+    case 'path': {
+      const p = normIocPath(value);
+      if (p !== '') acc.paths.push(p);
+      break;
+    }
+    default:
+      acc.userAgents.push(normUserAgent(value));
+  }
+}
+
+/** Parses a plain indicator list. */
+function parsePlainList(text: string, fileName: string, acc: MutableIocs): void {
+  const hint = hintFromName(fileName);
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.replace(/^\uFEFF/, '').trim();
+    if (line === '' || line.startsWith('#') || line.startsWith('//')) continue;
+    const value = line.replace(/\\_/g, '_');
+    addTo(acc, classify(value, hint), value, fileName);
+  }
+}
+
+function unescapeYara(s: string): string {
+  return s.replace(/\\(["\\ntr])/g, (_m, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : c === 'r' ? '\r' : c));
+}
+
+/** Reads `$name = "literal"` and `$name = /regex/` definitions of a YARA rule. */
+function yaraStrings(rule: string): Map<string, SigString> {
+  const out = new Map<string, SigString>();
+  const re = /\$(\w*)\s*=\s*(?:"((?:[^"\\\r\n]|\\.)*)"|\/((?:[^/\\\r\n]|\\.)+)\/([a-z]*))/g;
+  for (let m = re.exec(rule); m !== null; m = re.exec(rule)) {
+    const name = m[1] ?? '';
+    if (m[2] !== undefined) out.set(name, { literal: unescapeYara(m[2]) });
+    else if (m[3] !== undefined) {
+      try {
+        out.set(name, { regex: new RegExp(m[3], (m[4] ?? '').includes('i') ? 'i' : '') });
+      } catch {
+        /* an unparseable regex is skipped; the caller records a warning via the count */
+      }
+    }
+  }
+  return out;
+}
+
+function parseSize(s: string): number {
+  const m = /^(\d+)\s*(KB|MB)?$/i.exec(s.trim());
+  if (m === null) return Number.POSITIVE_INFINITY;
+  const n = Number(m[1]);
+  const unit = (m[2] ?? '').toUpperCase();
+  return unit === 'KB' ? n * 1024 : unit === 'MB' ? n * 1024 * 1024 : n;
+}
+
+/** A small YARA condition reader: `any of ($p*)`, `all of them`, `$x`, `$x at 0`, `filesize < N`, joined by and/or. */
+function yaraCondition(cond: string, strings: Map<string, SigString>): (readonly SigGroup[])[] | null {
+  const pick = (pattern: string): SigString[] => {
+    if (pattern === 'them') return [...strings.values()];
+    const p = pattern.replace(/^\(|\)$/g, '').trim();
+    return p
+      .split(',')
+      .map((x) => x.trim().replace(/^\$/, ''))
+      .flatMap((x) => (x.endsWith('*') ? [...strings].filter(([k]) => k.startsWith(x.slice(0, -1))).map(([, v]) => v) : strings.has(x) ? [strings.get(x)!] : []));
+  };
+  const alternatives: (readonly SigGroup[])[] = [];
+  for (const clause of cond.replace(/\s+/g, ' ').trim().split(/ or /i)) {
+    const groups: SigGroup[] = [];
+    for (const term of clause.split(/ and /i)) {
+      const t = term.trim();
+      let m: RegExpExecArray | null;
+      if ((m = /^(any|all) of (them|\([^)]*\))$/i.exec(t)) !== null) {
+        const ss = pick(m[2]!);
+        if (ss.length === 0) return null;
+        groups.push({ mode: m[1]!.toLowerCase() === 'all' ? 'all' : 'any', strings: ss });
+      } else if ((m = /^\$(\w*) at 0$/i.exec(t)) !== null) {
+        const s = strings.get(m[1]!);
+        if (s === undefined) return null;
+        groups.push({ mode: 'all', strings: [s], atZero: true });
+      } else if ((m = /^\$(\w*)$/.exec(t)) !== null) {
+        const s = strings.get(m[1]!);
+        if (s === undefined) return null;
+        groups.push({ mode: 'all', strings: [s] });
+      } else if ((m = /^filesize\s*<\s*(.+)$/i.exec(t)) !== null) {
+        groups.push({ mode: 'all', strings: [], maxSize: parseSize(m[1]!) });
+      } else {
+        return null;
+      }
+    }
+    alternatives.push(groups);
+  }
+  return alternatives;
+}
+
+/** Parses CISA CHIRP indicator YAML (the subset CHIRP uses: documents of name/ioc_type/indicator). */
+function parseChirp(text: string, fileName: string, acc: MutableIocs): void {
+  const docs = text.split(/^---\s*$/m);
+  for (const doc of docs) {
+    const name = /^name:\s*"?(.*?)"?\s*$/m.exec(doc)?.[1] ?? '(unnamed)';
+    const type = /^ioc_type:\s*"?(\w+)"?/m.exec(doc)?.[1] ?? '';
+    if (type === '') continue;
+    const ipsBlock = /^\s*ips:\s*\|\s*\r?\n((?:[ \t]+\S.*(?:\r?\n|$))+)/m.exec(doc);
+    if (ipsBlock !== null) {
+      for (const l of ipsBlock[1]!.split(/\r?\n/)) {
+        const v = l.trim();
+        if (v !== '') addTo(acc, 'ip', v, `${fileName}: ${name}`);
+      }
+      continue;
+    }
+    if (type === 'yara') {
+      const files = /^\s*files:\s*"(.*)"\s*$/m.exec(doc)?.[1] ?? '';
+      const ruleStart = doc.search(/^\s*rule:\s*\|/m);
+      if (ruleStart === -1) continue;
+      const rule = doc.slice(ruleStart);
+      const strings = yaraStrings(rule);
+      const cond = /condition:\s*([\s\S]*?)\s*}\s*$/m.exec(rule)?.[1] ?? '';
+      if (strings.size === 0) {
+        acc.warnings.push(`${fileName}: ${name}: no strings read; skipped`);
+        continue;
+      }
+      if (/\.log"?$/i.test(files.trim())) {
+        acc.logStrings.push({ name, strings: [...strings.values()] });
+      } else {
+        const alternatives = yaraCondition(cond, strings);
+        if (alternatives === null) acc.warnings.push(`${fileName}: ${name}: condition not understood; skipped`);
+        else acc.contentSignatures.push({ name, alternatives });
+      }
+      continue;
+    }
+    // `events` rules (Windows event queries) are covered by the built-in rules for CVE-2021-26855/26857.
+    acc.warnings.push(`${fileName}: ${name}: ioc_type ${type} is covered by built-in rules; skipped`);
+  }
+}
+
+/** Parses one IoC file's text; `fileName` is used for format detection, hints and messages. */
+export function parseIocFile(text: string, fileName: string, into?: IocSet): IocSet {
+  const base = into ?? emptyIocs();
+  const acc: MutableIocs = {
+    ips: new Set(base.ips),
+    userAgents: [...base.userAgents],
+    fileNames: new Set(base.fileNames),
+    paths: [...base.paths],
+    hashes: new Map(base.hashes),
+    logStrings: [...base.logStrings],
+    contentSignatures: [...base.contentSignatures],
+    warnings: [...base.warnings],
+  };
+  const isYaml = /\.ya?ml$/i.test(fileName) || /^\s*ioc_type:/m.test(text);
+  if (isYaml) parseChirp(text, fileName, acc);
+  else parsePlainList(text, fileName, acc);
+  acc.userAgents = [...new Set(acc.userAgents)].filter((u) => u !== '');
+  acc.paths = [...new Set(acc.paths)];
+  return acc;
+}
+
+/** True when `content` (latin1 text of a file of `size` bytes) satisfies the signature. */
+export function matchSignature(sig: ContentSignature, content: string, size: number): boolean {
+  const has = (s: SigString, atZero: boolean): boolean =>
+    'literal' in s ? (atZero ? content.startsWith(s.literal) : content.includes(s.literal)) : s.regex.test(content);
+  return sig.alternatives.some((groups) =>
+    groups.every((g) => {
+      if (g.maxSize !== undefined) return size < g.maxSize;
+      const at = g.atZero === true;
+      return g.mode === 'all' ? g.strings.every((s) => has(s, at)) : g.strings.some((s) => has(s, at));
+    }),
+  );
+}
+
+export function sigStringText(s: SigString): string {
+  return 'literal' in s ? s.literal : `/${s.regex.source}/`;
+}

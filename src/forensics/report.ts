@@ -1,0 +1,143 @@
+/**
+ * Output formats: the human summary (`text`), one JSON object per record (`jsonl`), and `csv`.
+ * Evidence is attacker-controlled: in text output every control, bidi and zero-width character is
+ * shown escaped, so a log line cannot move the cursor, recolour the terminal or hide text.
+ */
+import { csvRow } from './csv.js';
+import { FILE_RULES, LOG_RULES, type RuleMeta } from './rules.js';
+import { SEVERITY_ORDER, type AnalysisResult, type FindingRecord } from './types.js';
+
+export type OutputFormat = 'text' | 'jsonl' | 'csv';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['text', 'jsonl', 'csv'];
+
+export const RECORD_FIELDS = ['check', 'cve', 'severity', 'file', 'line', 'time', 'clientIp', 'evidence'] as const;
+
+/** Makes hostile text safe for a terminal: C0/C1 controls, DEL, bidi overrides and zero-width marks escaped. */
+export function escapeText(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+const RULES: ReadonlyMap<string, RuleMeta> = new Map([...LOG_RULES, ...FILE_RULES].map((r) => [r.id, r]));
+
+const IOC_TITLES: Readonly<Record<string, string>> = {
+  'ioc-ip': 'Client IP on an IoC list',
+  'ioc-user-agent': 'User agent on an IoC list (not an indicator by itself)',
+  'ioc-file-name': 'File name on an IoC list',
+  'ioc-path': 'Script under a folder on an IoC list',
+  'ioc-hash': 'File hash on an IoC list',
+  'ioc-log-string': 'Log line matches an IoC rule',
+  'ioc-content': 'File content matches an IoC rule',
+};
+
+function titleOf(check: string): string {
+  return RULES.get(check)?.title ?? IOC_TITLES[check] ?? check;
+}
+
+export function formatJsonl(findings: readonly FindingRecord[]): string {
+  return findings
+    .map((f) => JSON.stringify({ check: f.check, cve: f.cve, severity: f.severity, file: f.file, line: f.line, time: f.time, clientIp: f.clientIp, evidence: f.evidence }))
+    .map((l) => `${l}\n`)
+    .join('');
+}
+
+export function formatCsv(findings: readonly FindingRecord[]): string {
+  return csvRow(RECORD_FIELDS) + findings.map((f) => csvRow([f.check, f.cve, f.severity, f.file, f.line, f.time, f.clientIp, f.evidence])).join('');
+}
+
+function loc(f: FindingRecord): string {
+  return f.line === null ? f.file : `${f.file}:${f.line}`;
+}
+
+/** The verdict line and counts; printed first in text output and on stderr for jsonl/csv. */
+export function formatSummary(r: AnalysisResult): string {
+  const indicators = r.findings.filter((f) => f.severity !== 'info').length;
+  const attempts = r.findings.length - indicators;
+  const head =
+    r.verdict === 'indicators-found'
+      ? `INDICATORS FOUND: ${indicators} indicator record(s)${attempts > 0 ? `, ${attempts} attempt(s)` : ''}`
+      : r.verdict === 'insufficient-logs'
+        ? `INSUFFICIENT LOGS: no indicators found${attempts > 0 ? ` (${attempts} attempt(s) seen)` : ''}, but the logs do not cover every period at risk`
+        : `NONE FOUND: no indicators${attempts > 0 ? ` (${attempts} attempt(s) seen)` : ''}`;
+  const out = [`tocsin forensics: ${head}`];
+  out.push(
+    `read ${r.stats.files} file(s), ${r.stats.logFiles} log(s), ${(r.stats.bytes / 1e6).toFixed(1)} MB, ${r.stats.lines} line(s); ` +
+      `${r.notices.length} notice(s)${r.hadErrors ? ' (some input could not be read)' : ''}`,
+  );
+  return `${out.join('\n')}\n`;
+}
+
+export function formatText(r: AnalysisResult): string {
+  const L: string[] = [formatSummary(r).trimEnd(), ''];
+  L.push('Periods at risk');
+  for (const c of r.campaigns) L.push(`  ${c.campaign.padEnd(14)} ${c.status.padEnd(12)} ${escapeText(c.reason)}`);
+  L.push('');
+  L.push('Log coverage (first and last timestamp per folder)');
+  if (r.coverage.length === 0) L.push('  (no logs with timestamps)');
+  for (const c of r.coverage) {
+    L.push(`  ${escapeText(c.folder)}  [${c.kind}, ${c.files} file(s)]  ${c.first ?? '?'} .. ${c.last ?? '?'}`);
+  }
+  L.push('');
+  if (r.findings.length > 0) {
+    L.push('Findings by check');
+    const byCheck = new Map<string, FindingRecord[]>();
+    for (const f of r.findings) byCheck.set(f.check, [...(byCheck.get(f.check) ?? []), f]);
+    const checks = [...byCheck.entries()].sort(
+      (a, b) => SEVERITY_ORDER.indexOf(a[1][0]!.severity) - SEVERITY_ORDER.indexOf(b[1][0]!.severity) || a[0].localeCompare(b[0]),
+    );
+    for (const [check, fs] of checks) {
+      L.push(`  ${fs[0]!.severity.padEnd(8)} ${check.padEnd(32)} ${(fs[0]!.cve ?? '-').padEnd(16)} ${String(fs.length).padStart(6)}  ${titleOf(check)}`);
+    }
+    L.push('');
+    L.push('Timeline by client IP');
+    const byIp = new Map<string, FindingRecord[]>();
+    for (const f of r.findings) {
+      const k = f.clientIp ?? '(no client IP: files and lines without one)';
+      byIp.set(k, [...(byIp.get(k) ?? []), f]);
+    }
+    const ips = [...byIp.entries()].sort((a, b) => firstTime(a[1]).localeCompare(firstTime(b[1])));
+    for (const [ip, fs] of ips) {
+      fs.sort((a, b) => (a.time ?? '').localeCompare(b.time ?? '') || loc(a).localeCompare(loc(b)));
+      const times = fs.map((f) => f.time).filter((t): t is string => t !== null);
+      L.push(`  ${escapeText(ip)}: ${fs.length} record(s)${times.length > 0 ? `, ${times[0]} .. ${times[times.length - 1]}` : ''}`);
+      for (const f of fs) {
+        L.push(`    ${(f.time ?? '-').padEnd(24)} ${f.severity.padEnd(8)} ${f.check} ${f.cve ?? ''}`.trimEnd());
+        L.push(`      at ${escapeText(loc(f))}`);
+        L.push(`      ${escapeText(f.evidence)}`);
+      }
+    }
+    L.push('');
+    L.push('What to do');
+    const seen = new Set<string>();
+    for (const [check] of checks) {
+      const meta = RULES.get(check);
+      if (meta === undefined || seen.has(meta.remediation) || byCheck.get(check)!.every((f) => f.severity === 'info')) continue;
+      seen.add(meta.remediation);
+      L.push(`  - ${meta.title}: ${meta.remediation}`);
+      if (meta.references.length > 0) L.push(`    see ${meta.references.join(' ')}`);
+    }
+    L.push('');
+  }
+  if (r.notices.length > 0) {
+    L.push('Notices');
+    for (const n of r.notices.slice(0, 200)) L.push(`  ${n.level}: ${escapeText(n.line === null ? n.file : `${n.file}:${n.line}`)}: ${escapeText(n.message)}`);
+    if (r.notices.length > 200) L.push(`  ... ${r.notices.length - 200} more (use --format jsonl and read stderr, or fix the input)`);
+    L.push('');
+  }
+  return `${L.join('\n')}`;
+}
+
+function firstTime(fs: readonly FindingRecord[]): string {
+  return fs.map((f) => f.time ?? '~').sort()[0] ?? '~';
+}
+
+/** Exit code (ClamAV convention): 1 indicators found, 2 error (and nothing found), 0 otherwise. */
+export function exitCodeOf(r: AnalysisResult): number {
+  if (r.verdict === 'indicators-found') return 1;
+  return r.hadErrors ? 2 : 0;
+}

@@ -1,0 +1,498 @@
+/**
+ * The streaming line scanner: reads a log as byte chunks, finds candidate lines with one
+ * case-insensitive prefilter regex over the chunk (latin1 view, so string offsets are byte offsets),
+ * and parses only those lines into rows for the rules. Memory is bounded by the chunk size plus one
+ * line (capped at MAX_LINE). Lines are counted exactly, so every record has a 1-based line number.
+ *
+ * Header lines (`#Fields:`) are honoured wherever they appear (IIS writes a new header block after
+ * every restart). A candidate line that cannot be parsed (torn quote, wrong column count) is
+ * reported as a notice with file:line and skipped; the rest of the file is still analysed.
+ */
+import { parseCsvLine } from './csv-line.js';
+import { layoutOf, IIS_DEFAULT_FIELDS, type Layout } from './kinds.js';
+import { normUserAgent, type IocSet } from './iocs.js';
+import type { Row } from './matcher.js';
+import type { FieldName, LogRule } from './rules.js';
+import type { RuleSet } from './ruleset.js';
+import { findTimeInLine, parseIsoTime } from './time.js';
+import type { FileKind, FindingRecord, Notice, Severity } from './types.js';
+
+/** Longest line kept (1 MiB); a longer one is reported and skipped. */
+export const MAX_LINE = 1024 * 1024;
+/** Longest evidence excerpt (characters). */
+export const MAX_EVIDENCE = 600;
+/** Longest event record gathered from a multi-line export (bytes). */
+const MAX_RECORD = 256 * 1024;
+
+export interface Sink {
+  finding(f: FindingRecord): void;
+  notice(n: Notice): void;
+}
+
+export interface ScanInput {
+  readonly file: string;
+  readonly kind: FileKind;
+  readonly layout: Layout | null;
+  readonly rules: RuleSet;
+  /** Findings with a time before this (ms since epoch) are dropped. */
+  readonly sinceMs: number | null;
+  readonly sink: Sink;
+  /** Called with the number of bytes consumed so far (progress). */
+  readonly onBytes?: (n: number) => void;
+}
+
+export interface ScanStats {
+  bytes: number;
+  lines: number;
+  candidates: number;
+  first: string | null;
+  last: string | null;
+  malformed: number;
+}
+
+function percentDecode(s: string): string {
+  if (!s.includes('%')) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s.replace(/%([0-9a-f]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+  }
+}
+
+/** A request row over parsed columns (CSV or space-separated). */
+class ColumnRow implements Row {
+  private url: string | undefined;
+  constructor(
+    private readonly cols: readonly string[],
+    private readonly layout: Layout,
+    private readonly line: string,
+  ) {}
+  get(field: FieldName): string | undefined {
+    if (field === '$line') return this.line;
+    if (field === '$url') {
+      if (this.url === undefined) {
+        const stem = this.get('UrlStem') ?? '';
+        let q = this.get('UrlQuery') ?? '';
+        if (q === '-') q = '';
+        this.url = percentDecode(stem) + (q === '' ? '' : (q.startsWith('?') ? '' : '?') + percentDecode(q));
+      }
+      return this.url;
+    }
+    if (field === 'DateTime' && !this.layout.index.has('DateTime') && this.layout.dateIdx >= 0) {
+      const d = this.cols[this.layout.dateIdx];
+      const t = this.layout.timeIdx >= 0 ? this.cols[this.layout.timeIdx] : undefined;
+      return d === undefined ? undefined : t === undefined ? d : `${d}T${t}Z`;
+    }
+    const i = this.layout.index.get(field);
+    if (i === undefined) return undefined;
+    const v = this.cols[i];
+    if (v === undefined) return undefined;
+    // IIS writes "-" for an empty field and "+" for spaces in the user agent.
+    if (this.layout.separator === ' ') {
+      if (v === '-') return '';
+      if (field === 'UserAgent') return v.replace(/\+/g, ' ');
+    }
+    return v;
+  }
+}
+
+const URL_IN_TEXT = /(?:^|[\s,"'])(\/(?:owa|ecp|aspnet_client|autodiscover|ews|mapi|powershell|microsoft-server-activesync|oab|rpc)(?:[/?][^\s,"']*)?)/i;
+const STATUS_IN_TEXT = /(?:^|[\s,])([1-5]\d\d)(?=[\s,]|$)/;
+const METHOD_IN_TEXT = /(?:^|[\s,"])(GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|PROPFIND)(?=[\s,"]|$)/;
+const IPV4_IN_TEXT = /(?:^|[^\d.])((?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3})(?![\d.])/;
+
+/**
+ * A request row guessed from free text (analyst extracts, lines whose columns do not match their
+ * header): the first Exchange URL, then a status code and method after it, and the first IPv4
+ * address. Used only where no column layout is available.
+ */
+export class TextRow implements Row {
+  private parsed = false;
+  private stem: string | undefined;
+  private query: string | undefined;
+  private status: string | undefined;
+  private method: string | undefined;
+  private ip: string | undefined;
+  constructor(private readonly line: string) {}
+  private parse(): void {
+    if (this.parsed) return;
+    this.parsed = true;
+    const m = URL_IN_TEXT.exec(this.line);
+    if (m !== null) {
+      const url = m[1]!;
+      const q = url.indexOf('?');
+      this.stem = q === -1 ? url : url.slice(0, q);
+      this.query = q === -1 ? '' : url.slice(q);
+      const after = this.line.slice((m.index ?? 0) + m[0].length);
+      this.status = STATUS_IN_TEXT.exec(after)?.[1];
+      this.method = METHOD_IN_TEXT.exec(this.line)?.[1];
+    }
+    this.ip = IPV4_IN_TEXT.exec(this.line)?.[1];
+  }
+  get(field: FieldName): string | undefined {
+    if (field === '$line') return this.line;
+    this.parse();
+    switch (field) {
+      case 'UrlStem':
+        return this.stem;
+      case 'UrlQuery':
+        return this.query;
+      case '$url':
+        return this.stem === undefined ? undefined : percentDecode(this.stem) + percentDecode(this.query ?? '');
+      case 'HttpStatus':
+        return this.status;
+      case 'Method':
+        return this.method;
+      case 'ClientIpAddress':
+        return this.ip;
+      default:
+        return undefined;
+    }
+  }
+}
+
+/** A whole event record of an event-log export. */
+class RecordRow implements Row {
+  constructor(private readonly text: string) {}
+  get(field: FieldName): string | undefined {
+    return field === '$record' || field === '$line' ? this.text : undefined;
+  }
+}
+
+/** Replaces control characters; used for evidence (escaping for the terminal happens in report.ts too). */
+export function clip(s: string, max = MAX_EVIDENCE): string {
+  const t = s.length > max ? `${s.slice(0, max)}…` : s;
+  return t;
+}
+
+function requestEvidence(row: Row, rule: LogRule | null): string {
+  const parts: string[] = [];
+  const method = row.get('Method');
+  const url = row.get('UrlStem');
+  if (url !== undefined && url !== '') {
+    const q = row.get('UrlQuery');
+    parts.push(`${method !== undefined && method !== '' ? `${method} ` : ''}${url}${q !== undefined && q !== '' && q !== '-' ? (q.startsWith('?') ? q : `?${q}`) : ''}`);
+  }
+  const status = row.get('HttpStatus');
+  if (status !== undefined && status !== '') parts.push(`status=${status}`);
+  const anchor = row.get('AnchorMailbox');
+  if (anchor !== undefined && anchor !== '') parts.push(`AnchorMailbox=${anchor}`);
+  const hint = row.get('RoutingHint');
+  if (hint !== undefined && hint !== '' && (rule === null || rule.id.startsWith('proxylogon'))) parts.push(`RoutingHint=${hint}`);
+  const ua = row.get('UserAgent');
+  if (ua !== undefined && ua !== '') parts.push(`UA=${ua}`);
+  if (parts.length === 0) return clip(row.get('$line') ?? '');
+  return clip(parts.join(' '));
+}
+
+const SEV_IOC: Record<'ip' | 'ua' | 'name' | 'string', Severity> = { ip: 'medium', ua: 'info', name: 'high', string: 'medium' };
+
+/**
+ * Per-file state machine. Feed it chunks with `push`, then call `end`.
+ */
+export class LineScanner {
+  readonly stats: ScanStats = { bytes: 0, lines: 0, candidates: 0, first: null, last: null, malformed: 0 };
+  private carry: Buffer | null = null;
+  private skippingLongLine = false;
+  private layout: Layout | null;
+  private assumedLayoutWarned = false;
+  private lastDataLine = '';
+  private firstPending = true;
+  private readonly seen = new Set<string>();
+  // Event-export record state.
+  private record: string[] = [];
+  private recordLen = 0;
+  private recordLine = 0;
+  private readonly isEvent: boolean;
+  private readonly isRequest: boolean;
+  private readonly iocs: IocSet | null;
+
+  constructor(private readonly input: ScanInput) {
+    this.layout = input.layout;
+    this.isEvent = input.kind === 'event-export';
+    this.isRequest = input.kind === 'exchange-httpproxy' || input.kind === 'iis-w3c' || input.kind === 'csv-table' || input.kind === 'exchange-log';
+    this.iocs = input.rules.iocs;
+  }
+
+  push(chunk: Buffer): void {
+    this.stats.bytes += chunk.length;
+    let buf = chunk;
+    if (this.carry !== null) {
+      buf = Buffer.concat([this.carry, chunk]);
+      this.carry = null;
+    }
+    let start = 0;
+    if (this.skippingLongLine) {
+      const nl = buf.indexOf(10);
+      if (nl === -1) return;
+      this.skippingLongLine = false;
+      this.stats.lines++;
+      start = nl + 1;
+    }
+    const end = buf.lastIndexOf(10);
+    if (end < start) {
+      const rest = buf.subarray(start);
+      if (rest.length > MAX_LINE) {
+        this.input.sink.notice({ level: 'warning', file: this.input.file, line: this.stats.lines + 1, message: `line longer than ${MAX_LINE} bytes skipped` });
+        this.skippingLongLine = true;
+      } else this.carry = Buffer.from(rest);
+      return;
+    }
+    if (end + 1 < buf.length) {
+      const rest = buf.subarray(end + 1);
+      if (rest.length > MAX_LINE) {
+        this.input.sink.notice({ level: 'warning', file: this.input.file, line: null, message: `line longer than ${MAX_LINE} bytes skipped` });
+        this.skippingLongLine = true;
+      } else this.carry = Buffer.from(rest);
+    }
+    this.process(buf.subarray(start, end + 1));
+    this.input.onBytes?.(this.stats.bytes);
+  }
+
+  end(): ScanStats {
+    if (this.carry !== null && this.carry.length > 0) {
+      const tail = this.carry;
+      this.carry = null;
+      this.process(Buffer.concat([tail, Buffer.from('\n')]));
+    }
+    if (this.isEvent) this.flushRecord();
+    if (this.lastDataLine !== '') this.stats.last = this.timeOfLine(this.lastDataLine);
+    return this.stats;
+  }
+
+  /** `work` ends with "\n". */
+  private process(work: Buffer): void {
+    const s = work.toString('latin1');
+    if (this.firstPending) this.findFirstTime(s, work);
+    this.rememberLastLine(s, work);
+    if (this.isEvent) {
+      this.processEvents(s, work);
+      return;
+    }
+    const re = this.input.rules.prefilter;
+    re.lastIndex = 0;
+    let pos = 0;
+    let lineNo = this.stats.lines;
+    for (let m = re.exec(s); m !== null; m = re.exec(s)) {
+      const hit = m.index;
+      const ls = hit === 0 ? 0 : s.lastIndexOf('\n', hit - 1) + 1;
+      for (let k = s.indexOf('\n', pos); k !== -1 && k < ls; k = s.indexOf('\n', pos)) {
+        lineNo++;
+        pos = k + 1;
+      }
+      const le = s.indexOf('\n', hit);
+      this.stats.candidates++;
+      let lineEnd = le;
+      if (lineEnd > ls && s.charCodeAt(lineEnd - 1) === 13) lineEnd--;
+      this.handleLine(work.toString('utf8', ls, lineEnd), lineNo + 1);
+      lineNo++;
+      pos = le + 1;
+      re.lastIndex = le + 1;
+    }
+    for (let k = s.indexOf('\n', pos); k !== -1; k = s.indexOf('\n', pos)) {
+      lineNo++;
+      pos = k + 1;
+    }
+    this.stats.lines = lineNo;
+  }
+
+  private findFirstTime(s: string, work: Buffer): void {
+    let p = 0;
+    for (let i = 0; i < 50 && p < s.length; i++) {
+      const e = s.indexOf('\n', p);
+      const line = work.toString('utf8', p, e === -1 ? s.length : e);
+      p = e === -1 ? s.length : e + 1;
+      if (line.startsWith('#') || line.trim() === '') continue;
+      const t = this.timeOfLine(line);
+      if (t !== null) {
+        this.stats.first = t;
+        this.firstPending = false;
+        return;
+      }
+    }
+  }
+
+  private rememberLastLine(s: string, work: Buffer): void {
+    let e = s.length - 1; // the final "\n"
+    for (let i = 0; i < 50 && e > 0; i++) {
+      const b = s.lastIndexOf('\n', e - 1) + 1;
+      const line = work.toString('utf8', b, e).replace(/\r$/, '');
+      if (line.trim() !== '' && !line.startsWith('#') && this.timeOfLine(line) !== null) {
+        this.lastDataLine = line;
+        return;
+      }
+      e = b - 1;
+    }
+  }
+
+  private timeOfLine(line: string): string | null {
+    if (this.layout !== null && (this.layout.index.has('DateTime') || this.layout.dateIdx >= 0)) {
+      const cols = this.layout.separator === ' ' ? line.split(' ') : parseCsvLine(line);
+      if (cols !== null) {
+        const v = new ColumnRow(cols, this.layout, line).get('DateTime');
+        if (v !== undefined) {
+          const t = parseIsoTime(v);
+          if (t !== null) return t;
+        }
+      }
+    }
+    return findTimeInLine(line);
+  }
+
+  private handleHeader(line: string): void {
+    const m = /^#Fields:\s*(.*)$/i.exec(line);
+    if (m === null) return;
+    const val = m[1]!.trim();
+    const sep = this.input.kind === 'iis-w3c' || !val.includes(',') ? ' ' : ',';
+    this.layout = layoutOf(val.split(sep).map((x) => x.trim()), sep);
+  }
+
+  private handleLine(line: string, lineNo: number): void {
+    if (line.startsWith('#')) {
+      this.handleHeader(line);
+      return;
+    }
+    const rules = this.input.rules;
+    let row: Row;
+    let cols: string[] | null = null;
+    const layout = this.layout;
+    if (this.isRequest && layout !== null && (layout.index.has('UrlStem') || layout.index.has('AnchorMailbox'))) {
+      cols = layout.separator === ' ' ? line.split(' ') : parseCsvLine(line);
+      if (cols === null || cols.length !== layout.names.length) {
+        // IIS may end a line with a trailing blank; Exchange rows must match their header exactly.
+        const ok = cols !== null && layout.separator === ' ' && cols.length === layout.names.length + 1 && cols[cols.length - 1] === '';
+        if (!ok) {
+          this.stats.malformed++;
+          this.input.sink.notice({
+            level: 'warning',
+            file: this.input.file,
+            line: lineNo,
+            message:
+              cols === null
+                ? 'malformed CSV line (unterminated quote) skipped'
+                : `line has ${cols.length} fields, the header has ${layout.names.length}; ${this.input.kind === 'csv-table' ? 'read as free text' : 'skipped'}`,
+          });
+          if (this.input.kind !== 'csv-table') return;
+          cols = null;
+        }
+      }
+      row = cols === null ? new TextRow(line) : new ColumnRow(cols, layout, line);
+      if (cols !== null && this.input.kind === 'iis-w3c' && this.input.layout !== null && layout === this.input.layout && !this.assumedLayoutWarned && layout.names === IIS_DEFAULT_FIELDS) {
+        this.assumedLayoutWarned = true;
+      }
+    } else {
+      row = new TextRow(line);
+    }
+    let time: string | null | undefined;
+    const timeOf = (): string | null => {
+      if (time === undefined) {
+        const dt = row.get('DateTime');
+        time = (dt !== undefined ? parseIsoTime(dt) : null) ?? findTimeInLine(line);
+      }
+      return time;
+    };
+    for (const cr of rules.request) if (cr.test(row)) this.emit(cr.rule.id, cr.rule.cves, cr.rule.severity, lineNo, timeOf(), row, requestEvidence(row, cr.rule));
+    for (const cr of rules.line) if (cr.test(row)) this.emit(cr.rule.id, cr.rule.cves, cr.rule.severity, lineNo, timeOf(), row, clip(line));
+    if (this.iocs !== null) this.checkIocs(row, line, lineNo, timeOf);
+  }
+
+  private checkIocs(row: Row, line: string, lineNo: number, timeOf: () => string | null): void {
+    const iocs = this.iocs!;
+    const ip = row.get('ClientIpAddress');
+    if (iocs.ips.size > 0) {
+      let hitIp: string | null = null;
+      if (ip !== undefined && iocs.ips.has(ip.trim().toLowerCase())) hitIp = ip.trim();
+      else if (!(row instanceof ColumnRow)) {
+        for (const m of line.matchAll(/[0-9a-f:.]{7,45}/gi)) if (iocs.ips.has(m[0].toLowerCase())) hitIp = m[0];
+      }
+      if (hitIp !== null) this.emit('ioc-ip', [], SEV_IOC.ip, lineNo, timeOf(), row, `IoC IP ${hitIp}: ${requestEvidence(row, null)}`);
+    }
+    if (iocs.userAgents.length > 0) {
+      const ua = row.get('UserAgent');
+      const hay = normUserAgent(ua ?? line);
+      const hit = iocs.userAgents.find((u) => (ua !== undefined ? hay === u : hay.includes(u)));
+      if (hit !== undefined) this.emit('ioc-user-agent', [], SEV_IOC.ua, lineNo, timeOf(), row, `IoC user agent: ${requestEvidence(row, null)}`);
+    }
+    if (iocs.fileNames.size > 0) {
+      const stem = row.get('UrlStem');
+      if (stem !== undefined) {
+        const base = stem.slice(stem.lastIndexOf('/') + 1).toLowerCase();
+        if (iocs.fileNames.has(base)) {
+          const st = row.get('HttpStatus') ?? '';
+          this.emit('ioc-file-name', [], /^2\d\d$/.test(st) ? SEV_IOC.name : 'info', lineNo, timeOf(), row, `IoC file name ${base}: ${requestEvidence(row, null)}`);
+        }
+      }
+    }
+    for (const ls of iocs.logStrings) {
+      const lower = line.toLowerCase();
+      const hit = ls.strings.find((s) => ('literal' in s ? lower.includes(s.literal.toLowerCase()) : s.regex.test(line)));
+      if (hit !== undefined) this.emit('ioc-log-string', [], SEV_IOC.string, lineNo, timeOf(), row, `IoC "${ls.name}": ${clip(line)}`);
+    }
+  }
+
+  private emit(check: string, cves: readonly string[], severity: Severity, line: number, time: string | null, row: Row, evidence: string): void {
+    const key = `${check}\u0000${line}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    if (this.input.sinceMs !== null && time !== null && Date.parse(time) < this.input.sinceMs) return;
+    const ip = row.get('ClientIpAddress');
+    this.input.sink.finding({
+      check,
+      cve: cves.length === 0 ? null : cves.join(','),
+      severity,
+      file: this.input.file,
+      line,
+      time,
+      clientIp: ip === undefined || ip === '' || ip === '-' ? null : ip.trim(),
+      evidence,
+    });
+  }
+
+  // --- Event-log exports: records can span lines, so every line is looked at (these files are small).
+
+  private processEvents(s: string, work: Buffer): void {
+    let p = 0;
+    let lineNo = this.stats.lines;
+    while (p < s.length) {
+      const e = s.indexOf('\n', p);
+      const end = e === -1 ? s.length : e;
+      const line = work.toString('utf8', p, end > p && s.charCodeAt(end - 1) === 13 ? end - 1 : end);
+      lineNo++;
+      this.eventLine(line, lineNo);
+      p = end + 1;
+    }
+    this.stats.lines = lineNo;
+  }
+
+  private static readonly RECORD_START = /^\s*(?:<Event[\s>]|"?(?:Error|Warning|Information|Critical|Verbose|Audit Success|Audit Failure)"?,)/;
+
+  private eventLine(line: string, lineNo: number): void {
+    if (LineScanner.RECORD_START.test(line) || this.record.length === 0) {
+      this.flushRecord();
+      this.recordLine = lineNo;
+    }
+    if (this.recordLen < MAX_RECORD) {
+      this.record.push(line);
+      this.recordLen += line.length + 1;
+    }
+    if (/<\/Event>\s*$/.test(line)) this.flushRecord();
+  }
+
+  private flushRecord(): void {
+    if (this.record.length === 0) return;
+    const text = this.record.join('\n');
+    this.record = [];
+    this.recordLen = 0;
+    const row = new RecordRow(text);
+    let time: string | null | undefined;
+    for (const cr of this.input.rules.event) {
+      if (!cr.test(row)) continue;
+      this.stats.candidates++;
+      time ??= (/SystemTime=['"]([^'"]+)['"]/.exec(text)?.[1] ?? null) !== null ? parseIsoTime(/SystemTime=['"]([^'"]+)['"]/.exec(text)![1]!) : findTimeInLine(text);
+      this.emit(cr.rule.id, cr.rule.cves, cr.rule.severity, this.recordLine, time, row, clip(text.replace(/\s+/g, ' ')));
+    }
+    for (const cr of this.input.rules.line) {
+      if (cr.test(row)) this.emit(cr.rule.id, cr.rule.cves, cr.rule.severity, this.recordLine, findTimeInLine(text), row, clip(text.replace(/\s+/g, ' ')));
+    }
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * The Exchange knowledge base: every known build (edition, CU, SU, release date) and, per CVE and CU, the
+ * first fixing build, with provenance; and the verdict logic that turns a build into per-CVE verdicts.
+ *
+ *   import { loadExchangeKb } from '../knowledge/exchange/index.js';
+ *   const kb = loadExchangeKb();                       // synchronous, cached, validated
+ *   const a = kb.assess('15.1.2176.9', 'exact');       // a.vulnerable, a.indeterminate, a.verdicts
+ *   kb.assess('15.1.2176', 'cu');                      // only the CU visible (OWA asset path)
+ *
+ * Data: data/exchange/{builds,cve-fixes,cves}.csv (see data/exchange/PROVENANCE.md); rules: verdict.ts.
+ */
+import { loadTables } from './load.js';
+import { createKb } from './verdict.js';
+import type { ExchangeKb } from './types.js';
+
+export type {
+  BuildAssessment,
+  BuildPrecision,
+  CveInfo,
+  CveVerdict,
+  ExchangeBuildRow,
+  ExchangeFixRow,
+  ExchangeKb,
+  FixStatus,
+  Verdict,
+} from './types.js';
+export { createKb } from './verdict.js';
+export { loadTables, validateTables, type KbTables } from './load.js';
+
+let cached: ExchangeKb | undefined;
+
+/**
+ * Loads the in-repo knowledge base once per process (synchronous; about 1,500 rows).
+ * Throws TocsinError TOCSIN_KB_DATA_INVALID, listing every problem, if the data files fail validation.
+ */
+export function loadExchangeKb(): ExchangeKb {
+  cached ??= createKb(loadTables());
+  return cached;
+}

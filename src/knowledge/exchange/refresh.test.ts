@@ -1,0 +1,149 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../../scripts/kb-refresh.js';
+import { parseCsvRecords } from './csv.js';
+import { loadTables } from './load.js';
+import { diffTables } from './refresh.js';
+import { parseReleaseName } from './normalise.js';
+import { createKb } from './verdict.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/refresh/', import.meta.url));
+
+function quietly<T>(f: () => T): T {
+  // kb-refresh prints its diff summary; keep the test output readable.
+  const out = process.stdout.write.bind(process.stdout);
+  const err = process.stderr.write.bind(process.stderr);
+  const captured: string[] = [];
+  process.stdout.write = ((s: string) => captured.push(String(s)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => captured.push(String(s)) > 0) as typeof process.stderr.write;
+  try {
+    return f();
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+    lastOutput = captured.join('');
+  }
+}
+let lastOutput = '';
+
+function rows(dir: string, file: string): Record<string, string>[] {
+  return parseCsvRecords(readFileSync(join(dir, file), 'utf8'), []).records;
+}
+
+test('kb-refresh derives the tables from a source directory, then reports no change', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tocsin-refresh-'));
+  try {
+    assert.equal(quietly(() => main(['--shared', FIXTURE, '--out', out, '--msrc', join(FIXTURE, 'msrc.json')])), 0, lastOutput);
+    assert.match(lastOutput, /builds\.csv: 15 added, 0 changed, 0 removed/);
+    const builds = rows(out, 'builds.csv');
+    const byBuild = new Map(builds.map((b) => [b.build, b]));
+    assert.equal(byBuild.get('15.2.792.5')?.su, 'Feb21SU');
+    assert.equal(byBuild.get('15.2.792.5')?.release_date, '2021-02');
+    assert.equal(byBuild.get('15.2.221.17')?.cu, 'RTM');
+    assert.equal(byBuild.get('15.2.221.17')?.su, 'KB4503027');
+    assert.equal(byBuild.get('15.0.847.62')?.cu, 'SP1');
+    assert.equal(byBuild.get('14.3.513.0')?.cu, 'SP3 RU32');
+    assert.equal(byBuild.get('14.3.224.2')?.cu, 'SP3 RU8 v2');
+    assert.equal(byBuild.get('15.2.858.2')?.uncertain, 'true');
+    assert.match(byBuild.get('15.2.858.2')?.note ?? '', /UNCERTAIN/);
+    assert.doesNotMatch(byBuild.get('15.2.858.2')?.source_path ?? '', /UNCERTAIN/);
+    assert.equal(byBuild.get('14.3.328.5')?.uncertain, 'true');
+
+    const fixes = rows(out, 'cve-fixes.csv');
+    const f2010 = fixes.find((f) => f.cve === 'CVE-2021-26857');
+    assert.equal(f2010?.cu, 'SP3 RU32', '2010 rows take the CU name of the builds table');
+    assert.equal(fixes.find((f) => f.cve === 'CVE-2021-26855' && f.edition === 'Exchange Server 2019' && f.cu === 'RTM')?.fixed_build, '15.2.221.18', 'long form normalised');
+    assert.equal(fixes.find((f) => f.cu === 'CU9')?.status, 'derived');
+    assert.equal(fixes.find((f) => f.cve === 'CVE-2021-1730')?.fix_date, '2021-02-09', 'month-only date pinned by MSRC');
+    const check = fixes.filter((f) => f.cve === 'CVE-2021-24085' && f.edition === 'Exchange Server 2019');
+    assert.deepEqual(check.map((f) => `${f.fixed_build} ${f.status}`).sort(), ['15.2.792.3 uncertain', '15.2.792.5 confirmed'], 'CHECK row: the later reading is confirmed');
+    assert.equal(fixes.find((f) => f.cve === 'CVE-2021-24085' && f.edition === 'Exchange Server 2016')?.status, 'uncertain');
+    const cves = rows(out, 'cves.csv');
+    assert.deepEqual(cves.map((c) => c.id), ['CVE-2021-1730', 'CVE-2021-24085', 'CVE-2021-26855', 'CVE-2021-26857']);
+
+    // the derived tables load and give verdicts
+    const kb = createKb(loadTables(out));
+    assert.equal(kb.assess('15.2.792.5', 'exact').verdicts.find((v) => v.cve === 'CVE-2021-26855')?.verdict, 'vulnerable');
+    assert.equal(kb.assess('15.2.792.10', 'exact').verdicts.find((v) => v.cve === 'CVE-2021-26855')?.verdict, 'not-vulnerable');
+
+    // second run: nothing to do; --check agrees
+    assert.equal(quietly(() => main(['--shared', FIXTURE, '--out', out, '--msrc', join(FIXTURE, 'msrc.json')])), 0);
+    assert.match(lastOutput, /builds\.csv: 0 added, 0 changed, 0 removed/);
+    assert.equal(quietly(() => main(['--shared', FIXTURE, '--out', out, '--msrc', join(FIXTURE, 'msrc.json'), '--check'])), 0, lastOutput);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('kb-refresh prints added, changed and removed rows; curated CVE columns survive', () => {
+  const src = mkdtempSync(join(tmpdir(), 'tocsin-refresh-src-'));
+  const out = mkdtempSync(join(tmpdir(), 'tocsin-refresh-'));
+  try {
+    cpSync(FIXTURE, src, { recursive: true });
+    assert.equal(quietly(() => main(['--shared', src, '--out', out])), 0, lastOutput);
+    const cvesFile = join(out, 'cves.csv');
+    writeFileSync(cvesFile, readFileSync(cvesFile, 'utf8').replace(/^CVE-2021-26855,,,,/m, 'CVE-2021-26855,Remote Code Execution,Critical,ProxyLogon,'));
+    const b = readFileSync(join(src, 'exchange-builds.csv'), 'utf8')
+      .replace('2021-03-16,15.2.858.5', '2021-03-17,15.2.858.5') // changed
+      .replace(/^Exchange Server SE,.*\n/m, '') // removed
+      .concat('Exchange Server 2019,Exchange Server 2019 CU9 Apr21SU,2021-04-13,15.2.858.10,15.02.0858.010,fixture,learn\n'); // added
+    writeFileSync(join(src, 'exchange-builds.csv'), b);
+    assert.equal(quietly(() => main(['--shared', src, '--out', out, '--check'])), 1, 'check reports pending changes');
+    assert.equal(quietly(() => main(['--shared', src, '--out', out])), 0, lastOutput);
+    assert.match(lastOutput, /builds\.csv: 1 added, 1 changed, 1 removed/);
+    assert.match(lastOutput, /\+ 15\.2\.858\.10/);
+    assert.match(lastOutput, /~ 15\.2\.858\.5 \(release_date\)/);
+    assert.match(lastOutput, /- 15\.2\.2562\.17/);
+    assert.match(readFileSync(cvesFile, 'utf8'), /^CVE-2021-26855,Remote Code Execution,Critical,ProxyLogon,/m);
+  } finally {
+    rmSync(src, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('kb-refresh refuses bad arguments and invalid derived tables without writing', () => {
+  const src = mkdtempSync(join(tmpdir(), 'tocsin-refresh-src-'));
+  const out = mkdtempSync(join(tmpdir(), 'tocsin-refresh-'));
+  try {
+    assert.equal(quietly(() => main([])), 2);
+    assert.equal(quietly(() => main(['--shared', join(src, 'missing')])), 2);
+    cpSync(FIXTURE, src, { recursive: true });
+    // a fix row for a CU the builds table does not know
+    writeFileSync(join(src, 'exchange-cve-fixes.csv'), `${readFileSync(join(src, 'exchange-cve-fixes.csv'), 'utf8')}CVE-2021-26855,Exchange Server 2016,CU99,15.1.9999.1,x,Mar21SU,\n`);
+    assert.equal(quietly(() => main(['--shared', src, '--out', out])), 3, lastOutput);
+    assert.match(lastOutput, /15\.1\.9999\.1/);
+    assert.throws(() => readFileSync(join(out, 'builds.csv')));
+  } finally {
+    rmSync(src, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('release names from every source spelling', () => {
+  const cases: [Parameters<typeof parseReleaseName>[0], string, string, string | null][] = [
+    ['Exchange Server 2019', 'Exchange Server 2019 CU15 Aug26SU', 'CU15', 'Aug26SU'],
+    ['Exchange Server 2019', 'Exchange Server 2019 CU15 (2025H1)', 'CU15', null],
+    ['Exchange Server 2019', 'Exchange Server 2019 CU14 Nov24SUv2', 'CU14', 'Nov24SUv2'],
+    ['Exchange Server 2016', 'Exchange Version 2016 CU9 + KB4340731', 'CU9', 'KB4340731'],
+    ['Exchange Server 2013', 'Exchange Version 2013 SP1 (CU4) + KB4092041', 'SP1', 'KB4092041'],
+    ['Exchange Server SE', 'Exchange Server SE RTM May26HU', 'RTM', 'May26HU'],
+    ['Exchange Server 2010', 'Update Rollup 6 Exchange Server 2010 SP2', 'SP2 RU6', null],
+    ['Exchange Server 2010', 'Update Rollup 8 v1 for Exchange Server 2010 SP3 (recalled)', 'SP3 RU8 v1', null],
+    ['Exchange Server 2010', 'Exchange Version 2010 SP2 RU5 v1', 'SP2 RU5 v1', null],
+    ['Exchange Server 2010', 'Update Rollup 5 for Exchange Server 2010', 'RTM RU5', null],
+    ['Exchange Server 2007', 'Update Rollup 23 for Exchange Server 2007 SP3', 'SP3 RU23', null],
+    ['Exchange Server 2007', 'Exchange Server 2007 SP3', 'SP3', null],
+  ];
+  for (const [edition, name, cu, su] of cases) assert.deepEqual(parseReleaseName(edition, name), { cu, su }, name);
+  assert.equal(parseReleaseName('Exchange Server 2019', 'Exchange Server 2016 CU1'), null);
+  assert.equal(parseReleaseName('Exchange Server 2019', 'Exchange Server 2019 CU9 something'), null);
+});
+
+test('diffTables names the changed columns', () => {
+  const d = diffTables([{ k: 'a', v: '1' }, { k: 'b', v: '1' }], [{ k: 'b', v: '2' }, { k: 'c', v: '1' }], (r) => r.k);
+  assert.deepEqual(d, { added: ['c'], removed: ['a'], changed: ['b (v)'] });
+});

@@ -1,0 +1,325 @@
+/**
+ * Verdict tables at every CU/SU boundary of the headline CVEs, written out by hand from Microsoft's
+ * published builds (so a data or logic regression shows up as a named build), plus properties checked
+ * over the whole table: uncertain rows never give "not-vulnerable", fixing builds are fixed, the build
+ * below them is not.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compareBuilds, cuKeyOf, parseBuildNumber } from '../../core/build-number.js';
+import { TocsinError } from '../../core/errors.js';
+import { loadExchangeKb, type BuildPrecision, type Verdict } from './index.js';
+
+const kb = loadExchangeKb();
+const V: Verdict = 'vulnerable';
+const N: Verdict = 'not-vulnerable';
+const I: Verdict = 'indeterminate';
+
+function verdict(build: string, cve: string, precision: BuildPrecision = 'exact'): Verdict {
+  const a = kb.assess(build, precision);
+  const v = a.verdicts.find((x) => x.cve === cve);
+  assert.ok(v !== undefined, `${cve} missing from the verdicts for ${build}`);
+  return v.verdict;
+}
+
+/** [build, precision, expected] rows, checked for every CVE of a group. */
+type Row = readonly [string, BuildPrecision, Verdict, string];
+
+function table(cves: readonly string[], rows: readonly Row[]): void {
+  for (const cve of cves) {
+    for (const [build, precision, expected, why] of rows) {
+      const a = kb.assess(build, precision);
+      const got = a.verdicts.find((x) => x.cve === cve);
+      assert.equal(got?.verdict, expected, `${cve} @ ${build} (${precision}): ${why}; reason given: ${got?.reason}`);
+    }
+  }
+}
+
+const PROXYLOGON = ['CVE-2021-26855', 'CVE-2021-26857', 'CVE-2021-26858', 'CVE-2021-27065'];
+
+test('ProxyLogon: every CU that got the March 2021 SU, at the boundary', () => {
+  table(PROXYLOGON, [
+    ['15.2.792.5', 'exact', V, '2019 CU8 Feb21SU, below Mar21SU'],
+    ['15.2.792.10', 'exact', N, '2019 CU8 Mar21SU'],
+    ['15.2.792.15', 'exact', N, '2019 CU8 May21SU, later SU'],
+    ['15.2.792', 'cu', I, '2019 CU8 at CU level: Mar21SU exists'],
+    ['15.2.721.8', 'exact', V, '2019 CU7 Feb21SU'],
+    ['15.2.721.13', 'exact', N, '2019 CU7 Mar21SU'],
+    ['15.2.659.11', 'exact', V, '2019 CU6 Dec20SU'],
+    ['15.2.659.12', 'exact', N, '2019 CU6 Mar21SU'],
+    ['15.2.221.12', 'exact', V, '2019 RTM'],
+    ['15.2.221.18', 'exact', N, '2019 RTM Mar21SU'],
+    ['15.2.221', 'cu', I, '2019 RTM at CU level'],
+    ['15.2.858.5', 'exact', N, '2019 CU9 came after the fix'],
+    ['15.2.858', 'cu', N, '2019 CU9 at CU level came after the fix'],
+    ['15.2.922.7', 'exact', N, '2019 CU10'],
+    ['15.1.2176.4', 'exact', V, '2016 CU19 Feb21SU'],
+    ['15.1.2176.9', 'exact', N, '2016 CU19 Mar21SU'],
+    ['15.1.2176.12', 'exact', N, '2016 CU19 Apr21SU'],
+    ['15.1.2176', 'cu', I, '2016 CU19 at CU level'],
+    ['15.1.2106.8', 'exact', V, '2016 CU18 Feb21SU'],
+    ['15.1.2106.13', 'exact', N, '2016 CU18 Mar21SU'],
+    ['15.1.2242.4', 'exact', N, '2016 CU20 came after the fix'],
+    ['15.1.2242', 'cu', N, '2016 CU20 at CU level'],
+    ['15.1.1591.18', 'exact', N, '2016 CU11 Mar21SU'],
+    ['15.1.1415.7', 'exact', V, '2016 CU8 May18SU'],
+    ['15.1.1415.10', 'exact', N, '2016 CU8 Mar21SU (Learn build)'],
+    ['15.1.1261.39', 'exact', V, '2016 CU7: out of support in March 2021, never got the fix'],
+    ['15.1.1261', 'cu', V, '2016 CU7 at CU level: no SU exists, vulnerable whatever the revision'],
+    ['15.0.1497.10', 'exact', V, '2013 CU23 Dec20SU'],
+    ['15.0.1497.12', 'exact', N, '2013 CU23 Mar21SU'],
+    ['15.0.1497.48', 'exact', N, '2013 CU23 Mar23SU'],
+    ['15.0.1497', 'cu', I, '2013 CU23 at CU level'],
+    ['15.0.1473.5', 'exact', V, '2013 CU22 Jun19SU'],
+    ['15.0.1473.6', 'exact', N, '2013 CU22 Mar21SU'],
+    ['15.0.1395.10', 'exact', V, '2013 CU21 Jan19SU'],
+    ['15.0.1395.12', 'exact', N, '2013 CU21 Mar21SU'],
+    ['15.0.1367.9', 'exact', V, '2013 CU20: never got the fix'],
+    ['15.0.1365.7', 'exact', V, '2013 CU19: never got the fix'],
+  ]);
+});
+
+test('ProxyLogon: per-CVE differences (2013 SP1 and 2016 CU12 rows, Exchange 2010)', () => {
+  // CVE-2021-26857 lists 2013 SP1 (CU4); CVE-2021-26855 does not (only an UNCERTAIN row from HealthChecker).
+  assert.equal(verdict('15.0.847.64', 'CVE-2021-26857'), N);
+  assert.equal(verdict('15.0.847.62', 'CVE-2021-26857'), V);
+  assert.equal(verdict('15.0.847.64', 'CVE-2021-26855'), I);
+  assert.equal(verdict('15.0.847.62', 'CVE-2021-26855'), V);
+  assert.equal(verdict('15.1.1713.10', 'CVE-2021-26855'), I, '2016 CU12 Mar21SU is only an uncertain row');
+  assert.equal(verdict('15.1.1713.9', 'CVE-2021-26855'), V);
+  // Exchange 2010 SP3 got Update Rollup 32 for CVE-2021-26857 only.
+  assert.equal(verdict('14.3.513.0', 'CVE-2021-26857'), N);
+  assert.equal(verdict('14.3.509.0', 'CVE-2021-26857'), V);
+  assert.equal(verdict('14.2.390.3', 'CVE-2021-26857'), V, '2010 SP2: long out of support');
+  assert.equal(verdict('14.3.509.0', 'CVE-2021-26855'), N, '2010 was serviced in March 2021 and not listed for 26855');
+});
+
+test('ProxyShell: code fix in April 2021 (34473, 34523) and May 2021 (31207)', () => {
+  table(['CVE-2021-34473', 'CVE-2021-34523'], [
+    ['15.2.858.5', 'exact', V, '2019 CU9 RTM'],
+    ['15.2.858.10', 'exact', N, '2019 CU9 Apr21SU'],
+    ['15.2.858', 'cu', I, '2019 CU9 at CU level'],
+    ['15.2.792.10', 'exact', V, '2019 CU8 Mar21SU'],
+    ['15.2.792.13', 'exact', N, '2019 CU8 Apr21SU'],
+    ['15.2.922.7', 'exact', N, '2019 CU10 came after the fix'],
+    ['15.2.721.13', 'exact', V, '2019 CU7: last update Mar21SU, never got the fix'],
+    ['15.2.721', 'cu', V, '2019 CU7 at CU level'],
+    ['15.1.2242.4', 'exact', V, '2016 CU20 RTM'],
+    ['15.1.2242.8', 'exact', N, '2016 CU20 Apr21SU'],
+    ['15.1.2176.9', 'exact', V, '2016 CU19 Mar21SU'],
+    ['15.1.2176.12', 'exact', N, '2016 CU19 Apr21SU'],
+    ['15.1.2308.8', 'exact', N, '2016 CU21 came after the fix'],
+    ['15.1.2106.13', 'exact', V, '2016 CU18: never got the fix'],
+    ['15.0.1497.12', 'exact', V, '2013 CU23 Mar21SU'],
+    ['15.0.1497.15', 'exact', N, '2013 CU23 Apr21SU'],
+  ]);
+  table(['CVE-2021-31207'], [
+    ['15.2.858.10', 'exact', V, '2019 CU9 Apr21SU'],
+    ['15.2.858.12', 'exact', N, '2019 CU9 May21SU'],
+    ['15.2.792.13', 'exact', V, '2019 CU8 Apr21SU'],
+    ['15.2.792.15', 'exact', N, '2019 CU8 May21SU'],
+    ['15.1.2242.8', 'exact', V, '2016 CU20 Apr21SU'],
+    ['15.1.2242.10', 'exact', N, '2016 CU20 May21SU'],
+    ['15.1.2176.12', 'exact', V, '2016 CU19 Apr21SU'],
+    ['15.1.2176.14', 'exact', N, '2016 CU19 May21SU'],
+    ['15.0.1497.15', 'exact', V, '2013 CU23 Apr21SU'],
+    ['15.0.1497.18', 'exact', N, '2013 CU23 May21SU'],
+    ['15.2.922.7', 'exact', N, '2019 CU10 came after the fix'],
+  ]);
+});
+
+test('ProxyNotShell: fixed in the November 2022 SU', () => {
+  table(['CVE-2022-41040', 'CVE-2022-41082'], [
+    ['15.2.1118.15', 'exact', V, '2019 CU12 Oct22SU (mitigations only)'],
+    ['15.2.1118.20', 'exact', N, '2019 CU12 Nov22SU'],
+    ['15.2.1118', 'cu', I, '2019 CU12 at CU level'],
+    ['15.2.986.30', 'exact', V, '2019 CU11 Oct22SU'],
+    ['15.2.986.36', 'exact', N, '2019 CU11 Nov22SU'],
+    ['15.2.1258.12', 'exact', N, '2019 CU13 came after the fix'],
+    ['15.2.922.27', 'exact', V, '2019 CU10: never got the fix'],
+    ['15.1.2507.13', 'exact', V, '2016 CU23 Oct22SU'],
+    ['15.1.2507.16', 'exact', N, '2016 CU23 Nov22SU'],
+    ['15.1.2375.32', 'exact', V, '2016 CU22 Oct22SU'],
+    ['15.1.2375.37', 'exact', N, '2016 CU22 Nov22SU'],
+    ['15.1.2308.27', 'exact', V, '2016 CU21: never got the fix'],
+    ['15.0.1497.42', 'exact', V, '2013 CU23 Oct22SU'],
+    ['15.0.1497.44', 'exact', N, '2013 CU23 Nov22SU'],
+    ['15.2.2562.17', 'exact', N, 'SE RTM came long after'],
+  ]);
+});
+
+test('CVE-2023-21529: fixed in the February 2023 SU', () => {
+  table(['CVE-2023-21529'], [
+    ['15.2.1118.21', 'exact', V, '2019 CU12 Jan23SU'],
+    ['15.2.1118.25', 'exact', N, '2019 CU12 Feb23SU'],
+    ['15.2.986.37', 'exact', V, '2019 CU11 Jan23SU'],
+    ['15.2.986.41', 'exact', N, '2019 CU11 Feb23SU'],
+    ['15.2.1258.12', 'exact', N, '2019 CU13 came after the fix'],
+    ['15.1.2507.17', 'exact', V, '2016 CU23 Jan23SU'],
+    ['15.1.2507.21', 'exact', N, '2016 CU23 Feb23SU'],
+    ['15.1.2507', 'cu', I, '2016 CU23 at CU level'],
+    ['15.1.2375.37', 'exact', V, '2016 CU22: last update Nov22SU, never got the fix'],
+    ['15.0.1497.45', 'exact', V, '2013 CU23 Jan23SU'],
+    ['15.0.1497.47', 'exact', N, '2013 CU23 Feb23SU'],
+  ]);
+});
+
+test('CVE-2024-21410: Extended Protection, configuration-dependent', () => {
+  table(['CVE-2024-21410'], [
+    ['15.2.1544.4', 'exact', N, '2019 CU14 enables Extended Protection by default'],
+    ['15.2.1544', 'cu', N, 'every build of 2019 CU14 is at or above the fix'],
+    ['15.2.1544.9', 'exact', N, '2019 CU14 Mar24SU'],
+    ['15.2.1748.10', 'exact', N, '2019 CU15 came after'],
+    ['15.2.1258.32', 'exact', I, '2019 CU13: protected only if Extended Protection is on'],
+    ['15.2.1258', 'cu', I, '2019 CU13 at CU level'],
+    ['15.1.2507.37', 'exact', I, '2016 CU23: protected only if Extended Protection is on'],
+    ['15.2.1118.40', 'exact', V, '2019 CU12: out of support in February 2024'],
+    ['15.1.2375.37', 'exact', V, '2016 CU22: out of support'],
+    ['15.2.2562.17', 'exact', N, 'SE RTM came after the 2019 fix'],
+  ]);
+  const a = kb.assess('15.2.1258.32', 'exact').verdicts.find((v) => v.cve === 'CVE-2024-21410');
+  assert.match(a?.reason ?? '', /Extended Protection/);
+  const fixed = kb.assess('15.2.1544.4', 'exact').verdicts.find((v) => v.cve === 'CVE-2024-21410');
+  assert.match(fixed?.reason ?? '', /configuration can undo this/);
+  const old = kb.assess('15.2.1118.40', 'exact').verdicts.find((v) => v.cve === 'CVE-2024-21410');
+  assert.match(old?.reason ?? '', /configuration-dependent/);
+});
+
+test('revision drift maps to the nearest listed build of the same CU, and says so', () => {
+  const a = kb.assess('15.2.858.2', 'exact');
+  assert.equal(a.known, true);
+  assert.equal(a.edition, 'Exchange Server 2019');
+  assert.equal(a.cu, 'CU9');
+  assert.equal(a.listedBuild, '15.2.858.5');
+  assert.ok(a.notes.some((n) => n.includes('15.2.858.5')), a.notes.join('\n'));
+  assert.equal(verdict('15.2.858.2', 'CVE-2021-26855'), N, 'CU9 came after ProxyLogon');
+  assert.equal(verdict('15.2.858.2', 'CVE-2021-34473'), V, 'CU9 RTM is below Apr21SU');
+
+  const between = kb.assess('15.1.2176.10', 'exact');
+  assert.equal(between.listedBuild, '15.1.2176.9');
+  assert.ok(between.notes.some((n) => n.includes('nearest')));
+  assert.equal(verdict('15.1.2176.10', 'CVE-2021-26855'), N);
+  assert.equal(verdict('15.1.2176.10', 'CVE-2021-34473'), V);
+  // 2176.11 is nearer to the Apr21SU build 2176.12 than to 2176.9: mapping up across a fix is not proof.
+  assert.equal(kb.assess('15.1.2176.11', 'exact').listedBuild, '15.1.2176.12');
+  assert.equal(verdict('15.1.2176.11', 'CVE-2021-34473'), I);
+
+  const newer = kb.assess('15.2.1748.51', 'exact');
+  assert.equal(newer.listedBuild, '15.2.1748.49');
+  assert.ok(newer.notes.some((n) => n.includes('newer than any listed build')));
+  assert.equal(verdict('15.2.1748.51', 'CVE-2022-41082'), N);
+});
+
+test('Subscription Edition, Exchange Online and unknown builds', () => {
+  const se = kb.assess('15.2.2562.17', 'exact');
+  assert.equal(se.edition, 'Exchange Server SE');
+  assert.equal(se.cu, 'RTM');
+  assert.equal(kb.editionOf('15.2.2562.17'), 'Exchange Server SE');
+  assert.equal(kb.editionOf('15.02.2562.999'), 'Exchange Server SE');
+  assert.equal(kb.editionOf('15.2.2561.1'), 'Exchange Server 2019');
+  assert.equal(kb.editionOf('15.2.1748.10'), 'Exchange Server 2019');
+  assert.equal(kb.editionOf('15.1.2507.6'), 'Exchange Server 2016');
+  assert.equal(kb.editionOf('15.0.1497.2'), 'Exchange Server 2013');
+  assert.equal(kb.editionOf('14.3.513.0'), 'Exchange Server 2010');
+  assert.equal(kb.editionOf('8.3.517.0'), 'Exchange Server 2007');
+  assert.equal(kb.editionOf('15.20.4308.27'), null);
+  assert.equal(kb.editionOf('16.0.1.1'), null);
+
+  const online = kb.assess('15.20.4308.27', 'exact');
+  assert.equal(online.known, false);
+  assert.equal(online.edition, null);
+  assert.equal(online.verdicts.length, kb.cves.length);
+  assert.ok(online.verdicts.every((v) => v.verdict === 'indeterminate'));
+
+  for (const b of ['15.2.2600.1', '15.1.9999.1', '15.0.1498.1', '15.3.1.1']) {
+    const u = kb.assess(b, 'exact');
+    assert.equal(u.known, false, b);
+    assert.equal(u.verdicts.length, kb.cves.length);
+    assert.ok(u.verdicts.every((v) => v.verdict === 'indeterminate'), b);
+    assert.deepEqual([...u.indeterminate].sort(), kb.cves.map((c) => c.id).sort());
+  }
+  assert.equal(kb.assess('15.2.2600.1', 'exact').edition, 'Exchange Server SE');
+});
+
+test('garbage input throws TOCSIN_KB_UNKNOWN_BUILD; a missing revision means CU level', () => {
+  assert.throws(() => kb.assess('not-a-build', 'exact'), (e: unknown) => e instanceof TocsinError && e.code === 'TOCSIN_KB_UNKNOWN_BUILD');
+  const a = kb.assess('15.1.2176', 'exact');
+  assert.equal(a.precision, 'cu');
+  assert.equal(a.su, null);
+  assert.equal(a.listedBuild, null);
+});
+
+test('one verdict per CVE, lists consistent, results memoised and frozen', () => {
+  const a = kb.assess('15.1.2176.9', 'exact');
+  assert.equal(a.verdicts.length, kb.cves.length);
+  assert.deepEqual(a.verdicts.map((v) => v.cve), kb.cves.map((c) => c.id));
+  assert.deepEqual(a.vulnerable, a.verdicts.filter((v) => v.verdict === 'vulnerable').map((v) => v.cve));
+  assert.deepEqual(a.indeterminate, a.verdicts.filter((v) => v.verdict === 'indeterminate').map((v) => v.cve));
+  assert.ok(a.verdicts.every((v) => v.reason.length > 0));
+  assert.equal(kb.assess('15.1.2176.9', 'exact'), a);
+  assert.equal(kb.assess('15.01.2176.009', 'exact').input, '15.1.2176.9');
+  assert.ok(Object.isFrozen(a) && Object.isFrozen(a.verdicts));
+  assert.equal(loadExchangeKb(), kb, 'loader is cached');
+});
+
+test('property: an uncertain fix row alone never yields not-vulnerable in its CU', () => {
+  let checked = 0;
+  for (const f of kb.fixes) {
+    if (f.status !== 'uncertain' || f.fixedBuild === null) continue;
+    const key = cuKeyOf(parseBuildNumber(f.fixedBuild));
+    const confirmed = kb.fixes.some((g) => g.cve === f.cve && g.status === 'confirmed' && g.fixedBuild !== null && cuKeyOf(parseBuildNumber(g.fixedBuild)) === key);
+    if (confirmed) continue;
+    for (const b of kb.builds) {
+      if (cuKeyOf(parseBuildNumber(b.build)) !== key) continue;
+      assert.notEqual(verdict(b.build, f.cve), N, `${f.cve} @ ${b.build}: only an uncertain row says fixed`);
+      checked++;
+    }
+  }
+  assert.ok(checked > 50, `checked ${checked}`);
+});
+
+test('property: an uncertain build row never yields not-vulnerable where its SU name is the fix', () => {
+  let checked = 0;
+  for (const b of kb.builds.filter((r) => r.uncertain && r.su !== null)) {
+    const key = cuKeyOf(parseBuildNumber(b.build));
+    for (const f of kb.fixes) {
+      if (f.fixedBuild === null || f.su !== b.su || cuKeyOf(parseBuildNumber(f.fixedBuild)) !== key) continue;
+      if (compareBuilds(parseBuildNumber(b.build), parseBuildNumber(f.fixedBuild)) >= 0) continue;
+      assert.equal(verdict(b.build, f.cve), I, `${f.cve} @ ${b.build} (listed uncertain as ${b.su})`);
+      checked++;
+    }
+  }
+  assert.ok(checked > 10, `checked ${checked}`);
+});
+
+test('property: every confirmed fixing build is fixed, and the listed build just below it is not', () => {
+  let checked = 0;
+  for (const f of kb.fixes) {
+    if (f.status !== 'confirmed' || f.fixedBuild === null) continue;
+    const info = kb.cves.find((c) => c.id === f.cve);
+    const optIn = info?.configDependent?.startsWith('opt-in:') === true;
+    const fixed = parseBuildNumber(f.fixedBuild);
+    const key = cuKeyOf(fixed);
+    assert.equal(verdict(f.fixedBuild, f.cve), optIn ? I : N, `${f.cve} @ fixing build ${f.fixedBuild}`);
+    const below = kb.builds
+      .filter((b) => !b.uncertain && cuKeyOf(parseBuildNumber(b.build)) === key && compareBuilds(parseBuildNumber(b.build), fixed) < 0)
+      .sort((x, y) => compareBuilds(parseBuildNumber(y.build), parseBuildNumber(x.build)))[0];
+    if (below !== undefined) {
+      const got = verdict(below.build, f.cve);
+      assert.notEqual(got, N, `${f.cve} @ ${below.build}, just below ${f.fixedBuild}`);
+    }
+    checked++;
+  }
+  assert.ok(checked > 500, `checked ${checked}`);
+});
+
+test('property: "derived rule" rows (first CU after the fix) agree with the later-CU rule', () => {
+  let checked = 0;
+  for (const f of kb.fixes) {
+    if (f.status !== 'derived' || f.fixedBuild === null) continue;
+    const got = verdict(f.fixedBuild, f.cve);
+    assert.notEqual(got, V, `${f.cve} @ ${f.fixedBuild} (${f.edition} ${f.cu} and later)`);
+    checked++;
+  }
+  assert.ok(checked > 100, `checked ${checked}`);
+});

@@ -1,0 +1,86 @@
+/**
+ * Migration 0001: scans, attempts, observations, assessments.
+ *
+ * How the later pipeline fits (docs/ARCHITECTURE.md has the full model):
+ * - observations are the one place raw facts land, from a scan (attempt_id, scan_id set) or later from a
+ *   feed import (source = 'feed:<name>', attempt_id and scan_id null, the raw line in facts). Nothing
+ *   downstream reads scan_attempts except resume and the report's "hosts scanned".
+ * - assessments are verdicts for one observation (knowledge-base output, no I/O). Only `vulnerable` and
+ *   `indeterminate` rows are stored: every other CVE of the knowledge base is not-vulnerable for that
+ *   build (the ScanRecord contract), which keeps a national scan at a few rows per host, not ~150.
+ * - findings (next migration, with the lifecycle): one row per (ip, port, cve) with status, opened_at,
+ *   closed_at, close_reason, and first/last observation ids referencing observations(id). They are
+ *   derived from assessments; an inconclusive attempt never closes one, hence ip/port/scanned_at are
+ *   copied onto observations (indexed) so "latest observation per ip:port" is one index scan.
+ * - organisations, networks (cidr), asns, domains, contacts: attribution joins observations.ip with
+ *   `inet <<= cidr` (GiST index) and observations.tls_cert->'sans' with domains.
+ * - notifications/outbox and incidents reference findings and organisations, not scans.
+ * Ids are bigint identities (short, typeable in `--scan 12`); int8 is read back as a JS number.
+ */
+import { sql, type Kysely } from 'kysely';
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`
+    CREATE TABLE scans (
+      id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      targets      jsonb NOT NULL,
+      ports        integer[] NOT NULL,
+      options      jsonb NOT NULL DEFAULT '{}'::jsonb,
+      status       text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'finished', 'failed')),
+      started_at   timestamptz NOT NULL DEFAULT now(),
+      finished_at  timestamptz
+    )`.execute(db);
+
+  await sql`
+    CREATE TABLE scan_attempts (
+      id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      scan_id       bigint NOT NULL REFERENCES scans (id) ON DELETE CASCADE,
+      ip            inet NOT NULL,
+      port          integer NOT NULL CHECK (port BETWEEN 0 AND 65535),
+      hostname      text,
+      outcome       text NOT NULL CHECK (outcome IN ('answered', 'refused', 'timeout', 'tls-error', 'reset',
+                                                     'protocol-error', 'unreachable', 'excluded')),
+      detail        text,
+      attempted_at  timestamptz NOT NULL,
+      UNIQUE (scan_id, ip, port)
+    )`.execute(db);
+
+  await sql`
+    CREATE TABLE observations (
+      id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      source              text NOT NULL DEFAULT 'scan',
+      attempt_id          bigint UNIQUE REFERENCES scan_attempts (id) ON DELETE CASCADE,
+      scan_id             bigint REFERENCES scans (id) ON DELETE CASCADE,
+      ip                  inet NOT NULL,
+      port                integer NOT NULL CHECK (port BETWEEN 0 AND 65535),
+      hostname            text,
+      tls                 boolean NOT NULL,
+      product             text,
+      edition             text,
+      build               text,
+      build_precision     text CHECK (build_precision IN ('exact', 'cu')),
+      cu                  text,
+      su                  text,
+      status              integer,
+      facts               jsonb NOT NULL DEFAULT '[]'::jsonb,
+      evidence            jsonb NOT NULL DEFAULT '[]'::jsonb,
+      notes               jsonb NOT NULL DEFAULT '[]'::jsonb,
+      detector_revisions  jsonb NOT NULL DEFAULT '{}'::jsonb,
+      tls_cert            jsonb,
+      scanned_at          timestamptz NOT NULL
+    )`.execute(db);
+  await sql`CREATE INDEX observations_scan_ip_port ON observations (scan_id, ip, port)`.execute(db);
+  await sql`CREATE INDEX observations_ip_port_time ON observations (ip, port, scanned_at DESC)`.execute(db);
+  await sql`CREATE INDEX observations_product ON observations (product) WHERE product IS NOT NULL`.execute(db);
+
+  await sql`
+    CREATE TABLE assessments (
+      id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      observation_id  bigint NOT NULL REFERENCES observations (id) ON DELETE CASCADE,
+      cve             text NOT NULL,
+      verdict         text NOT NULL CHECK (verdict IN ('vulnerable', 'not-vulnerable', 'indeterminate')),
+      reason          text,
+      UNIQUE (observation_id, cve)
+    )`.execute(db);
+  await sql`CREATE INDEX assessments_cve ON assessments (cve, verdict)`.execute(db);
+}

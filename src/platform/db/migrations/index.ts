@@ -1,0 +1,16 @@
+/**
+ * The ordered list of schema migrations (explicit registry: a test checks every file here is listed).
+ * Ids sort in application order and are recorded in `tocsin_migrations`; never edit an applied one, add
+ * the next. Each `up` runs in its own transaction.
+ */
+import type { Kysely } from 'kysely';
+import * as m0001 from './0001-scans.js';
+
+export interface Migration {
+  readonly id: string;
+  up(db: Kysely<unknown>): Promise<void>;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  { id: '0001-scans', up: m0001.up },
+];

@@ -1,0 +1,309 @@
+/**
+ * The stored picture as data (`tocsin report`, the demo's summary): hosts scanned and answered,
+ * Exchange servers by edition and CU, exposed servers per CVE, indeterminate counts, patched share.
+ *
+ * Definitions (also in the README's `tocsin report` section):
+ * - Scope: one scan (the latest by default, or `--scan ID`), or all scans. For all scans, each
+ *   (ip, port) counts once with its LATEST attempt (hosts scanned/answered) and its LATEST observation
+ *   (everything about Exchange): an unreachable host keeps the picture of its last answer, since
+ *   unreachable is not fixed.
+ * - "Attempts" are (ip, port) pairs; "servers" are distinct IP addresses with an on-premises Exchange
+ *   observation (product "ms-exchange"). A server seen on 80 and 443 counts once; Exchange Online front
+ *   ends are counted apart and never as servers.
+ * - A server's verdict for a CVE is the worst over its ports: vulnerable if any observation says
+ *   vulnerable, else indeterminate if any says indeterminate, else not vulnerable.
+ * - Patched share = patched servers / all Exchange servers, where a server is PATCHED when a build was
+ *   seen (exact or CU-level) and none of the headline CVEs is vulnerable or indeterminate for it;
+ *   VULNERABLE when at least one headline CVE is vulnerable; UNDETERMINED otherwise (no build seen,
+ *   or some headline CVE indeterminate and none vulnerable). The three add up to the server count.
+ *   Indeterminate is never counted as patched: that would be a guess.
+ */
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { TocsinError } from '../../core/errors.js';
+import type { DbSchema } from './schema.js';
+import { parseScanId } from './scan-store.js';
+
+/** The CVEs a CERT asks about first, in display order. */
+export const HEADLINE_CVES: ReadonlyArray<{ readonly cve: string; readonly group: string | null }> = [
+  { cve: 'CVE-2021-26855', group: 'ProxyLogon' },
+  { cve: 'CVE-2021-26857', group: 'ProxyLogon' },
+  { cve: 'CVE-2021-26858', group: 'ProxyLogon' },
+  { cve: 'CVE-2021-27065', group: 'ProxyLogon' },
+  { cve: 'CVE-2021-34473', group: 'ProxyShell' },
+  { cve: 'CVE-2021-34523', group: 'ProxyShell' },
+  { cve: 'CVE-2021-31207', group: 'ProxyShell' },
+  { cve: 'CVE-2022-41040', group: 'ProxyNotShell' },
+  { cve: 'CVE-2022-41082', group: 'ProxyNotShell' },
+  { cve: 'CVE-2023-21529', group: null },
+  { cve: 'CVE-2024-21410', group: null },
+];
+
+export const PATCHED_DEFINITION =
+  'patched = Exchange server (distinct IP) with a build seen and no headline CVE vulnerable or indeterminate; ' +
+  'vulnerable = at least one headline CVE vulnerable; undetermined = the rest; patchedShare = patched / servers';
+
+export type ReportScope = { readonly kind: 'latest' } | { readonly kind: 'scan'; readonly id: string } | { readonly kind: 'all' };
+
+export interface ScanSummary {
+  readonly id: string;
+  readonly status: 'running' | 'finished' | 'failed';
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  readonly targets: number;
+  readonly ports: readonly number[];
+  readonly attempts: number;
+  readonly answered: number;
+  readonly exchangeServers: number;
+}
+
+export interface CveCount {
+  readonly cve: string;
+  readonly headline: boolean;
+  readonly group: string | null;
+  /** Servers for which the CVE is vulnerable. */
+  readonly vulnerable: number;
+  /** Servers for which it is indeterminate (and not vulnerable on any port). */
+  readonly indeterminate: number;
+}
+
+export interface ExchangeReport {
+  readonly scope: {
+    readonly kind: ReportScope['kind'];
+    /** Scans covered; for "all", every stored scan. Empty when nothing is stored. */
+    readonly scanIds: readonly string[];
+    /** The scan, when the scope is one scan. */
+    readonly scan: ScanSummary | null;
+  };
+  readonly generatedAt: string;
+  readonly hosts: {
+    /** (ip, port) pairs attempted. */
+    readonly attempted: number;
+    readonly distinctIps: number;
+    /** (ip, port) pairs that answered HTTP(S). */
+    readonly answered: number;
+    readonly byOutcome: Readonly<Record<string, number>>;
+  };
+  readonly exchange: {
+    /** Distinct IPs with on-premises Exchange. */
+    readonly servers: number;
+    /** (ip, port) pairs with on-premises Exchange. */
+    readonly services: number;
+    /** Servers whose exact build (with security update) was seen. */
+    readonly exactBuild: number;
+    /** Distinct IPs that are Exchange Online / Microsoft 365 front ends (not counted as servers). */
+    readonly exchangeOnline: number;
+    readonly byEdition: ReadonlyArray<{ readonly edition: string; readonly servers: number }>;
+    readonly byEditionCu: ReadonlyArray<{ readonly edition: string; readonly cu: string; readonly servers: number }>;
+  };
+  /** Headline CVEs first (always listed), then every other CVE with a count, most vulnerable first. */
+  readonly cves: readonly CveCount[];
+  readonly indeterminate: {
+    /** Servers with at least one CVE indeterminate. */
+    readonly anyCve: number;
+    /** Servers with at least one headline CVE indeterminate and none vulnerable. */
+    readonly headline: number;
+  };
+  readonly patched: {
+    readonly definition: string;
+    readonly servers: number;
+    readonly patched: number;
+    readonly vulnerable: number;
+    readonly undetermined: number;
+    /** patched / servers; null when there is no Exchange server. */
+    readonly patchedShare: number | null;
+    readonly vulnerableShare: number | null;
+  };
+}
+
+/** Every stored scan, newest first. */
+export async function listScans(db: Kysely<DbSchema>): Promise<ScanSummary[]> {
+  const r = await sql<ScanRow>`
+    SELECT s.id, s.status, s.started_at, s.finished_at, jsonb_array_length(s.targets) AS targets, s.ports,
+           (SELECT count(*) FROM scan_attempts a WHERE a.scan_id = s.id) AS attempts,
+           (SELECT count(*) FROM scan_attempts a WHERE a.scan_id = s.id AND a.outcome = 'answered') AS answered,
+           (SELECT count(DISTINCT o.ip) FROM observations o WHERE o.scan_id = s.id AND o.product = 'ms-exchange') AS exchange_servers
+    FROM scans s ORDER BY s.id DESC`.execute(db);
+  return r.rows.map(toSummary);
+}
+
+interface ScanRow {
+  readonly id: number;
+  readonly status: 'running' | 'finished' | 'failed';
+  readonly started_at: Date;
+  readonly finished_at: Date | null;
+  readonly targets: number;
+  readonly ports: number[];
+  readonly attempts: number;
+  readonly answered: number;
+  readonly exchange_servers: number;
+}
+
+function toSummary(row: ScanRow): ScanSummary {
+  return {
+    id: String(row.id),
+    status: row.status,
+    startedAt: row.started_at.toISOString(),
+    finishedAt: row.finished_at?.toISOString() ?? null,
+    targets: row.targets,
+    ports: row.ports,
+    attempts: row.attempts,
+    answered: row.answered,
+    exchangeServers: row.exchange_servers,
+  };
+}
+
+/**
+ * Build the report for a scope. Throws TocsinError TOCSIN_SCAN_NOT_FOUND for an unknown `--scan` id.
+ * With nothing stored, returns a report of zeros with an empty scanIds.
+ */
+export async function buildReport(db: Kysely<DbSchema>, scope: ReportScope = { kind: 'latest' }): Promise<ExchangeReport> {
+  const scans = await resolveScope(db, scope);
+  const ids = scans.ids;
+  const filter = (alias: string): RawBuilder<unknown> =>
+    ids === null ? sql`TRUE` : sql`${sql.ref(`${alias}.scan_id`)} = ANY(${ids}::bigint[])`;
+
+  // Latest attempt per (ip, port) in scope.
+  const att = sql`
+    SELECT DISTINCT ON (a.ip, a.port) a.ip, a.port, a.outcome FROM scan_attempts a
+    WHERE ${filter('a')} ORDER BY a.ip, a.port, a.attempted_at DESC, a.id DESC`;
+  // Latest observation per (ip, port) in scope, then the on-premises Exchange ones.
+  const obs = sql`
+    SELECT DISTINCT ON (o.ip, o.port) o.id, o.ip, o.port, o.product, o.edition, o.cu, o.build, o.build_precision, o.scanned_at
+    FROM observations o WHERE o.scan_id IS NOT NULL AND ${filter('o')}
+    ORDER BY o.ip, o.port, o.scanned_at DESC, o.id DESC`;
+  const headline = HEADLINE_CVES.map((h) => h.cve);
+
+  const outcomes = (await sql<{ outcome: string; n: number; ips: number }>`
+    WITH att AS (${att}) SELECT outcome, count(*) AS n, 0 AS ips FROM att GROUP BY outcome
+    UNION ALL SELECT '*', count(*), count(DISTINCT ip) FROM att`.execute(db)).rows;
+  const total = outcomes.find((o) => o.outcome === '*');
+  const byOutcome: Record<string, number> = {};
+  for (const o of outcomes) if (o.outcome !== '*') byOutcome[o.outcome] = o.n;
+
+  const counts = (await sql<{ servers: number; services: number; exact: number; online: number }>`
+    WITH obs AS (${obs})
+    SELECT count(DISTINCT ip) FILTER (WHERE product = 'ms-exchange') AS servers,
+           count(*) FILTER (WHERE product = 'ms-exchange') AS services,
+           count(DISTINCT ip) FILTER (WHERE product = 'ms-exchange' AND build_precision = 'exact') AS exact,
+           count(DISTINCT ip) FILTER (WHERE product = 'ms-exchange-online') AS online
+    FROM obs`.execute(db)).rows[0];
+
+  // One representative observation per server for edition and CU: exact build first, then newest, then lowest port.
+  const editions = (await sql<{ edition: string; cu: string; servers: number }>`
+    WITH obs AS (${obs}), rep AS (
+      SELECT DISTINCT ON (ip) ip, coalesce(edition, 'unknown') AS edition, coalesce(cu, 'unknown') AS cu
+      FROM obs WHERE product = 'ms-exchange'
+      ORDER BY ip, (build_precision = 'exact') DESC NULLS LAST, (build IS NOT NULL) DESC, scanned_at DESC, port)
+    SELECT edition, cu, count(*) AS servers FROM rep GROUP BY edition, cu`.execute(db)).rows;
+
+  const cveRows = (await sql<{ cve: string; vulnerable: number; indeterminate: number }>`
+    WITH obs AS (${obs}), per_ip AS (
+      SELECT o.ip, a.cve, bool_or(a.verdict = 'vulnerable') AS vuln, bool_or(a.verdict = 'indeterminate') AS indet
+      FROM obs o JOIN assessments a ON a.observation_id = o.id
+      WHERE o.product = 'ms-exchange' GROUP BY o.ip, a.cve)
+    SELECT cve, count(*) FILTER (WHERE vuln) AS vulnerable, count(*) FILTER (WHERE indet AND NOT vuln) AS indeterminate
+    FROM per_ip GROUP BY cve`.execute(db)).rows;
+
+  const status = (await sql<{ servers: number; vulnerable: number; patched: number; headline_indet: number; any_indet: number }>`
+    WITH obs AS (${obs}), per_ip AS (
+      SELECT o.ip,
+             bool_or(o.build IS NOT NULL) AS has_build,
+             coalesce(bool_or(a.verdict = 'vulnerable' AND a.cve = ANY(${headline}::text[])), false) AS hv,
+             coalesce(bool_or(a.verdict = 'indeterminate' AND a.cve = ANY(${headline}::text[])), false) AS hi,
+             coalesce(bool_or(a.verdict = 'indeterminate'), false) AS ai
+      FROM obs o LEFT JOIN assessments a ON a.observation_id = o.id
+      WHERE o.product = 'ms-exchange' GROUP BY o.ip)
+    SELECT count(*) AS servers,
+           count(*) FILTER (WHERE hv) AS vulnerable,
+           count(*) FILTER (WHERE has_build AND NOT hv AND NOT hi) AS patched,
+           count(*) FILTER (WHERE hi AND NOT hv) AS headline_indet,
+           count(*) FILTER (WHERE ai) AS any_indet
+    FROM per_ip`.execute(db)).rows[0];
+
+  const servers = status?.servers ?? 0;
+  const patched = status?.patched ?? 0;
+  const vulnerable = status?.vulnerable ?? 0;
+  return {
+    scope: { kind: scope.kind, scanIds: scans.listed, scan: scans.single },
+    generatedAt: new Date().toISOString(),
+    hosts: { attempted: total?.n ?? 0, distinctIps: total?.ips ?? 0, answered: byOutcome.answered ?? 0, byOutcome },
+    exchange: {
+      servers: counts?.servers ?? 0,
+      services: counts?.services ?? 0,
+      exactBuild: counts?.exact ?? 0,
+      exchangeOnline: counts?.online ?? 0,
+      byEdition: sumByEdition(editions),
+      byEditionCu: [...editions].sort((a, b) => compareText(a.edition, b.edition) || compareCu(a.cu, b.cu)),
+    },
+    cves: orderCves(cveRows),
+    indeterminate: { anyCve: status?.any_indet ?? 0, headline: status?.headline_indet ?? 0 },
+    patched: {
+      definition: PATCHED_DEFINITION,
+      servers,
+      patched,
+      vulnerable,
+      undetermined: servers - patched - vulnerable,
+      patchedShare: servers === 0 ? null : patched / servers,
+      vulnerableShare: servers === 0 ? null : vulnerable / servers,
+    },
+  };
+}
+
+async function resolveScope(
+  db: Kysely<DbSchema>,
+  scope: ReportScope,
+): Promise<{ ids: number[] | null; listed: string[]; single: ScanSummary | null }> {
+  if (scope.kind === 'all') {
+    const rows = await db.selectFrom('scans').select('id').orderBy('id').execute();
+    return { ids: null, listed: rows.map((r) => String(r.id)), single: null };
+  }
+  let id: number | null;
+  if (scope.kind === 'scan') {
+    id = parseScanId(scope.id);
+    if (id === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no scan with id ${JSON.stringify(scope.id)} (scan ids are numbers)`);
+  } else {
+    const latest = await db.selectFrom('scans').select('id').orderBy('id', 'desc').limit(1).executeTakeFirst();
+    if (latest === undefined) return { ids: [], listed: [], single: null };
+    id = latest.id;
+  }
+  const summary = (await listScans(db)).find((s) => s.id === String(id));
+  if (summary === undefined) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no scan with id ${id}`);
+  return { ids: [id], listed: [summary.id], single: summary };
+}
+
+function sumByEdition(rows: ReadonlyArray<{ edition: string; servers: number }>): Array<{ edition: string; servers: number }> {
+  const m = new Map<string, number>();
+  for (const r of rows) m.set(r.edition, (m.get(r.edition) ?? 0) + r.servers);
+  return [...m].map(([edition, servers]) => ({ edition, servers })).sort((a, b) => compareText(a.edition, b.edition));
+}
+
+function orderCves(rows: ReadonlyArray<{ cve: string; vulnerable: number; indeterminate: number }>): CveCount[] {
+  const byCve = new Map(rows.map((r) => [r.cve, r]));
+  const out: CveCount[] = HEADLINE_CVES.map((h) => ({
+    cve: h.cve,
+    headline: true,
+    group: h.group,
+    vulnerable: byCve.get(h.cve)?.vulnerable ?? 0,
+    indeterminate: byCve.get(h.cve)?.indeterminate ?? 0,
+  }));
+  const headline = new Set(HEADLINE_CVES.map((h) => h.cve));
+  const rest = rows
+    .filter((r) => !headline.has(r.cve) && (r.vulnerable > 0 || r.indeterminate > 0))
+    .sort((a, b) => b.vulnerable - a.vulnerable || b.indeterminate - a.indeterminate || compareText(a.cve, b.cve));
+  for (const r of rest) out.push({ cve: r.cve, headline: false, group: null, vulnerable: r.vulnerable, indeterminate: r.indeterminate });
+  return out;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** "CU9" before "CU10"; "unknown" and other names after numbered CUs. */
+function compareCu(a: string, b: string): number {
+  const na = /^CU(\d+)$/i.exec(a)?.[1];
+  const nb = /^CU(\d+)$/i.exec(b)?.[1];
+  if (na !== undefined && nb !== undefined) return Number(na) - Number(nb);
+  if (na !== undefined) return -1;
+  if (nb !== undefined) return 1;
+  return compareText(a, b);
+}

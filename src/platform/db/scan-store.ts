@@ -1,0 +1,254 @@
+/**
+ * The scan engine's storage (src/scan/store.ts) on PostgreSQL.
+ *
+ * recordBatch is one set-based statement (attempts, then observations and assessments for the attempts
+ * that were new) that sends whole columns as arrays and expands them with unnest(): a batch of hundreds
+ * is one round trip, whatever its size. Idempotent: attempts
+ * already stored (same scan, ip, port) are skipped by ON CONFLICT DO NOTHING, and only attempts inserted
+ * by this call get an observation, so replaying a batch after `kill -9` stores nothing twice.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { ScanRecord } from '../../core/scan-record.js';
+import type { Evidence } from '../../detectors/sdk.js';
+import { attemptKey, type AttemptResult, type ScanSpec, type ScanStore, type StoredScan } from '../../scan/store.js';
+import type { DbSchema, Json } from './schema.js';
+
+/** Rows fetched per page by records(); keyset pagination on (ip, port), so memory stays flat. */
+const PAGE = 1000;
+
+export function createScanStore(db: Kysely<DbSchema>): ScanStore {
+  return {
+    async createScan(spec: ScanSpec): Promise<StoredScan> {
+      const row = await db
+        .insertInto('scans')
+        .values({ targets: JSON.stringify(spec.targets), ports: [...spec.ports], options: JSON.stringify(spec.options) })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toStoredScan(row);
+    },
+
+    async getScan(id: string): Promise<StoredScan | null> {
+      const n = parseScanId(id);
+      if (n === null) return null;
+      const row = await db.selectFrom('scans').selectAll().where('id', '=', n).executeTakeFirst();
+      return row === undefined ? null : toStoredScan(row);
+    },
+
+    async doneKeys(scanId: string): Promise<Set<string>> {
+      const n = parseScanId(scanId);
+      const keys = new Set<string>();
+      if (n === null) return keys;
+      const rows = await db
+        .selectFrom('scan_attempts')
+        .select([sql<string>`host(ip)`.as('ip'), 'port'])
+        .where('scan_id', '=', n)
+        .execute();
+      for (const r of rows) keys.add(attemptKey(r.ip, r.port));
+      return keys;
+    },
+
+    async recordBatch(scanId: string, results: readonly AttemptResult[]): Promise<void> {
+      const n = requireScanId(scanId);
+      if (results.length === 0) return;
+      // Exact duplicates inside one batch: keep the first (the database would too).
+      const seen = new Set<string>();
+      const batch = results.filter((r) => {
+        const k = attemptKey(r.ip, r.port);
+        if (seen.has(k)) return false;
+        seen.add(k);
+        return true;
+      });
+      await insertBatch(db, n, batch);
+    },
+
+    records(scanId: string): AsyncIterable<ScanRecord> {
+      return streamRecords(db, scanId);
+    },
+
+    async finishScan(scanId: string, status: 'finished' | 'failed'): Promise<void> {
+      const n = requireScanId(scanId);
+      await db.updateTable('scans').set({ status, finished_at: sql<Date>`now()` }).where('id', '=', n).execute();
+    },
+  };
+}
+
+/** Scan ids are positive integers printed in decimal; anything else names no scan. */
+export function parseScanId(id: string): number | null {
+  if (!/^[1-9]\d{0,14}$/.test(id.trim())) return null;
+  return Number(id.trim());
+}
+
+function requireScanId(id: string): number {
+  const n = parseScanId(id);
+  if (n === null) throw new Error(`invalid scan id ${JSON.stringify(id)}`);
+  return n;
+}
+
+function toStoredScan(row: {
+  id: number;
+  targets: readonly string[];
+  ports: number[];
+  options: { readonly [key: string]: Json };
+  status: 'running' | 'finished' | 'failed';
+  started_at: Date;
+  finished_at: Date | null;
+}): StoredScan {
+  return {
+    id: String(row.id),
+    targets: row.targets,
+    ports: row.ports,
+    options: row.options,
+    status: row.status,
+    startedAt: row.started_at.toISOString(),
+    finishedAt: row.finished_at === null ? null : row.finished_at.toISOString(),
+  };
+}
+
+/**
+ * One statement: attempts are inserted (ON CONFLICT DO NOTHING); the rows actually inserted are joined back
+ * to the input (inet equality, so two spellings of one IPv6 address match; DISTINCT ON keeps the first)
+ * and only those get an observation and its assessments. A single statement is atomic and is one round
+ * trip; the foreign keys between the CTEs' inserts are checked at its end.
+ */
+async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly AttemptResult[]): Promise<void> {
+  const col = <T>(f: (b: AttemptResult, rec: ScanRecord | null) => T): T[] => batch.map((b) => f(b, b.record));
+  await sql`
+    WITH input AS (
+      SELECT * FROM unnest(
+        ${col((b) => b.ip)}::inet[],
+        ${col((b) => b.port)}::int[],
+        ${col((b) => b.hostname)}::text[],
+        ${col((b) => b.outcome)}::text[],
+        ${col((b) => b.detail)}::text[],
+        ${col((b) => b.attemptedAt)}::timestamptz[],
+        ${col((_, r) => r !== null)}::boolean[],
+        ${col((_, r) => r?.ip ?? null)}::inet[],
+        ${col((_, r) => r?.port ?? null)}::int[],
+        ${col((_, r) => r?.hostname ?? null)}::text[],
+        ${col((_, r) => r?.tls ?? null)}::boolean[],
+        ${col((_, r) => r?.product ?? null)}::text[],
+        ${col((_, r) => r?.edition ?? null)}::text[],
+        ${col((_, r) => r?.build ?? null)}::text[],
+        ${col((_, r) => r?.buildPrecision ?? null)}::text[],
+        ${col((_, r) => r?.cu ?? null)}::text[],
+        ${col((_, r) => r?.su ?? null)}::text[],
+        ${col((_, r) => r?.status ?? null)}::int[],
+        ${col((b) => JSON.stringify(b.facts))}::text[],
+        ${col((_, r) => JSON.stringify(r?.evidence ?? []))}::text[],
+        ${col((_, r) => JSON.stringify(r?.notes ?? []))}::text[],
+        ${col((b) => JSON.stringify(b.detectorRevisions))}::text[],
+        ${col((b) => (b.tlsCert === null ? null : JSON.stringify(b.tlsCert)))}::text[],
+        ${col((_, r) => r?.scannedAt ?? null)}::timestamptz[],
+        ${col((_, r) => (r === null ? '[]' : JSON.stringify(assessmentsOf(r))))}::text[]
+      ) WITH ORDINALITY AS t (ip, port, hostname, outcome, detail, attempted_at, has_record, r_ip, r_port, r_hostname,
+                              tls, product, edition, build, build_precision, cu, su, status, facts, evidence, notes,
+                              detector_revisions, tls_cert, scanned_at, assessments, ord)
+    ), ins AS (
+      INSERT INTO scan_attempts (scan_id, ip, port, hostname, outcome, detail, attempted_at)
+      SELECT ${scanId}::bigint, ip, port, hostname, outcome, detail, attempted_at FROM input ORDER BY ord
+      ON CONFLICT (scan_id, ip, port) DO NOTHING
+      RETURNING id, ip, port
+    ), fresh AS (
+      SELECT DISTINCT ON (ins.id) ins.id AS attempt_id, input.*
+      FROM ins JOIN input ON input.ip = ins.ip AND input.port = ins.port
+      ORDER BY ins.id, input.ord
+    ), obs AS (
+      INSERT INTO observations (attempt_id, scan_id, ip, port, hostname, tls, product, edition, build, build_precision,
+                                cu, su, status, facts, evidence, notes, detector_revisions, tls_cert, scanned_at)
+      SELECT attempt_id, ${scanId}::bigint, r_ip, r_port, r_hostname, tls, product, edition, build, build_precision,
+             cu, su, status, facts::jsonb, evidence::jsonb, notes::jsonb, detector_revisions::jsonb, tls_cert::jsonb, scanned_at
+      FROM fresh WHERE has_record
+      RETURNING id, attempt_id
+    )
+    INSERT INTO assessments (observation_id, cve, verdict, reason)
+    SELECT obs.id, a.cve, a.verdict, a.reason
+    FROM obs JOIN fresh USING (attempt_id)
+    CROSS JOIN LATERAL jsonb_to_recordset(fresh.assessments::jsonb) AS a (cve text, verdict text, reason text)`.execute(db);
+}
+
+/** Verdict rows of a record: vulnerable first; a CVE listed twice keeps its first (worst) verdict. */
+function assessmentsOf(rec: ScanRecord): Array<{ cve: string; verdict: 'vulnerable' | 'indeterminate'; reason: string }> {
+  const out: Array<{ cve: string; verdict: 'vulnerable' | 'indeterminate'; reason: string }> = [];
+  const seen = new Set<string>();
+  for (const [list, verdict] of [[rec.vulnerable, 'vulnerable'], [rec.indeterminate, 'indeterminate']] as const) {
+    for (const cve of list) {
+      if (seen.has(cve)) continue;
+      seen.add(cve);
+      out.push({ cve, verdict, reason: reasonFor(rec, cve, verdict) });
+    }
+  }
+  return out;
+}
+
+/** The record's notes that name the CVE, else a plain statement of what the verdict rests on. */
+function reasonFor(rec: ScanRecord, cve: string, verdict: 'vulnerable' | 'indeterminate'): string {
+  const notes = rec.notes.filter((n) => n.includes(cve));
+  if (notes.length > 0) return notes.join('; ');
+  const build = rec.build === null ? 'no build seen' : `build ${rec.build} (precision ${rec.buildPrecision ?? 'unknown'})`;
+  return `${verdict}: ${build}`;
+}
+
+interface RecordRow {
+  readonly id: number;
+  readonly ip: string;
+  readonly port: number;
+  readonly hostname: string | null;
+  readonly tls: boolean;
+  readonly product: string | null;
+  readonly edition: string | null;
+  readonly build: string | null;
+  readonly build_precision: 'exact' | 'cu' | null;
+  readonly cu: string | null;
+  readonly su: string | null;
+  readonly status: number | null;
+  readonly evidence: readonly Evidence[];
+  readonly notes: readonly string[];
+  readonly scanned_at: Date;
+  readonly vulnerable: readonly string[];
+  readonly indeterminate: readonly string[];
+}
+
+async function* streamRecords(db: Kysely<DbSchema>, scanId: string): AsyncGenerator<ScanRecord> {
+  const n = parseScanId(scanId);
+  if (n === null) return;
+  let after: { ip: string; port: number } | null = null;
+  for (;;) {
+    const cursor = after === null ? sql`TRUE` : sql`(o.ip, o.port) > (${after.ip}::inet, ${after.port}::int)`;
+    const r: { rows: RecordRow[] } = await sql<RecordRow>`
+      SELECT o.id, host(o.ip) AS ip, o.port, o.hostname, o.tls, o.product, o.edition, o.build, o.build_precision,
+             o.cu, o.su, o.status, o.evidence, o.notes, o.scanned_at,
+             coalesce((SELECT array_agg(a.cve ORDER BY a.id) FROM assessments a
+                       WHERE a.observation_id = o.id AND a.verdict = 'vulnerable'), '{}') AS vulnerable,
+             coalesce((SELECT array_agg(a.cve ORDER BY a.id) FROM assessments a
+                       WHERE a.observation_id = o.id AND a.verdict = 'indeterminate'), '{}') AS indeterminate
+      FROM observations o
+      WHERE o.scan_id = ${n}::bigint AND ${cursor}
+      ORDER BY o.ip, o.port
+      LIMIT ${PAGE}`.execute(db);
+    for (const row of r.rows) yield toRecord(row);
+    const last = r.rows[r.rows.length - 1];
+    if (r.rows.length < PAGE || last === undefined) return;
+    after = { ip: last.ip, port: last.port };
+  }
+}
+
+function toRecord(row: RecordRow): ScanRecord {
+  return {
+    ip: row.ip,
+    port: row.port,
+    hostname: row.hostname,
+    tls: row.tls,
+    product: row.product,
+    edition: row.edition,
+    build: row.build,
+    buildPrecision: row.build_precision,
+    cu: row.cu,
+    su: row.su,
+    vulnerable: row.vulnerable,
+    indeterminate: row.indeterminate,
+    evidence: row.evidence,
+    scannedAt: row.scanned_at.toISOString(),
+    status: row.status,
+    notes: row.notes,
+  };
+}

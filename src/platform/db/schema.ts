@@ -1,0 +1,82 @@
+/**
+ * Kysely table types for the schema built by ./migrations. Keep in step with the migrations.
+ * Conventions: bigint ids are read as JS numbers (int8 parser in connect.ts); timestamptz is read as a
+ * Date and may be written as an ISO string; jsonb is read parsed and written as a JSON string (never as
+ * a JS array: node-postgres would send that as a PostgreSQL array).
+ */
+import type { ColumnType, Generated, GeneratedAlways } from 'kysely';
+
+/** A JSON value as PostgreSQL returns it. */
+export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+type JsonColumn<T extends Json = Json> = ColumnType<T, string, string>;
+type JsonColumnDefault<T extends Json = Json> = ColumnType<T, string | undefined, string>;
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+
+export interface ScansTable {
+  readonly id: GeneratedAlways<number>;
+  targets: JsonColumn<readonly string[]>;
+  ports: ColumnType<number[], readonly number[], readonly number[]>;
+  options: JsonColumnDefault<{ readonly [key: string]: Json }>;
+  status: ColumnType<'running' | 'finished' | 'failed', 'running' | 'finished' | 'failed' | undefined>;
+  started_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface ScanAttemptsTable {
+  readonly id: GeneratedAlways<number>;
+  scan_id: number;
+  /** inet: written as text, read as text (host addresses print without a prefix length). */
+  ip: string;
+  port: number;
+  hostname: string | null;
+  outcome: string;
+  detail: string | null;
+  attempted_at: Timestamp;
+}
+
+export interface ObservationsTable {
+  readonly id: GeneratedAlways<number>;
+  source: Generated<string>;
+  attempt_id: number | null;
+  scan_id: number | null;
+  ip: string;
+  port: number;
+  hostname: string | null;
+  tls: boolean;
+  product: string | null;
+  edition: string | null;
+  build: string | null;
+  build_precision: 'exact' | 'cu' | null;
+  cu: string | null;
+  su: string | null;
+  status: number | null;
+  facts: JsonColumnDefault<readonly Json[]>;
+  evidence: JsonColumnDefault<readonly Json[]>;
+  notes: JsonColumnDefault<readonly string[]>;
+  detector_revisions: JsonColumnDefault<{ readonly [detector: string]: number }>;
+  tls_cert: ColumnType<Json | null, string | null | undefined, string | null>;
+  scanned_at: Timestamp;
+}
+
+export type Verdict = 'vulnerable' | 'not-vulnerable' | 'indeterminate';
+
+export interface AssessmentsTable {
+  readonly id: GeneratedAlways<number>;
+  observation_id: number;
+  cve: string;
+  verdict: Verdict;
+  reason: string | null;
+}
+
+export interface MigrationsTable {
+  id: string;
+  applied_at: Generated<Date>;
+}
+
+export interface DbSchema {
+  scans: ScansTable;
+  scan_attempts: ScanAttemptsTable;
+  observations: ObservationsTable;
+  assessments: AssessmentsTable;
+  tocsin_migrations: MigrationsTable;
+}

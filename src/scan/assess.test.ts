@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { assess } from './assess.js';
+import { loadExchangeKb } from '../knowledge/exchange/index.js';
+import type { Evidence, Fact, ProbeResponse } from '../detectors/sdk.js';
+import type { FingerprintLike } from './kit.js';
+
+const kb = loadExchangeKb();
+const target = { ip: '127.0.0.5', port: 443, hostname: 'mail.example', tls: true };
+const at = '2021-03-10T00:00:00.000Z';
+const ev: Evidence = { detector: 'exchange-x-owa-version', probe: 'owa-logon', url: 'https://mail.example/owa/auth/logon.aspx', where: 'header', name: 'x-owa-version', excerpt: '15.1.2176.2' };
+
+function responses(status: number): Map<string, ProbeResponse> {
+  return new Map([['owa-logon', { probeId: 'owa-logon', url: ev.url, status, statusLine: `HTTP/1.1 ${status} OK`, headers: [], body: Buffer.alloc(0), truncated: false, redirects: [] }]]);
+}
+
+function fp(p: Partial<FingerprintLike>): FingerprintLike {
+  return { product: null, build: null, precision: null, evidence: [], notes: [], ...p };
+}
+
+test('exact build: verdicts are exactly what the knowledge base says for it', () => {
+  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.2', precision: 'exact', evidence: [ev] }), kb, at);
+  const want = kb.assess('15.1.2176.2', 'exact');
+  assert.equal(r.product, 'ms-exchange');
+  assert.equal(r.build, '15.1.2176.2');
+  assert.equal(r.buildPrecision, 'exact');
+  assert.equal(r.edition, 'Exchange Server 2016');
+  assert.equal(r.cu, 'CU19');
+  assert.deepEqual(r.vulnerable, want.vulnerable);
+  assert.deepEqual(r.indeterminate, want.indeterminate);
+  assert.ok(r.vulnerable.includes('CVE-2021-26855'), 'ProxyLogon before Mar21SU');
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.evidence, [ev]);
+  assert.equal(r.hostname, 'mail.example');
+  assert.equal(r.scannedAt, at);
+});
+
+test('patched build is not vulnerable to ProxyLogon; CU-only evidence leaves SU unknown', () => {
+  const patched = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.9', precision: 'exact' }), kb, at);
+  assert.equal(patched.su, 'Mar21SU');
+  assert.ok(!patched.vulnerable.includes('CVE-2021-26855'));
+  assert.ok(!patched.indeterminate.includes('CVE-2021-26855'));
+  const cu = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176', precision: 'cu' }), kb, at);
+  assert.equal(cu.buildPrecision, 'cu');
+  assert.equal(cu.su, null);
+  assert.equal(cu.cu, 'CU19');
+  assert.ok(cu.indeterminate.includes('CVE-2021-26855'), 'ProxyLogon is indeterminate when only CU19 is visible');
+});
+
+test('long-form builds are normalised to digits and dots', () => {
+  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.01.2176.009', precision: 'exact' }), kb, at);
+  assert.equal(r.build, '15.1.2176.9');
+});
+
+test('non-Exchange hosts: other product or null, no verdicts', () => {
+  const iis: Fact = { kind: 'product', product: 'iis', evidence: { ...ev, detector: 'iis', name: 'server', excerpt: 'Microsoft-IIS/10.0' } };
+  const r = assess(target, responses(404), [iis], fp({}), kb, at);
+  assert.equal(r.product, 'iis');
+  assert.deepEqual([r.vulnerable, r.indeterminate], [[], []]);
+  assert.equal(r.build, null);
+  assert.equal(r.edition, null);
+  assert.equal(r.status, 404);
+  const none = assess(target, responses(404), [], fp({}), kb, at);
+  assert.equal(none.product, null);
+  assert.deepEqual(none.evidence, []);
+});
+
+test('Exchange Online and build-less Exchange get no verdicts, with a note saying why', () => {
+  const online = assess(target, responses(200), [], fp({ product: 'ms-exchange-online', build: '15.20.4.1' , precision: 'exact' }), kb, at);
+  assert.deepEqual([online.vulnerable, online.indeterminate, online.build], [[], [], null]);
+  assert.match(online.notes.join(' '), /Exchange Online/);
+  const noBuild = assess(target, responses(200), [], fp({ product: 'ms-exchange' }), kb, at);
+  assert.equal(noBuild.build, null);
+  assert.match(noBuild.notes.join(' '), /no build/);
+});
+
+test('a hostile build string never reaches the record', () => {
+  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.9\u001b[31m', precision: 'exact' }), kb, at);
+  assert.equal(r.build, null);
+  assert.deepEqual(r.vulnerable, []);
+});
+
+test('a drifted wire revision is reported as the listed build its verdicts are about', () => {
+  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.2.858.2', precision: 'exact' }), kb, at);
+  assert.equal(r.build, '15.2.858.5');
+  assert.equal(r.cu, 'CU9');
+  assert.deepEqual(r.vulnerable, kb.assess('15.2.858.2', 'exact').vulnerable);
+  assert.ok(r.notes.some((n) => n.includes('15.2.858.2')));
+});

@@ -1,0 +1,68 @@
+/**
+ * Groups results into batches (by count or age) and applies back-pressure: `push` returns a promise
+ * that waits while too many batches are still being handled downstream (storage, output, or the
+ * MessagePort to the main thread). This keeps memory bounded when the network outruns the database.
+ */
+import type { AttemptResult } from './store.js';
+
+export interface BatcherOptions {
+  readonly maxBatch: number;
+  readonly maxAgeMs: number;
+  /** Batches handed to `sink` but not yet settled before push() starts waiting. */
+  readonly maxInFlight: number;
+  sink(batch: readonly AttemptResult[]): Promise<void>;
+}
+
+export class Batcher {
+  private buf: AttemptResult[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight = 0;
+  private waiters: Array<() => void> = [];
+  private failure: unknown = null;
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly o: BatcherOptions) {}
+
+  async push(r: AttemptResult): Promise<void> {
+    if (this.failure !== null) throw this.failure;
+    this.buf.push(r);
+    if (this.buf.length >= this.o.maxBatch) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.o.maxAgeMs);
+    while (this.inFlight >= this.o.maxInFlight && this.failure === null) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    if (this.failure !== null) throw this.failure;
+  }
+
+  /** Hand the current buffer to the sink now. */
+  flush(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.buf.length === 0) return;
+    const batch = this.buf;
+    this.buf = [];
+    this.inFlight++;
+    const p = this.o.sink(batch).then(
+      () => undefined,
+      (e: unknown) => {
+        this.failure ??= e;
+      },
+    ).finally(() => {
+      this.inFlight--;
+      this.pending.delete(p);
+      const w = this.waiters;
+      this.waiters = [];
+      for (const f of w) f();
+    });
+    this.pending.add(p);
+  }
+
+  /** Flush and wait for every batch to settle; rethrows the first sink failure. */
+  async close(): Promise<void> {
+    this.flush();
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+    if (this.failure !== null) throw this.failure;
+  }
+}

@@ -1,0 +1,190 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runScan, type ScanTarget } from './engine.js';
+import type { ScanKit, FingerprintLike, KbLike } from './kit.js';
+import type { AttemptResult } from './store.js';
+import type { HostSession, ProbeOutcome, ProbeTarget } from '../platform/net/types.js';
+import { DEFAULT_LIMITS } from '../platform/net/types.js';
+import type { ProbeRequest, ProbeResponse } from '../detectors/sdk.js';
+import { attemptKey } from './store.js';
+
+const PROBES: readonly ProbeRequest[] = [
+  { id: 'a', method: 'GET', path: '/a', purpose: 'first' },
+  { id: 'b', method: 'GET', path: '/b', purpose: 'second' },
+];
+
+const kb: KbLike = {
+  assess: (build, precision) => ({
+    edition: 'Exchange Server 2016', cu: 'CU19', su: precision === 'exact' ? 'Mar21SU' : null,
+    vulnerable: build.endsWith('.9') ? [] : ['CVE-2021-26855'], indeterminate: [], notes: [], known: true,
+  }),
+};
+
+function response(probeId: string, status: number, headers: Array<[string, string]> = []): ProbeResponse {
+  return { probeId, url: `https://x/${probeId}`, status, statusLine: `HTTP/1.1 ${status} X`, headers, body: Buffer.alloc(0), truncated: false, redirects: [] };
+}
+
+interface FakeNet {
+  kit: ScanKit;
+  opened: ProbeTarget[];
+  maxOpen: () => number;
+}
+
+/** A fake network: `behaviour(target)` says how each request of that target ends. */
+function fakeKit(behaviour: (t: ProbeTarget, probe: ProbeRequest) => ProbeOutcome, opts: { delayMs?: number; throwOn?: string } = {}): FakeNet {
+  const opened: ProbeTarget[] = [];
+  let open = 0;
+  let maxOpen = 0;
+  const kit: ScanKit = {
+    openSession(target): HostSession {
+      opened.push(target);
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      let closed = false;
+      return {
+        tlsCert: null,
+        async request(p) {
+          await new Promise((r) => setTimeout(r, opts.delayMs ?? 0));
+          return behaviour(target, p);
+        },
+        close() {
+          if (!closed) open--;
+          closed = true;
+        },
+      };
+    },
+    nextProbes(answered, sent) {
+      if (!sent.has('a')) return [PROBES[0]!];
+      if (answered.get('a')?.headers.some(([k]) => k === 'x-more') === true && !sent.has('b')) return [PROBES[1]!];
+      return [];
+    },
+    runDetectors(responses) {
+      if (opts.throwOn !== undefined && [...responses.values()].some((r) => r.url.includes(opts.throwOn ?? '#'))) throw new Error('detector bug');
+      const ex = responses.get('a')?.headers.find(([k]) => k === 'x-build');
+      return {
+        facts: ex === undefined ? [] : [{ kind: 'build', build: ex[1], precision: 'exact', evidence: { detector: 'd', probe: 'a', url: 'u', where: 'header', excerpt: ex[1] } }],
+        revisions: { d: 1 },
+      };
+    },
+    fingerprint(facts): FingerprintLike {
+      const b = facts.find((f) => f.kind === 'build');
+      if (b === undefined || b.kind !== 'build') return { product: null, build: null, precision: null, evidence: [], notes: [] };
+      return { product: 'ms-exchange', build: b.build, precision: b.precision, evidence: [b.evidence], notes: [] };
+    },
+    kb,
+  };
+  return { kit, opened, maxOpen: () => maxOpen };
+}
+
+function targets(n: number, prefix = '127.9.0.'): ScanTarget[] {
+  return Array.from({ length: n }, (_, i) => ({ ip: `${prefix}${i}`, hostname: null }));
+}
+
+test('every target is attempted once, concurrency is bounded, excluded hosts are never contacted', async () => {
+  const net = fakeKit((t, p) => ({ kind: 'ok', response: response(p.id, t.ip.endsWith('.7') ? 200 : 404, t.ip.endsWith('.7') ? [['x-build', '15.1.2176.2']] : []) }), { delayMs: 2 });
+  const results: AttemptResult[] = [];
+  const stats = await runScan({
+    targets: targets(50), ports: [{ port: 443, mode: 'tls' }], concurrency: 8, limits: DEFAULT_LIMITS, kit: net.kit,
+    isExcluded: (ip) => ip === '127.9.0.3',
+    onResult: (r) => {
+      results.push(r);
+    },
+  });
+  assert.equal(results.length, 50);
+  assert.equal(new Set(results.map((r) => r.ip)).size, 50);
+  assert.ok(net.maxOpen() <= 8, `max open ${net.maxOpen()}`);
+  assert.equal(net.opened.some((t) => t.ip === '127.9.0.3'), false);
+  assert.equal(results.find((r) => r.ip === '127.9.0.3')?.outcome, 'excluded');
+  const ex = results.find((r) => r.ip === '127.9.0.7');
+  assert.equal(ex?.record?.product, 'ms-exchange');
+  assert.deepEqual(ex?.record?.vulnerable, ['CVE-2021-26855']);
+  assert.equal(stats.exchange, 1);
+  assert.equal(stats.excluded, 1);
+  assert.equal(stats.answered, 49);
+});
+
+test('resume: done keys are skipped without contact', async () => {
+  const net = fakeKit((_t, p) => ({ kind: 'ok', response: response(p.id, 404) }));
+  const results: AttemptResult[] = [];
+  const done = new Set([attemptKey('127.9.0.1', 443), attemptKey('127.9.0.2', 443)]);
+  const stats = await runScan({ targets: targets(5), ports: [{ port: 443, mode: 'tls' }], concurrency: 3, limits: DEFAULT_LIMITS, kit: net.kit, done, onResult: (r) => void results.push(r) });
+  assert.deepEqual(results.map((r) => r.ip).sort(), ['127.9.0.0', '127.9.0.3', '127.9.0.4']);
+  assert.equal(stats.skipped, 2);
+  assert.equal(net.opened.length, 3);
+});
+
+test('the probe plan runs until nextProbes is empty; a failure before any answer ends the attempt', async () => {
+  const net = fakeKit((t, p) => {
+    if (t.ip.endsWith('.0')) return { kind: 'ok', response: response(p.id, 200, [['x-more', '1']]) };
+    return { kind: 'timeout', detail: 'request: 5000 ms' };
+  });
+  const results: AttemptResult[] = [];
+  await runScan({ targets: targets(2), ports: [{ port: 443, mode: 'tls' }], concurrency: 2, limits: DEFAULT_LIMITS, kit: net.kit, onResult: (r) => void results.push(r) });
+  const a = results.find((r) => r.ip === '127.9.0.0');
+  const b = results.find((r) => r.ip === '127.9.0.1');
+  assert.equal(a?.outcome, 'answered');
+  assert.equal(a?.record?.status, 200);
+  assert.equal(b?.outcome, 'timeout');
+  assert.equal(b?.detail, 'request: 5000 ms');
+  assert.equal(b?.record, null);
+});
+
+test("port mode 'auto' tries TLS first, then plain HTTP when the peer does not speak TLS", async () => {
+  const net = fakeKit((t, p) => (t.tls ? { kind: 'tls-error', detail: 'tls: wrong version' } : { kind: 'ok', response: response(p.id, 404) }));
+  const results: AttemptResult[] = [];
+  await runScan({ targets: targets(1), ports: [{ port: 8000, mode: 'auto' }, { port: 81, mode: 'tls' }], concurrency: 2, limits: DEFAULT_LIMITS, kit: net.kit, onResult: (r) => void results.push(r) });
+  assert.deepEqual(net.opened.filter((t) => t.port === 8000).map((t) => t.tls), [true, false]);
+  assert.equal(results.find((r) => r.port === 8000)?.record?.tls, false);
+  assert.equal(results.find((r) => r.port === 81)?.outcome, 'tls-error');
+});
+
+test('shards partition the targets deterministically', async () => {
+  const seen: string[][] = [];
+  for (let index = 0; index < 3; index++) {
+    const net = fakeKit((_t, p) => ({ kind: 'ok', response: response(p.id, 404) }));
+    const got: string[] = [];
+    await runScan({ targets: targets(10), ports: [{ port: 443, mode: 'tls' }], concurrency: 4, limits: DEFAULT_LIMITS, kit: net.kit, shard: { index, count: 3 }, onResult: (r) => void got.push(r.ip) });
+    seen.push(got);
+  }
+  const all = seen.flat().sort();
+  assert.deepEqual(all, targets(10).map((t) => t.ip).sort());
+  assert.equal(new Set(all).size, 10);
+});
+
+test('a detector that throws on hostile input does not stop the scan', async () => {
+  const net = fakeKit((t, p) => ({ kind: 'ok', response: { ...response(p.id, 200), url: `https://${t.ip}/${p.id}` } }), { throwOn: '127.9.0.1/' });
+  const results: AttemptResult[] = [];
+  const warnings: string[] = [];
+  await runScan({ targets: targets(3), ports: [{ port: 443, mode: 'tls' }], concurrency: 2, limits: DEFAULT_LIMITS, kit: net.kit, onResult: (r) => void results.push(r), onWarning: (m) => void warnings.push(m) });
+  assert.equal(results.length, 3);
+  assert.equal(results.find((r) => r.ip === '127.9.0.1')?.outcome, 'protocol-error');
+  assert.equal(warnings.length, 1);
+});
+
+test('abort stops the scan without reporting unfinished attempts', async () => {
+  const ac = new AbortController();
+  const net = fakeKit((_t, p) => ({ kind: 'ok', response: response(p.id, 404) }), { delayMs: 5 });
+  const results: AttemptResult[] = [];
+  await runScan({
+    targets: targets(200), ports: [{ port: 443, mode: 'tls' }], concurrency: 4, limits: DEFAULT_LIMITS, kit: net.kit, signal: ac.signal,
+    onResult: (r) => {
+      results.push(r);
+      if (results.length === 10) ac.abort();
+    },
+  });
+  assert.ok(results.length >= 10 && results.length < 200, `results ${results.length}`);
+  assert.ok(net.opened.length < 200);
+});
+
+test('an infinite target iterator is consumed lazily (bounded memory)', async () => {
+  function* forever(): Generator<ScanTarget> {
+    for (let i = 0; ; i++) yield { ip: `127.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, hostname: null };
+  }
+  const ac = new AbortController();
+  const net = fakeKit((_t, p) => ({ kind: 'ok', response: response(p.id, 404) }));
+  let n = 0;
+  await runScan({ targets: forever(), ports: [{ port: 443, mode: 'tls' }], concurrency: 16, limits: DEFAULT_LIMITS, kit: net.kit, signal: ac.signal, onResult: () => {
+    if (++n === 500) ac.abort();
+  } });
+  assert.ok(n >= 500 && n < 600, `n ${n}`);
+});

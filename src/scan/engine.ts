@@ -1,0 +1,253 @@
+/**
+ * The scan engine: a fixed pool of `concurrency` async loops pulling (target, port) jobs from one lazy
+ * iterator, so memory stays bounded whatever the size of the target list (a /8 is never materialised).
+ *
+ * Per job:
+ *   excluded address → reported as 'excluded', never contacted (no connection, no DNS, no token taken);
+ *   already done (resume) → skipped silently;
+ *   otherwise one rate-limiter token, one host session (the client owns every deadline and byte cap),
+ *   then the probe plan loop: `nextProbes(answered, sent)` until it returns nothing new, each probe
+ *   sent once, the first network failure before anything answered ends the attempt (a tarpit or a
+ *   closed port costs one deadline, not one per probe), and the whole attempt is bounded by the host
+ *   budget. Detectors → fingerprint → knowledge base → ScanRecord.
+ *
+ * Port modes (see port-spec.ts): 'tls', 'http', or 'auto' = TLS first, then plain HTTP on the same port
+ * if the peer did not speak TLS.
+ *
+ * Results are handed to `onResult`; if it returns a promise the loop waits for it (back-pressure from
+ * storage/output to the network). Stopping: abort the signal; no new job starts, open sessions are
+ * closed, and unfinished attempts are NOT reported (a resume does them again).
+ */
+import type { AttemptOutcome, AttemptResult } from './store.js';
+import { attemptKey } from './store.js';
+import type { Fact, ProbeResponse } from '../detectors/sdk.js';
+import type { HostSession, NetLimits, ProbeOutcome } from '../platform/net/types.js';
+import type { PortSpec } from './port-spec.js';
+import type { ScanKit } from './kit.js';
+import { assess, EXCHANGE } from './assess.js';
+
+/** One address to scan, with the hostname it was given as (sent as SNI and Host), if any. */
+export interface ScanTarget {
+  readonly ip: string;
+  readonly hostname: string | null;
+}
+
+/** New-connection pacing (overall and per network). Resolves when a connection to `ip` may be opened. */
+export interface ConnectionLimiter {
+  acquire(ip: string, signal?: AbortSignal): Promise<void>;
+}
+
+export interface EngineOptions {
+  readonly targets: Iterable<ScanTarget> | AsyncIterable<ScanTarget>;
+  readonly ports: readonly PortSpec[];
+  /** Jobs in flight at once (each is at most one open connection). */
+  readonly concurrency: number;
+  readonly limits: NetLimits;
+  readonly kit: ScanKit;
+  /** True for an address that must never be contacted. */
+  readonly isExcluded?: (ip: string) => boolean;
+  /** attemptKey(ip, port) of attempts already stored (resume). */
+  readonly done?: ReadonlySet<string>;
+  readonly limiter?: ConnectionLimiter;
+  readonly signal?: AbortSignal;
+  /** Deterministic sharding for worker threads: only targets whose position % count === index. */
+  readonly shard?: { readonly index: number; readonly count: number };
+  /** Injected clock (tests). */
+  readonly now?: () => Date;
+  onResult(result: AttemptResult): void | Promise<void>;
+  /** Something went wrong that is our bug, not the host's (e.g. a detector threw); the scan continues. */
+  onWarning?(message: string): void;
+}
+
+export interface EngineStats {
+  attempted: number;
+  answered: number;
+  exchange: number;
+  excluded: number;
+  skipped: number;
+}
+
+interface Job {
+  readonly target: ScanTarget;
+  readonly port: PortSpec;
+}
+
+/** Failures after which 'auto' mode retries the same port without TLS. */
+const PLAIN_RETRY: ReadonlySet<string> = new Set(['tls-error', 'protocol-error', 'reset']);
+/** Safety net against a plan that never converges (each round must send something new anyway). */
+const MAX_PLAN_ROUNDS = 8;
+
+export async function runScan(o: EngineOptions): Promise<EngineStats> {
+  const stats: EngineStats = { attempted: 0, answered: 0, exchange: 0, excluded: 0, skipped: 0 };
+  const now = o.now ?? (() => new Date());
+  const jobs = jobSource(o, stats, now);
+  // One abort listener for the whole scan (not one per session: thousands would be in flight).
+  const open = new Set<HostSession>();
+  const closeAll = (): void => {
+    for (const s of open) s.close();
+  };
+  o.signal?.addEventListener('abort', closeAll, { once: true });
+  const loops: Promise<void>[] = [];
+  const n = Math.max(1, Math.floor(o.concurrency));
+  for (let i = 0; i < n; i++) {
+    loops.push((async () => {
+      for (;;) {
+        if (o.signal?.aborted) return;
+        const next = await jobs.next();
+        if (next.done === true || o.signal?.aborted) return;
+        const result = await attempt(o, next.value, now, open);
+        if (result === null) continue; // aborted mid-attempt: not reported, resume redoes it
+        stats.attempted++;
+        if (result.outcome === 'answered') stats.answered++;
+        if (result.record?.product === EXCHANGE) stats.exchange++;
+        await o.onResult(result);
+      }
+    })());
+  }
+  try {
+    await Promise.all(loops);
+  } finally {
+    o.signal?.removeEventListener('abort', closeAll);
+  }
+  return stats;
+}
+
+/**
+ * Lazy (target, port) jobs. Excluded addresses are reported here, without taking a pool slot.
+ * Async generators queue concurrent next() calls, so the pool loops can share one.
+ */
+async function* jobSource(o: EngineOptions, stats: EngineStats, now: () => Date): AsyncGenerator<Job> {
+  let index = -1;
+  for await (const target of o.targets) {
+    index++;
+    if (o.shard !== undefined && index % o.shard.count !== o.shard.index) continue;
+    if (o.signal?.aborted) return;
+    const excluded = o.isExcluded?.(target.ip) === true;
+    for (const port of o.ports) {
+      if (o.done?.has(attemptKey(target.ip, port.port)) === true) {
+        stats.skipped++;
+        continue;
+      }
+      if (excluded) {
+        stats.excluded++;
+        await o.onResult(failure(target, port.port, 'excluded', 'in an exclusion list; not contacted', null, now()));
+        continue;
+      }
+      yield { target, port };
+    }
+  }
+}
+
+function failure(
+  target: ScanTarget, port: number, outcome: AttemptOutcome, detail: string,
+  tlsCert: HostSession['tlsCert'], at: Date,
+): AttemptResult {
+  return {
+    ip: target.ip, port, hostname: target.hostname, outcome, detail, record: null, facts: [],
+    detectorRevisions: {}, tlsCert, attemptedAt: at.toISOString(),
+  };
+}
+
+async function attempt(o: EngineOptions, job: Job, now: () => Date, open: Set<HostSession>): Promise<AttemptResult | null> {
+  const modes = job.port.mode === 'auto' ? [true, false] : [job.port.mode === 'tls'];
+  let last: AttemptResult | null = null;
+  for (const tls of modes) {
+    last = await attemptWith(o, job, tls, now, open);
+    if (last === null || last.outcome === 'answered' || !PLAIN_RETRY.has(last.outcome)) return last;
+  }
+  return last;
+}
+
+async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => Date, open: Set<HostSession>): Promise<AttemptResult | null> {
+  const { target } = job;
+  const port = job.port.port;
+  if (o.limiter !== undefined) {
+    try {
+      await o.limiter.acquire(target.ip, o.signal);
+    } catch {
+      return null; // aborted while waiting for a token
+    }
+  }
+  if (o.signal?.aborted) return null;
+  const startedAt = now();
+  let session: HostSession;
+  try {
+    session = await o.kit.openSession({ ip: target.ip, port, tls, hostname: target.hostname }, o.limits);
+  } catch (e) {
+    o.onWarning?.(`probe client failed to open ${target.ip}:${port}: ${errorText(e)}`);
+    return failure(target, port, 'unreachable', `client error: ${errorText(e)}`, null, startedAt);
+  }
+  open.add(session);
+  const answered = new Map<string, ProbeResponse>();
+  const sent = new Set<string>();
+  let firstFailure: Exclude<ProbeOutcome, { kind: 'ok' }> | null = null;
+  let budgetNote: string | null = null;
+  const deadline = startedAt.getTime() + o.limits.hostBudgetMs;
+  try {
+    plan: for (let round = 0; round < MAX_PLAN_ROUNDS; round++) {
+      const probes = o.kit.nextProbes(answered, sent).filter((p) => !sent.has(p.id));
+      if (probes.length === 0) break;
+      for (const probe of probes) {
+        if (o.signal?.aborted) return null;
+        if (Date.now() >= deadline) {
+          budgetNote = `host budget of ${o.limits.hostBudgetMs} ms spent; ${probe.id} and later probes not sent`;
+          break plan;
+        }
+        sent.add(probe.id);
+        const out = await session.request(probe);
+        if (o.signal?.aborted) return null;
+        if (out.kind === 'ok') {
+          answered.set(probe.id, out.response);
+        } else {
+          firstFailure ??= out;
+          // Nothing answered yet: the port does not speak HTTP(S) to us; more probes would only
+          // multiply the deadlines a tarpit makes us wait.
+          if (answered.size === 0) break plan;
+          // A timeout after answers means the host turned slow: stop spending its budget.
+          if (out.kind === 'timeout') break plan;
+        }
+      }
+    }
+  } catch (e) {
+    o.onWarning?.(`probe plan failed for ${target.ip}:${port}: ${errorText(e)}`);
+    if (answered.size === 0) return failure(target, port, 'protocol-error', `internal error: ${errorText(e)}`, safeCert(session), startedAt);
+  } finally {
+    open.delete(session);
+    session.close();
+  }
+
+  const tlsCert = safeCert(session);
+  if (answered.size === 0) {
+    const kind = firstFailure?.kind ?? 'protocol-error';
+    const detail = firstFailure?.detail ?? budgetNote ?? 'no probe answered';
+    return failure(target, port, kind, detail, tlsCert, startedAt);
+  }
+  try {
+    const { facts, revisions, errors } = o.kit.runDetectors(answered);
+    for (const err of errors ?? []) o.onWarning?.(`detector ${err.detector} failed on ${target.ip}:${port}: ${err.message}`);
+    const fp = o.kit.fingerprint(facts);
+    const record = assess({ ip: target.ip, port, hostname: target.hostname, tls }, answered, facts, fp, o.kit.kb, startedAt.toISOString());
+    const notes = budgetNote === null ? record.notes : [...record.notes, budgetNote];
+    return {
+      ip: target.ip, port, hostname: target.hostname, outcome: 'answered', detail: null,
+      record: notes === record.notes ? record : { ...record, notes },
+      facts: facts as Fact[], detectorRevisions: revisions, tlsCert, attemptedAt: startedAt.toISOString(),
+    };
+  } catch (e) {
+    // A detector or the KB threw on hostile input: our bug. Keep the scan going, keep the host visible.
+    o.onWarning?.(`assessment failed for ${target.ip}:${port}: ${errorText(e)}`);
+    return failure(target, port, 'protocol-error', `internal error while assessing: ${errorText(e)}`, tlsCert, startedAt);
+  }
+}
+
+function safeCert(s: HostSession): HostSession['tlsCert'] {
+  try {
+    return s.tlsCert;
+  } catch {
+    return null;
+  }
+}
+
+function errorText(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).slice(0, 200);
+}

@@ -1,0 +1,98 @@
+/**
+ * Progress on stderr: a one-line bar redrawn at most every `intervalMs` when stderr is a terminal
+ * (done/total, rate, ETA, Exchange servers found); nothing while running when it is not (logs and
+ * pipes stay clean), and one summary line at the end either way. Never writes to stdout.
+ */
+
+export interface ProgressSink {
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+  write(s: string): unknown;
+}
+
+export interface ProgressCounts {
+  readonly done: number;
+  readonly answered: number;
+  readonly exchange: number;
+  readonly vulnerable: number;
+}
+
+export interface ProgressOptions {
+  /** Total jobs ((ip, port) pairs) if known. */
+  readonly total: number | null;
+  readonly intervalMs?: number;
+  /** Injected clock (tests). */
+  readonly now?: () => number;
+}
+
+export class Progress {
+  private done = 0;
+  private answered = 0;
+  private exchange = 0;
+  private vulnerable = 0;
+  private lastDraw = 0;
+  private drawn = false;
+  private readonly started: number;
+  private readonly now: () => number;
+  private readonly interval: number;
+
+  constructor(private readonly sink: ProgressSink, private readonly o: ProgressOptions) {
+    this.now = o.now ?? (() => Date.now());
+    this.started = this.now();
+    this.interval = o.intervalMs ?? 200;
+  }
+
+  /** Count finished attempts (answered or not). */
+  add(c: ProgressCounts): void {
+    this.done += c.done;
+    this.answered += c.answered;
+    this.exchange += c.exchange;
+    this.vulnerable += c.vulnerable;
+    if (this.sink.isTTY !== true) return;
+    const t = this.now();
+    if (t - this.lastDraw < this.interval) return;
+    this.lastDraw = t;
+    this.draw(t);
+  }
+
+  /** The current bar text (no control characters). */
+  line(t: number = this.now()): string {
+    const secs = Math.max((t - this.started) / 1000, 0.001);
+    const rate = this.done / secs;
+    const total = this.o.total;
+    const parts: string[] = [];
+    if (total !== null && total > 0) {
+      const frac = Math.min(this.done / total, 1);
+      const width = 20;
+      const fill = Math.round(frac * width);
+      parts.push(`[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${this.done}/${total} ${(frac * 100).toFixed(1)}%`);
+    } else parts.push(`${this.done} done`);
+    parts.push(`${rate.toFixed(0)}/s`);
+    if (total !== null && total > this.done && rate > 0) parts.push(`ETA ${formatDuration((total - this.done) / rate)}`);
+    parts.push(`answered ${this.answered}`, `Exchange ${this.exchange}`, `vulnerable ${this.vulnerable}`);
+    return parts.join('  ');
+  }
+
+  private draw(t: number): void {
+    const cols = this.sink.columns ?? 100;
+    const text = this.line(t).slice(0, Math.max(cols - 1, 20));
+    this.sink.write(`\r${text}\u001b[K`);
+    this.drawn = true;
+  }
+
+  /** Clears the bar and writes the summary line. */
+  finish(prefix = 'scan'): void {
+    const t = this.now();
+    if (this.drawn) this.sink.write('\r\u001b[K');
+    const secs = (t - this.started) / 1000;
+    this.sink.write(`${prefix}: ${this.done} attempts in ${secs.toFixed(1)} s (${(this.done / Math.max(secs, 0.001)).toFixed(0)}/s); `
+      + `answered ${this.answered}, Exchange ${this.exchange}, vulnerable ${this.vulnerable}\n`);
+  }
+}
+
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}

@@ -1,0 +1,153 @@
+/**
+ * Runs a scan plan in N worker threads, or in this thread when N is 1.
+ *
+ * Why threads: TLS handshakes are CPU-bound and one Node thread tops out near 1.1k handshakes/s on this
+ * kind of machine; threads use the other cores. Targets are sharded deterministically by position
+ * (index % N), so each worker rebuilds the same lazy target iterator from the plan and takes its share:
+ * no target list crosses a thread boundary and memory stays bounded. Results come back in batches over
+ * the worker's MessagePort; the main thread does storage and output and acknowledges each batch, and a
+ * worker pauses when it has too many unacknowledged batches (back-pressure end to end).
+ */
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import type { AttemptResult } from './store.js';
+import type { EngineStats } from './engine.js';
+import { runScan } from './engine.js';
+import type { ScanPlan } from './plan.js';
+import { Batcher } from './batcher.js';
+import { engineOptionsFor } from './setup.js';
+
+export interface PoolOptions {
+  readonly plan: ScanPlan;
+  /** attemptKey(ip, port) already stored (resume). */
+  readonly done: ReadonlySet<string>;
+  /** Worker threads; 1 = run in this thread. */
+  readonly workers: number;
+  readonly signal?: AbortSignal;
+  /** Storage and output; awaited before the batch is acknowledged. */
+  onBatch(results: readonly AttemptResult[]): Promise<void>;
+  onWarning?(message: string): void;
+}
+
+/** Messages from a worker. */
+export type FromWorker =
+  | { readonly type: 'batch'; readonly seq: number; readonly results: readonly AttemptResult[] }
+  | { readonly type: 'warning'; readonly message: string }
+  | { readonly type: 'done'; readonly stats: EngineStats }
+  | { readonly type: 'error'; readonly message: string };
+
+/** Messages to a worker. */
+export type ToWorker = { readonly type: 'ack'; readonly seq: number } | { readonly type: 'stop' };
+
+export interface WorkerInit {
+  readonly plan: ScanPlan;
+  readonly done: readonly string[];
+  readonly shard: { readonly index: number; readonly count: number };
+}
+
+export const BATCH_SIZE = 256;
+export const BATCH_AGE_MS = 100;
+export const MAX_UNACKED = 4;
+
+/**
+ * Automatic worker count: threads pay only when there is enough work to amortise their start-up
+ * (each loads the detectors and the knowledge base) and when there is more than one core.
+ * Measured with bench/scan-vs-nmap.ts (see bench/README.md).
+ */
+export function autoWorkers(jobCount: number | null, cores: number = availableParallelism()): number {
+  if (cores < 2) return 1;
+  if (jobCount !== null && jobCount < 1024) return 1;
+  return Math.min(cores, 4);
+}
+
+export async function runPlan(o: PoolOptions): Promise<EngineStats> {
+  return o.workers <= 1 ? runInThread(o) : runInWorkers(o);
+}
+
+async function runInThread(o: PoolOptions): Promise<EngineStats> {
+  const batcher = new Batcher({ maxBatch: BATCH_SIZE, maxAgeMs: BATCH_AGE_MS, maxInFlight: MAX_UNACKED, sink: (b) => o.onBatch(b) });
+  const stats = await runScan(engineOptionsFor(o.plan, {
+    done: o.done,
+    ...(o.signal === undefined ? {} : { signal: o.signal }),
+    onResult: (r) => batcher.push(r),
+    ...(o.onWarning === undefined ? {} : { onWarning: o.onWarning }),
+  }));
+  await batcher.close();
+  return stats;
+}
+
+/** The worker entry: compiled .js next to this file, or the .ts source under tsx (tests, dev). */
+function spawnWorker(init: WorkerInit): Worker {
+  const self = import.meta.url;
+  if (self.endsWith('.ts')) {
+    // Node 20 does not run --import hooks in worker threads: register tsx inside the worker first.
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const entry = new URL('./scan-worker.ts', self).href;
+    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+    return new Worker(code, { eval: true, workerData: init });
+  }
+  return new Worker(new URL('./scan-worker.js', self), { workerData: init });
+}
+
+async function runInWorkers(o: PoolOptions): Promise<EngineStats> {
+  const count = o.workers;
+  const done = [...o.done];
+  const total: EngineStats = { attempted: 0, answered: 0, exchange: 0, excluded: 0, skipped: 0 };
+  // Storage/output is serialised across workers: one batch at a time, in arrival order.
+  let chain: Promise<void> = Promise.resolve();
+  let failure: unknown = null;
+  const workers: Worker[] = [];
+  const stopAll = (): void => {
+    for (const w of workers) w.postMessage({ type: 'stop' } satisfies ToWorker);
+  };
+  o.signal?.addEventListener('abort', stopAll, { once: true });
+  try {
+    await Promise.all(Array.from({ length: count }, (_, index) => new Promise<void>((resolve, reject) => {
+      const w = spawnWorker({ plan: o.plan, done, shard: { index, count } });
+      workers.push(w);
+      let finished = false;
+      w.on('message', (m: FromWorker) => {
+        switch (m.type) {
+          case 'batch':
+            chain = chain.then(async () => {
+              if (failure === null) {
+                try {
+                  await o.onBatch(m.results);
+                } catch (e) {
+                  failure ??= e;
+                  stopAll();
+                }
+              }
+              w.postMessage({ type: 'ack', seq: m.seq } satisfies ToWorker);
+            });
+            break;
+          case 'warning':
+            o.onWarning?.(m.message);
+            break;
+          case 'done':
+            finished = true;
+            for (const k of Object.keys(total) as Array<keyof EngineStats>) total[k] += m.stats[k];
+            break;
+          case 'error':
+            failure ??= new Error(`scan worker ${index}: ${m.message}`);
+            stopAll();
+            break;
+        }
+      });
+      w.on('error', (e) => {
+        failure ??= e;
+        stopAll();
+      });
+      w.on('exit', (code) => {
+        if (!finished && failure === null && code !== 0) failure = new Error(`scan worker ${index} exited with code ${code}`);
+        if (failure !== null && !finished) reject(failure);
+        else resolve();
+      });
+    })));
+  } finally {
+    o.signal?.removeEventListener('abort', stopAll);
+    await chain;
+  }
+  if (failure !== null) throw failure;
+  return total;
+}
