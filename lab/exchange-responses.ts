@@ -70,6 +70,16 @@ const LAST_MODIFIED = 'Tue, 15 Dec 2020 09:12:40 GMT';
 /** Bodies shared between hosts (keyed by what they depend on), so 65,536 hosts don't hold 65,536 pages. */
 export class BodyCache {
   private readonly map = new Map<string, Buffer>();
+  private readonly routes = new Map<string, Route | PrefixRoute>();
+  /** A route that depends only on `key` (e.g. the IIS 404 page of one IIS version), shared between hosts. */
+  route<T extends Route | PrefixRoute>(key: string, make: () => T): T {
+    let r = this.routes.get(key) as T | undefined;
+    if (r === undefined) {
+      r = make();
+      this.routes.set(key, r);
+    }
+    return r;
+  }
   get(key: string, make: () => string | Buffer): Buffer {
     let b = this.map.get(key);
     if (b === undefined) {
@@ -102,7 +112,11 @@ const ASSETS: readonly (readonly [string, string, Buffer])[] = [
   ['.eot', 'application/vnd.ms-fontobject', Buffer.alloc(64)],
 ];
 
-function assetPrefix(prefix: string, server: Hdr[], etagSeed: string): PrefixRoute {
+function assetPrefix(prefix: string, server: Hdr[], etagSeed: string, cache: BodyCache): PrefixRoute {
+  return cache.route(`asset:${prefix}:${server.join()}:${etagSeed}`, () => renderAssetPrefix(prefix, server, etagSeed, cache));
+}
+
+function renderAssetPrefix(prefix: string, server: Hdr[], etagSeed: string, cache: BodyCache): PrefixRoute {
   const byExt = new Map<string, Route>();
   for (const [ext, type, body] of ASSETS) {
     byExt.set(
@@ -122,25 +136,25 @@ function assetPrefix(prefix: string, server: Hdr[], etagSeed: string): PrefixRou
       }),
     );
   }
-  return { prefix, route: iis404(server), byExt };
+  return { prefix, route: iis404(server, cache), byExt };
 }
 
-function iis404(server: readonly Hdr[]): Route {
-  return renderRoute({
+function iis404(server: readonly Hdr[], cache: BodyCache): Route {
+  return cache.route(`404:${server.join()}`, () => renderRoute({
     status: 404,
     reason: 'Not Found',
     headers: [['Content-Type', 'text/html'], ...server, ['X-Powered-By', 'ASP.NET']],
     body: iisErrorPage(404, 'File or directory not found.', 'The resource you are looking for might have been removed, had its name changed, or is temporarily unavailable.'),
-  });
+  }));
 }
 
-function iis403(server: readonly Hdr[]): Route {
-  return renderRoute({
+function iis403(server: readonly Hdr[], cache: BodyCache): Route {
+  return cache.route(`403:${server.join()}`, () => renderRoute({
     status: 403,
     reason: 'Forbidden',
     headers: [['Content-Type', 'text/html'], ...server, ['X-Powered-By', 'ASP.NET']],
     body: iisErrorPage(403, 'Forbidden: Access is denied.', 'You do not have permission to view this directory or page using the credentials that you supplied.'),
-  });
+  }));
 }
 
 function iisStart(server: readonly Hdr[], iis: string, cache: BodyCache): Route {
@@ -263,16 +277,16 @@ function exchangeTable(host: LabHost, cache: BodyCache): RouteTable {
 
   // Versioned static assets.
   if (fam === '2010') {
-    prefixes.push(assetPrefix(`/owa/${assetVersion}/`, server, 'a1b2c3'));
+    prefixes.push(assetPrefix(`/owa/${assetVersion}/`, server, 'a1b2c3', cache));
   } else {
-    prefixes.push(assetPrefix(`/owa/auth/${assetVersion}/`, server, 'd4e5f6'));
-    prefixes.push(assetPrefix(`/owa/prem/${assetVersion}/`, server, 'd4e5f7'));
+    prefixes.push(assetPrefix(`/owa/auth/${assetVersion}/`, server, 'd4e5f6', cache));
+    prefixes.push(assetPrefix(`/owa/prem/${assetVersion}/`, server, 'd4e5f7', cache));
   }
 
   // ECP and the export tool manifest.
   const ecpBlocked = fam !== '2010' && !host.exposes.exporttool;
   if (ecpBlocked) {
-    const forbidden = iis403(server);
+    const forbidden = iis403(server, cache);
     exact.set('/ecp', forbidden);
     prefixes.push({ prefix: '/ecp/', route: forbidden });
   } else {
@@ -299,7 +313,7 @@ function exchangeTable(host: LabHost, cache: BodyCache): RouteTable {
       exact.set(`/ecp/current/exporttool/${EXPORTTOOL_FILE}`, manifest);
       exact.set(`/ecp/${wire}/exporttool/${EXPORTTOOL_FILE}`, manifest);
     } else {
-      exact.set(`/ecp/current/exporttool/${EXPORTTOOL_FILE}`, iis404(server));
+      exact.set(`/ecp/current/exporttool/${EXPORTTOOL_FILE}`, iis404(server, cache));
     }
     prefixes.push({ prefix: '/ecp/', route: fbaRedirect('ecp') });
   }
@@ -312,7 +326,7 @@ function exchangeTable(host: LabHost, cache: BodyCache): RouteTable {
   prefixes.push({ prefix: '/microsoft-server-activesync', route: unauthorized(true, true) });
   prefixes.push({ prefix: '/owa/', route: fbaRedirect('owa') });
 
-  return { exact, prefixes, fallback: iis404(server) };
+  return { exact, prefixes, fallback: iis404(server, cache) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -403,7 +417,7 @@ function iisTable(host: LabHost, cache: BodyCache): RouteTable {
       ['/welcome.png', png],
     ]),
     prefixes: [],
-    fallback: iis404(server),
+    fallback: iis404(server, cache),
   };
 }
 
@@ -453,8 +467,8 @@ function phishTable(host: LabHost, cache: BodyCache): RouteTable {
           ['/owa/', redirect],
           ['/owa/auth/logon.aspx', logon],
         ]),
-        prefixes: [assetPrefix('/owa/auth/15.1.1466/', server, 'beef')],
-        fallback: iis404(server),
+        prefixes: [assetPrefix('/owa/auth/15.1.1466/', server, 'beef', cache)],
+        fallback: iis404(server, cache),
       };
     }
     case 'nginx-kit': {

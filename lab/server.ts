@@ -47,6 +47,11 @@ export interface LabOptions {
   readonly truthPath?: string;
   /** Address to bind. Default 0.0.0.0 (every 127.x.y.z answers; the admission check keeps it loopback-only). */
   readonly listenHost?: string;
+  /**
+   * Render every host's responses before listening (default: when hosts <= 16,384), so a benchmark does
+   * not pay for rendering during the scan; larger estates render each host on its first connection.
+   */
+  readonly prerender?: boolean;
   /** Build rows to draw from (default: the knowledge base). For tests. */
   readonly builds?: readonly LabBuildRow[];
 }
@@ -88,16 +93,29 @@ export function certDir(): string {
   return join(packageRoot(), 'lab', 'certs');
 }
 
-function loadContexts(ids: ReadonlySet<string>): Map<string, tls.SecureContext> {
+/**
+ * Windows hosts (Exchange, IIS, the IIS-based honeypot) stop at TLS 1.2, as Windows Server 2008 R2 to 2019
+ * do; the others (nginx, Apache, Exchange Online) offer TLS 1.3 too.
+ */
+export function tlsMaxFor(host: LabHost): 'TLSv1.2' | 'TLSv1.3' {
+  return host.kind === 'exchange' || host.kind === 'iis' || (host.kind === 'owa-phish' && host.variant === 'iis75-honeypot') ? 'TLSv1.2' : 'TLSv1.3';
+}
+
+function contextKey(host: LabHost): string {
+  return `${host.cert}|${tlsMaxFor(host)}`;
+}
+
+function loadContexts(keys: ReadonlySet<string>): Map<string, tls.SecureContext> {
   const dir = certDir();
   const ca = readFileSync(join(dir, 'lab-ca.cert.pem'), 'latin1');
   const out = new Map<string, tls.SecureContext>();
-  for (const id of ids) {
+  for (const k of keys) {
+    const [id = '', maxVersion = 'TLSv1.3'] = k.split('|');
     const key = readFileSync(join(dir, `${id}.key.pem`), 'latin1');
     const leaf = readFileSync(join(dir, `${id}.cert.pem`), 'latin1');
     // Send the chain as real servers do (leaf + issuer); self-signed certificates stand alone.
     const chain = id === 'exch-selfsigned' ? leaf : leaf + ca;
-    out.set(id, tls.createSecureContext({ key, cert: chain, minVersion: 'TLSv1.2' }));
+    out.set(k, tls.createSecureContext({ key, cert: chain, minVersion: 'TLSv1.2', maxVersion: maxVersion as tls.SecureVersion }));
   }
   return out;
 }
@@ -145,7 +163,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
   }
   if (!Number.isFinite(o.latencyMs) || o.latencyMs < 0) throw new TocsinError('TOCSIN_ARG_INVALID', 'latencyMs must be >= 0');
   const hosts = generateEstate({ hosts: o.hosts, base: o.base, seed: o.seed, mix: o.mix ?? DEFAULT_MIX }, o.builds ?? kbBuilds());
-  const contexts = loadContexts(new Set(hosts.filter((h) => h.ports.https).map((h) => h.cert)));
+  const contexts = loadContexts(new Set(hosts.filter((h) => h.ports.https).map(contextKey)));
   const runtimes: (HostRuntime | undefined)[] = new Array<HostRuntime | undefined>(hosts.length);
   const cache = new BodyCache();
   const date = new DateLine();
@@ -335,7 +353,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
         raw.setTimeout(IDLE_MS);
     }
     if (secure) {
-      const ctx = contexts.get(host.cert);
+      const ctx = contexts.get(contextKey(host));
       const t = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx, ALPNProtocols: ['http/1.1'] });
       serveHttp(t, raw, rt, true);
     } else {
@@ -365,6 +383,8 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     if (latency > 0) setTimeout(() => begin(raw, i, secure), latency);
     else begin(raw, i, secure);
   };
+
+  if (o.prerender ?? hosts.length <= 16_384) for (let i = 0; i < hosts.length; i++) runtimeOf(i);
 
   const tlsServer = net.createServer((s) => onConnection(s, true));
   const httpServer = net.createServer((s) => onConnection(s, false));

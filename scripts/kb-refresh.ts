@@ -18,17 +18,24 @@
  *                  when present). Used only to pin the day of fixes whose build date is month-only.
  *   --builds FILE  more source build rows in the exchange-builds.csv layout (repeatable). Default: every
  *                  OUT/sources/*-builds.csv (e.g. the Exchange 2007 rollups, which the shared table lacks).
+ *   --learn-html FILE       the Learn page "Exchange Server build numbers and release dates" saved as HTML
+ *                           (repeatable); adds builds the other sources lack.
+ *   --righel-versions FILE  righel/ms-exchange-version-nse ms-exchange-unique-versions-dict.json (repeatable);
+ *                           adds builds the other sources lack.
+ *                  Sources are merged in the order above (shared table, sources/*.csv, Learn, righel): the
+ *                  first source naming a build wins; a later one with another date is reported as a conflict.
  *   --check        do not write; exit 1 if the tables would change (for CI).
  *
  * Exit codes: 0 written (or unchanged), 1 --check found differences, 2 bad arguments or unreadable input,
  * 3 the derived tables fail validation (nothing written).
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseCsvRecords, formatCsv } from '../src/knowledge/exchange/csv.js';
 import { BUILD_COLUMNS, BUILD_FILE, CVE_COLUMNS, CVE_FILE, FIX_COLUMNS, FIX_FILE, type BuildRecord, type CveRecord, type FixRecord } from '../src/knowledge/exchange/schema.js';
 import { buildKey, cveKey, deriveBuilds, deriveCves, deriveFixes, diffTables, fixKey, msrcDatesFromJson, type MsrcDates, type SourceBuild, type SourceFix, type TableDiff } from '../src/knowledge/exchange/refresh.js';
 import { validateTables } from '../src/knowledge/exchange/load.js';
+import { fromLearnHtml, fromRighelVersions, mergeSources } from '../src/knowledge/exchange/sources.js';
 import { dataPath } from '../src/platform/paths.js';
 
 interface Args {
@@ -37,6 +44,8 @@ interface Args {
   check: boolean;
   msrc: string | undefined;
   extraBuilds: string[] | undefined;
+  learnHtml: string[];
+  righelVersions: string[];
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -45,6 +54,8 @@ function parseArgs(argv: readonly string[]): Args {
   let check = false;
   let msrc: string | undefined;
   let extraBuilds: string[] | undefined;
+  const learnHtml: string[] = [];
+  const righelVersions: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--shared') shared = argv[++i];
@@ -52,10 +63,12 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a === '--check') check = true;
     else if (a === '--msrc') msrc = argv[++i];
     else if (a === '--builds') (extraBuilds ??= []).push(argv[++i] ?? '');
+    else if (a === '--learn-html') learnHtml.push(argv[++i] ?? '');
+    else if (a === '--righel-versions') righelVersions.push(argv[++i] ?? '');
     else throw new Error(`unknown argument ${JSON.stringify(a)}`);
   }
   if (shared === undefined) throw new Error('--shared DIR is required');
-  return { shared, out, check, msrc, extraBuilds };
+  return { shared, out, check, msrc, extraBuilds, learnHtml, righelVersions };
 }
 
 function readRecords(file: string, required: readonly string[]): Record<string, string>[] {
@@ -96,7 +109,7 @@ export function main(argv: readonly string[]): number {
       args.extraBuilds ??
       (existsSync(sourcesDir) ? readdirSync(sourcesDir).filter((f) => f.endsWith('-builds.csv')).sort().map((f) => join(sourcesDir, f)) : []);
     const buildFiles = [join(args.shared, 'exchange-builds.csv'), ...extra];
-    srcBuilds = buildFiles.flatMap((file) => readRecords(file, ['product', 'name', 'release_date', 'build_short', 'source_repo', 'source_path'])).map((r) => ({
+    const fromCsv: SourceBuild[] = buildFiles.flatMap((file) => readRecords(file, ['product', 'name', 'release_date', 'build_short', 'source_repo', 'source_path'])).map((r) => ({
       product: r.product ?? '',
       name: r.name ?? '',
       release_date: r.release_date ?? '',
@@ -104,6 +117,14 @@ export function main(argv: readonly string[]): number {
       source_repo: r.source_repo ?? '',
       source_path: r.source_path ?? '',
     }));
+    const adapted = [
+      ...args.learnHtml.map((f) => fromLearnHtml(readFileSync(f, 'utf8'), basename(f))),
+      ...args.righelVersions.map((f) => fromRighelVersions(readFileSync(f, 'utf8'), basename(f))),
+    ];
+    for (const a of adapted) for (const s of a.skipped) process.stderr.write(`warning: skipped ${s}\n`);
+    const merged = mergeSources([fromCsv, ...adapted.map((a) => a.rows)]);
+    for (const c of merged.conflicts) process.stderr.write(`conflict: ${c}\n`);
+    srcBuilds = merged.rows;
     srcFixes = readRecords(join(args.shared, 'exchange-cve-fixes.csv'), ['cve', 'product', 'cu', 'first_fixed_build', 'source', 'su_name', 'notes']).map((r) => ({
       cve: r.cve ?? '',
       product: r.product ?? '',

@@ -122,7 +122,7 @@ testEachBackend('scan store: create, get, record, read back', async ({ database 
   assert.deepEqual(obs[0]!.facts, a.facts);
   assert.deepEqual(obs[0]!.detector_revisions, { 'exchange-x-owa-version': 1 });
   assert.deepEqual(obs[0]!.tls_cert, a.tlsCert);
-  const ass = await database.db.selectFrom('assessments').select(['cve', 'verdict', 'reason']).orderBy('id').execute();
+  const ass = await database.db.selectFrom('assessments').select(['cve', 'verdict', 'reason']).orderBy('observation_id').orderBy('ord').execute();
   assert.deepEqual(ass.map((x) => [x.cve, x.verdict]), [
     ['CVE-2021-26855', 'vulnerable'],
     ['CVE-2021-34473', 'vulnerable'],
@@ -255,9 +255,18 @@ testEachBackend('report: numbers on a small known data set', async ({ database }
   assert.deepEqual(c('CVE-2099-0001'), [1, 0]);
   assert.equal(r.cves.at(-1)?.headline, false);
   assert.deepEqual(r.indeterminate, { anyCve: 1, headline: 1 });
-  assert.deepEqual({ ...r.patched, definition: '' }, {
-    definition: '', servers: 4, patched: 1, vulnerable: 1, undetermined: 2, patchedShare: 0.25, vulnerableShare: 0.25,
+  assert.deepEqual({ ...r.patched, definition: '', byGroup: [] }, {
+    definition: '', servers: 4, patched: 1, vulnerable: 1, undetermined: 2, patchedShare: 0.25, vulnerableShare: 0.25, byGroup: [],
   });
+  const group = (g: string): [number, number, number] => {
+    const x = r.patched.byGroup.find((y) => y.group === g);
+    return [x?.patched ?? -1, x?.vulnerable ?? -1, x?.undetermined ?? -1];
+  };
+  // ProxyLogon: .1 vulnerable; .2 and .3 patched (builds seen, nothing vulnerable or indeterminate); .4 no build.
+  assert.deepEqual(group('ProxyLogon'), [2, 1, 1]);
+  assert.deepEqual(group('ProxyNotShell'), [2, 0, 2]);
+  assert.deepEqual(group('CVE-2024-21410'), [3, 0, 1]);
+  assert.deepEqual(r.patched.byGroup.map((g) => g.group), ['ProxyLogon', 'ProxyShell', 'ProxyNotShell', 'CVE-2023-21529', 'CVE-2024-21410']);
 
   // All scans: 127.0.1.50 keeps its last answer (vulnerable 2013), its latest attempt (timeout) counts for hosts.
   const all = await buildReport(database.db, { kind: 'all' });

@@ -7,6 +7,10 @@ import type { CliContext } from './context.js';
 import * as check from './check.js';
 import * as kb from './kb.js';
 import * as scan from './scan.js';
+import * as forensics from './forensics.js';
+import * as lab from './lab.js';
+import * as report from './report.js';
+import * as db from './db.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
@@ -14,4 +18,8 @@ export const COMMANDS: readonly CommandModule[] = [
   check,
   kb,
   scan,
+  forensics,
+  lab,
+  report,
+  db,
 ];

@@ -41,7 +41,9 @@ function factProblems(d: Detector, f: Fact): string[] {
   }
   if (f.kind === 'exchange-signal' && !EXCHANGE_SIGNAL_KINDS.some((k) => k === f.signal)) p.push(`unknown signal kind ${f.signal}`);
   if (f.kind === 'product' && !/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(f.product)) p.push(`product id ${JSON.stringify(f.product)} not kebab-case`);
-  const declared = f.kind === 'build' ? `build:${f.precision}` : f.kind === 'exchange-signal' ? `signal:${f.signal}` : f.kind === 'exchange-online' ? 'online' : 'product';
+  const declared =
+    f.kind === 'build' ? `build:${f.precision}` : f.kind === 'exchange-signal' ? `signal:${f.signal}` : f.kind === 'exchange-online' ? 'online' : f.kind;
+  if (f.kind === 'inconsistency' && (f.reason.length === 0 || f.reason.length > 200 || CONTROL.test(f.reason))) p.push('inconsistency reason not capped/clean');
   if (!(d.emits ?? []).some((x) => x === declared)) p.push(`fact ${declared} not declared in emits`);
   return p;
 }

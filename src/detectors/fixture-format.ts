@@ -14,7 +14,7 @@
  *       "body": "text" | "bodyFile": "bodies/x.html" | "bodyBase64": "...",
  *       "redirects": ["http://192.0.2.10/owa/auth/logon.aspx"], "truncated": false } ],
  *   "expectPlan": ["owa-logon", "ecp-exporttool"],   // probes the plan sends (unlisted responses = no answer)
- *   "expectFacts": { "<detector-id>": ["signal:owa-page", "build:15.1.2176:cu", "online", "product:iis"] },
+ *   "expectFacts": { "<detector-id>": ["signal:owa-page", "build:15.1.2176:cu", "online", "product:iis", "inconsistency"] },
  *   "expectFingerprint": { "product": "ms-exchange", "build": "15.1.2176.2", "precision": "exact",
  *                          "notesInclude": ["substring of some note"] }
  * }
@@ -122,7 +122,7 @@ export function loadAllFixtures(root: string): Fixture[] {
   return out;
 }
 
-/** A fact as a short comparable string: "signal:<kind>", "build:<b>:<precision>", "online", "product:<p>". */
+/** A fact as a short comparable string: "signal:<kind>", "build:<b>:<precision>", "online", "product:<p>", "inconsistency". */
 export function factSummary(f: Fact): string {
   switch (f.kind) {
     case 'exchange-signal':
@@ -133,5 +133,7 @@ export function factSummary(f: Fact): string {
       return 'online';
     case 'product':
       return `product:${f.product}`;
+    case 'inconsistency':
+      return 'inconsistency';
   }
 }

@@ -14,7 +14,9 @@ import { exchangeOnline } from './exchange/exchange-online.js';
 import { exporttoolManifest } from './exchange/exporttool-manifest.js';
 import { httpServerProduct } from './exchange/http-server-product.js';
 import { owaAssetPath } from './exchange/owa-asset-path.js';
+import { owaFbaRedirect } from './exchange/owa-fba-redirect.js';
 import { owaPageMarkers } from './exchange/owa-page-markers.js';
+import { platformConsistency } from './exchange/platform-consistency.js';
 import { EXCHANGE_PROBES } from './exchange/probes.js';
 import { xOwaVersion } from './exchange/x-owa-version.js';
 
@@ -31,7 +33,9 @@ export const DETECTORS: readonly Detector[] = [
   owaAssetPath,
   exchangeHeaders,
   owaPageMarkers,
+  owaFbaRedirect,
   exchangeOnline,
+  platformConsistency,
   httpServerProduct,
 ];
 
@@ -76,7 +80,7 @@ export function detectorProblems(detectors: readonly Detector[], probes: readonl
     if (!Array.isArray(d.references) || d.references.length === 0) problems.push(`${label}: references must not be empty`);
     else for (const r of d.references) if (typeof r !== 'string' || !/^https:\/\/\S+$/.test(r)) problems.push(`${label}: reference "${String(r)}" is not an https URL`);
     if (!Array.isArray(d.emits) || d.emits.length === 0) problems.push(`${label}: emits must declare the facts it may state`);
-    else for (const e of d.emits) if (!/^(?:build:(?:exact|cu)|signal:[a-z0-9]+(?:-[a-z0-9]+)*|online|product)$/.test(e)) problems.push(`${label}: emits "${e}" is not a fact declaration`);
+    else for (const e of d.emits) if (!/^(?:build:(?:exact|cu)|signal:[a-z0-9]+(?:-[a-z0-9]+)*|online|product|inconsistency)$/.test(e)) problems.push(`${label}: emits "${e}" is not a fact declaration`);
     if (typeof d.detect !== 'function') problems.push(`${label}: detect must be a function`);
   }
   return problems;

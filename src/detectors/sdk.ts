@@ -35,7 +35,7 @@ export interface ProbeResponse {
   readonly body: Buffer;
   /** True if the body was cut at the cap. */
   readonly truncated: boolean;
-  /** Redirect chain followed, e.g. ["http://h/owa" , "https://h/owa/"]. */
+  /** URLs of the redirects followed (each Location target, in order; the request URL itself is not listed). */
   readonly redirects: readonly string[];
 }
 
@@ -52,7 +52,9 @@ export type Fact =
   /** Signs of Exchange Online / Microsoft 365 front ends (not an on-premises server). */
   | { readonly kind: 'exchange-online'; readonly evidence: Evidence }
   /** Any other product seen (e.g. "iis", "nginx"), for the record. */
-  | { readonly kind: 'product'; readonly product: string; readonly evidence: Evidence };
+  | { readonly kind: 'product'; readonly product: string; readonly evidence: Evidence }
+  /** Something that contradicts the service being what it claims (e.g. an Exchange 2016 page on IIS 7.5: a honeypot tell). */
+  | { readonly kind: 'inconsistency'; readonly reason: string; readonly evidence: Evidence };
 
 export interface DetectorMeta {
   /** kebab-case id, unique, e.g. "exchange-x-owa-version". */
@@ -66,12 +68,12 @@ export interface DetectorMeta {
   readonly references: readonly string[];
   /**
    * Which facts it may state, as data for docs and checks: "build:exact", "build:cu", "signal:<kind>",
-   * "online" (exchange-online) or "product". The conformance suite fails on any fact not declared here.
+   * "online" (exchange-online), "product" or "inconsistency". The conformance suite fails on any fact not declared here.
    */
   readonly emits?: readonly FactDeclaration[];
 }
 
-export type FactDeclaration = 'build:exact' | 'build:cu' | `signal:${string}` | 'online' | 'product';
+export type FactDeclaration = 'build:exact' | 'build:cu' | `signal:${string}` | 'online' | 'product' | 'inconsistency';
 
 export interface Detector extends DetectorMeta {
   /** Pure: responses keyed by probe id (only those that were answered). Must not throw on hostile input. */

@@ -221,13 +221,13 @@ export function campaignCoverage(cov: readonly FolderCoverage[]): CampaignCovera
   const earliest = req.reduce<string | null>((m, c) => (c.first !== null && (m === null || c.first < m) ? c.first : m), null);
   const latest = req.reduce<string | null>((m, c) => (c.last !== null && (m === null || c.last > m) ? c.last : m), null);
   return CAMPAIGNS.map((k) => {
-    const need = `${k.needLogsFrom}T00:00:00.000Z`;
     const base = { campaign: k.id, cves: k.cves, needLogsFrom: k.needLogsFrom, earliestLog: earliest };
     if (earliest === null) return { ...base, status: 'insufficient', reason: 'no HttpProxy or IIS logs with timestamps in the input' };
     if (latest !== null && latest < `${k.exploitedSince}T00:00:00.000Z`) {
       return { ...base, status: 'insufficient', reason: `logs end ${latest.slice(0, 10)}, before exploitation began (${k.exploitedSince})` };
     }
-    if (earliest > need) {
+    // "After 2021-03-03" means from the next day on: a log that starts during the day counts.
+    if (earliest.slice(0, 10) > k.needLogsFrom) {
       return { ...base, status: 'insufficient', reason: `logs begin ${earliest.slice(0, 10)}, after ${k.needLogsFrom} (${k.note})` };
     }
     return { ...base, status: 'covered', reason: `logs begin ${earliest.slice(0, 10)}` };

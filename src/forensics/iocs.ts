@@ -238,7 +238,11 @@ function parseChirp(text: string, fileName: string, acc: MutableIocs): void {
         acc.warnings.push(`${fileName}: ${name}: no strings read; skipped`);
         continue;
       }
-      if (/\.log"?$/i.test(files.trim())) {
+      if (/user.?agent/i.test(name) && [...strings.values()].every((x) => 'literal' in x)) {
+        // A list of user agents (CISA says they are not evidence alone): matched against the
+        // UserAgent column, reported as info.
+        for (const x of strings.values()) if ('literal' in x) addTo(acc, 'ua', x.literal, `${fileName}: ${name}`);
+      } else if (/\.log"?$/i.test(files.trim())) {
         acc.logStrings.push({ name, strings: [...strings.values()] });
       } else {
         const alternatives = yaraCondition(cond, strings);

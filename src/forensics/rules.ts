@@ -203,7 +203,7 @@ export const LOG_RULES: readonly LogRule[] = [
     severity: 'critical',
     on: 'request',
     needles: ['ServerInfo~'],
-    when: { all: [{ field: 'AnchorMailbox', like: 'ServerInfo~*/*Reset*VirtualDirectory#' }, { field: 'HttpStatus', equals: '200' }] },
+    when: { all: [{ field: 'AnchorMailbox', like: 'ServerInfo~*/*Reset*VirtualDirectory*' }, { field: 'HttpStatus', equals: '200' }] },
     description:
       'HttpProxy ECP rows whose AnchorMailbox carries a Reset*VirtualDirectory DDI call and that were answered 200: ' +
       'the step that writes the OAB virtual directory (with the attacker\'s script in ExternalUrl) to a file.',

@@ -9,7 +9,7 @@
  * reported as a notice with file:line and skipped; the rest of the file is still analysed.
  */
 import { parseCsvLine } from './csv-line.js';
-import { layoutOf, IIS_DEFAULT_FIELDS, type Layout } from './kinds.js';
+import { layoutOf, type Layout } from './kinds.js';
 import { normUserAgent, type IocSet } from './iocs.js';
 import type { Row } from './matcher.js';
 import type { FieldName, LogRule } from './rules.js';
@@ -126,8 +126,9 @@ export class TextRow implements Row {
       const after = this.line.slice((m.index ?? 0) + m[0].length);
       this.status = STATUS_IN_TEXT.exec(after)?.[1];
       this.method = METHOD_IN_TEXT.exec(this.line)?.[1];
+      // Only a request-like line has a client address; elsewhere an IPv4 is part of a path or message.
+      this.ip = IPV4_IN_TEXT.exec(this.line)?.[1];
     }
-    this.ip = IPV4_IN_TEXT.exec(this.line)?.[1];
   }
   get(field: FieldName): string | undefined {
     if (field === '$line') return this.line;
@@ -195,7 +196,6 @@ export class LineScanner {
   private carry: Buffer | null = null;
   private skippingLongLine = false;
   private layout: Layout | null;
-  private assumedLayoutWarned = false;
   private lastDataLine = '';
   private firstPending = true;
   private readonly seen = new Set<string>();
@@ -377,9 +377,6 @@ export class LineScanner {
         }
       }
       row = cols === null ? new TextRow(line) : new ColumnRow(cols, layout, line);
-      if (cols !== null && this.input.kind === 'iis-w3c' && this.input.layout !== null && layout === this.input.layout && !this.assumedLayoutWarned && layout.names === IIS_DEFAULT_FIELDS) {
-        this.assumedLayoutWarned = true;
-      }
     } else {
       row = new TextRow(line);
     }

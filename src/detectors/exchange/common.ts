@@ -17,9 +17,13 @@ import { excerpt, type Evidence, type ProbeResponse } from '../sdk.js';
  * - `owa-page`: the body of the OWA logon page (markers, asset paths). One kind for all body evidence:
  *   a phishing clone copies the whole body at once.
  * - `exporttool-manifest`: the eDiscovery export tool ClickOnce manifest served at the ECP path.
+ * - `owa-fba-redirect`: the server's routing, not its page: GET /owa/ answered with OWA's forms-based
+ *   authentication redirect to /owa/auth/logon.aspx?url=...&reason=0. Clones serve a page; they rarely
+ *   reproduce IIS/OWA routing. Needed for Exchange 2010 servers whose X-OWA-Version is stripped (2010
+ *   has no CAFE headers and no export tool).
  */
-export type ExchangeSignalKind = 'exchange-headers' | 'owa-page' | 'exporttool-manifest';
-export const EXCHANGE_SIGNAL_KINDS: readonly ExchangeSignalKind[] = ['exchange-headers', 'owa-page', 'exporttool-manifest'];
+export type ExchangeSignalKind = 'exchange-headers' | 'owa-page' | 'exporttool-manifest' | 'owa-fba-redirect';
+export const EXCHANGE_SIGNAL_KINDS: readonly ExchangeSignalKind[] = ['exchange-headers', 'owa-page', 'exporttool-manifest', 'owa-fba-redirect'];
 
 /** Longest build string we accept: "15.2.2562.17" is 12; leave room, refuse anything absurd. */
 const MAX_BUILD_LEN = 24;
@@ -111,13 +115,22 @@ export function isOnlineHostName(v: string): boolean {
   return s.endsWith('.outlook.com') || s.endsWith('.outlook.cn') || s.endsWith('.office365.us');
 }
 
-/** Path part of a URL the engine reports (no query), lower-cased; "" if it does not parse. */
+/**
+ * Path part of a URL the engine reports (no query or fragment), lower-cased; "" if there is none.
+ * Hand-rolled because WHATWG URL parsing costs microseconds per call on a path that runs per host, and
+ * the engine's URLs are its own ("scheme://authority/path?query"), not arbitrary input.
+ */
 export function urlPath(url: string): string {
-  try {
-    return new URL(url).pathname.toLowerCase();
-  } catch {
-    return '';
-  }
+  const scheme = url.indexOf('://');
+  if (scheme < 0) return '';
+  const slash = url.indexOf('/', scheme + 3);
+  if (slash < 0) return '';
+  let end = url.length;
+  const q = url.indexOf('?', slash);
+  if (q >= 0) end = q;
+  const h = url.indexOf('#', slash);
+  if (h >= 0 && h < end) end = h;
+  return url.slice(slash, end).toLowerCase();
 }
 
 /** Evidence for a header value. The excerpt is capped and cleaned by sdk.excerpt. */
@@ -202,18 +215,31 @@ function readAt(body: Buffer, at: number): AssetHit | null {
   return { build: text, precision: 'exact', at, len };
 }
 
+/** After the first asset path, look this far for others (OWA lists its assets together in <head>). */
+const CONFLICT_WINDOW = 4096;
+const assetCache = new WeakMap<Buffer, readonly AssetHit[]>();
+
 /**
- * Distinct OWA asset-path builds in a body (see owa-asset-path.ts), in order of first appearance.
- * Shared with the probe plan so that both agree on what counts.
+ * Distinct OWA asset-path builds in a body (see owa-asset-path.ts), in order of first appearance:
+ * the first one anywhere in the (engine-capped) body, then others within CONFLICT_WINDOW bytes of it.
+ * Shared with the probe plan so that both agree; cached per body buffer because the plan and the
+ * detector read the same response.
  */
 export function findAssetBuilds(body: Buffer): readonly AssetHit[] {
+  const cached = assetCache.get(body);
+  if (cached !== undefined) return cached;
   const out: AssetHit[] = [];
+  let limit = body.length;
   let at = body.indexOf(OWA);
-  for (let n = 0; at >= 0 && n < MAX_HITS && out.length < MAX_BUILDS; n++) {
+  for (let n = 0; at >= 0 && at < limit && n < MAX_HITS && out.length < MAX_BUILDS; n++) {
     const hit = readAt(body, at);
-    if (hit !== null && !out.some((h) => h.build === hit.build)) out.push(hit);
+    if (hit !== null && !out.some((h) => h.build === hit.build)) {
+      if (out.length === 0) limit = Math.min(body.length, at + CONFLICT_WINDOW);
+      out.push(hit);
+    }
     at = body.indexOf(OWA, at + OWA.length);
   }
+  assetCache.set(body, out);
   return out;
 }
 
@@ -263,4 +289,37 @@ export function parseExporttoolManifest(r: ProbeResponse): { build: string; at: 
   if (!id.name.toLowerCase().startsWith('microsoft.exchange.ediscovery.exporttool')) return null;
   if (!isBuild(id.version, 4) || !id.version.startsWith('15.')) return null;
   return { build: id.version, at: id.at, len: id.len };
+}
+
+/**
+ * True if a URL is OWA's forms-based-authentication redirect target: path /owa/auth/logon.aspx with
+ * both the `url=` and `reason=` query parameters (e.g. "/owa/auth/logon.aspx?url=https%3a%2f%2fh%2fowa%2f&reason=0").
+ * Accepts absolute URLs and absolute paths (a Location header may carry either).
+ */
+export function isFbaLogonUrl(url: string): boolean {
+  if (url.length > 4096) return false;
+  const lower = url.toLowerCase();
+  const pathStart = lower.startsWith('/') ? 0 : lower.indexOf('/', lower.indexOf('://') + 3);
+  if (pathStart < 0 || (!lower.startsWith('/') && lower.indexOf('://') < 0)) return false;
+  const q = lower.indexOf('?', pathStart);
+  if (q < 0) return false;
+  if (lower.slice(pathStart, q) !== '/owa/auth/logon.aspx') return false;
+  const params = lower.slice(q + 1).split('&');
+  return params.some((p) => p.startsWith('url=') && p.length > 4) && params.some((p) => /^reason=\d{1,3}$/.test(p));
+}
+
+/**
+ * How a GET /owa/ response shows OWA's FBA redirect, if it does: the unfollowed 3xx's Location, or the
+ * followed chain (at least one redirect followed, final URL the FBA logon URL; the engine lists the
+ * followed Location targets in `redirects`). Shared by the detector and the plan.
+ */
+export function fbaRedirectOf(r: ProbeResponse): { via: 'location'; location: string } | { via: 'chain'; url: string } | null {
+  if (r.status >= 300 && r.status < 400) {
+    const location = headerValues(r, 'location')[0];
+    if (location === undefined) return null;
+    const value = trimOws(location);
+    return isFbaLogonUrl(value) ? { via: 'location', location: value } : null;
+  }
+  if (r.redirects.length === 0 || !isFbaLogonUrl(r.url)) return null;
+  return { via: 'chain', url: r.url };
 }

@@ -10,7 +10,7 @@ import { factSummary, loadAllFixtures } from '../fixture-format.js';
 import { runDetectors } from '../registry.js';
 import type { Evidence, Fact, ProbeResponse } from '../sdk.js';
 import { fingerprintExchange } from './fingerprint.js';
-import { EXCHANGE_PROBES, EXPORTTOOL_PATH, nextProbes, PROBE_AUTODISCOVER, PROBE_EXPORTTOOL, PROBE_OWA_LOGON } from './probes.js';
+import { EXCHANGE_PROBES, EXPORTTOOL_PATH, nextProbes, PROBE_AUTODISCOVER, PROBE_EXPORTTOOL, PROBE_OWA_LOGON, PROBE_OWA_ROOT } from './probes.js';
 
 const FIXTURES = loadAllFixtures(fileURLToPath(new URL('..', import.meta.url))).filter((f) => f.file.includes('/exchange/'));
 
@@ -40,6 +40,7 @@ test('plan data: fixed GET paths, stage 0 is the OWA logon page only', () => {
       [PROBE_OWA_LOGON, 'GET', '/owa/auth/logon.aspx'],
       [PROBE_EXPORTTOOL, 'GET', EXPORTTOOL_PATH],
       [PROBE_AUTODISCOVER, 'GET', '/autodiscover/autodiscover.xml'],
+      [PROBE_OWA_ROOT, 'GET', '/owa/'],
     ],
   );
   assert.deepEqual(nextProbes(new Map(), new Set()).map((p) => p.id), [PROBE_OWA_LOGON]);
@@ -64,7 +65,7 @@ for (const fx of FIXTURES) {
   });
 }
 
-test('plan cost: Exchange 2016+ with X-OWA-Version needs 1 request, a non-Exchange host 1, a clone 2', () => {
+test('plan cost: Exchange with X-OWA-Version needs 1 request, a non-Exchange host 1, a 2013+ clone 3', () => {
   const byName = new Map(FIXTURES.map((f) => [f.name, f]));
   const cost = (name: string): number => simulatePlan(byName.get(name)?.responses ?? new Map()).length;
   assert.equal(cost('exchange-2016-cu19'), 1);
@@ -73,7 +74,8 @@ test('plan cost: Exchange 2016+ with X-OWA-Version needs 1 request, a non-Exchan
   assert.equal(cost('iis-404'), 1);
   assert.equal(cost('nginx-404'), 1);
   assert.equal(cost('exchange-online-front-end'), 1);
-  assert.equal(cost('owa-phishing-clone'), 2);
+  assert.equal(cost('owa-phishing-clone'), 3);
+  assert.equal(cost('exchange-2010-sp3-header-stripped'), 2);
   assert.equal(cost('exchange-2013-cu23-exporttool'), 2);
 });
 
@@ -160,4 +162,22 @@ test('fingerprint: hostile or impossible builds are rejected with a clean note, 
   }
   // A 3-part value claiming "exact" or a 4-part value claiming "cu" is inconsistent: rejected.
   assert.equal(fingerprintExchange([sig('exchange-headers'), sig('owa-page'), build('15.1.2176.9', 'cu', 'x')]).build, null);
+});
+
+test('FBA logon URL: OWA redirect targets only (2010 plain, 2013+ encoded), with url= and reason=', async () => {
+  const { isFbaLogonUrl } = await import('./common.js');
+  assert.ok(isFbaLogonUrl('https://h/owa/auth/logon.aspx?url=https://h/owa/&reason=0'));
+  assert.ok(isFbaLogonUrl('https://h:8443/OWA/auth/logon.aspx?url=https%3a%2f%2fh%2fowa%2f&reason=0'));
+  assert.ok(isFbaLogonUrl('/owa/auth/logon.aspx?replaceCurrent=1&url=https%3a%2f%2fh%2fecp%2f&reason=2'));
+  for (const bad of [
+    'https://h/owa/auth/logon.aspx',
+    'https://h/owa/auth/logon.aspx?url=&reason=0',
+    'https://h/owa/auth/logon.aspx?url=x&reason=zero',
+    'https://h/owa/auth/logon.aspx.php?url=x&reason=0',
+    'https://h/login?next=/owa/auth/logon.aspx?url=x&reason=0',
+    'owa/auth/logon.aspx?url=x&reason=0',
+    `https://h/owa/auth/logon.aspx?url=${'x'.repeat(5000)}&reason=0`,
+  ]) {
+    assert.equal(isFbaLogonUrl(bad), false, bad);
+  }
 });

@@ -13,20 +13,25 @@ import { PROBE_OWA_LOGON } from './probes.js';
 
 export const OWA_PAGE_MARKERS_ID = 'exchange-owa-page-markers';
 
+/**
+ * Ordered by where OWA puts them: <head> markers first, so that a real page is settled after reading
+ * its first kilobyte (a missing marker costs a scan of the whole window; a found one stops early).
+ */
 const MARKERS: ReadonlyArray<{ readonly label: string; readonly bytes: Buffer }> = [
   { label: 'owapage-comment', bytes: needle('OwaPage = ASP.auth_logon_aspx') },
+  { label: 'title-outlook', bytes: needle('<title>Outlook</title>') },
+  { label: 'title-owa', bytes: needle('Outlook Web App') },
+  { label: 'title-owa-2007', bytes: needle('Outlook Web Access') },
   { label: 'logon-form', bytes: needle('name="logonForm"') },
   { label: 'form-action-2013', bytes: needle('action="/owa/auth.owa"') },
   { label: 'form-action-2010', bytes: needle('/owa/auth/owaauth.dll') },
   { label: 'forcedownlevel', bytes: needle('name="forcedownlevel"') },
   { label: 'clklgn-script', bytes: needle('clkLgn()') },
-  { label: 'title-outlook', bytes: needle('<title>Outlook</title>') },
-  { label: 'title-owa', bytes: needle('Outlook Web App') },
-  { label: 'title-owa-2007', bytes: needle('Outlook Web Access') },
 ];
+/** Two distinct markers make the signal; searching stops there. */
 const MIN_MARKERS = 2;
-/** Enough to be sure; stop searching the body after this many. */
-const ENOUGH = 4;
+/** OWA logon pages are about 60 KB with the form near the end; markers further in are not looked for. */
+const WINDOW = 128 * 1024;
 
 function errorPageRedirect(r: ProbeResponse): string | null {
   if (urlPath(r.url).startsWith('/owa/auth/errorfe.aspx')) return r.url;
@@ -42,7 +47,7 @@ export const owaPageMarkers: Detector = {
   probes: [PROBE_OWA_LOGON],
   emits: ['signal:owa-page'],
   references: [
-    'https://learn.microsoft.com/en-us/exchange/clients/outlook-on-the-web/outlook-on-the-web',
+    'https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/owaurl-pox',
     'https://github.com/righel/ms-exchange-version-nse',
   ],
   detect(responses: ReadonlyMap<string, ProbeResponse>): readonly Fact[] {
@@ -55,9 +60,10 @@ export const owaPageMarkers: Detector = {
       count++;
       first = statusEvidence(OWA_PAGE_MARKERS_ID, r, `redirected to ${errorPage}`);
     }
+    const body = r.body.length > WINDOW ? r.body.subarray(0, WINDOW) : r.body;
     for (const m of MARKERS) {
-      if (count >= ENOUGH) break;
-      const at = r.body.indexOf(m.bytes);
+      if (count >= MIN_MARKERS) break;
+      const at = body.indexOf(m.bytes);
       if (at < 0) continue;
       count++;
       first ??= bodyEvidence(OWA_PAGE_MARKERS_ID, r, at, m.bytes.length, m.label);

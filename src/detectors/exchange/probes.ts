@@ -11,14 +11,21 @@
  *   1. `ecp-exporttool` only when stage 0 showed some Exchange sign but we still lack an exact build or
  *      a second signal kind (headers stripped by a reverse proxy, 2013+ page showing only the CU, or a
  *      phishing clone, which we must judge fairly).
+ *      Skipped for Exchange 2010/2007 pages (no export tool there).
  *   2. `autodiscover-xml` only when the exact build is still missing and Exchange headers were seen:
  *      the front end adds X-OWA-Version to its anonymous 401 for Autodiscover even where the OWA vdir
  *      hides it or ECP is blocked from the internet (common).
- * Exchange Online front ends stop after stage 0: nothing on-premises to learn.
+ *   3. `owa-root` only when a single signal kind is still all we have: OWA's FBA redirect of /owa/ is
+ *      server routing, the second kind for Exchange 2010 with X-OWA-Version stripped (no CAFE headers,
+ *      no export tool on 2010), and what a phishing clone fails.
+ * Costs: Exchange showing X-OWA-Version: 1 request; Exchange 2013+ without it: 2-3; Exchange 2010
+ * without it: 2 (the /owa/ redirect is followed by the engine: one more round trip); non-Exchange: 1;
+ * an OWA phishing clone: 3 (2 for a 2010 clone). Exchange Online front ends stop after stage 0.
  */
 import type { ProbeRequest, ProbeResponse } from '../sdk.js';
 import {
   EXCHANGE_SERVER_HEADERS,
+  fbaRedirectOf,
   headerValues,
   findAssetBuilds,
   isOnlineBuild,
@@ -34,6 +41,7 @@ import {
 export const PROBE_OWA_LOGON = 'owa-logon';
 export const PROBE_EXPORTTOOL = 'ecp-exporttool';
 export const PROBE_AUTODISCOVER = 'autodiscover-xml';
+export const PROBE_OWA_ROOT = 'owa-root';
 
 /** The ClickOnce manifest path; "Current" is ECP's alias of the installed version folder. */
 export const EXPORTTOOL_PATH = '/ecp/Current/exporttool/microsoft.exchange.ediscovery.exporttool.application';
@@ -63,6 +71,15 @@ export const EXCHANGE_PROBES: readonly ProbeRequest[] = [
       'Stage 2, only hosts with Exchange headers and still no exact build: the anonymous 401 of Autodiscover carries ' +
       'X-OWA-Version and X-FEServer from the front end.',
   },
+  {
+    id: PROBE_OWA_ROOT,
+    method: 'GET',
+    path: '/owa/',
+    purpose:
+      "Last stage, only hosts still showing a single signal kind (e.g. Exchange 2010 with X-OWA-Version stripped, or a " +
+      "phishing clone): OWA's forms-based-authentication redirect to /owa/auth/logon.aspx?url=...&reason=0 is server " +
+      'routing that a copied page does not bring along.',
+  },
 ];
 
 function probe(id: string): ProbeRequest {
@@ -81,12 +98,19 @@ const MARKERS: readonly Buffer[] = [
   needle('Outlook Web Access'),
 ];
 
-/** What stage 0/1 answers told us, computed cheaply (the detectors do the careful work later). */
+/** Same window as the page-marker detector. */
+const MARKER_WINDOW = 128 * 1024;
+
+/** What the answers so far told us, computed cheaply (the detectors do the careful work later). */
 interface Seen {
   exchangeHeaders: boolean;
   page: boolean;
+  manifest: boolean;
+  fba: boolean;
   exact: boolean;
   online: boolean;
+  /** Exchange 2010/2007 asset path: no export tool exists on those. */
+  legacy: boolean;
 }
 
 function scanResponse(r: ProbeResponse, seen: Seen): void {
@@ -104,16 +128,31 @@ function scanResponse(r: ProbeResponse, seen: Seen): void {
       if (isOnlineHostName(value)) seen.online = true;
     }
   }
+  if (r.probeId === PROBE_EXPORTTOOL && parseExporttoolManifest(r) !== null) {
+    seen.manifest = true;
+    seen.exact = true;
+  }
+  if (r.probeId === PROBE_OWA_ROOT && fbaRedirectOf(r) !== null) seen.fba = true;
   if (r.probeId !== PROBE_OWA_LOGON) return;
   if (urlPath(r.url).startsWith('/owa/auth/errorfe.aspx')) seen.page = true;
   const body = r.body;
   for (const hit of findAssetBuilds(body)) {
     seen.page = true;
     // 2010/2007 asset path /owa/14.3.513.0/ is a full build: that is exact.
-    if (hit.precision === 'exact') seen.exact = true;
+    if (hit.precision === 'exact') {
+      seen.exact = true;
+      seen.legacy = true;
+    }
     if (isOnlineBuild(hit.build)) seen.online = true;
   }
-  if (!seen.page) for (const m of MARKERS) if (body.indexOf(m) >= 0) seen.page = true;
+  if (seen.page) return;
+  const window = body.length > MARKER_WINDOW ? body.subarray(0, MARKER_WINDOW) : body;
+  for (const m of MARKERS) {
+    if (window.indexOf(m) >= 0) {
+      seen.page = true;
+      return;
+    }
+  }
 }
 
 /**
@@ -122,18 +161,17 @@ function scanResponse(r: ProbeResponse, seen: Seen): void {
  */
 export function nextProbes(answered: ReadonlyMap<string, ProbeResponse>, sent: ReadonlySet<string>): readonly ProbeRequest[] {
   if (!sent.has(PROBE_OWA_LOGON)) return [probe(PROBE_OWA_LOGON)];
-  const seen: Seen = { exchangeHeaders: false, page: false, exact: false, online: false };
+  const seen: Seen = { exchangeHeaders: false, page: false, manifest: false, fba: false, exact: false, online: false, legacy: false };
   for (const r of answered.values()) scanResponse(r, seen);
-  if (seen.online) return [];
-  if (!seen.exchangeHeaders && !seen.page) return [];
-  const kinds = (seen.exchangeHeaders ? 1 : 0) + (seen.page ? 1 : 0);
-  if (!sent.has(PROBE_EXPORTTOOL)) {
-    if (seen.exact && kinds >= 2) return [];
-    return [probe(PROBE_EXPORTTOOL)];
-  }
-  const manifest = answered.get(PROBE_EXPORTTOOL);
-  if (manifest !== undefined && parseExporttoolManifest(manifest) !== null) return [];
-  if (!sent.has(PROBE_AUTODISCOVER) && !seen.exact && seen.exchangeHeaders) return [probe(PROBE_AUTODISCOVER)];
+  // Nothing Exchange-like, or Exchange Online: done.
+  if (seen.online || (!seen.exchangeHeaders && !seen.page)) return [];
+  const kinds = [seen.exchangeHeaders, seen.page, seen.manifest, seen.fba].filter(Boolean).length;
+  if (seen.exact && kinds >= 2) return [];
+  // The export tool manifest gives an exact build and a signal kind at once (2013 and later only).
+  if (!sent.has(PROBE_EXPORTTOOL) && !seen.legacy) return [probe(PROBE_EXPORTTOOL)];
+  // The front end's Autodiscover 401 carries X-OWA-Version where OWA's is stripped.
+  if (!seen.exact && seen.exchangeHeaders && !sent.has(PROBE_AUTODISCOVER)) return [probe(PROBE_AUTODISCOVER)];
+  // Still one signal kind: ask for OWA's redirect (routing, which a copied page does not bring).
+  if (kinds < 2 && !sent.has(PROBE_OWA_ROOT)) return [probe(PROBE_OWA_ROOT)];
   return [];
 }
-

@@ -15,6 +15,20 @@ export const EDITIONS = [
 ] as const;
 export type Edition = (typeof EDITIONS)[number];
 
+/**
+ * End of (extended) support, Microsoft Lifecycle: after it Microsoft no longer assesses an edition for new
+ * CVEs, so "not listed" stops meaning "not affected". SE has a rolling lifecycle (null). 2016 and 2019 kept
+ * getting updates after 2025-10-14 (extended security updates); months with such an update still count.
+ */
+export const END_OF_SUPPORT: Readonly<Record<Edition, string | null>> = {
+  'Exchange Server 2007': '2017-04-11',
+  'Exchange Server 2010': '2020-10-13',
+  'Exchange Server 2013': '2023-04-11',
+  'Exchange Server 2016': '2025-10-14',
+  'Exchange Server 2019': '2025-10-14',
+  'Exchange Server SE': null,
+};
+
 /** First 15.2 build of Exchange Server Subscription Edition (SE RTM is 15.2.2562.17). */
 export const SE_FIRST_BUILD = 2562;
 

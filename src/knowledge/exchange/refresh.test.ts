@@ -9,6 +9,7 @@ import { parseCsvRecords } from './csv.js';
 import { loadTables } from './load.js';
 import { diffTables } from './refresh.js';
 import { parseReleaseName } from './normalise.js';
+import { parseSourceDate } from './sources.js';
 import { createKb } from './verdict.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/refresh/', import.meta.url));
@@ -146,4 +147,41 @@ test('release names from every source spelling', () => {
 test('diffTables names the changed columns', () => {
   const d = diffTables([{ k: 'a', v: '1' }, { k: 'b', v: '1' }], [{ k: 'b', v: '2' }, { k: 'c', v: '1' }], (r) => r.k);
   assert.deepEqual(d, { added: ['c'], removed: ['a'], changed: ['b (v)'] });
+});
+
+test('kb-refresh adds builds from a saved Learn page and the righel dictionary, reporting conflicts', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tocsin-refresh-'));
+  try {
+    const code = quietly(() =>
+      main(['--shared', FIXTURE, '--out', out, '--learn-html', join(FIXTURE, 'learn.html'), '--righel-versions', join(FIXTURE, 'righel-versions.json')]),
+    );
+    assert.equal(code, 0, lastOutput);
+    assert.match(lastOutput, /builds\.csv: 19 added/);
+    assert.match(lastOutput, /skipped 15\.2\.858\.12: release date "sometime"/);
+    assert.match(lastOutput, /conflict: 15\.2\.792\.3: fixture says 2020-12-15, righel\/ms-exchange-version-nse says 2020-12-16; kept the first/);
+    const byBuild = new Map(rows(out, 'builds.csv').map((b) => [b.build, b]));
+    const se = byBuild.get('15.2.2562.49');
+    assert.equal(se?.edition, 'Exchange Server SE');
+    assert.equal(se?.su, 'Sep26SU');
+    assert.equal(se?.release_date, '2026-09-08');
+    assert.equal(se?.source_repo, 'learn.microsoft.com');
+    assert.equal(byBuild.get('15.2.858.10')?.release_date, '2021-04-14', 'columns found by header, not position');
+    assert.equal(byBuild.get('8.3.445.0')?.release_date, '2015-12');
+    assert.equal(byBuild.get('8.3.445.0')?.cu, 'SP3 RU18');
+    assert.equal(byBuild.has('6.5.7654.4'), false, 'Exchange 2003 is out of scope');
+    assert.equal(byBuild.has('15.20.9999.1'), false, 'Exchange Online is not on-premises');
+    assert.equal(byBuild.get('15.2.792.3')?.source_repo, 'fixture', 'earlier sources win');
+    for (const b of byBuild.values()) assert.doesNotMatch(b.name ?? '', /[<>]/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('source dates', () => {
+  assert.equal(parseSourceDate('March 8, 2007'), '2007-03-08');
+  assert.equal(parseSourceDate('December, 2015'), '2015-12 (month only)');
+  assert.equal(parseSourceDate('2021-03-02T08:00:00-08:00'), '2021-03-02');
+  assert.equal(parseSourceDate('April, 2096'), null);
+  assert.equal(parseSourceDate('Smarch 3, 2020'), null);
+  assert.equal(parseSourceDate('March 32, 2020'), null);
 });

@@ -260,6 +260,12 @@ test('one verdict per CVE, lists consistent, results memoised and frozen', () =>
   assert.equal(kb.assess('15.01.2176.009', 'exact').input, '15.1.2176.9');
   assert.ok(Object.isFrozen(a) && Object.isFrozen(a.verdicts));
   assert.equal(loadExchangeKb(), kb, 'loader is cached');
+  // hostile inputs: every revision above the newest listed build shares one verdict list
+  const x = kb.assess('15.1.2176.100', 'exact');
+  const y = kb.assess('15.1.2176.65000', 'exact');
+  assert.notEqual(x, y);
+  assert.equal(x.verdicts, y.verdicts);
+  assert.equal(kb.assess('15.1.9999.1', 'exact').verdicts, kb.assess('15.1.9999.2', 'exact').verdicts);
 });
 
 test('property: an uncertain fix row alone never yields not-vulnerable in its CU', () => {
@@ -322,4 +328,23 @@ test('property: "derived rule" rows (first CU after the fix) agree with the late
     checked++;
   }
   assert.ok(checked > 100, `checked ${checked}`);
+});
+
+test('editions and CUs not listed for a CVE: assessed (not-vulnerable), unassessed or gaps (indeterminate), or never fixed', () => {
+  // Exchange 2010 was out of support after 2020-10-13 but got Update Rollup 32 in March 2021 (ProxyLogon).
+  assert.equal(verdict('14.3.513.0', 'CVE-2021-26855'), N, 'March 2021: 2010 was updated and not listed');
+  assert.equal(verdict('14.3.513.0', 'CVE-2021-1730'), I, 'February 2021: 2010 out of support, no update');
+  assert.equal(verdict('15.0.1497.48', 'CVE-2024-21410'), I, '2013 out of support since 2023-04-11');
+  assert.equal(verdict('15.0.1497.48', 'CVE-2023-21529'), N, 'fixed by Feb23SU');
+  const e2007 = kb.assess('8.3.517.0', 'exact');
+  assert.equal(e2007.edition, 'Exchange Server 2007');
+  assert.equal(e2007.cu, 'SP3 RU23');
+  assert.equal(e2007.known, true);
+  assert.equal(e2007.vulnerable.length, 0);
+  assert.equal(e2007.indeterminate.length, kb.cves.length, 'no CVE here was assessed for 2007');
+  // A CU updated in the month of the fix but not listed: a gap, not a verdict.
+  assert.equal(verdict('15.1.2176.4', 'CVE-2021-1730'), I, '2016 CU19 got Feb21SU but MSRC does not list it');
+  assert.equal(verdict('15.2.922.27', 'CVE-2021-33766'), I, '2019 CU10 got Jul21SU but is not listed for ProxyToken');
+  // A CU's one-off later update (March 2021 SU for long-unsupported CUs) does not make it "serviced".
+  assert.equal(verdict('15.1.1415.10', 'CVE-2019-0686'), V, '2016 CU8 got nothing in February 2019');
 });

@@ -5,19 +5,18 @@
  *
  * Rules, per CVE and build (b in CU C of edition E):
  *  1. The build is not in any listed CU (or is Exchange Online 15.20.x): indeterminate, known=false.
- *  2. E has no fix row for the CVE: not-vulnerable ("not listed as affected") when E was still being
- *     serviced when the CVE was fixed; indeterminate when the fix came after E's last listed update
- *     (Microsoft no longer assessed E). SE with only 2019 rows: not-vulnerable if SE's CU came after the
- *     2019 fix, else indeterminate.
+ *  2. E has no fix row for the CVE: not-vulnerable ("not listed as affected") when E was in support when
+ *     the CVE was fixed, or got an update that month; indeterminate otherwise (Microsoft did not assess
+ *     it). SE with only 2019 rows: not-vulnerable if SE's CU came after the 2019 fix, else indeterminate.
  *  3. C has a fix row: at or above the first confirmed fixing build → not-vulnerable; at or above only an
  *     uncertain fixing build → indeterminate; below → vulnerable; "no build fix" rows (fixed only by
  *     configuration, or no fixing build known) → indeterminate. With precision 'cu' → indeterminate,
  *     unless the CU's own first build is already at or above the fix.
  *  4. C has no fix row: C released after the CVE's first fix in E → not-vulnerable (CUs include earlier
- *     SU fixes); C's last listed update predates the fix → vulnerable (the CU never got the fix: out of
- *     support by then); C released before the fix but updated on or after it, and still not listed →
- *     indeterminate (not affected, or a gap in the sources). Month-only dates in the same month as the
- *     fix cannot be ordered → indeterminate.
+ *     SU fixes); C released before and not updated the month the fix shipped → vulnerable (the CU never
+ *     got the fix: out of support by then); C updated that month yet not listed → indeterminate (not
+ *     affected, or a gap in the sources). Month-only dates in the fix's month cannot be ordered →
+ *     indeterminate.
  *  Uncertain rows never make a not-vulnerable: a build matched to an uncertain row that claims the fixing
  *  SU is indeterminate; a CU known only from uncertain rows is indeterminate throughout.
  *  Revision drift (2019 CU9 reports 15.2.858.2, listed 15.2.858.5): the build maps to the nearest listed
@@ -29,7 +28,7 @@
  *  caveat in the reason) and indeterminate for "opt-in" fixes (the update alone does not protect).
  */
 import { compareBuilds, cuKeyOf, formatBuild, parseBuildNumber, type BuildNumber } from '../../core/build-number.js';
-import { editionByRule, isExchangeOnline } from './normalise.js';
+import { editionByRule, END_OF_SUPPORT, isExchangeOnline, type Edition } from './normalise.js';
 import type { KbTables } from './load.js';
 import type { BuildAssessment, BuildPrecision, CveInfo, CveVerdict, ExchangeBuildRow, ExchangeFixRow, ExchangeKb, Verdict } from './types.js';
 
@@ -50,6 +49,8 @@ interface CuGroup {
   readonly releaseDate: string | null;
   /** Latest release date of a confirmed row: the CU's last update (its support ended around then). */
   readonly lastUpdate: string | null;
+  /** Months (YYYY-MM) in which a confirmed build of this CU was released. */
+  readonly updateMonths: ReadonlySet<string>;
 }
 
 /** Fix facts for one CVE in one CU. */
@@ -73,18 +74,42 @@ interface CveIndex {
   readonly fixDate: string | null;
 }
 
-const MEMO_LIMIT = 100_000;
+/**
+ * Assessments memoised per input string. Scanned build strings are hostile (any revision is well-formed), so
+ * the memo is bounded, and the verdict lists, the bulky part, are shared between inputs that get the same
+ * verdicts (every revision that maps to the same listed build), which bounds them by the table size.
+ */
+const MEMO_LIMIT = 20_000;
 
 export function createKb(tables: KbTables): ExchangeKb {
   const groups = indexGroups(tables.builds);
-  const lastServiced = new Map<string, string>();
+  const editionMonths = new Map<string, Set<string>>();
   for (const r of tables.builds) {
     if (r.uncertain) continue;
-    const prior = lastServiced.get(r.edition);
-    if (prior === undefined || r.releaseDate > prior) lastServiced.set(r.edition, r.releaseDate);
+    const months = editionMonths.get(r.edition) ?? new Set<string>();
+    months.add(r.releaseDate.slice(0, 7));
+    editionMonths.set(r.edition, months);
   }
-  const cves = tables.cves.map((info) => indexCve(info, tables.fixes, groups));
+  const fixesByCve = new Map<string, ExchangeFixRow[]>();
+  for (const f of tables.fixes) {
+    const list = fixesByCve.get(f.cve) ?? [];
+    list.push(f);
+    fixesByCve.set(f.cve, list);
+  }
+  const cves = tables.cves.map((info) => indexCve(info, fixesByCve.get(info.id) ?? [], groups));
   const memo = new Map<string, BuildAssessment>();
+  const shared = new Map<string, readonly CveVerdict[]>();
+  /** Verdict lists are a pure function of `key`: compute once, freeze, reuse. */
+  function sharedVerdicts(key: string, make: () => CveVerdict[]): readonly CveVerdict[] {
+    let v = shared.get(key);
+    if (v === undefined) {
+      const list = make();
+      for (const x of list) Object.freeze(x);
+      v = Object.freeze(list);
+      shared.set(key, v);
+    }
+    return v;
+  }
 
   function editionOf(build: string): string | null {
     const b = parseBuildNumber(build);
@@ -96,7 +121,7 @@ export function createKb(tables: KbTables): ExchangeKb {
     const memoKey = `${precision}|${build}`;
     const hit = memo.get(memoKey);
     if (hit !== undefined) return hit;
-    const result = deepFreeze(assessUncached(parseBuildNumber(build), precision));
+    const result = assessUncached(parseBuildNumber(build), precision);
     if (memo.size >= MEMO_LIMIT) memo.clear();
     memo.set(memoKey, result);
     return result;
@@ -119,7 +144,7 @@ export function createKb(tables: KbTables): ExchangeKb {
           ? 'not an Exchange Server version'
           : `${edition} build in no listed CU (the tables may be out of date)`;
       notes.push(why);
-      const verdicts = cves.map((c): CveVerdict => ({ cve: c.info.id, verdict: 'indeterminate', reason: `unknown build: ${why}` }));
+      const verdicts = sharedVerdicts(`unknown|${why}`, () => cves.map((c): CveVerdict => ({ cve: c.info.id, verdict: 'indeterminate', reason: `unknown build: ${why}` })));
       return finish({ input, precision, known: false, edition, cu: null, su: null, releaseDate: null, listedBuild: null, notes, verdicts });
     }
 
@@ -127,8 +152,13 @@ export function createKb(tables: KbTables): ExchangeKb {
     const uncertainOnly = group.confirmed.length === 0;
     if (uncertainOnly) notes.push(`every listed build of this CU is marked uncertain: ${match.listed.row.note}`);
 
-    const ctx: BuildContext = { parsed, match: match.listed, claimed: match.claimed, group, precision, uncertainOnly };
-    const verdicts = cves.map((c) => verdictFor(c, ctx));
+    const cuName = `${group.edition.replace('Exchange Server ', '')} ${match.listed.row.cu}`;
+    const ctx: BuildContext = { parsed, match: match.listed, claimed: match.claimed, group, precision, uncertainOnly, cuName };
+    // Verdicts depend on the listed build matched, an uncertain row claimed, and (only when the input lies
+    // below the listed build it maps to) the input itself; the key says exactly that.
+    const below = precision === 'exact' && compareBuilds(parsed, match.listed.b) < 0 ? formatBuild(parsed) : '';
+    const key = `${precision}|${precision === 'cu' ? group.key : match.listed.row.build}|${match.claimed?.build ?? ''}|${below}`;
+    const verdicts = sharedVerdicts(key, () => cves.map((c) => verdictFor(c, ctx)));
     return finish({
       input,
       precision,
@@ -152,6 +182,8 @@ export function createKb(tables: KbTables): ExchangeKb {
     readonly group: CuGroup;
     readonly precision: BuildPrecision;
     readonly uncertainOnly: boolean;
+    /** "2016 CU19": how reasons name the CU. */
+    readonly cuName: string;
   }
 
   function verdictFor(c: CveIndex, x: BuildContext): CveVerdict {
@@ -169,22 +201,25 @@ export function createKb(tables: KbTables): ExchangeKb {
   function decide(c: CveIndex, x: BuildContext): Decision {
     const { group } = x;
     const E = group.edition;
-    const cuName = `${E.replace('Exchange Server ', '')} ${x.match.row.cu}`;
+    const cuName = x.cuName;
     if (x.uncertainOnly) return ind(`${cuName} is listed only in rows marked uncertain`);
 
     if (!c.editions.has(E)) {
       if (E === 'Exchange Server SE' && c.editions.has('Exchange Server 2019')) {
-        const fix2019 = c.fixDateByEdition.get('Exchange Server 2019') ?? null;
+        // SE is the 2019 code base: an SE release after the 2019 fix contains it (configuration caveats still apply).
+        const fix2019 = c.fixDateByEdition.get('Exchange Server 2019') ?? c.fixDate;
         const order = compareDates(group.releaseDate, fix2019);
-        if (order === 'after') return { ...nv(`SE not listed as affected; ${cuName} (${group.releaseDate}) came after the 2019 fix (${fix2019})`), notListed: true };
+        if (order === 'after') return nv(`SE not listed as affected; ${cuName} (${group.releaseDate}) came after the 2019 fix (${fix2019})`);
         return ind('Exchange Server 2019 is affected and SE is not listed: not assessed');
       }
-      const last = lastServiced.get(E) ?? null;
       if (c.fixDate === null) return ind(`${E} not listed, and no fixing build with a release date is known`);
-      // Microsoft lists only editions it still services: an edition whose last update predates the fix was not assessed.
-      const order = compareDates(c.fixDate, last);
-      if (order === 'after' || order === 'unknown') {
-        return ind(`${E} is not listed, but its last listed update (${last ?? 'none'}) predates the fix (${c.fixDate}): Microsoft no longer assessed it`);
+      // Microsoft lists only editions it still services. After the end of support an edition counts as
+      // assessed only in a month it still got an update (Exchange 2010 RU32 in March 2021, 2016 in 2026).
+      const eos = END_OF_SUPPORT[E as Edition] ?? null;
+      const inSupport = eos === null || compareDates(c.fixDate, eos) === 'before';
+      const updatedThatMonth = editionMonths.get(E)?.has(c.fixDate.slice(0, 7)) === true;
+      if (!inSupport && !updatedThatMonth) {
+        return ind(`${E} is not listed, but it was out of support (since ${eos}) and got no update when the fix shipped (${c.fixDate}): Microsoft did not assess it`);
       }
       return { ...nv(`${E} is not listed as affected (it was still serviced when the fix shipped, ${c.fixDate})`), notListed: true };
     }
@@ -195,13 +230,14 @@ export function createKb(tables: KbTables): ExchangeKb {
     const fixDate = c.fixDateByEdition.get(E) ?? c.fixDate;
     const order = compareDates(group.releaseDate, fixDate);
     if (order === 'after') return nv(`${cuName} (${group.releaseDate}) was released after the fix (${fixDate}); CUs include earlier security fixes`);
-    if (order === 'before') {
-      // Still serviced when the fix shipped, yet not listed: either not affected or missing from the source.
-      const serviced = compareDates(group.lastUpdate, fixDate);
-      if (serviced === 'after' || serviced === 'same') {
-        return ind(`${cuName} is not listed although it received an update (${group.lastUpdate}) on or after the fix (${fixDate}): not affected, or missing from the sources`);
+    if (order === 'before' && fixDate !== null) {
+      // Updated in the month the fix shipped, yet not listed: not affected, or a gap in the sources. (Later
+      // one-off updates, such as the March 2021 SU for long-unsupported CUs, do not count: they carried
+      // only their own fixes.)
+      if (group.updateMonths.has(fixDate.slice(0, 7))) {
+        return ind(`${cuName} got an update the month the fix shipped (${fixDate.slice(0, 7)}) but is not listed for it: not affected, or missing from the sources`);
       }
-      return vuln(`${cuName} never received a fix (its last update, ${group.lastUpdate}, predates the first fix, ${fixDate})`);
+      return vuln(`${cuName} never received a fix (it got no update when the fix shipped, ${fixDate}; last update ${group.lastUpdate})`);
     }
     return ind(`cannot order ${cuName} (${group.releaseDate ?? 'no date'}) against the fix (${fixDate ?? 'no date'})`);
   }
@@ -270,12 +306,14 @@ function suLabel(f: ExchangeFixRow): string {
   return f.su === null ? '' : ` (${f.su})`;
 }
 
+/** Completes and freezes an assessment: it is memoised and shared between callers, so nobody may change it. */
 function finish(a: Omit<BuildAssessment, 'vulnerable' | 'indeterminate'>): BuildAssessment {
-  return {
+  return Object.freeze({
     ...a,
-    vulnerable: a.verdicts.filter((v) => v.verdict === 'vulnerable').map((v) => v.cve),
-    indeterminate: a.verdicts.filter((v) => v.verdict === 'indeterminate').map((v) => v.cve),
-  };
+    notes: Object.freeze([...a.notes]),
+    vulnerable: Object.freeze(a.verdicts.filter((v) => v.verdict === 'vulnerable').map((v) => v.cve)),
+    indeterminate: Object.freeze(a.verdicts.filter((v) => v.verdict === 'indeterminate').map((v) => v.cve)),
+  });
 }
 
 function indexGroups(rows: readonly ExchangeBuildRow[]): Map<string, CuGroup> {
@@ -292,7 +330,15 @@ function indexGroups(rows: readonly ExchangeBuildRow[]): Map<string, CuGroup> {
     list.sort((p, q) => compareBuilds(p.b, q.b));
     const confirmed = list.filter((l) => !l.row.uncertain);
     const dates = confirmed.map((l) => l.row.releaseDate).sort();
-    out.set(key, { key, edition: list[0]?.row.edition ?? '', all: list, confirmed, releaseDate: dates[0] ?? null, lastUpdate: dates[dates.length - 1] ?? null });
+    out.set(key, {
+      key,
+      edition: list[0]?.row.edition ?? '',
+      all: list,
+      confirmed,
+      releaseDate: dates[0] ?? null,
+      lastUpdate: dates[dates.length - 1] ?? null,
+      updateMonths: new Set(dates.map((d) => d.slice(0, 7))),
+    });
   }
   return out;
 }
@@ -303,7 +349,6 @@ function indexCve(info: CveInfo, fixes: readonly ExchangeFixRow[], groups: Reado
   const fixDateByEdition = new Map<string, string>();
   let fixDate: string | null = null;
   for (const f of fixes) {
-    if (f.cve !== info.id) continue;
     editions.add(f.edition);
     if (f.status === 'derived') continue; // restates rule 4; kept for provenance and checked by tests
     let key: string | undefined;
@@ -377,10 +422,3 @@ export function compareDates(a: string | null, b: string | null): 'before' | 'af
   return 'same';
 }
 
-function deepFreeze<T>(o: T): T {
-  if (typeof o === 'object' && o !== null && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
-  }
-  return o;
-}

@@ -16,7 +16,8 @@
  *   seen (exact or CU-level) and none of the headline CVEs is vulnerable or indeterminate for it;
  *   VULNERABLE when at least one headline CVE is vulnerable; UNDETERMINED otherwise (no build seen,
  *   or some headline CVE indeterminate and none vulnerable). The three add up to the server count.
- *   Indeterminate is never counted as patched: that would be a guess.
+ *   Indeterminate is never counted as patched: that would be a guess. The same split is given per
+ *   headline group (ProxyLogon, ProxyShell, ProxyNotShell, and each lone headline CVE).
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { TocsinError } from '../../core/errors.js';
@@ -112,7 +113,18 @@ export interface ExchangeReport {
     /** patched / servers; null when there is no Exchange server. */
     readonly patchedShare: number | null;
     readonly vulnerableShare: number | null;
+    /** The same split per headline group (ProxyLogon, ProxyShell, ProxyNotShell; a lone CVE is its own group). */
+    readonly byGroup: readonly GroupStatus[];
   };
+}
+
+export interface GroupStatus {
+  readonly group: string;
+  readonly cves: readonly string[];
+  readonly patched: number;
+  readonly vulnerable: number;
+  readonly undetermined: number;
+  readonly patchedShare: number | null;
 }
 
 /** Every stored scan, newest first. */
@@ -178,7 +190,7 @@ export async function buildReport(db: Kysely<DbSchema>, scope: ReportScope = { k
     UNION ALL SELECT '*', count(*), count(DISTINCT ip) FROM att`.execute(db)).rows;
   const total = outcomes.find((o) => o.outcome === '*');
   const byOutcome: Record<string, number> = {};
-  for (const o of outcomes) if (o.outcome !== '*') byOutcome[o.outcome] = o.n;
+  for (const o of [...outcomes].sort((a, b) => compareText(a.outcome, b.outcome))) if (o.outcome !== '*') byOutcome[o.outcome] = o.n;
 
   const counts = (await sql<{ servers: number; services: number; exact: number; online: number }>`
     WITH obs AS (${obs})
@@ -220,7 +232,35 @@ export async function buildReport(db: Kysely<DbSchema>, scope: ReportScope = { k
            count(*) FILTER (WHERE ai) AS any_indet
     FROM per_ip`.execute(db)).rows[0];
 
+  const groupOf = HEADLINE_CVES.map((h) => h.group ?? h.cve);
+  const groupRows = (await sql<{ grp: string; vulnerable: number; patched: number }>`
+    WITH obs AS (${obs}),
+    hl AS (SELECT * FROM unnest(${headline}::text[], ${groupOf}::text[]) AS t (cve, grp)),
+    servers AS (SELECT ip, bool_or(build IS NOT NULL) AS has_build FROM obs WHERE product = 'ms-exchange' GROUP BY ip),
+    flags AS (
+      SELECT o.ip, hl.grp, bool_or(a.verdict = 'vulnerable') AS v, bool_or(a.verdict = 'indeterminate') AS i
+      FROM obs o JOIN assessments a ON a.observation_id = o.id JOIN hl ON hl.cve = a.cve
+      WHERE o.product = 'ms-exchange' GROUP BY o.ip, hl.grp)
+    SELECT g.grp,
+           count(*) FILTER (WHERE coalesce(f.v, false)) AS vulnerable,
+           count(*) FILTER (WHERE s.has_build AND NOT coalesce(f.v, false) AND NOT coalesce(f.i, false)) AS patched
+    FROM servers s CROSS JOIN (SELECT DISTINCT grp FROM hl) g LEFT JOIN flags f ON f.ip = s.ip AND f.grp = g.grp
+    GROUP BY g.grp`.execute(db)).rows;
+
   const servers = status?.servers ?? 0;
+  const byGroup: GroupStatus[] = [...new Set(groupOf)].map((group) => {
+    const row = groupRows.find((g) => g.grp === group);
+    const p = row?.patched ?? 0;
+    const v = row?.vulnerable ?? 0;
+    return {
+      group,
+      cves: HEADLINE_CVES.filter((h) => (h.group ?? h.cve) === group).map((h) => h.cve),
+      patched: p,
+      vulnerable: v,
+      undetermined: servers - p - v,
+      patchedShare: servers === 0 ? null : p / servers,
+    };
+  });
   const patched = status?.patched ?? 0;
   const vulnerable = status?.vulnerable ?? 0;
   return {
@@ -245,6 +285,7 @@ export async function buildReport(db: Kysely<DbSchema>, scope: ReportScope = { k
       undetermined: servers - patched - vulnerable,
       patchedShare: servers === 0 ? null : patched / servers,
       vulnerableShare: servers === 0 ? null : vulnerable / servers,
+      byGroup,
     },
   };
 }
@@ -298,12 +339,10 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** "CU9" before "CU10"; "unknown" and other names after numbered CUs. */
+const NATURAL = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
+
+/** "CU9" before "CU10", "SP3 RU6" before "SP3 RU14"; "unknown" last. */
 function compareCu(a: string, b: string): number {
-  const na = /^CU(\d+)$/i.exec(a)?.[1];
-  const nb = /^CU(\d+)$/i.exec(b)?.[1];
-  if (na !== undefined && nb !== undefined) return Number(na) - Number(nb);
-  if (na !== undefined) return -1;
-  if (nb !== undefined) return 1;
-  return compareText(a, b);
+  if (a === 'unknown' || b === 'unknown') return (a === 'unknown' ? 1 : 0) - (b === 'unknown' ? 1 : 0);
+  return NATURAL.compare(a, b);
 }

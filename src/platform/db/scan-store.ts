@@ -160,21 +160,21 @@ async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly
       FROM fresh WHERE has_record
       RETURNING id, attempt_id
     )
-    INSERT INTO assessments (observation_id, cve, verdict, reason)
-    SELECT obs.id, a.cve, a.verdict, a.reason
+    INSERT INTO assessments (observation_id, cve, verdict, reason, ord)
+    SELECT obs.id, a.cve, a.verdict, a.reason, a.ord
     FROM obs JOIN fresh USING (attempt_id)
-    CROSS JOIN LATERAL jsonb_to_recordset(fresh.assessments::jsonb) AS a (cve text, verdict text, reason text)`.execute(db);
+    CROSS JOIN LATERAL jsonb_to_recordset(fresh.assessments::jsonb) AS a (cve text, verdict text, reason text, ord smallint)`.execute(db);
 }
 
 /** Verdict rows of a record: vulnerable first; a CVE listed twice keeps its first (worst) verdict. */
-function assessmentsOf(rec: ScanRecord): Array<{ cve: string; verdict: 'vulnerable' | 'indeterminate'; reason: string }> {
-  const out: Array<{ cve: string; verdict: 'vulnerable' | 'indeterminate'; reason: string }> = [];
+function assessmentsOf(rec: ScanRecord): Array<{ cve: string; verdict: 'vulnerable' | 'indeterminate'; reason: string; ord: number }> {
+  const out: Array<{ cve: string; verdict: 'vulnerable' | 'indeterminate'; reason: string; ord: number }> = [];
   const seen = new Set<string>();
   for (const [list, verdict] of [[rec.vulnerable, 'vulnerable'], [rec.indeterminate, 'indeterminate']] as const) {
     for (const cve of list) {
       if (seen.has(cve)) continue;
       seen.add(cve);
-      out.push({ cve, verdict, reason: reasonFor(rec, cve, verdict) });
+      out.push({ cve, verdict, reason: reasonFor(rec, cve, verdict), ord: out.length });
     }
   }
   return out;
@@ -217,9 +217,9 @@ async function* streamRecords(db: Kysely<DbSchema>, scanId: string): AsyncGenera
     const r: { rows: RecordRow[] } = await sql<RecordRow>`
       SELECT o.id, host(o.ip) AS ip, o.port, o.hostname, o.tls, o.product, o.edition, o.build, o.build_precision,
              o.cu, o.su, o.status, o.evidence, o.notes, o.scanned_at,
-             coalesce((SELECT array_agg(a.cve ORDER BY a.id) FROM assessments a
+             coalesce((SELECT array_agg(a.cve ORDER BY a.ord) FROM assessments a
                        WHERE a.observation_id = o.id AND a.verdict = 'vulnerable'), '{}') AS vulnerable,
-             coalesce((SELECT array_agg(a.cve ORDER BY a.id) FROM assessments a
+             coalesce((SELECT array_agg(a.cve ORDER BY a.ord) FROM assessments a
                        WHERE a.observation_id = o.id AND a.verdict = 'indeterminate'), '{}') AS indeterminate
       FROM observations o
       WHERE o.scan_id = ${n}::bigint AND ${cursor}

@@ -61,11 +61,11 @@ export interface ObservationsTable {
 export type Verdict = 'vulnerable' | 'not-vulnerable' | 'indeterminate';
 
 export interface AssessmentsTable {
-  readonly id: GeneratedAlways<number>;
   observation_id: number;
   cve: string;
   verdict: Verdict;
   reason: string | null;
+  ord: Generated<number>;
 }
 
 export interface MigrationsTable {

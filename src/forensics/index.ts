@@ -1,0 +1,7 @@
+/** Public surface of the offline compromise-assessment kit. */
+export { analyze, type AnalyzeOptions, type Progress } from './analyze.js';
+export { runForensics, type ForensicsOptions, type ForensicsIo } from './run.js';
+export { LOG_RULES, FILE_RULES, CAMPAIGNS } from './rules.js';
+export { parseIocFile } from './iocs.js';
+export { formatText, formatJsonl, formatCsv, exitCodeOf } from './report.js';
+export type * from './types.js';

@@ -1,0 +1,106 @@
+/**
+ * The `tocsin forensics` command body, shared by the main CLI (commander) and the standalone bundle
+ * (node:util parseArgs): validates options, loads IoC files, runs the analysis, writes the output,
+ * and returns the exit code (0 nothing found, 1 indicators found, 2 error).
+ */
+import { stat, readFile, writeFile } from 'node:fs/promises';
+import { TocsinError } from '../core/errors.js';
+import { analyze, type Progress } from './analyze.js';
+import { emptyIocs, iocCount, parseIocFile, type IocSet } from './iocs.js';
+import { exitCodeOf, formatCsv, formatJsonl, formatSummary, formatText, escapeText, OUTPUT_FORMATS, type OutputFormat } from './report.js';
+
+export interface ForensicsOptions {
+  readonly paths: readonly string[];
+  readonly format?: string;
+  readonly output?: string;
+  readonly since?: string;
+  readonly iocs?: readonly string[];
+  /** Show progress on stderr (default: when stderr is a TTY). */
+  readonly progress?: boolean;
+}
+
+export interface ForensicsIo {
+  readonly stdout: { write(s: string): unknown };
+  readonly stderr: { write(s: string): unknown; readonly isTTY?: boolean };
+}
+
+/** Largest IoC file read (64 MiB). */
+const MAX_IOC_FILE = 64 * 1024 * 1024;
+
+function fail(message: string, details?: readonly string[]): never {
+  throw new TocsinError('TOCSIN_FORENSICS_INPUT', message, details === undefined ? undefined : { details });
+}
+
+export function parseSince(s: string): Date {
+  const m = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/.exec(s.trim());
+  const d = m === null ? new Date(NaN) : new Date(/^\d{4}-\d{2}-\d{2}$/.test(s.trim()) ? `${s.trim()}T00:00:00Z` : s.trim());
+  if (Number.isNaN(d.getTime())) fail(`--since: not a date: ${JSON.stringify(s)} (use YYYY-MM-DD or an ISO 8601 time)`);
+  return d;
+}
+
+export async function loadIocs(files: readonly string[], warn: (s: string) => void): Promise<IocSet | null> {
+  if (files.length === 0) return null;
+  let set = emptyIocs();
+  for (const f of files) {
+    let st;
+    try {
+      st = await stat(f);
+    } catch (e: unknown) {
+      fail(`--iocs: cannot read ${f}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (!st.isFile()) fail(`--iocs: not a file: ${f}`);
+    if (st.size > MAX_IOC_FILE) fail(`--iocs: ${f} is larger than ${MAX_IOC_FILE} bytes`);
+    const text = await readFile(f, 'utf8');
+    set = parseIocFile(text, f, set);
+  }
+  for (const w of set.warnings) warn(`tocsin forensics: iocs: ${w}\n`);
+  if (iocCount(set) === 0) fail('--iocs: no indicators could be read from the given file(s)');
+  return set;
+}
+
+export async function runForensics(o: ForensicsOptions, io: ForensicsIo): Promise<number> {
+  const format = (o.format ?? 'text') as OutputFormat;
+  if (!OUTPUT_FORMATS.includes(format)) fail(`--format must be one of ${OUTPUT_FORMATS.join(', ')}, not ${JSON.stringify(o.format)}`);
+  if (o.paths.length === 0) fail('give at least one PATH (a folder, a log file, a .zip or a .gz)');
+  const missing: string[] = [];
+  for (const p of o.paths) {
+    try {
+      await stat(p);
+    } catch {
+      missing.push(p);
+    }
+  }
+  if (missing.length > 0) fail('input path(s) not found', missing);
+  const since = o.since === undefined ? null : parseSince(o.since);
+  const iocs = await loadIocs(o.iocs ?? [], (s) => io.stderr.write(s));
+
+  const showProgress = o.progress ?? io.stderr.isTTY === true;
+  let lastLen = 0;
+  const onProgress = showProgress
+    ? (p: Progress): void => {
+        const line = `  ${p.files} file(s), ${(p.bytes / 1e6).toFixed(0)} MB: ${escapeText(p.current).slice(-60)}`;
+        io.stderr.write(`\r${line.padEnd(lastLen)}`);
+        lastLen = line.length;
+      }
+    : undefined;
+  const result = await analyze({ paths: o.paths, since, iocs, ...(onProgress === undefined ? {} : { onProgress }) });
+  if (showProgress && lastLen > 0) io.stderr.write(`\r${' '.repeat(lastLen)}\r`);
+
+  const body = format === 'text' ? formatText(result) : format === 'jsonl' ? formatJsonl(result.findings) : formatCsv(result.findings);
+  if (o.output !== undefined) {
+    try {
+      await writeFile(o.output, body, 'utf8');
+    } catch (e: unknown) {
+      fail(`--output: cannot write ${o.output}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    io.stderr.write(formatSummary(result));
+    io.stderr.write(`written to ${o.output}\n`);
+  } else {
+    io.stdout.write(body);
+    if (format !== 'text') {
+      io.stderr.write(formatSummary(result));
+      for (const n of result.notices.slice(0, 50)) io.stderr.write(`  ${n.level}: ${escapeText(n.line === null ? n.file : `${n.file}:${n.line}`)}: ${escapeText(n.message)}\n`);
+    }
+  }
+  return exitCodeOf(result);
+}

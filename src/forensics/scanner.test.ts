@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { detectKind } from './kinds.js';
+import { buildRuleSet } from './ruleset.js';
+import { LineScanner, MAX_LINE } from './scanner.js';
+import type { FindingRecord, Notice } from './types.js';
+
+const FIELDS = 'DateTime,RequestId,Protocol,UrlStem,UrlQuery,AnchorMailbox,UserAgent,ClientIpAddress,HttpStatus,Method,RoutingHint';
+const LOG = [
+  '#Software: Microsoft Exchange Server',
+  '#Log-type: HttpProxy Logs',
+  `#Fields: ${FIELDS}`,
+  '2021-03-01T00:00:00.000Z,r1,Ecp,/ecp/default.aspx,,Sid~S-1,"Mozilla/5.0 (x, ""y"")",10.0.0.1,200,GET,WindowsIdentity',
+  '2021-03-03T06:49:42.162Z,r2,Ecp,/ecp/y.js,,ServerInfo~a]@srv:444/ecp/proxyLogon.ecp?#,python-requests/2.25.1,203.0.113.5,241,POST,X-BEResource-Cookie',
+  '2021-03-03T06:50:00.000Z,r3,Ecp,/ecp/y.js,,"ServerInfo~a]@srv:444/mapi/emsmdb/?#,python',
+  '#Fields: DateTime,ClientIpAddress,AnchorMailbox,HttpStatus,UrlStem,Method',
+  '2021-03-04T00:00:00.000Z,203.0.113.6,ServerInfo~b]@srv:444/ews/exchange.asmx?#,200,/ecp/z.js,GET',
+  '2021-03-05T00:00:00.000Z,10.0.0.2,Smtp~u@example.org,200,/mapi/emsmdb/,POST',
+  '',
+].join('\r\n');
+
+function scan(text: string, chunk: number): { findings: FindingRecord[]; notices: Notice[]; lines: number; first: string | null; last: string | null } {
+  const det = detectKind('Logging/HttpProxy/Ecp/HttpProxy_1.LOG', text.slice(0, 65536));
+  const findings: FindingRecord[] = [];
+  const notices: Notice[] = [];
+  const s = new LineScanner({
+    file: 'f.LOG',
+    kind: det.kind,
+    layout: det.layout,
+    rules: buildRuleSet(det.kind, null),
+    sinceMs: null,
+    sink: { finding: (f) => findings.push(f), notice: (n) => notices.push(n) },
+  });
+  const buf = Buffer.from(text, 'utf8');
+  for (let i = 0; i < buf.length; i += chunk) s.push(buf.subarray(i, i + chunk));
+  const st = s.end();
+  return { findings, notices, lines: st.lines, first: st.first, last: st.last };
+}
+
+test('finds rows by header name, exact line numbers, a torn line reported and skipped, a mid-file #Fields honoured', () => {
+  const r = scan(LOG, 1 << 20);
+  assert.deepEqual(
+    r.findings.map((f) => [f.check, f.line, f.clientIp, f.time]),
+    [
+      ['proxylogon-ssrf-anchor', 5, '203.0.113.5', '2021-03-03T06:49:42.162Z'],
+      ['proxylogon-static-post', 5, '203.0.113.5', '2021-03-03T06:49:42.162Z'],
+      ['proxylogon-ssrf-anchor', 8, '203.0.113.6', '2021-03-04T00:00:00.000Z'],
+    ],
+  );
+  assert.deepEqual(r.notices.map((n) => [n.line, /unterminated/.test(n.message)]), [[6, true]]);
+  assert.equal(r.lines, 9);
+  assert.equal(r.first, '2021-03-01T00:00:00.000Z');
+  assert.equal(r.last, '2021-03-05T00:00:00.000Z');
+});
+
+test('the result does not depend on how the bytes are chunked', () => {
+  const whole = scan(LOG, 1 << 20);
+  for (const size of [1, 2, 3, 7, 64, 333]) {
+    const r = scan(LOG, size);
+    assert.deepEqual(r.findings, whole.findings, `chunk ${size}`);
+    assert.deepEqual(r.notices, whole.notices, `chunk ${size}`);
+    assert.equal(r.lines, whole.lines, `chunk ${size}`);
+  }
+});
+
+test('a file without a final newline still has its last line judged', () => {
+  const r = scan(LOG.trimEnd().replace(/\r\n2021-03-05.*$/, '\r\n2021-03-05T00:00:00.000Z,198.51.100.1,ServerInfo~c]@srv:444/x?#,200,/ecp/q.js,GET'), 5);
+  assert.equal(r.findings.at(-1)?.line, 9);
+  assert.equal(r.findings.at(-1)?.clientIp, '198.51.100.1');
+});
+
+test('an over-long line is reported and skipped, and scanning resumes after it', () => {
+  const long = `2021-03-03T00:00:00.000Z,x,Ecp,/ecp/a.js,,ServerInfo~${'A'.repeat(2 * MAX_LINE)}`;
+  const text = [`#Fields: ${FIELDS}`, long, '2021-03-03T06:49:42.162Z,r2,Ecp,/ecp/y.js,,ServerInfo~a]@srv:444/ecp/x?#,ua,203.0.113.5,200,GET,X-BEResource-Cookie', ''].join('\n');
+  const r = scan(`#Log-type: HttpProxy Logs\n${text}`, 65536);
+  assert.equal(r.notices.length, 1);
+  assert.match(r.notices[0]!.message, /longer than/);
+  assert.deepEqual(r.findings.map((f) => [f.check, f.line]), [['proxylogon-ssrf-anchor', 4]]);
+});
+
+test('kinds come from headers first, then from the path (Windows or POSIX separators)', () => {
+  assert.equal(detectKind('x.log', '#Software: Microsoft Internet Information Services 10.0\n#Fields: date time cs-uri-stem\n').kind, 'iis-w3c');
+  assert.equal(detectKind('x.log', '#Software: Microsoft Exchange Server\n#Log-type: ECP Server Log\n').kind, 'exchange-ecp-server');
+  assert.equal(detectKind('C:\\Exchange\\Logging\\OABGeneratorLog\\a.LOG', '2021-03-03T00:00:00Z,x\n').kind, 'exchange-oab-generator');
+  assert.equal(detectKind('/copies/inetpub/logs/LogFiles/W3SVC2/u_ex210303.log', '2021-03-03 00:00:00 x\n').kind, 'iis-w3c');
+  assert.equal(detectKind('a/b/shell.aspx', '<%@ Page %>').kind, 'file');
+  assert.equal(detectKind('export.csv', '#TYPE Selected.X\n"DateTime","AnchorMailbox","UrlStem"\n').kind, 'csv-table');
+  assert.equal(detectKind('app.xml', "<Event xmlns='x'><System>").kind, 'event-export');
+  assert.equal(detectKind('notes.txt', 'hello').kind, 'text');
+  const iis = detectKind('W3SVC1/u_ex1.log', '2021-03-05 03:06:27 x GET /owa/auth/a.aspx - 443 - 1.2.3.4 UA - 200 0 0 1\n');
+  assert.equal(iis.assumed, true);
+  assert.equal(iis.layout?.index.get('HttpStatus'), 11);
+});

@@ -1,0 +1,160 @@
+/**
+ * Exclusion lists: addresses and CIDRs (IPv4 and IPv6) that are never contacted. They come from the
+ * files in config.excludeFiles (TOCSIN_EXCLUDE_FILES) and from `--exclude` on the command line.
+ *
+ * Membership is a binary search over sorted, merged ranges (src/core/ip.ts), so a list of a million
+ * entries costs O(log n) per check and memory proportional to the number of ranges, not addresses.
+ * The engine checks every target address before taking a rate-limit token or opening a socket.
+ *
+ * File format: one address or CIDR per line; `#` starts a comment; blank lines are ignored. Any other
+ * line is refused with its file and line number before anything is sent.
+ */
+import { readFile } from 'node:fs/promises';
+import { TocsinError } from '../core/errors.js';
+import {
+  formatIPv4, formatIPv6, ipv4Problem, normalizeIp, parseCidr, parseIp, v4Set, v6Set, type V4Set, type V6Set,
+} from '../core/ip.js';
+
+/** One validated exclusion entry with where it came from (for messages). */
+export interface ExclusionEntry {
+  /** Canonical text: "192.0.2.0/24", "2001:db8::/48", "198.51.100.7". */
+  readonly text: string;
+  /** e.g. "excludes.txt:3" or "--exclude 2". */
+  readonly where: string;
+}
+
+/** Why a line is not an exclusion entry, or null when it is one. */
+export function exclusionProblem(text: string): string | null {
+  if (text.includes('/')) {
+    const c = parseCidr(text);
+    return typeof c === 'string' ? `'${text}' is not a CIDR: ${c}` : null;
+  }
+  if (parseIp(text) !== null) return null;
+  if (/^[\d.]+$/.test(text)) return `'${text}' is not an IPv4 address: ${ipv4Problem(text) ?? 'invalid'}`;
+  return `'${text}' is not an address or CIDR (exclusion lists take IPv4/IPv6 addresses and CIDRs, not names)`;
+}
+
+/** Canonical form of a valid address or CIDR (network address, RFC 5952 for IPv6). */
+function canonical(text: string): string {
+  if (text.includes('/')) {
+    const c = parseCidr(text);
+    if (typeof c === 'string') return text;
+    return `${c.family === 4 ? formatIPv4(c.first) : formatIPv6(c.first)}/${c.prefix}`;
+  }
+  return normalizeIp(text) ?? text;
+}
+
+/**
+ * Parses exclusion list text. Every bad line is collected; if any, throws TOCSIN_TARGET_INVALID naming
+ * the first (and listing all in `details`).
+ */
+export function parseExclusionText(text: string, source: string): ExclusionEntry[] {
+  const out: ExclusionEntry[] = [];
+  const problems: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i] as string;
+    const hash = raw.indexOf('#');
+    const t = (hash >= 0 ? raw.slice(0, hash) : raw).trim();
+    if (t === '') continue;
+    const where = `${source}:${i + 1}`;
+    const p = exclusionProblem(t);
+    if (p !== null) problems.push(`${where}: ${p}`);
+    else out.push({ text: canonical(t), where });
+  }
+  if (problems.length > 0) throwInvalid(problems);
+  return out;
+}
+
+function throwInvalid(problems: readonly string[]): never {
+  const shown = problems.length > 20 ? [...problems.slice(0, 20), `... and ${problems.length - 20} more`] : problems;
+  throw new TocsinError('TOCSIN_TARGET_INVALID', `exclusion list: ${problems[0] ?? ''}`, { details: shown });
+}
+
+/**
+ * Reads the exclusion files and `--exclude` values (each may be an address, a CIDR, or `@file`).
+ * Returns validated canonical entries (plain strings, so they can go into a stored scan plan).
+ * Throws TOCSIN_INPUT_UNREADABLE for a missing file, TOCSIN_TARGET_INVALID for a bad line.
+ */
+export async function loadExclusions(files: readonly string[], extra: readonly string[] = []): Promise<readonly string[]> {
+  const out: string[] = [];
+  const problems: string[] = [];
+  const readList = async (path: string): Promise<void> => {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot read exclusion list ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
+    }
+    try {
+      for (const e of parseExclusionText(text, path)) out.push(e.text);
+    } catch (e) {
+      if (e instanceof TocsinError) problems.push(...e.details);
+      else throw e;
+    }
+  };
+  for (const f of files) await readList(f);
+  for (const [i, x] of extra.entries()) {
+    const t = x.trim();
+    if (t.startsWith('@')) {
+      await readList(t.slice(1));
+      continue;
+    }
+    const p = exclusionProblem(t);
+    if (p !== null) problems.push(`--exclude ${i + 1}: ${p}`);
+    else out.push(canonical(t));
+  }
+  if (problems.length > 0) throwInvalid(problems);
+  return out;
+}
+
+/** A set of addresses that must never be contacted. */
+export class AddressSet {
+  private constructor(
+    readonly v4: V4Set,
+    readonly v6: V6Set,
+  ) {}
+
+  /** From validated entries (addresses or CIDRs); invalid strings are ignored (validate first). */
+  static from(entries: readonly string[]): AddressSet {
+    const r4: Array<[number, number]> = [];
+    const r6: Array<[bigint, bigint]> = [];
+    for (const e of entries) {
+      if (e.includes('/')) {
+        const c = parseCidr(e);
+        if (typeof c === 'string') continue;
+        if (c.family === 4) r4.push([c.first, c.last]);
+        else r6.push([c.first, c.last]);
+      } else {
+        const ip = parseIp(e);
+        if (ip === null) continue;
+        if (ip.family === 4) r4.push([ip.value, ip.value]);
+        else r6.push([ip.value, ip.value]);
+      }
+    }
+    return new AddressSet(v4Set(r4), v6Set(r6));
+  }
+
+  static empty(): AddressSet {
+    return AddressSet.from([]);
+  }
+
+  /** True if `ip` (IPv4, IPv6, or [IPv6]) is in the set. A string that is not an address is not in it. */
+  has(ip: string): boolean {
+    const v = parseIp(ip);
+    if (v === null) return false;
+    if (v.family === 4) return this.v4.size > 0n && this.v4.has(v.value);
+    return this.v6.size > 0n && this.v6.has(v.value);
+  }
+
+  get isEmpty(): boolean {
+    return this.v4.size === 0n && this.v6.size === 0n;
+  }
+}
+
+/** The engine's `isExcluded(ip)` for a list of validated entries. */
+export function exclusionMatcher(entries: readonly string[]): (ip: string) => boolean {
+  const set = AddressSet.from(entries);
+  if (set.isEmpty) return () => false;
+  return (ip) => set.has(ip);
+}

@@ -1,0 +1,142 @@
+/**
+ * The kit tried as a new user would: an independent Exchange install tree and log set
+ * (test/fixtures/forensics/server1) with planted ProxyLogon, ProxyShell, ProxyNotShell/OWASSRF,
+ * CVE-2020-0688, ProxyToken and web-shell traces, and the near-misses that must stay silent.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { analyze } from '../src/forensics/analyze.js';
+import { runForensics } from '../src/forensics/run.js';
+import type { FindingRecord } from '../src/forensics/types.js';
+
+const TREE = fileURLToPath(new URL('./fixtures/forensics/server1', import.meta.url));
+const V15 = 'Program Files/Microsoft/Exchange Server/V15';
+const ECP = `${V15}/Logging/HttpProxy/Ecp/HttpProxy_2021030306-1.LOG`;
+const AUTOD = `${V15}/Logging/HttpProxy/Autodiscover/HttpProxy_2021081012-1.LOG`;
+const OWA = `${V15}/Logging/HttpProxy/Owa/HttpProxy_2022122010-1.LOG`;
+const ECPSRV = `${V15}/Logging/ECP/Server/ECPServer2021030306-1.LOG`;
+const OAB = `${V15}/Logging/OABGeneratorLog/OABGeneratorLog_20210303-1.LOG`;
+const IIS = 'inetpub/logs/LogFiles/W3SVC1/u_ex210303.log';
+const AUTH = `${V15}/FrontEnd/HttpProxy/owa/auth`;
+
+/** Every planted trace: [check, file relative to the tree, line (null for files), CVE]. */
+const PLANTED: readonly (readonly [string, string, number | null, string | null])[] = [
+  ['proxylogon-ssrf-anchor', ECP, 7, 'CVE-2021-26855'],
+  ['proxylogon-static-post', ECP, 7, 'CVE-2021-26855'],
+  ['proxylogon-ssrf-anchor', ECP, 8, 'CVE-2021-26855'],
+  ['proxylogon-static-post', ECP, 8, 'CVE-2021-26855'],
+  ['proxylogon-oab-reset', ECP, 8, 'CVE-2021-27065'],
+  ['proxylogon-ssrf-anchor', ECP, 13, 'CVE-2021-26855'],
+  ['proxylogon-ssrf-autodiscover', ECP, 15, 'CVE-2021-26855'],
+  ['proxyshell-ssrf', AUTOD, 8, 'CVE-2021-34473'],
+  ['proxyshell-powershell', AUTOD, 9, 'CVE-2021-34473,CVE-2021-34523'],
+  ['exchange-ssrf-attempt', AUTOD, 10, 'CVE-2021-34473,CVE-2022-41040,CVE-2022-41080'],
+  ['proxynotshell-powershell', AUTOD, 11, 'CVE-2022-41040,CVE-2022-41082'],
+  ['owassrf-powershell', OWA, 8, 'CVE-2022-41080,CVE-2022-41082'],
+  ['proxylogon-vdir-script', ECPSRV, 7, 'CVE-2021-27065'],
+  ['proxylogon-oab-download-outside', OAB, 3, 'CVE-2021-26858'],
+  ['proxylogon-oab-download-outside', OAB, 4, 'CVE-2021-26858'],
+  ['webshell-request', IIS, 8, null],
+  ['proxylogon-static-post', IIS, 9, 'CVE-2021-26855'],
+  ['cve-2020-0688-viewstate', IIS, 10, 'CVE-2020-0688'],
+  ['proxytoken-inbox-rule', IIS, 11, 'CVE-2021-33766'],
+  ['webshell-request', IIS, 12, null],
+  ['webshell-probe', IIS, 13, null],
+  ['proxylogon-static-post', IIS, 18, 'CVE-2021-26855'],
+  ['proxylogon-um-invalidcast', 'exports/Application-Exchange.xml', 3, 'CVE-2021-26857'],
+  ['proxylogon-um-invalidcast', 'exports/Application-Exchange.xml', 4, 'CVE-2021-26857'],
+  ['proxyshell-role-assignment', 'exports/MSExchange-Management.csv', 2, 'CVE-2021-31207'],
+  ['proxyshell-mailbox-export', 'exports/MSExchange-Management.csv', 3, 'CVE-2021-34473,CVE-2021-34523,CVE-2021-31207'],
+  ['webshell-file-auth-folder', `${AUTH}/RedirSuiteServerProxy.aspx`, null, null],
+  ['webshell-content-chopper', `${AUTH}/RedirSuiteServerProxy.aspx`, null, null],
+  ['webshell-file-auth-subfolder', `${AUTH}/Current/scripts/premium/fexppw.aspx`, null, null],
+  ['webshell-content-process', `${AUTH}/Current/scripts/premium/fexppw.aspx`, null, null],
+  ['webshell-content-tunnel', `${V15}/ClientAccess/Owa/tunnel.aspx`, null, null],
+  ['webshell-file-aspnet-client', 'inetpub/wwwroot/aspnet_client/system_web/discover.aspx', null, null],
+  ['webshell-content-chopper', 'inetpub/wwwroot/aspnet_client/system_web/discover.aspx', null, null],
+];
+
+/** Near-misses that must stay silent: [file, line or null for the whole file, why]. */
+const NEAR_MISSES: readonly (readonly [string, number | null, string])[] = [
+  [ECP, 9, 'ServerInfo~localhost canary of a scanner'],
+  [ECP, 10, 'autodiscover-only ServerInfo row without the X-BEResource cookie'],
+  [ECP, 11, 'ServerInfo~ without a path (normal routing), quotes and commas in the user agent'],
+  [ECP, 14, 'scanner fetching the exporttool manifest'],
+  [AUTOD, 7, 'autodiscover.json/v1.0/user@domain?Protocol=EWS of a normal client'],
+  [OWA, 6, "Microsoft's logon.aspx"],
+  [ECPSRV, 6, 'benign Set-OwaVirtualDirectory change'],
+  [OAB, 2, 'OAB temporary file inside the OAB folder'],
+  [IIS, 6, 'scanner fetching the exporttool manifest'],
+  [IIS, 7, "Microsoft's RedirSuiteServiceProxy.aspx"],
+  ['exports/Application-Exchange.xml', 1, 'UM error without InvalidCastException'],
+  ['exports/Application-Exchange.xml', 2, 'InvalidCastException from another source'],
+  ['exports/MSExchange-Management.csv', 5, 'PST export to a file server'],
+  [`${AUTH}/logon.aspx`, null, "Microsoft's own .aspx"],
+  [`${AUTH}/RedirSuiteServiceProxy.aspx`, null, "Microsoft's own .aspx (look-alike of the shell)"],
+  [`${V15}/FrontEnd/HttpProxy/ecp/auth/TimeoutLogout.aspx`, null, "Microsoft's own .aspx"],
+  [`${V15}/ClientAccess/ecp/default.aspx`, null, 'benign script mentioning Request.QueryString'],
+];
+
+function rel(f: FindingRecord): string {
+  return f.file.slice(TREE.length + 1).replace(/\\/g, '/');
+}
+
+test('every planted trace is reported with its file, line and CVE, and nothing else', async () => {
+  const r = await analyze({ paths: [TREE] });
+  const got = r.findings.map((f) => [f.check, rel(f), f.line, f.cve] as const);
+  const key = (x: readonly unknown[]): string => JSON.stringify(x);
+  assert.deepEqual(new Set(got.map(key)), new Set(PLANTED.map(key)));
+  assert.equal(got.length, PLANTED.length, 'no duplicates');
+  assert.equal(r.verdict, 'indicators-found');
+  for (const [file, line, why] of NEAR_MISSES) {
+    assert.ok(!r.findings.some((f) => rel(f) === file && (line === null || f.line === line)), `near-miss reported: ${why}`);
+  }
+  // Client IPs and times come from the right columns.
+  const anchor = r.findings.find((f) => f.check === 'proxylogon-ssrf-anchor' && f.line === 7)!;
+  assert.equal(anchor.clientIp, '203.0.113.50');
+  assert.equal(anchor.time, '2021-03-03T06:49:42.162Z');
+  assert.match(anchor.evidence, /RoutingHint=X-BEResource-Cookie/);
+  const iis18 = r.findings.find((f) => rel(f) === IIS && f.line === 18)!;
+  assert.equal(iis18.clientIp, '203.0.113.50', 'the second #Fields block of the IIS log is honoured');
+  const mgmt = r.findings.find((f) => f.check === 'proxyshell-mailbox-export')!;
+  assert.equal(mgmt.time, '2021-08-10T12:21:40.000Z');
+});
+
+test('the torn line is reported with file:line, and coverage lists first/last timestamps per folder', async () => {
+  const r = await analyze({ paths: [TREE] });
+  assert.deepEqual(
+    r.notices.map((n) => [n.file.slice(TREE.length + 1).replace(/\\/g, '/'), n.line]),
+    [[ECP, 12]],
+  );
+  const ecp = r.coverage.find((c) => c.folder.replace(/\\/g, '/').endsWith('HttpProxy/Ecp'))!;
+  assert.equal(ecp.first, '2021-03-03T06:00:01.101Z');
+  assert.equal(ecp.last, '2021-03-03T07:08:00.000Z');
+  assert.equal(r.campaigns.find((c) => c.campaign === 'ProxyLogon')?.status, 'covered');
+  assert.equal(r.stats.logFiles, 9);
+});
+
+test('runForensics: exit 1, text summary with the timeline; --since drops earlier records', async () => {
+  let out = '';
+  let err = '';
+  const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s), isTTY: false } };
+  assert.equal(await runForensics({ paths: [TREE] }, io), 1);
+  assert.match(out, /^tocsin forensics: INDICATORS FOUND/);
+  assert.match(out, /Timeline by client IP/);
+  assert.match(out, /203\.0\.113\.50: \d+ record/);
+  assert.equal(err, '');
+  out = '';
+  assert.equal(await runForensics({ paths: [TREE], format: 'jsonl', since: '2022-01-01' }, io), 1);
+  const recs = out.trim().split('\n').map((l) => JSON.parse(l) as FindingRecord);
+  const logRecs = recs.filter((x) => x.line !== null);
+  assert.deepEqual(logRecs.map((x) => x.check).sort(), ['owassrf-powershell', 'proxynotshell-powershell']);
+  assert.match(err, /INDICATORS FOUND/);
+});
+
+test('bad options and missing paths are errors with exit code 2 (TOCSIN_FORENSICS_INPUT)', async () => {
+  const io = { stdout: { write: () => true }, stderr: { write: () => true } };
+  await assert.rejects(runForensics({ paths: [`${TREE}/does-not-exist`] }, io), (e: unknown) => (e as { exitCode?: number }).exitCode === 2);
+  await assert.rejects(runForensics({ paths: [TREE], format: 'xml' }, io), /--format/);
+  await assert.rejects(runForensics({ paths: [TREE], since: 'yesterday' }, io), /--since/);
+  await assert.rejects(runForensics({ paths: [] }, io), /PATH/);
+});
