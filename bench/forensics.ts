@@ -10,7 +10,7 @@
  * Exits 0 either way (a benchmark, not a test), unless the tool misses a planted line.
  */
 import { spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,7 +91,7 @@ async function writeFile(path: string, header: string, bytes: number, line: (n: 
       parts.push(l);
       size += l.length;
     }
-    if (!ws.write(parts.join(''))) await new Promise((r) => ws.once('drain', r));
+    if (!ws.write(parts.join(''))) await new Promise<void>((r) => ws.once('drain', () => r()));
   }
   await new Promise<void>((r) => ws.end(r));
   return planted;
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
     const planted = await generate(dir);
     let bytes = 0;
     (function walk(d: string): void {
-      for (const n of require_readdir(d)) {
+      for (const n of readdirSync(d)) {
         const p = join(d, n);
         const st = statSync(p);
         if (st.isDirectory()) walk(p);
@@ -202,7 +202,6 @@ async function main(): Promise<void> {
   }
 }
 
-import { readdirSync as require_readdir } from 'node:fs';
 
 main().catch((e: unknown) => {
   process.stderr.write(`bench:forensics failed: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -44,7 +44,8 @@ function childEntry(): { file: string; execArgv: string[] } {
 }
 
 export async function spawnLab(options: SpawnOptions = {}): Promise<SpawnedLab> {
-  const { startTimeoutMs = 60_000, ...childOptions } = options;
+  // The parent writes the ground truth (the workers would all write the same file).
+  const { startTimeoutMs = 60_000, truthPath, ...childOptions } = options;
   const o = { ...DEFAULT_LAB_OPTIONS, ...childOptions };
   const hosts = generateEstate({ hosts: o.hosts, base: o.base, seed: o.seed, mix: o.mix ?? DEFAULT_MIX }, o.builds ?? kbBuilds());
   const { file, execArgv } = childEntry();
@@ -68,6 +69,7 @@ export async function spawnLab(options: SpawnOptions = {}): Promise<SpawnedLab> 
       reject(new TocsinError('TOCSIN_LAB_START', `the lab child exited with code ${String(code)} before listening`));
     });
   });
+  if (truthPath !== undefined) await writeTruthFile(truthPath, hosts);
   let closed: Promise<void> | null = null;
   return {
     ...ready,

@@ -75,7 +75,6 @@ export function register(program: Command, ctx: CliContext): void {
         ...(opts.truth === undefined ? {} : { truthPath: opts.truth }),
       };
       const lab = await start(options, explicit, int('workers', opts.workers, 1, 64));
-      if (opts.truth !== undefined && int('workers', opts.workers, 1, 64) > 1) await lab.writeTruth(opts.truth);
       const last = lab.hosts[lab.hosts.length - 1]?.ip ?? lab.base;
       const s = summarizeEstate(lab.hosts);
       const fmt = (r: Readonly<Record<string, number>>): string =>

@@ -8,13 +8,19 @@
  *   - a phishing clone copies the page body: markers AND asset paths → both are the one kind `owa-page`;
  *   - a proxy, honeypot or C2 profile imitating Exchange copies response headers: X-OWA-Version AND
  *     X-FEServer & co → both are the one kind `exchange-headers`;
- *   - the export tool manifest at the ECP path is a separate request that clones rarely serve right.
+ *   - the export tool manifest at the ECP path is a separate request that clones rarely serve right;
+ *   - OWA's FBA redirect of /owa/ (`owa-fba-redirect`) is server routing, not page content. It is the
+ *     weakest kind (a honeypot can mimic routing), hence the contradiction veto below.
  *   A build fact never counts as a signal by itself: each build comes with the signal of its source
  *   (X-OWA-Version → exchange-headers, asset path → owa-page, manifest → exporttool-manifest).
  *
  * Exchange Online: any `exchange-online` fact, or any build 15.20 or later, makes the service
  * "ms-exchange-online" (never on-premises); one such fact is enough because that label never leads to
  * a warning. Its build is not reported as a build (it says nothing about on-premises CVEs); it is noted.
+ *
+ * Contradictions: an `inconsistency` fact (e.g. an Exchange 2016 page served by IIS 7.5, which 2016
+ * cannot run on: a honeypot tell) vetoes services whose signals are all copyable (page body, /owa/
+ * routing); with Exchange headers or the manifest it is only noted.
  *
  * Build rule: only builds of digits and dots (3 parts for "cu", 4 for "exact") with an Exchange major
  * (8 = 2007, 14 = 2010, 15 = 2013 and later) are considered; anything else is rejected with a note.
@@ -97,6 +103,7 @@ export function fingerprintExchange(facts: readonly Fact[]): ExchangeFingerprint
   const online: Evidence[] = [];
   const builds: BuildFact[] = [];
   const products: Array<Extract<Fact, { kind: 'product' }>> = [];
+  const inconsistencies: Array<Extract<Fact, { kind: 'inconsistency' }>> = [];
 
   for (const f of facts) {
     switch (f.kind) {
@@ -116,6 +123,9 @@ export function fingerprintExchange(facts: readonly Fact[]): ExchangeFingerprint
       case 'product':
         products.push(f);
         break;
+      case 'inconsistency':
+        inconsistencies.push(f);
+        break;
     }
   }
 
@@ -131,11 +141,21 @@ export function fingerprintExchange(facts: readonly Fact[]): ExchangeFingerprint
   }
 
   const kinds = [...signals.keys()];
-  if (kinds.length < 2) {
+  // A contradiction (e.g. a 2016 page on IIS 7.5) vetoes copyable evidence; Exchange headers or the
+  // manifest outweigh it (a reverse proxy in front of a real server), and it is then only noted.
+  const strong = signals.has('exchange-headers') || signals.has('exporttool-manifest');
+  for (const c of inconsistencies) {
+    notes.push(`inconsistent: ${excerpt(String(c.reason), 160)}${strong ? ' (outweighed by Exchange headers or manifest)' : ''}`);
+  }
+  const vetoed = !strong && inconsistencies.length > 0;
+  if (kinds.length < 2 || vetoed) {
+    for (const c of inconsistencies) pushEvidence(evidence, c.evidence);
     for (const e of signals.values()) pushEvidence(evidence, e);
     const p = products[0];
     if (p !== undefined) pushEvidence(evidence, p.evidence);
-    if (kinds.length === 1) {
+    if (vetoed && kinds.length >= 2) {
+      notes.push(`not called Exchange: its signals (${kinds.join(', ')}) can be copied and the platform contradicts them`);
+    } else if (kinds.length === 1) {
       notes.push(
         `only one Exchange signal kind (${kinds.join(', ')}): not called Exchange; a clone or honeypot can copy one kind` +
           (builds.length > 0 ? '; its build is not reported' : ''),

@@ -149,21 +149,22 @@ async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly
       ON CONFLICT (scan_id, ip, port) DO NOTHING
       RETURNING id, ip, port
     ), fresh AS (
-      SELECT DISTINCT ON (ins.id) ins.id AS attempt_id, input.*
+      SELECT DISTINCT ON (ins.id) ins.id AS attempt_id, input.ord
       FROM ins JOIN input ON input.ip = ins.ip AND input.port = ins.port
       ORDER BY ins.id, input.ord
     ), obs AS (
       INSERT INTO observations (attempt_id, scan_id, ip, port, hostname, tls, product, edition, build, build_precision,
                                 cu, su, status, facts, evidence, notes, detector_revisions, tls_cert, scanned_at)
-      SELECT attempt_id, ${scanId}::bigint, r_ip, r_port, r_hostname, tls, product, edition, build, build_precision,
-             cu, su, status, facts::jsonb, evidence::jsonb, notes::jsonb, detector_revisions::jsonb, tls_cert::jsonb, scanned_at
-      FROM fresh WHERE has_record
+      SELECT f.attempt_id, ${scanId}::bigint, i.r_ip, i.r_port, i.r_hostname, i.tls, i.product, i.edition, i.build,
+             i.build_precision, i.cu, i.su, i.status, i.facts::jsonb, i.evidence::jsonb, i.notes::jsonb,
+             i.detector_revisions::jsonb, i.tls_cert::jsonb, i.scanned_at
+      FROM fresh f JOIN input i ON i.ord = f.ord WHERE i.has_record
       RETURNING id, attempt_id
     )
     INSERT INTO assessments (observation_id, cve, verdict, reason, ord)
     SELECT obs.id, a.cve, a.verdict, a.reason, a.ord
-    FROM obs JOIN fresh USING (attempt_id)
-    CROSS JOIN LATERAL jsonb_to_recordset(fresh.assessments::jsonb) AS a (cve text, verdict text, reason text, ord smallint)`.execute(db);
+    FROM obs JOIN fresh f USING (attempt_id) JOIN input i ON i.ord = f.ord
+    CROSS JOIN LATERAL jsonb_to_recordset(i.assessments::jsonb) AS a (cve text, verdict text, reason text, ord smallint)`.execute(db);
 }
 
 /** Verdict rows of a record: vulnerable first; a CVE listed twice keeps its first (worst) verdict. */
