@@ -59,7 +59,10 @@ async function main(): Promise<void> {
     const ready: Ready[] = [];
     const all: ReturnType<typeof cluster.fork>[] = [];
     for (let i = 0; i < workers; i++) {
-      const w = cluster.fork({ TOCSIN_LAB_OPTIONS: JSON.stringify({ ...options, workers: 1 }) });
+      // Only the first worker writes the ground truth file (all would write the same bytes, racing).
+      const { truthPath, ...rest } = options;
+      const mine: ChildOptions = i === 0 && truthPath !== undefined ? { ...rest, truthPath, workers: 1 } : { ...rest, workers: 1 };
+      const w = cluster.fork({ TOCSIN_LAB_OPTIONS: JSON.stringify(mine) });
       all.push(w);
       w.on('message', (m: Ready | { type: 'error'; message: string }) => {
         if (m.type === 'error') {

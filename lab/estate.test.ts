@@ -115,3 +115,18 @@ test('host index maps addresses inside the estate only', () => {
   assert.equal(hostIndex('127.0.255.255', base, 10), -1);
   assert.equal(intToIpv4(base + 257), '127.1.1.1');
 });
+
+test('expected outcomes per port follow kind, variant and open ports', () => {
+  const hosts = generateEstate({ hosts: 400, base: '127.1.0.0', seed: 8 }, builds);
+  for (const h of hosts) {
+    if (!h.ports.http) assert.equal(h.outcome.http, 'reset');
+    if (h.kind === 'exchange') assert.equal(h.outcome.https, 'http');
+  }
+  const o = (kind: LabHost['kind'], variant: string): LabHost['outcome'] | undefined => hosts.find((h) => h.kind === kind && h.variant === variant)?.outcome;
+  assert.deepEqual(o('closed', 'reset'), { https: 'reset', http: 'reset' });
+  assert.deepEqual(o('tarpit', 'silent'), { https: 'timeout', http: 'timeout' });
+  assert.deepEqual(o('garbage', 'random-bytes'), { https: 'tls-error', http: 'not-http' });
+  assert.deepEqual(o('garbage', 'tls-then-random'), { https: 'not-http', http: 'not-http' });
+  assert.deepEqual(o('oversized', 'many-headers'), { https: 'http-oversized', http: 'http-oversized' });
+  assert.deepEqual(o('hostile-headers', 'crlf-ish'), { https: 'http-malformed', http: 'http-malformed' });
+});

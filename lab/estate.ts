@@ -90,6 +90,18 @@ export interface LabExpected {
   readonly cu: string | null;
 }
 
+/**
+ * How a connection to one port of a host ends, for a scanner with sane caps (e.g. 32 KiB of headers):
+ *  - 'http': a well-formed HTTP response (bodies may be cut at the scanner's cap);
+ *  - 'http-malformed': an HTTP response a strict parser rejects (a bare CR inside a header value);
+ *  - 'http-oversized': an HTTP response whose header block exceeds any sane cap (1 MiB line, 20,000 lines);
+ *  - 'timeout': nothing usable ever arrives (tarpit; slow drip after the first bytes);
+ *  - 'tls-error': the TLS handshake cannot complete (non-TLS bytes on the TLS port);
+ *  - 'not-http': bytes arrive but they are not HTTP;
+ *  - 'reset': the connection is reset at once (closed port).
+ */
+export type LabOutcome = 'http' | 'http-malformed' | 'http-oversized' | 'timeout' | 'tls-error' | 'not-http' | 'reset';
+
 export interface LabHost {
   readonly ip: string;
   /** Position in the estate (ip = base + index). */
@@ -113,6 +125,8 @@ export interface LabHost {
   readonly cert: string;
   /** Which lab ports accept connections for this host. */
   readonly ports: { readonly https: boolean; readonly http: boolean };
+  /** Expected outcome per port (see LabOutcome). */
+  readonly outcome: { readonly https: LabOutcome; readonly http: LabOutcome };
   readonly exposes: LabExposure;
   readonly expected: LabExpected;
 }
@@ -415,7 +429,7 @@ function exchangeHost(
   index: number,
   ordinal: number,
   row: LabBuildRow,
-): LabHost {
+): Omit<LabHost, 'outcome'> {
   const family = familyOf(row.build) as Family;
   const wireBuild = WIRE_DRIFT[row.build] ?? row.build;
   let exposes: LabExposure;
@@ -459,7 +473,7 @@ function exchangeHost(
   };
 }
 
-function otherHost(rng: Rng, ip: string, index: number, ordinal: number, kind: Exclude<LabKind, 'exchange'>): LabHost {
+function otherHost(rng: Rng, ip: string, index: number, ordinal: number, kind: Exclude<LabKind, 'exchange'>): Omit<LabHost, 'outcome'> {
   const variants = VARIANTS[kind];
   const variant = variants[ordinal % variants.length] ?? 'default';
   const base = {
@@ -505,6 +519,33 @@ function otherHost(rng: Rng, ip: string, index: number, ordinal: number, kind: E
   }
 }
 
+/** The expected outcome of a connection to one port of a host (pure; see LabOutcome). */
+export function outcomeOf(kind: LabKind, variant: string, secure: boolean, open: boolean): LabOutcome {
+  if (!open) return 'reset';
+  switch (kind) {
+    case 'tarpit':
+    case 'slow-drip':
+      return 'timeout';
+    case 'garbage':
+      return secure && variant !== 'tls-then-random' ? 'tls-error' : 'not-http';
+    case 'oversized':
+      return variant === 'body-50mb' ? 'http' : 'http-oversized';
+    case 'hostile-headers':
+      return variant === 'crlf-ish' ? 'http-malformed' : 'http';
+    case 'closed':
+      return 'reset';
+    default:
+      return 'http';
+  }
+}
+
+function withOutcome(h: Omit<LabHost, 'outcome'>): LabHost {
+  return {
+    ...h,
+    outcome: { https: outcomeOf(h.kind, h.variant, true, h.ports.https), http: outcomeOf(h.kind, h.variant, false, h.ports.http) },
+  };
+}
+
 /**
  * Generates the estate: `hosts` consecutive addresses from `base`, kinds in the proportions of `mix`,
  * shuffled by `seed`. Same inputs, same estate (the ground truth of every test and benchmark).
@@ -541,9 +582,9 @@ export function generateEstate(options: EstateOptions, builds: readonly LabBuild
     const ip = intToIpv4(baseInt + i);
     if (kind === 'exchange') {
       const row = showcase[ordinal] ?? pickExchangeBuild(hrng, model);
-      out.push(exchangeHost(hrng, ip, i, ordinal, row));
+      out.push(withOutcome(exchangeHost(hrng, ip, i, ordinal, row)));
     } else {
-      out.push(otherHost(hrng, ip, i, ordinal, kind));
+      out.push(withOutcome(otherHost(hrng, ip, i, ordinal, kind)));
     }
   }
   return out;

@@ -332,3 +332,27 @@ test('a lab with latency still answers (delay is added per connection and per re
     await slow.close();
   }
 });
+
+test('pipelined requests are answered in order; malformed ones get 400; the lab keeps serving', async () => {
+  const h = first('exchange', (x) => x.exposes.xOwaVersion && x.ports.http);
+  const auth = `${h.ip}:${lab.httpsPort}`;
+  const pipelined = await observe(h.ip, {
+    secure: true,
+    ms: 500,
+    request: ['/owa/', '/nope', '/owa/auth/logon.aspx'].map((p) => `GET ${p} HTTP/1.1\r\nHost: ${auth}\r\n\r\n`).join(''),
+  });
+  const { responses } = parseResponses(pipelined.bytes, [false, false, false]);
+  assert.deepEqual(
+    responses.map((r) => r.status),
+    [302, 404, 200],
+  );
+  for (const bad of ['GARBAGE\r\n\r\n', `GET /${'a'.repeat(40_000)}`, '\u0016\u0003\u0001\u0000\u00a5\u0001\u0000']) {
+    const got = await observe(h.ip, { secure: false, ms: 500, request: bad });
+    const text = got.bytes.toString('latin1');
+    assert.ok(text === '' || text.startsWith('HTTP/1.1 400 Bad Request'), JSON.stringify(text.slice(0, 40)));
+  }
+  // A client speaking TLS garbage, then a normal one.
+  await observe(h.ip, { secure: false, ms: 100, request: 'x'.repeat(100) });
+  const [ok] = await fetchAll(h.ip, ['/owa/']);
+  assert.equal(ok?.status, 302);
+});

@@ -22,7 +22,7 @@ import type { Duplex } from 'node:stream';
 import { TocsinError } from '../src/core/errors.js';
 import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
 import { packageRoot } from '../src/platform/paths.js';
-import { DEFAULT_MIX, generateEstate, MAX_HOSTS, summarizeEstate, type LabBuildRow, type LabHost, type LabMix } from './estate.js';
+import { DEFAULT_MIX, generateEstate, MAX_HOSTS, type LabBuildRow, type LabHost, type LabMix } from './estate.js';
 import { BodyCache, httpMode, httpsRedirectParts, httpsRoutes } from './exchange-responses.js';
 import { DripPool, garbageBytes, HOSTILE_MAX_MS, SSH_BANNER, streamOversized } from './hostile.js';
 import { admitConnection, hostIndex, ipv4ToInt } from './net-guard.js';
@@ -195,6 +195,8 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     let skipBody = 0;
     let busy = false;
     let closed = false;
+    /** The client half-closed: finish what is pending, then close our side too. */
+    let ended = false;
 
     const respond = (head: string, method: string, target: string, keepAlive: boolean): void => {
       requests++;
@@ -251,7 +253,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
         if (!isHead && m.body.length > 0) s.write(m.body);
       }
       s.uncork();
-      if (!keepAlive) s.end();
+      if (!keepAlive || (ended && pending === null)) s.end();
     };
 
     const pump = (): void => {
@@ -319,6 +321,7 @@ export async function startLab(options: LabOptions = {}): Promise<Lab> {
     });
     s.on('error', () => raw.destroy());
     s.on('end', () => {
+      ended = true;
       if (!busy) s.end();
     });
   };
@@ -436,4 +439,3 @@ export async function writeTruthFile(path: string, hosts: readonly LabHost[]): P
   await writeFile(path, truthJsonl(hosts), 'utf8');
 }
 
-export { summarizeEstate };

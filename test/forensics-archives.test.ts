@@ -98,3 +98,35 @@ test('hostile archives: a bomb member is cut off, encrypted and nested members a
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('a UTF-16LE export (PowerShell Out-File, Event Viewer) is re-encoded and read', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'tocsin-forensics-utf16-'));
+  try {
+    const xml = readFileSync(join(TREE, 'exports/Application-Exchange.xml'), 'utf8');
+    writeFileSync(join(tmp, 'app.xml'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(xml, 'utf16le')]));
+    const r = await analyze({ paths: [tmp] });
+    assert.deepEqual(r.findings.map((f) => [f.check, f.line, f.time]), [
+      ['proxylogon-um-invalidcast', 3, '2021-03-03T07:12:01.000Z'],
+      ['proxylogon-um-invalidcast', 4, '2021-03-03T07:40:00.000Z'],
+    ]);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('binary files with a log name are not scanned as text; EVTX gets an export hint', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'tocsin-forensics-bin-'));
+  try {
+    const ese = Buffer.alloc(8192);
+    ese.write('ServerInfo~a]@x:444/ecp/y?#', 100, 'latin1'); // would be a candidate if read as text
+    writeFileSync(join(tmp, 'E00000001A.log'), ese);
+    writeFileSync(join(tmp, 'Application.evtx'), Buffer.concat([Buffer.from('ElfFile\0'), Buffer.alloc(4096)]));
+    const r = await analyze({ paths: [tmp] });
+    assert.deepEqual(r.findings, []);
+    assert.equal(r.stats.logFiles, 0);
+    assert.deepEqual(r.notices.map((n) => /wevtutil qe Application/.test(n.message)), [true]);
+    assert.equal(r.verdict, 'insufficient-logs');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -94,4 +94,7 @@ test('main CLI: `forensics` is registered and sets the exit code', async () => {
     process.exitCode = saved;
   }
   assert.equal(out.trim().split('\n').length, 33);
+  const p2 = new Command('tocsin').exitOverride();
+  register(p2, ctx);
+  await assert.rejects(p2.parseAsync(['forensics', TREE, '--bogus'], { from: 'user' }), (e: unknown) => (e as { exitCode?: number }).exitCode === 2);
 });

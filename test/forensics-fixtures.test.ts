@@ -140,3 +140,35 @@ test('bad options and missing paths are errors with exit code 2 (TOCSIN_FORENSIC
   await assert.rejects(runForensics({ paths: [TREE], since: 'yesterday' }, io), /--since/);
   await assert.rejects(runForensics({ paths: [] }, io), /PATH/);
 });
+
+test('--iocs: IP, file name, hash and user-agent lists applied to logs and files', async () => {
+  const { createHash } = await import('node:crypto');
+  const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const tmp = mkdtempSync(join(tmpdir(), 'tocsin-iocs-'));
+  try {
+    // A Microsoft file name with attacker content is only visible through its hash.
+    const legit = join(TREE, AUTH, 'RedirSuiteServiceProxy.aspx');
+    const sha = createHash('sha256').update(readFileSync(legit)).digest('hex');
+    const list = join(tmp, 'case-42-iocs.txt');
+    writeFileSync(list, `# case 42\n198.51.100.7\nerrorEE.aspx\n${sha}\npython-requests/2.26.0\n`);
+    let out = '';
+    const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: () => true } };
+    assert.equal(await runForensics({ paths: [TREE], format: 'jsonl', iocs: [list] }, io), 1);
+    const recs = out.trim().split('\n').map((l) => JSON.parse(l) as FindingRecord);
+    const ioc = recs.filter((x) => x.check.startsWith('ioc-')).map((x) => [x.check, rel(x), x.line, x.severity]);
+    assert.deepEqual(ioc.sort(), [
+      ['ioc-file-name', IIS, 13, 'info'],
+      ['ioc-hash', `${AUTH}/RedirSuiteServiceProxy.aspx`, null, 'critical'],
+      ['ioc-ip', IIS, 8, 'medium'],
+      ['ioc-ip', IIS, 12, 'medium'],
+      ['ioc-user-agent', AUTOD, 8, 'info'],
+      ['ioc-user-agent', AUTOD, 9, 'info'],
+      ['ioc-user-agent', IIS, 11, 'info'],
+    ].sort());
+    await assert.rejects(runForensics({ paths: [TREE], iocs: [join(tmp, 'missing.txt')] }, io), /--iocs/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -92,3 +92,25 @@ test('excluded hosts are recorded as excluded and never contacted', { timeout: 6
   assert.ok(results.length >= 1);
   assert.ok(results.every((r) => r.outcome === 'excluded' && r.record === null));
 });
+
+test('an estate of only hostile hosts neither stalls nor crashes the scan', { timeout: 90_000 }, async () => {
+  const hostile = await startLab({
+    hosts: 64, base: '127.3.1.0', seed: 3,
+    mix: { tarpit: 1, 'slow-drip': 1, garbage: 1, oversized: 1, 'hostile-headers': 1, closed: 1 },
+  });
+  try {
+    const p: ScanPlan = { targets: ['127.3.1.0/26'], ports: [{ port: hostile.httpsPort, mode: 'tls' }], concurrency: 64, limits: LIMITS, exclusions: [], rate: 0, ratePerNetwork: 0 };
+    const results = await scan(p, 1);
+    assert.equal(results.length, 64);
+    assert.equal(new Set(results.map((r) => r.ip)).size, 64);
+    for (const r of results) {
+      assert.notEqual(r.record?.product, 'ms-exchange', `${r.ip} called Exchange`);
+      for (const e of r.record?.evidence ?? []) assert.ok(e.excerpt.length <= 200 && !/[\u0000-\u001f]/.test(e.excerpt), `${r.ip} evidence`);
+      assert.ok((r.detail ?? '').length <= 300);
+    }
+    const kinds = new Set(hostile.hosts.map((h) => h.kind));
+    assert.ok(kinds.has('tarpit') && kinds.has('slow-drip') && kinds.has('oversized'));
+  } finally {
+    await hostile.close();
+  }
+});

@@ -1,7 +1,8 @@
 /** `tocsin forensics`: offline compromise assessment of Exchange logs and files (no database, no network). */
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
-import { runForensics } from '../forensics/run.js';
+import { TocsinError } from '../core/errors.js';
+import { runForensics } from '../forensics/index.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -18,6 +19,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--iocs <file>', 'indicator list (plain or CISA CHIRP YAML); repeat for more files', collect, [] as string[])
     .option('--no-progress', 'no progress line on stderr')
     .addHelpText('after', '\nExit code: 0 nothing found, 1 indicators found, 2 error. See docs/forensics.md.')
+    // Usage errors exit 2 like every other forensics error (the ClamAV convention), not 64.
+    .exitOverride((err) => {
+      if (err.exitCode === 0) throw err;
+      throw new TocsinError('TOCSIN_FORENSICS_INPUT', err.message.replace(/^error: /, ''));
+    })
     .action(async (paths: string[], o: { format: string; output?: string; since?: string; iocs: string[]; progress: boolean }) => {
       const code = await runForensics(
         {

@@ -19,7 +19,7 @@ import { openDatabase, type Database } from '../platform/db/connect.js';
 import { createScanStore } from '../platform/db/scan-store.js';
 import type { AttemptResult, ScanStore } from '../scan/store.js';
 import { formatPorts, parsePorts, DEFAULT_PORTS } from '../scan/port-spec.js';
-import { createRecordWriter, parseFormat, type OutputFormat, type RecordWriter } from '../scan/output.js';
+import { createRecordWriter, parseFormat, safeText, type OutputFormat, type RecordWriter } from '../scan/output.js';
 import { Progress } from '../scan/progress.js';
 import { autoWorkers, runPlan } from '../scan/worker-pool.js';
 import type { ScanPlan } from '../scan/plan.js';
@@ -63,7 +63,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--format <format>', 'jsonl | csv | table', 'jsonl')
     .option('--output <file>', 'write records to FILE instead of stdout')
     .option('--no-store', 'do not store results in the database')
-    .option('--exclude <file>', 'exclusion list (address/CIDR per line); repeatable; adds to TOCSIN_EXCLUDE_FILES', collect)
+    .option('--exclude <file|cidr>', 'exclusion list file (address/CIDR per line) or one address/CIDR; repeatable; adds to TOCSIN_EXCLUDE_FILES', collect)
     .option('--rate <n>', 'new connections per second overall (0 = unlimited)')
     .option('--rate-per-network <n>', 'new connections per second into one /24 or /64 (0 = unlimited)')
     .option('--concurrency <n>', 'attempts in flight')
@@ -91,8 +91,11 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
   if (flags.resume === undefined) {
     if (args.length === 0) throw new TocsinError('TOCSIN_ARG_INVALID', 'no targets given (addresses, CIDRs, hostnames, @file or -)');
     // Everything is validated before the database is opened or a packet is sent.
-    const targets = await loadTargets(args, process.stdin);
-    const exclusions = await loadExclusions([...config.excludeFiles, ...(flags.exclude ?? [])]);
+    const targets = await loadTargets(args, process.stdin, (name, reason) => {
+      ctx.stderr.write(`tocsin: warning: ${safeText(name, 255)} does not resolve (${safeText(reason)}); skipped\n`);
+    });
+    if (targets.length === 0) throw new TocsinError('TOCSIN_TARGET_INVALID', 'no target left to scan (no host name resolved)');
+    const exclusions = await loadExclusions(config.excludeFiles, flags.exclude ?? []);
     const timeout = intFlag('--timeout-ms', flags.timeoutMs, 100, 600_000);
     const budget = intFlag('--host-budget-ms', flags.hostBudgetMs, 100, 3_600_000);
     const limits: NetLimits = {
@@ -158,7 +161,7 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
     } else writer = createRecordWriter(format, ctx.stdout);
 
     const jobs = countJobs(plan.targets, plan.ports.length);
-    const remaining = jobs === null ? null : Math.max(jobs - done.size, 0);
+    const remaining = Math.max(jobs - done.size, 0);
     const workers = workersFlag > 0 ? workersFlag : autoWorkers(remaining);
     const progress = new Progress(flags.progress ? ctx.stderr : { isTTY: false, write: () => true }, { total: remaining });
     const warned = new Set<string>();
@@ -171,7 +174,7 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
         // Same bug on many hosts: say it once per distinct text.
         if (warned.size < 50 && !warned.has(m)) {
           warned.add(m);
-          ctx.stderr.write(`tocsin: warning: ${m.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')}\n`);
+          ctx.stderr.write(`tocsin: warning: ${safeText(m, 300)}\n`);
         }
       },
       onBatch: async (batch: readonly AttemptResult[]) => {

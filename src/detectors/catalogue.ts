@@ -49,6 +49,9 @@ export function renderDetectorCatalogue(detectors: readonly Detector[], probes: 
   out.push('  (X-OWA-Version, X-FEServer, X-CalculatedBETarget, ...) is one kind because an imitating proxy copies all headers;');
   out.push('  the export tool manifest at the ECP path is the third; OWA\'s forms-based-authentication redirect of /owa/ (server');
   out.push('  routing, which a copied page does not bring) is the fourth. A build never counts as a signal by itself.');
+  out.push('- Contradictions veto copyable evidence: an `inconsistency` (e.g. a 2016 page served by IIS 7.5, which 2016 cannot');
+  out.push('  run on: a honeypot tell) makes a service with only page/routing signals "not Exchange"; with Exchange headers or');
+  out.push('  the manifest it is only noted (a reverse proxy in front of a real server is likelier).');
   out.push('- Exchange Online front ends (`exchange-online` facts, any 15.20+ build) are `ms-exchange-online`, never on-premises;');
   out.push('  their build is noted, not reported.');
   out.push('- Build preference: exact over CU-level; then X-OWA-Version > export tool manifest > asset path. Equally trusted');

@@ -15,7 +15,7 @@ import { TocsinError } from '../core/errors.js';
 import { EXCHANGE_SIGNAL_KINDS } from './exchange/common.js';
 import { fingerprintExchange } from './exchange/fingerprint.js';
 import { EXCHANGE_PROBES, nextProbes } from './exchange/probes.js';
-import { factSummary, loadAllFixtures } from './fixture-format.js';
+import { factSummary, loadAllFixtures } from '../../test/helpers/detector-fixtures.js';
 import { DETECTORS, PROBES, registerDetectors, runDetectors } from './registry.js';
 import type { Detector, Fact, ProbeResponse } from './sdk.js';
 

@@ -35,6 +35,10 @@ export interface AnalyzeOptions {
   readonly onProgress?: (p: Progress) => void;
 }
 
+/** Records kept in memory at most (each is small; the verdict still counts the rest). */
+export const MAX_FINDINGS = 500_000;
+/** Largest file hashed for hash IoCs (64 MiB). */
+export const MAX_HASH_BYTES = 64 * 1024 * 1024;
 /** How much of a file is read to recognise its kind. */
 const HEAD_BYTES = 64 * 1024;
 /** Extensions that are read as logs; anything else is a plain file (checked by path, content, hash). */
@@ -49,6 +53,15 @@ async function* utf16ToUtf8(first: Buffer[], rest: AsyncIterator<Buffer>): Async
   for (let r = await rest.next(); r.done !== true; r = await rest.next()) yield Buffer.from(dec.decode(r.value, { stream: true }), 'utf8');
   const tail = dec.decode();
   if (tail !== '') yield Buffer.from(tail, 'utf8');
+}
+
+/** More than 1% NUL bytes in the first 4 KiB (and no UTF-16 byte-order mark): not a text log. */
+export function looksBinary(head: Buffer): boolean {
+  if (head.length >= 2 && head[0] === 0xff && head[1] === 0xfe) return false;
+  const n = Math.min(head.length, 4096);
+  let nul = 0;
+  for (let i = 0; i < n; i++) if (head[i] === 0) nul++;
+  return n > 0 && nul * 100 > n;
 }
 
 function dirOf(display: string): string {
@@ -66,7 +79,13 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
     if (notices.length < 10_000) notices.push(n);
     else if (notices.length === 10_000) notices.push({ level: 'warning', file: '(all)', line: null, message: 'more than 10000 notices; the rest are not listed' });
   };
-  const sink: Sink = { finding: (f) => findings.push(f), notice };
+  // Bounded too: a log full of attack lines must not exhaust memory; the rest are counted.
+  let dropped = 0;
+  const keep = (f: FindingRecord): void => {
+    if (findings.length < MAX_FINDINGS) findings.push(f);
+    else dropped++;
+  };
+  const sink: Sink = { finding: keep, notice };
   const iocs = opts.iocs ?? null;
   const sinceMs = opts.since === undefined || opts.since === null ? null : opts.since.getTime();
   const ruleSets = new Map<FileKind, RuleSet>();
@@ -136,7 +155,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
       });
       return { bytes: 0, lines: 0, candidates: 0 };
     }
-    if (!isLogKind(det.kind)) {
+    // ESE transaction logs (Mailbox\<db>\E00*.log) and other binary files with a log-like name.
+    if (!isLogKind(det.kind) || looksBinary(headBuf)) {
       await it.return?.();
       return analyzeFile(src);
     }
@@ -173,10 +193,12 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
     let content: string | null = null;
     let hashes: Record<string, string> | null = null;
     let size = src.size;
-    if (need.content || need.hash) {
+    // Web shells and attacker tools are small; mailbox databases (.edb) are not hashed.
+    const hashIt = need.hash && src.size <= MAX_HASH_BYTES;
+    if (need.content || hashIt) {
       const parts: Buffer[] = [];
       let got = 0;
-      const hs = need.hash ? { md5: createHash('md5'), sha1: createHash('sha1'), sha256: createHash('sha256') } : null;
+      const hs = hashIt ? { md5: createHash('md5'), sha1: createHash('sha1'), sha256: createHash('sha256') } : null;
       let total = 0;
       for await (const c of src.open()) {
         total += c.length;
@@ -192,11 +214,14 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
     }
     for (const f of checkFile({ display: src.display, mtime: src.mtime, size, content, hashes }, iocs)) {
       if (sinceMs !== null && f.time !== null && Date.parse(f.time) < sinceMs) continue;
-      findings.push(f);
+      keep(f);
     }
     return { bytes: content === null && hashes === null ? 0 : size, lines: 0, candidates: 0 };
   }
 
+  if (dropped > 0) {
+    notices.push({ level: 'warning', file: '(all)', line: null, message: `more than ${MAX_FINDINGS} records; ${dropped} more were found but not kept (narrow the input or use --since)` });
+  }
   const folderCoverage: FolderCoverage[] = [...coverage.values()].sort((a, b) => a.folder.localeCompare(b.folder));
   const campaigns = campaignCoverage(folderCoverage);
   findings.sort(compareFindings);

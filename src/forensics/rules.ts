@@ -131,6 +131,16 @@ const SHELL_URL: Condition = {
   ],
 };
 
+/**
+ * Needles for SHELL_URL. Microsoft's own pages are left out already here (negative lookahead), so the
+ * OWA logon page, requested all day long, does not make every such line a candidate.
+ */
+const SHELL_URL_NEEDLES: readonly string[] = [
+  '/owa/auth/(?!(?:errorFE|ExpiredPassword|frowny|logoff|logon|OutlookCN|RedirSuiteServiceProxy|signout)\\.aspx(?:[\\s,"?]|$))[^\\s,"?]*\\.(?:aspx|ashx|asmx|asp|cshtml|soap|rem)',
+  '/ecp/auth/(?!TimeoutLogout\\.aspx(?:[\\s,"?]|$))[^\\s,"?]*\\.(?:aspx|ashx|asmx|asp|cshtml|soap|rem)',
+  '/aspnet_client/[^\\s,"?]*\\.(?:aspx|ashx|asmx|asp|cshtml|soap|rem)',
+];
+
 // ---------------------------------------------------------------------------------------------
 // Log rules
 
@@ -423,7 +433,7 @@ export const LOG_RULES: readonly LogRule[] = [
     cves: [],
     severity: 'high',
     on: 'request',
-    needles: ['/(?:owa|ecp)/auth/', '/aspnet_client/'],
+    needles: SHELL_URL_NEEDLES,
     when: { all: [SHELL_URL, OK_2XX] },
     description:
       'A 2xx answer for an .aspx/.ashx/... under /owa/auth/, /ecp/auth/ or /aspnet_client/ that Exchange does not ' +
@@ -437,7 +447,7 @@ export const LOG_RULES: readonly LogRule[] = [
     cves: [],
     severity: 'info',
     on: 'request',
-    needles: ['/(?:owa|ecp)/auth/', '/aspnet_client/'],
+    needles: SHELL_URL_NEEDLES,
     when: { all: [SHELL_URL, NOT_2XX] },
     description:
       'Someone looked for a web shell (often one planted by another actor) and did not get it. Not an indicator ' +
@@ -522,7 +532,7 @@ export const FILE_RULES: readonly FileRule[] = [
     title: 'China Chopper style one-liner: eval of request input',
     cves: [],
     severity: 'critical',
-    pathMatches: SCRIPT_EXT + '|\\.(?:config|xml|txt|htm|html|js)$',
+    pathMatches: SCRIPT_EXT + '|\\.(?:config|htm|html)$',
     needsContent: true,
     when: { field: '$content', matches: 'eval\\s*\\(\\s*Request(?:\\.Item)?\\s*[\\[(]' },
     description:

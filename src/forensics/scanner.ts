@@ -160,10 +160,9 @@ class RecordRow implements Row {
   }
 }
 
-/** Replaces control characters; used for evidence (escaping for the terminal happens in report.ts too). */
+/** Cuts evidence to MAX_EVIDENCE characters (escaping for the terminal happens in report.ts). */
 export function clip(s: string, max = MAX_EVIDENCE): string {
-  const t = s.length > max ? `${s.slice(0, max)}…` : s;
-  return t;
+  return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
 function requestEvidence(row: Row, rule: LogRule | null): string {
@@ -481,15 +480,14 @@ export class LineScanner {
     this.record = [];
     this.recordLen = 0;
     const row = new RecordRow(text);
-    let time: string | null | undefined;
-    for (const cr of this.input.rules.event) {
+    // XML exports carry TimeCreated SystemTime; CSV exports a (locale) date in the first line.
+    const sys = /SystemTime=['"]([^'"]+)['"]/.exec(text)?.[1];
+    const time = (sys === undefined ? null : parseIsoTime(sys)) ?? findTimeInLine(text);
+    const evidence = clip(text.replace(/\s+/g, ' '));
+    for (const cr of [...this.input.rules.event, ...this.input.rules.line]) {
       if (!cr.test(row)) continue;
       this.stats.candidates++;
-      time ??= (/SystemTime=['"]([^'"]+)['"]/.exec(text)?.[1] ?? null) !== null ? parseIsoTime(/SystemTime=['"]([^'"]+)['"]/.exec(text)![1]!) : findTimeInLine(text);
-      this.emit(cr.rule.id, cr.rule.cves, cr.rule.severity, this.recordLine, time, row, clip(text.replace(/\s+/g, ' ')));
-    }
-    for (const cr of this.input.rules.line) {
-      if (cr.test(row)) this.emit(cr.rule.id, cr.rule.cves, cr.rule.severity, this.recordLine, findTimeInLine(text), row, clip(text.replace(/\s+/g, ' ')));
+      this.emit(cr.rule.id, cr.rule.cves, cr.rule.severity, this.recordLine, time, row, evidence);
     }
   }
 }

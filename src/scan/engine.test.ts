@@ -188,3 +188,15 @@ test('an infinite target iterator is consumed lazily (bounded memory)', async ()
   } });
   assert.ok(n >= 500 && n < 600, `n ${n}`);
 });
+
+test('a failing result sink stops the whole scan and the error surfaces', async () => {
+  const net = fakeKit((_t, p) => ({ kind: 'ok', response: response(p.id, 404) }), { delayMs: 2 });
+  let calls = 0;
+  await assert.rejects(runScan({
+    targets: targets(200), ports: [{ port: 443, mode: 'tls' }], concurrency: 8, limits: DEFAULT_LIMITS, kit: net.kit,
+    onResult: async () => {
+      if (++calls === 5) throw new Error('database went away');
+    },
+  }), /database went away/);
+  assert.ok(net.opened.length < 200, `opened ${net.opened.length}`);
+});

@@ -77,38 +77,52 @@ const PLAIN_RETRY: ReadonlySet<string> = new Set(['tls-error', 'protocol-error',
 /** Safety net against a plan that never converges (each round must send something new anyway). */
 const MAX_PLAN_ROUNDS = 8;
 
-export async function runScan(o: EngineOptions): Promise<EngineStats> {
+export async function runScan(options: EngineOptions): Promise<EngineStats> {
   const stats: EngineStats = { attempted: 0, answered: 0, exchange: 0, excluded: 0, skipped: 0 };
-  const now = o.now ?? (() => new Date());
+  const now = options.now ?? (() => new Date());
+  // Our own signal: the caller's abort, or the first failure of onResult (storage down, disk full),
+  // stops every loop instead of leaving the others running with nowhere to put their results.
+  const stop = new AbortController();
+  const forward = (): void => stop.abort();
+  if (options.signal?.aborted === true) stop.abort();
+  options.signal?.addEventListener('abort', forward, { once: true });
+  const o: EngineOptions = { ...options, signal: stop.signal };
   const jobs = jobSource(o, stats, now);
   // One abort listener for the whole scan (not one per session: thousands would be in flight).
   const open = new Set<HostSession>();
   const closeAll = (): void => {
     for (const s of open) s.close();
   };
-  o.signal?.addEventListener('abort', closeAll, { once: true });
+  stop.signal.addEventListener('abort', closeAll, { once: true });
+  let failure: { error: unknown } | null = null;
   const loops: Promise<void>[] = [];
   const n = Math.max(1, Math.floor(o.concurrency));
   for (let i = 0; i < n; i++) {
     loops.push((async () => {
-      for (;;) {
-        if (o.signal?.aborted) return;
-        const next = await jobs.next();
-        if (next.done === true || o.signal?.aborted) return;
-        const result = await attempt(o, next.value, now, open);
-        if (result === null) continue; // aborted mid-attempt: not reported, resume redoes it
-        stats.attempted++;
-        if (result.outcome === 'answered') stats.answered++;
-        if (result.record?.product === EXCHANGE) stats.exchange++;
-        await o.onResult(result);
+      try {
+        for (;;) {
+          if (stop.signal.aborted) return;
+          const next = await jobs.next();
+          if (next.done === true || stop.signal.aborted) return;
+          const result = await attempt(o, next.value, now, open);
+          if (result === null) continue; // aborted mid-attempt: not reported, resume redoes it
+          stats.attempted++;
+          if (result.outcome === 'answered') stats.answered++;
+          if (result.record?.product === EXCHANGE) stats.exchange++;
+          await o.onResult(result);
+        }
+      } catch (e) {
+        failure ??= { error: e };
+        stop.abort();
       }
     })());
   }
   try {
     await Promise.all(loops);
   } finally {
-    o.signal?.removeEventListener('abort', closeAll);
+    options.signal?.removeEventListener('abort', forward);
   }
+  if (failure !== null) throw (failure as { error: unknown }).error;
   return stats;
 }
 

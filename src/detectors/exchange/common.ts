@@ -217,11 +217,12 @@ function readAt(body: Buffer, at: number): AssetHit | null {
 
 /** After the first asset path, look this far for others (OWA lists its assets together in <head>). */
 const CONFLICT_WINDOW = 4096;
+const ASSET_WINDOW = 128 * 1024;
 const assetCache = new WeakMap<Buffer, readonly AssetHit[]>();
 
 /**
  * Distinct OWA asset-path builds in a body (see owa-asset-path.ts), in order of first appearance:
- * the first one anywhere in the (engine-capped) body, then others within CONFLICT_WINDOW bytes of it.
+ * the first one in the body's first 128 KB, then others within CONFLICT_WINDOW bytes of it.
  * Shared with the probe plan so that both agree; cached per body buffer because the plan and the
  * detector read the same response.
  */
@@ -229,15 +230,17 @@ export function findAssetBuilds(body: Buffer): readonly AssetHit[] {
   const cached = assetCache.get(body);
   if (cached !== undefined) return cached;
   const out: AssetHit[] = [];
-  let limit = body.length;
-  let at = body.indexOf(OWA);
+  // OWA puts its asset links in <head>; like the markers, nothing past the first 128 KB is read.
+  const window = body.length > ASSET_WINDOW ? body.subarray(0, ASSET_WINDOW) : body;
+  let limit = window.length;
+  let at = window.indexOf(OWA);
   for (let n = 0; at >= 0 && at < limit && n < MAX_HITS && out.length < MAX_BUILDS; n++) {
-    const hit = readAt(body, at);
+    const hit = readAt(window, at);
     if (hit !== null && !out.some((h) => h.build === hit.build)) {
-      if (out.length === 0) limit = Math.min(body.length, at + CONFLICT_WINDOW);
+      if (out.length === 0) limit = Math.min(limit, at + CONFLICT_WINDOW);
       out.push(hit);
     }
-    at = body.indexOf(OWA, at + OWA.length);
+    at = window.indexOf(OWA, at + OWA.length);
   }
   assetCache.set(body, out);
   return out;
@@ -322,4 +325,44 @@ export function fbaRedirectOf(r: ProbeResponse): { via: 'location'; location: st
   }
   if (r.redirects.length === 0 || !isFbaLogonUrl(r.url)) return null;
   return { via: 'chain', url: r.url };
+}
+
+/**
+ * OWA logon page markers, ordered by where OWA puts them: <head> markers first, so that a real page
+ * is settled after reading its first kilobyte (a missing marker costs a scan of the whole window; a
+ * found one stops early).
+ */
+const PAGE_MARKERS: ReadonlyArray<{ readonly label: string; readonly bytes: Buffer }> = [
+  { label: 'owapage-comment', bytes: needle('OwaPage = ASP.auth_logon_aspx') },
+  { label: 'title-outlook', bytes: needle('<title>Outlook</title>') },
+  { label: 'title-owa', bytes: needle('Outlook Web App') },
+  { label: 'title-owa-2007', bytes: needle('Outlook Web Access') },
+  { label: 'logon-form', bytes: needle('name="logonForm"') },
+  { label: 'form-action-2013', bytes: needle('action="/owa/auth.owa"') },
+  { label: 'form-action-2010', bytes: needle('/owa/auth/owaauth.dll') },
+  { label: 'forcedownlevel', bytes: needle('name="forcedownlevel"') },
+  { label: 'clklgn-script', bytes: needle('clkLgn()') },
+];
+/** OWA logon pages are about 60 KB with the form near the end; markers further in are not looked for. */
+const MARKER_WINDOW = 128 * 1024;
+/** Nobody needs more than two: the detector's threshold. */
+const MARKERS_WANTED = 2;
+const markerCache = new WeakMap<Buffer, ReadonlyArray<{ label: string; at: number; len: number }>>();
+
+/**
+ * The first two distinct OWA page markers found in a body's first 128 KB (fewer if absent). Shared by
+ * the page-marker detector and the probe plan, cached per body buffer.
+ */
+export function findPageMarkers(body: Buffer): ReadonlyArray<{ label: string; at: number; len: number }> {
+  const cached = markerCache.get(body);
+  if (cached !== undefined) return cached;
+  const window = body.length > MARKER_WINDOW ? body.subarray(0, MARKER_WINDOW) : body;
+  const out: Array<{ label: string; at: number; len: number }> = [];
+  for (const m of PAGE_MARKERS) {
+    if (out.length >= MARKERS_WANTED) break;
+    const at = window.indexOf(m.bytes);
+    if (at >= 0) out.push({ label: m.label, at, len: m.bytes.length });
+  }
+  markerCache.set(body, out);
+  return out;
 }

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { factSummary, loadAllFixtures } from '../fixture-format.js';
+import { factSummary, loadAllFixtures } from '../../../test/helpers/detector-fixtures.js';
 import { runDetectors } from '../registry.js';
 import type { Evidence, Fact, ProbeResponse } from '../sdk.js';
 import { fingerprintExchange } from './fingerprint.js';

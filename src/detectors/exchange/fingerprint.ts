@@ -173,8 +173,10 @@ export function fingerprintExchange(facts: readonly Fact[]): ExchangeFingerprint
     notes.push(`Exchange (${kinds.join(' + ')}) but no build was visible`);
     return { product: 'ms-exchange', build: null, precision: null, evidence, notes };
   }
+  const seenBuilds = new Set([chosen.build]);
   for (const other of sorted.slice(1)) {
-    if (other.build === chosen.build) continue;
+    if (seenBuilds.has(other.build)) continue;
+    seenBuilds.add(other.build);
     if (other.precision === chosen.precision) {
       notes.push(
         `conflicting ${other.precision} builds: kept ${chosen.build} (${chosen.evidence.detector}), ignored ${other.build} (${other.evidence.detector})`,

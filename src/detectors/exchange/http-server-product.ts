@@ -21,6 +21,7 @@ const SERVER_PREFIXES: ReadonlyArray<readonly [string, string]> = [
 ];
 const IIS_DEFAULT_PAGE = needle('<title>IIS Windows Server</title>');
 const IIS_START_IMAGE = needle('iisstart.png');
+const IIS_PAGE_WINDOW = 4096;
 
 export const httpServerProduct: Detector = {
   id: HTTP_SERVER_PRODUCT_ID,
@@ -42,8 +43,10 @@ export const httpServerProduct: Detector = {
       if (hit !== undefined) facts.push({ kind: 'product', product: hit[1], evidence: headerEvidence(HTTP_SERVER_PRODUCT_ID, r, 'server', v) });
     }
     if (!facts.some((f) => f.kind === 'product' && f.product === 'iis')) {
-      const at = r.body.indexOf(IIS_DEFAULT_PAGE);
-      const at2 = at >= 0 ? at : r.body.indexOf(IIS_START_IMAGE);
+      // The IIS start page is under 1 KB: its markers sit at the start, never deep in a big body.
+      const head = r.body.subarray(0, IIS_PAGE_WINDOW);
+      const at = head.indexOf(IIS_DEFAULT_PAGE);
+      const at2 = at >= 0 ? at : head.indexOf(IIS_START_IMAGE);
       if (at2 >= 0) facts.push({ kind: 'product', product: 'iis', evidence: bodyEvidence(HTTP_SERVER_PRODUCT_ID, r, at2, 40, 'iis-default-page') });
     }
     return facts;

@@ -8,30 +8,12 @@
  * At least two distinct markers are required: a single "Outlook" in a title proves nothing.
  */
 import type { Detector, Evidence, Fact, ProbeResponse } from '../sdk.js';
-import { bodyEvidence, needle, statusEvidence, urlPath } from './common.js';
+import { bodyEvidence, findPageMarkers, statusEvidence, urlPath } from './common.js';
 import { PROBE_OWA_LOGON } from './probes.js';
 
 export const OWA_PAGE_MARKERS_ID = 'exchange-owa-page-markers';
-
-/**
- * Ordered by where OWA puts them: <head> markers first, so that a real page is settled after reading
- * its first kilobyte (a missing marker costs a scan of the whole window; a found one stops early).
- */
-const MARKERS: ReadonlyArray<{ readonly label: string; readonly bytes: Buffer }> = [
-  { label: 'owapage-comment', bytes: needle('OwaPage = ASP.auth_logon_aspx') },
-  { label: 'title-outlook', bytes: needle('<title>Outlook</title>') },
-  { label: 'title-owa', bytes: needle('Outlook Web App') },
-  { label: 'title-owa-2007', bytes: needle('Outlook Web Access') },
-  { label: 'logon-form', bytes: needle('name="logonForm"') },
-  { label: 'form-action-2013', bytes: needle('action="/owa/auth.owa"') },
-  { label: 'form-action-2010', bytes: needle('/owa/auth/owaauth.dll') },
-  { label: 'forcedownlevel', bytes: needle('name="forcedownlevel"') },
-  { label: 'clklgn-script', bytes: needle('clkLgn()') },
-];
-/** Two distinct markers make the signal; searching stops there. */
+/** Two distinct markers (or one plus OWA's error page) make the signal. */
 const MIN_MARKERS = 2;
-/** OWA logon pages are about 60 KB with the form near the end; markers further in are not looked for. */
-const WINDOW = 128 * 1024;
 
 function errorPageRedirect(r: ProbeResponse): string | null {
   if (urlPath(r.url).startsWith('/owa/auth/errorfe.aspx')) return r.url;
@@ -60,13 +42,10 @@ export const owaPageMarkers: Detector = {
       count++;
       first = statusEvidence(OWA_PAGE_MARKERS_ID, r, `redirected to ${errorPage}`);
     }
-    const body = r.body.length > WINDOW ? r.body.subarray(0, WINDOW) : r.body;
-    for (const m of MARKERS) {
+    for (const m of findPageMarkers(r.body)) {
       if (count >= MIN_MARKERS) break;
-      const at = body.indexOf(m.bytes);
-      if (at < 0) continue;
       count++;
-      first ??= bodyEvidence(OWA_PAGE_MARKERS_ID, r, at, m.bytes.length, m.label);
+      first ??= bodyEvidence(OWA_PAGE_MARKERS_ID, r, m.at, m.len, m.label);
     }
     if (count < MIN_MARKERS || first === null) return [];
     return [{ kind: 'exchange-signal', signal: 'owa-page', evidence: first }];

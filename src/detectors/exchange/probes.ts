@@ -13,8 +13,8 @@
  *      phishing clone, which we must judge fairly).
  *      Skipped for Exchange 2010/2007 pages (no export tool there).
  *   2. `autodiscover-xml` only when the exact build is still missing and Exchange headers were seen:
- *      the front end adds X-OWA-Version to its anonymous 401 for Autodiscover even where the OWA vdir
- *      hides it or ECP is blocked from the internet (common).
+ *      the front end adds X-OWA-Version to its anonymous 401 for Autodiscover, which helps where only
+ *      the OWA vdir hides it (a per-vdir rewrite rule) and ECP is blocked from the internet (common).
  *   3. `owa-root` only when a single signal kind is still all we have: OWA's FBA redirect of /owa/ is
  *      server routing, the second kind for Exchange 2010 with X-OWA-Version stripped (no CAFE headers,
  *      no export tool on 2010), and what a phishing clone fails.
@@ -26,12 +26,12 @@ import type { ProbeRequest, ProbeResponse } from '../sdk.js';
 import {
   EXCHANGE_SERVER_HEADERS,
   fbaRedirectOf,
+  findPageMarkers,
   headerValues,
   findAssetBuilds,
   isOnlineBuild,
   isOnlineHostName,
   isServerName,
-  needle,
   owaVersionHeader,
   parseExporttoolManifest,
   trimOws,
@@ -89,18 +89,6 @@ function probe(id: string): ProbeRequest {
   return p;
 }
 
-const MARKERS: readonly Buffer[] = [
-  needle('OwaPage = ASP.auth_logon_aspx'),
-  needle('name="logonForm"'),
-  needle('/owa/auth.owa'),
-  needle('/owa/auth/owaauth.dll'),
-  needle('Outlook Web App'),
-  needle('Outlook Web Access'),
-];
-
-/** Same window as the page-marker detector. */
-const MARKER_WINDOW = 128 * 1024;
-
 /** What the answers so far told us, computed cheaply (the detectors do the careful work later). */
 interface Seen {
   exchangeHeaders: boolean;
@@ -145,14 +133,7 @@ function scanResponse(r: ProbeResponse, seen: Seen): void {
     }
     if (isOnlineBuild(hit.build)) seen.online = true;
   }
-  if (seen.page) return;
-  const window = body.length > MARKER_WINDOW ? body.subarray(0, MARKER_WINDOW) : body;
-  for (const m of MARKERS) {
-    if (window.indexOf(m) >= 0) {
-      seen.page = true;
-      return;
-    }
-  }
+  if (!seen.page && findPageMarkers(body).length > 0) seen.page = true;
 }
 
 /**

@@ -233,18 +233,24 @@ export async function buildReport(db: Kysely<DbSchema>, scope: ReportScope = { k
     FROM per_ip`.execute(db)).rows[0];
 
   const groupOf = HEADLINE_CVES.map((h) => h.group ?? h.cve);
+  // Per server: which headline groups are vulnerable / indeterminate, then one row per group. No join
+  // between two CTEs here: without fresh statistics the planner could make that quadratic.
   const groupRows = (await sql<{ grp: string; vulnerable: number; patched: number }>`
     WITH obs AS (${obs}),
     hl AS (SELECT * FROM unnest(${headline}::text[], ${groupOf}::text[]) AS t (cve, grp)),
-    servers AS (SELECT ip, bool_or(build IS NOT NULL) AS has_build FROM obs WHERE product = 'ms-exchange' GROUP BY ip),
-    flags AS (
-      SELECT o.ip, hl.grp, bool_or(a.verdict = 'vulnerable') AS v, bool_or(a.verdict = 'indeterminate') AS i
-      FROM obs o JOIN assessments a ON a.observation_id = o.id JOIN hl ON hl.cve = a.cve
-      WHERE o.product = 'ms-exchange' GROUP BY o.ip, hl.grp)
+    per_ip AS (
+      SELECT o.ip, bool_or(o.build IS NOT NULL) AS has_build,
+             coalesce(array_agg(DISTINCT hl.grp) FILTER (WHERE a.verdict = 'vulnerable'), '{}') AS vg,
+             coalesce(array_agg(DISTINCT hl.grp) FILTER (WHERE a.verdict = 'indeterminate'), '{}') AS ig
+      FROM obs o
+      LEFT JOIN assessments a ON a.observation_id = o.id AND a.cve = ANY(${headline}::text[])
+      LEFT JOIN hl ON hl.cve = a.cve
+      WHERE o.product = 'ms-exchange'
+      GROUP BY o.ip)
     SELECT g.grp,
-           count(*) FILTER (WHERE coalesce(f.v, false)) AS vulnerable,
-           count(*) FILTER (WHERE s.has_build AND NOT coalesce(f.v, false) AND NOT coalesce(f.i, false)) AS patched
-    FROM servers s CROSS JOIN (SELECT DISTINCT grp FROM hl) g LEFT JOIN flags f ON f.ip = s.ip AND f.grp = g.grp
+           count(*) FILTER (WHERE g.grp = ANY(p.vg)) AS vulnerable,
+           count(*) FILTER (WHERE p.has_build AND NOT g.grp = ANY(p.vg) AND NOT g.grp = ANY(p.ig)) AS patched
+    FROM per_ip p CROSS JOIN (SELECT DISTINCT grp FROM hl) g
     GROUP BY g.grp`.execute(db)).rows;
 
   const servers = status?.servers ?? 0;

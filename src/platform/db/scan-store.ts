@@ -135,14 +135,15 @@ async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly
         ${col((_, r) => r?.status ?? null)}::int[],
         ${col((b) => JSON.stringify(b.facts))}::text[],
         ${col((_, r) => JSON.stringify(r?.evidence ?? []))}::text[],
-        ${col((_, r) => JSON.stringify(r?.notes ?? []))}::text[],
         ${col((b) => JSON.stringify(b.detectorRevisions))}::text[],
         ${col((b) => (b.tlsCert === null ? null : JSON.stringify(b.tlsCert)))}::text[],
         ${col((_, r) => r?.scannedAt ?? null)}::timestamptz[],
-        ${col((_, r) => (r === null ? '[]' : JSON.stringify(assessmentsOf(r))))}::text[]
+        ${col((_, r) => textArrayLiteral(r?.vulnerable ?? []))}::text[],
+        ${col((_, r) => textArrayLiteral(r?.indeterminate ?? []))}::text[],
+        ${col((_, r) => JSON.stringify(r?.notes ?? []))}::text[]
       ) WITH ORDINALITY AS t (ip, port, hostname, outcome, detail, attempted_at, has_record, r_ip, r_port, r_hostname,
-                              tls, product, edition, build, build_precision, cu, su, status, facts, evidence, notes,
-                              detector_revisions, tls_cert, scanned_at, assessments, ord)
+                              tls, product, edition, build, build_precision, cu, su, status, facts, evidence,
+                              detector_revisions, tls_cert, scanned_at, vulnerable, indeterminate, notes, ord)
     ), ins AS (
       INSERT INTO scan_attempts (scan_id, ip, port, hostname, outcome, detail, attempted_at)
       SELECT ${scanId}::bigint, ip, port, hostname, outcome, detail, attempted_at FROM input ORDER BY ord
@@ -154,39 +155,24 @@ async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly
       ORDER BY ins.id, input.ord
     ), obs AS (
       INSERT INTO observations (attempt_id, scan_id, ip, port, hostname, tls, product, edition, build, build_precision,
-                                cu, su, status, facts, evidence, notes, detector_revisions, tls_cert, scanned_at)
+                                cu, su, status, facts, evidence, detector_revisions, tls_cert, scanned_at)
       SELECT f.attempt_id, ${scanId}::bigint, i.r_ip, i.r_port, i.r_hostname, i.tls, i.product, i.edition, i.build,
-             i.build_precision, i.cu, i.su, i.status, i.facts::jsonb, i.evidence::jsonb, i.notes::jsonb,
+             i.build_precision, i.cu, i.su, i.status, i.facts::jsonb, i.evidence::jsonb,
              i.detector_revisions::jsonb, i.tls_cert::jsonb, i.scanned_at
       FROM fresh f JOIN input i ON i.ord = f.ord WHERE i.has_record
       RETURNING id, attempt_id
     )
-    INSERT INTO assessments (observation_id, cve, verdict, reason, ord)
-    SELECT obs.id, a.cve, a.verdict, a.reason, a.ord
-    FROM obs JOIN fresh f USING (attempt_id) JOIN input i ON i.ord = f.ord
-    CROSS JOIN LATERAL jsonb_to_recordset(i.assessments::jsonb) AS a (cve text, verdict text, reason text, ord smallint)`.execute(db);
+    INSERT INTO assessments (observation_id, vulnerable, indeterminate, notes)
+    SELECT obs.id, i.vulnerable::text[], i.indeterminate::text[], i.notes::jsonb
+    FROM obs JOIN fresh f USING (attempt_id) JOIN input i ON i.ord = f.ord`.execute(db);
 }
 
-/** Verdict rows of a record: vulnerable first; a CVE listed twice keeps its first (worst) verdict. */
-function assessmentsOf(rec: ScanRecord): Array<{ cve: string; verdict: 'vulnerable' | 'indeterminate'; reason: string; ord: number }> {
-  const out: Array<{ cve: string; verdict: 'vulnerable' | 'indeterminate'; reason: string; ord: number }> = [];
-  const seen = new Set<string>();
-  for (const [list, verdict] of [[rec.vulnerable, 'vulnerable'], [rec.indeterminate, 'indeterminate']] as const) {
-    for (const cve of list) {
-      if (seen.has(cve)) continue;
-      seen.add(cve);
-      out.push({ cve, verdict, reason: reasonFor(rec, cve, verdict), ord: out.length });
-    }
-  }
-  return out;
-}
-
-/** The record's notes that name the CVE, else a plain statement of what the verdict rests on. */
-function reasonFor(rec: ScanRecord, cve: string, verdict: 'vulnerable' | 'indeterminate'): string {
-  const notes = rec.notes.filter((n) => n.includes(cve));
-  if (notes.length > 0) return notes.join('; ');
-  const build = rec.build === null ? 'no build seen' : `build ${rec.build} (precision ${rec.buildPrecision ?? 'unknown'})`;
-  return `${verdict}: ${build}`;
+/**
+ * A PostgreSQL array literal of text, sent as one text value and cast in SQL (node-postgres would turn a
+ * JS array of arrays into a 2-D array, which must be rectangular). Every element is quoted and escaped.
+ */
+export function textArrayLiteral(items: readonly string[]): string {
+  return `{${items.map((x) => `"${x.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`;
 }
 
 interface RecordRow {
@@ -217,12 +203,13 @@ async function* streamRecords(db: Kysely<DbSchema>, scanId: string): AsyncGenera
     const cursor = after === null ? sql`TRUE` : sql`(o.ip, o.port) > (${after.ip}::inet, ${after.port}::int)`;
     const r: { rows: RecordRow[] } = await sql<RecordRow>`
       SELECT o.id, host(o.ip) AS ip, o.port, o.hostname, o.tls, o.product, o.edition, o.build, o.build_precision,
-             o.cu, o.su, o.status, o.evidence, o.notes, o.scanned_at,
-             coalesce((SELECT array_agg(a.cve ORDER BY a.ord) FROM assessments a
-                       WHERE a.observation_id = o.id AND a.verdict = 'vulnerable'), '{}') AS vulnerable,
-             coalesce((SELECT array_agg(a.cve ORDER BY a.ord) FROM assessments a
-                       WHERE a.observation_id = o.id AND a.verdict = 'indeterminate'), '{}') AS indeterminate
+             o.cu, o.su, o.status, o.evidence, o.scanned_at,
+             coalesce(a.vulnerable, '{}') AS vulnerable, coalesce(a.indeterminate, '{}') AS indeterminate,
+             coalesce(a.notes, '[]'::jsonb) AS notes
       FROM observations o
+      LEFT JOIN LATERAL (
+        SELECT vulnerable, indeterminate, notes FROM assessments
+        WHERE observation_id = o.id ORDER BY id DESC LIMIT 1) a ON TRUE
       WHERE o.scan_id = ${n}::bigint AND ${cursor}
       ORDER BY o.ip, o.port
       LIMIT ${PAGE}`.execute(db);

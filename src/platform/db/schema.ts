@@ -52,7 +52,6 @@ export interface ObservationsTable {
   status: number | null;
   facts: JsonColumnDefault<readonly Json[]>;
   evidence: JsonColumnDefault<readonly Json[]>;
-  notes: JsonColumnDefault<readonly string[]>;
   detector_revisions: JsonColumnDefault<{ readonly [detector: string]: number }>;
   tls_cert: ColumnType<Json | null, string | null | undefined, string | null>;
   scanned_at: Timestamp;
@@ -60,12 +59,15 @@ export interface ObservationsTable {
 
 export type Verdict = 'vulnerable' | 'not-vulnerable' | 'indeterminate';
 
+/** The knowledge base applied to one observation; the latest row per observation counts. */
 export interface AssessmentsTable {
+  readonly id: GeneratedAlways<number>;
   observation_id: number;
-  cve: string;
-  verdict: Verdict;
-  reason: string | null;
-  ord: Generated<number>;
+  kb_revision: string | null;
+  vulnerable: ColumnType<string[], readonly string[] | undefined, readonly string[]>;
+  indeterminate: ColumnType<string[], readonly string[] | undefined, readonly string[]>;
+  notes: JsonColumnDefault<readonly string[]>;
+  assessed_at: Generated<Date>;
 }
 
 export interface MigrationsTable {

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openHostSession } from './http-probe.js';
+import { openHostSession, readChunksForTest } from './http-probe.js';
 import { DEFAULT_LIMITS, type NetLimits, type ProbeOutcome, type ProbeTarget } from './types.js';
 import type { ProbeRequest, ProbeResponse } from '../../detectors/sdk.js';
 
@@ -456,6 +456,22 @@ test('TLS with a self-signed certificate: answered, certificate summarised, SNI 
   assert.deepEqual(c2, c, 'no session resumption: the second host still yields its certificate');
 });
 
+test('legacy TLS 1.0 server (Exchange 2010 era) is still read', async () => {
+  const srv = await new Promise<tls.Server>((res) => {
+    const sv = tls.createServer({ key, cert, minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0' }, (sock) => {
+      sock.on('error', () => undefined);
+      sock.once('data', () => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nold'));
+    });
+    sv.on('tlsClientError', () => undefined);
+    sv.listen(0, '127.0.0.1', () => res(sv));
+  });
+  const s = openHostSession(target((srv.address() as net.AddressInfo).port, { tls: true }), LIMITS);
+  const o = await s.request(GET);
+  s.close();
+  await new Promise<void>((r) => srv.close(() => r()));
+  assert.equal(ok(o).body.toString(), 'old');
+});
+
 test('TLS to a plaintext server is tls-error; plaintext to a TLS server is protocol-error', async () => {
   const plain = await serve(() => undefined);
   const plainHttp = await new Promise<net.Server>((res) => {
@@ -491,6 +507,7 @@ test('redirects: same target followed (relative and absolute), other hosts not f
     else if (path === '/elsewhere') redirect('https://example.com/owa/');
     else if (path === '/other-port') redirect('http://127.0.0.1:1/x');
     else if (path === '/loop') redirect('/loop');
+    else if (path === '/to-closed-https') redirect(`https://127.0.0.1:${sock.localPort ?? 0}/secure`);
     else sock.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nhome');
   });
   const s = openHostSession(target(srv.port), LIMITS);
@@ -498,6 +515,7 @@ test('redirects: same target followed (relative and absolute), other hosts not f
   const r2 = ok(await s.request({ ...GET, path: '/elsewhere' }));
   const r3 = ok(await s.request({ ...GET, path: '/other-port' }));
   const r4 = ok(await s.request({ ...GET, path: '/loop' }));
+  const r5 = ok(await s.request({ ...GET, path: '/to-closed-https' }));
   s.close();
   await srv.close();
   assert.equal(r.status, 200);
@@ -509,7 +527,11 @@ test('redirects: same target followed (relative and absolute), other hosts not f
   assert.equal(r3.status, 302);
   assert.equal(r4.status, 302);
   assert.equal(r4.redirects.length, LIMITS.maxRedirects);
-  assert.equal(srv.connections, 1);
+  // the https hop fails (this server speaks no TLS): the 302 that was answered is returned
+  assert.equal(r5.status, 302);
+  assert.equal(r5.url, `http://127.0.0.1:${srv.port}/to-closed-https`);
+  assert.deepEqual(r5.redirects, []);
+  assert.equal(srv.connections, 2, 'one keep-alive connection for every plain request, plus the failed https attempt');
 });
 
 test('redirects: http -> https on the same host and port is followed, certificate recorded', async () => {
@@ -568,4 +590,48 @@ test('close() during a request resolves it; no sockets or timers leak after many
   assert.ok(outcomes.includes('refused'));
   const sockets = process.getActiveResourcesInfo().filter((n) => n === 'TCPSocketWrap' || n === 'TLSWrap');
   assert.deepEqual(sockets, []);
+});
+
+test('framing is identical however the bytes are cut (every split point, three pieces)', () => {
+  const responses = [
+    'HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello',
+    'HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3;x=y\nabc\n2\r\nde\r\n0\r\nT: 1\r\n\r\n',
+    'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno',
+    'HTTP/1.0 200 OK\r\nServer: x\r\n\r\nuntil close',
+  ];
+  const expected = ['hello', 'abcde', 'no', 'until close'];
+  const limits = { maxHeaderBytes: 4096, maxBodyBytes: 8192 };
+  for (const [k, text] of responses.entries()) {
+    const bytes = Buffer.from(text, 'latin1');
+    for (let i = 1; i < bytes.length; i++) {
+      for (const j of [i + 1, Math.min(bytes.length - 1, i + 7)]) {
+        if (j <= i || j >= bytes.length) continue;
+        const parts = [bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j)];
+        const r = readChunksForTest(parts, { ...limits, closed: k === 3 });
+        assert.ok(r !== null && r.kind === 'response', `${k} split ${i}/${j}: ${JSON.stringify(r)}`);
+        assert.equal(r.body.toString('latin1'), expected[k], `${k} split ${i}/${j}`);
+        assert.equal(r.truncated, false);
+      }
+    }
+  }
+});
+
+test('hostile bytes never throw: random garbage and random cuts always settle or wait', () => {
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const pieces = ['HTTP/1.1 ', '200', ' OK', '\r\n', '\n', 'Content-Length: ', '99999999999999999999', 'Transfer-Encoding: chunked',
+    'ffffffffffffffff', ':', ' ', '\x00', '\xff', '0\r\n\r\n', 'Location: //x', 'HTTP/1.1 100 C\r\n\r\n'];
+  for (let n = 0; n < 2000; n++) {
+    const chunks: Buffer[] = [];
+    for (let c = 0; c < 1 + rnd(12); c++) {
+      let s = 'HTTP/';
+      for (let p = 0; p < rnd(10); p++) s += pieces[rnd(pieces.length)] ?? '';
+      chunks.push(Buffer.from(c === 0 ? s : s.slice(5), 'latin1'));
+    }
+    const r = readChunksForTest(chunks, { maxHeaderBytes: 256, maxBodyBytes: 64, closed: rnd(2) === 0 });
+    if (r !== null && r.kind === 'response') assert.ok(r.body.length <= 64);
+  }
 });

@@ -5,12 +5,12 @@
  * - observations are the one place raw facts land, from a scan (attempt_id, scan_id set) or later from a
  *   feed import (source = 'feed:<name>', attempt_id and scan_id null, the raw line in facts). Nothing
  *   downstream reads scan_attempts except resume and the report's "hosts scanned".
- * - assessments are verdicts for one observation (knowledge-base output, no I/O). Only `vulnerable` and
- *   `indeterminate` rows are stored: every other CVE of the knowledge base is not-vulnerable for that
- *   build (the ScanRecord contract), which keeps a national scan at a few rows per host, not ~150.
+ * - assessments are the verdicts for one observation (knowledge-base output, no I/O): the vulnerable and
+ *   indeterminate CVE ids as arrays; every other CVE of the knowledge base is not-vulnerable for that
+ *   build (the ScanRecord contract). Per-CVE questions use `cve = ANY(vulnerable)` (GIN-indexable later).
  * - findings (next migration, with the lifecycle): one row per (ip, port, cve) with status, opened_at,
  *   closed_at, close_reason, and first/last observation ids referencing observations(id). They are
- *   derived from assessments; an inconclusive attempt never closes one, hence ip/port/scanned_at are
+ *   derived from the latest assessment of each new observation; an inconclusive attempt never closes one, hence ip/port/scanned_at are
  *   copied onto observations so "latest observation per ip:port" needs no join (index added then).
  * - organisations, networks (cidr), asns, domains, contacts: attribution joins observations.ip with
  *   `inet <<= cidr` (GiST index) and observations.tls_cert->'sans' with domains.
@@ -64,7 +64,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       status              integer,
       facts               jsonb NOT NULL DEFAULT '[]'::jsonb,
       evidence            jsonb NOT NULL DEFAULT '[]'::jsonb,
-      notes               jsonb NOT NULL DEFAULT '[]'::jsonb,
       detector_revisions  jsonb NOT NULL DEFAULT '{}'::jsonb,
       tls_cert            jsonb,
       scanned_at          timestamptz NOT NULL
@@ -73,14 +72,21 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // findings work adds (ip, port, scanned_at DESC) when it needs "latest observation per ip:port" fast.
   await sql`CREATE INDEX observations_scan_ip_port ON observations (scan_id, ip, port)`.execute(db);
 
+  // One assessment = the knowledge base applied to one observation: the CVE ids found vulnerable and
+  // indeterminate (every other CVE of that knowledge base is not-vulnerable). Arrays, not a row per CVE:
+  // an old build is vulnerable to ~90 CVEs, and a row per CVE made storing a scan ~25x slower (measured
+  // 212 attempts/s) and the report a join over millions of rows. Re-assessing stored observations with a
+  // newer knowledge base (no new traffic) adds a row; readers take the latest per observation.
   await sql`
     CREATE TABLE assessments (
+      id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
       observation_id  bigint NOT NULL REFERENCES observations (id) ON DELETE CASCADE,
-      cve             text NOT NULL,
-      verdict         text NOT NULL CHECK (verdict IN ('vulnerable', 'not-vulnerable', 'indeterminate')),
-      reason          text,
-      -- position in the record's list, so a stored record reads back exactly as it was printed
-      ord             smallint NOT NULL DEFAULT 0,
-      PRIMARY KEY (observation_id, cve)
+      kb_revision     text,
+      vulnerable      text[] NOT NULL DEFAULT '{}',
+      indeterminate   text[] NOT NULL DEFAULT '{}',
+      -- why the verdicts are what they are (ScanRecord.notes)
+      notes           jsonb NOT NULL DEFAULT '[]'::jsonb,
+      assessed_at     timestamptz NOT NULL DEFAULT now()
     )`.execute(db);
+  await sql`CREATE INDEX assessments_observation ON assessments (observation_id, id DESC)`.execute(db);
 }

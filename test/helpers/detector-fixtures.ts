@@ -1,7 +1,8 @@
 /**
- * The recorded-response fixture format shared by every detector folder (`<product>/fixtures/*.json`),
- * and its loader. Used by the conformance tests; kept as a module (not inside a test) so that the
- * format has one documented definition and other tests (lab, engine) can replay the same recordings.
+ * The recorded-response fixture format shared by every detector folder
+ * (`src/detectors/<product>/fixtures/*.json`), and its loader. Test support only (it reads files, so it
+ * lives outside src/detectors, whose code is pure); one documented definition that the conformance
+ * tests and any other test (lab, engine) can use to replay the same recordings.
  *
  * A fixture file:
  * {
@@ -22,7 +23,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Fact, ProbeResponse } from './sdk.js';
+import type { Fact, ProbeResponse } from '../../src/detectors/sdk.js';
 
 export interface FixtureExpectation {
   readonly product: string | null;
