@@ -77,6 +77,11 @@ export function register(program: Command, ctx: CliContext): void {
     });
 }
 
+interface StoreHandle {
+  readonly store: ScanStore;
+  readonly scanId: string;
+}
+
 async function scanCommand(ctx: CliContext, args: readonly string[], flags: ScanFlags): Promise<number> {
   const config = ctx.config();
   const format: OutputFormat = parseFormat(flags.format);
@@ -86,6 +91,7 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
   if (flags.resume !== undefined && args.length > 0) {
     throw new TocsinError('TOCSIN_ARG_INVALID', '--resume reuses the stored targets; give no targets with it');
   }
+  const workersFlag = intFlag('--workers', flags.workers, 0, 64) ?? config.workers;
 
   let plan: ScanPlan | null = null;
   if (flags.resume === undefined) {
@@ -114,12 +120,8 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
       ratePerNetwork: intFlag('--rate-per-network', flags.ratePerNetwork, 0, 10_000_000) ?? config.ratePerNetwork,
     };
   }
-  const workersFlag = intFlag('--workers', flags.workers, 0, 64) ?? config.workers;
 
   let database: Database | null = null;
-  let store: ScanStore | null = null;
-  let scanId: string | null = null;
-  let done: Set<string> = new Set();
   const ac = new AbortController();
   const onSignal = (): void => {
     if (!ac.signal.aborted) ctx.stderr.write('\ntocsin: stopping (in-flight attempts are dropped and redone on resume)…\n');
@@ -129,21 +131,31 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
   process.on('SIGTERM', onSignal);
   let out: WriteStream | null = null;
   try {
-    if (flags.store) {
+    let done: Set<string> = new Set();
+    let storeReady: Promise<StoreHandle> | null = null;
+    let resumed: StoreHandle | null = null;
+    if (flags.resume !== undefined) {
       database = await openDatabase(config);
-      store = createScanStore(database.db);
-      if (flags.resume !== undefined) {
-        const stored = await store.getScan(flags.resume);
-        if (stored === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(flags.resume)}`);
-        plan = planFromStored(stored.options, stored.targets);
-        scanId = stored.id;
-        done = await store.doneKeys(scanId);
-        ctx.stderr.write(`tocsin: resuming scan ${scanId}: ${done.size} attempts already stored\n`);
-      } else if (plan !== null) {
-        const created = await store.createScan({ targets: plan.targets, ports: plan.ports.map((p) => p.port), options: planOptions(plan) });
-        scanId = created.id;
-        ctx.stderr.write(`tocsin: scan ${scanId} (resume with: tocsin scan --resume ${scanId})\n`);
-      }
+      const store = createScanStore(database.db);
+      const stored = await store.getScan(flags.resume);
+      if (stored === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(flags.resume)}`);
+      plan = planFromStored(stored.options, stored.targets);
+      done = await store.doneKeys(stored.id);
+      resumed = { store, scanId: stored.id };
+      storeReady = Promise.resolve(resumed);
+      ctx.stderr.write(`tocsin: resuming scan ${stored.id}: ${done.size} attempts already stored\n`);
+    } else if (flags.store && plan !== null) {
+      // Opening the database (starting the embedded server, checking migrations) overlaps the first
+      // probes: batches simply wait for it. If it fails, the first batch fails and the scan stops.
+      const p = plan;
+      storeReady = (async () => {
+        database = await openDatabase(config);
+        const store = createScanStore(database.db);
+        const created = await store.createScan({ targets: p.targets, ports: p.ports.map((x) => x.port), options: planOptions(p) });
+        ctx.stderr.write(`tocsin: scan ${created.id} (resume with: tocsin scan --resume ${created.id})\n`);
+        return { store, scanId: created.id };
+      })();
+      storeReady.catch(() => undefined); // awaited below; this only avoids an unhandled-rejection report
     }
     if (plan === null) throw new TocsinError('TOCSIN_INTERNAL', 'no scan plan');
 
@@ -155,9 +167,7 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
         throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --output ${flags.output}: ${e instanceof Error ? e.message : String(e)}`);
       })]);
       writer = createRecordWriter(format, out);
-      if (store !== null && scanId !== null && flags.resume !== undefined) {
-        for await (const r of store.records(scanId)) await writer.write(r);
-      }
+      if (resumed !== null) for await (const r of resumed.store.records(resumed.scanId)) await writer.write(r);
     } else writer = createRecordWriter(format, ctx.stdout);
 
     const jobs = countJobs(plan.targets, plan.ports.length);
@@ -178,7 +188,11 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
         }
       },
       onBatch: async (batch: readonly AttemptResult[]) => {
-        if (store !== null && scanId !== null) await store.recordBatch(scanId, batch);
+        // Stored first, printed second: a record on the output is always in the database too.
+        if (storeReady !== null) {
+          const h = await storeReady;
+          await h.store.recordBatch(h.scanId, batch);
+        }
         let answered = 0;
         let exchange = 0;
         let vulnerable = 0;
@@ -193,13 +207,14 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
       },
     });
     await writer.close();
-    progress.finish(scanId === null ? 'scan' : `scan ${scanId}`);
+    const handle = storeReady === null ? null : await storeReady;
+    progress.finish(handle === null ? 'scan' : `scan ${handle.scanId}`);
     if (stats.excluded > 0) ctx.stderr.write(`tocsin: ${stats.excluded} excluded (not contacted)\n`);
     if (ac.signal.aborted) {
-      if (scanId !== null) ctx.stderr.write(`tocsin: interrupted; finish with: tocsin scan --resume ${scanId}\n`);
+      if (handle !== null) ctx.stderr.write(`tocsin: interrupted; finish with: tocsin scan --resume ${handle.scanId}\n`);
       return 130;
     }
-    if (store !== null && scanId !== null) await store.finishScan(scanId, 'finished');
+    if (handle !== null) await handle.store.finishScan(handle.scanId, 'finished');
     return 0;
   } finally {
     process.off('SIGINT', onSignal);
@@ -208,7 +223,7 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
       const o = out;
       await new Promise<void>((resolve) => o.end(() => resolve()));
     }
-    await database?.close();
+    await (database as Database | null)?.close();
   }
 }
 

@@ -66,7 +66,7 @@ export function formatSummary(r: AnalysisResult): string {
         : `NONE FOUND: no indicators${attempts > 0 ? ` (${attempts} attempt(s) seen)` : ''}`;
   const out = [`tocsin forensics: ${head}`];
   out.push(
-    `read ${r.stats.files} file(s), ${r.stats.logFiles} log(s), ${(r.stats.bytes / 1e6).toFixed(1)} MB, ${r.stats.lines} line(s); ` +
+    `read ${r.stats.files} file(s), ${r.stats.logFiles} log(s), ${r.stats.bytes < 1e6 ? `${(r.stats.bytes / 1e3).toFixed(1)} kB` : `${(r.stats.bytes / 1e6).toFixed(1)} MB`}, ${r.stats.lines} line(s); ` +
       `${r.notices.length} notice(s)${r.hadErrors ? ' (some input could not be read)' : ''}`,
   );
   return `${out.join('\n')}\n`;

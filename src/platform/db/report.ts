@@ -208,23 +208,33 @@ export async function buildReport(db: Kysely<DbSchema>, scope: ReportScope = { k
       ORDER BY ip, (build_precision = 'exact') DESC NULLS LAST, (build IS NOT NULL) DESC, scanned_at DESC, port)
     SELECT edition, cu, count(*) AS servers FROM rep GROUP BY edition, cu`.execute(db)).rows;
 
+  // On-premises Exchange observations in scope with their latest assessment (verdict arrays).
+  const ex = sql`
+    SELECT o.ip, o.port, o.build, coalesce(a.vulnerable, '{}') AS vulnerable, coalesce(a.indeterminate, '{}') AS indeterminate
+    FROM (${obs}) o
+    LEFT JOIN LATERAL (
+      SELECT vulnerable, indeterminate FROM assessments WHERE observation_id = o.id ORDER BY id DESC LIMIT 1) a ON TRUE
+    WHERE o.product = 'ms-exchange'`;
+
+  // Per (server, CVE): vulnerable on any port wins over indeterminate.
   const cveRows = (await sql<{ cve: string; vulnerable: number; indeterminate: number }>`
-    WITH obs AS (${obs}), per_ip AS (
-      SELECT o.ip, a.cve, bool_or(a.verdict = 'vulnerable') AS vuln, bool_or(a.verdict = 'indeterminate') AS indet
-      FROM obs o JOIN assessments a ON a.observation_id = o.id
-      WHERE o.product = 'ms-exchange' GROUP BY o.ip, a.cve)
-    SELECT cve, count(*) FILTER (WHERE vuln) AS vulnerable, count(*) FILTER (WHERE indet AND NOT vuln) AS indeterminate
+    WITH ex AS (${ex}), per_ip AS (
+      SELECT ip, cve, bool_or(v) AS v FROM (
+        SELECT ip, unnest(vulnerable) AS cve, TRUE AS v FROM ex
+        UNION ALL
+        SELECT ip, unnest(indeterminate) AS cve, FALSE AS v FROM ex) x
+      GROUP BY ip, cve)
+    SELECT cve, count(*) FILTER (WHERE v) AS vulnerable, count(*) FILTER (WHERE NOT v) AS indeterminate
     FROM per_ip GROUP BY cve`.execute(db)).rows;
 
   const status = (await sql<{ servers: number; vulnerable: number; patched: number; headline_indet: number; any_indet: number }>`
-    WITH obs AS (${obs}), per_ip AS (
-      SELECT o.ip,
-             bool_or(o.build IS NOT NULL) AS has_build,
-             coalesce(bool_or(a.verdict = 'vulnerable' AND a.cve = ANY(${headline}::text[])), false) AS hv,
-             coalesce(bool_or(a.verdict = 'indeterminate' AND a.cve = ANY(${headline}::text[])), false) AS hi,
-             coalesce(bool_or(a.verdict = 'indeterminate'), false) AS ai
-      FROM obs o LEFT JOIN assessments a ON a.observation_id = o.id
-      WHERE o.product = 'ms-exchange' GROUP BY o.ip)
+    WITH ex AS (${ex}), per_ip AS (
+      SELECT ip,
+             bool_or(build IS NOT NULL) AS has_build,
+             bool_or(vulnerable && ${headline}::text[]) AS hv,
+             bool_or(indeterminate && ${headline}::text[]) AS hi,
+             bool_or(cardinality(indeterminate) > 0) AS ai
+      FROM ex GROUP BY ip)
     SELECT count(*) AS servers,
            count(*) FILTER (WHERE hv) AS vulnerable,
            count(*) FILTER (WHERE has_build AND NOT hv AND NOT hi) AS patched,
@@ -232,26 +242,16 @@ export async function buildReport(db: Kysely<DbSchema>, scope: ReportScope = { k
            count(*) FILTER (WHERE ai) AS any_indet
     FROM per_ip`.execute(db)).rows[0];
 
+  // The same split per headline group (a group is a handful of CVEs; g has at most 11 rows).
   const groupOf = HEADLINE_CVES.map((h) => h.group ?? h.cve);
-  // Per server: which headline groups are vulnerable / indeterminate, then one row per group. No join
-  // between two CTEs here: without fresh statistics the planner could make that quadratic.
   const groupRows = (await sql<{ grp: string; vulnerable: number; patched: number }>`
-    WITH obs AS (${obs}),
-    hl AS (SELECT * FROM unnest(${headline}::text[], ${groupOf}::text[]) AS t (cve, grp)),
-    per_ip AS (
-      SELECT o.ip, bool_or(o.build IS NOT NULL) AS has_build,
-             coalesce(array_agg(DISTINCT hl.grp) FILTER (WHERE a.verdict = 'vulnerable'), '{}') AS vg,
-             coalesce(array_agg(DISTINCT hl.grp) FILTER (WHERE a.verdict = 'indeterminate'), '{}') AS ig
-      FROM obs o
-      LEFT JOIN assessments a ON a.observation_id = o.id AND a.cve = ANY(${headline}::text[])
-      LEFT JOIN hl ON hl.cve = a.cve
-      WHERE o.product = 'ms-exchange'
-      GROUP BY o.ip)
-    SELECT g.grp,
-           count(*) FILTER (WHERE g.grp = ANY(p.vg)) AS vulnerable,
-           count(*) FILTER (WHERE p.has_build AND NOT g.grp = ANY(p.vg) AND NOT g.grp = ANY(p.ig)) AS patched
-    FROM per_ip p CROSS JOIN (SELECT DISTINCT grp FROM hl) g
-    GROUP BY g.grp`.execute(db)).rows;
+    WITH ex AS (${ex}),
+    g AS (SELECT grp, array_agg(cve) AS cves FROM unnest(${headline}::text[], ${groupOf}::text[]) AS t (cve, grp) GROUP BY grp),
+    per AS (
+      SELECT e.ip, g.grp, bool_or(e.build IS NOT NULL) AS hb, bool_or(e.vulnerable && g.cves) AS v, bool_or(e.indeterminate && g.cves) AS i
+      FROM ex e CROSS JOIN g GROUP BY e.ip, g.grp)
+    SELECT grp, count(*) FILTER (WHERE v) AS vulnerable, count(*) FILTER (WHERE hb AND NOT v AND NOT i) AS patched
+    FROM per GROUP BY grp`.execute(db)).rows;
 
   const servers = status?.servers ?? 0;
   const byGroup: GroupStatus[] = [...new Set(groupOf)].map((group) => {
