@@ -130,9 +130,9 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let out: WriteStream | null = null;
+  let storeReady: Promise<StoreHandle> | null = null;
   try {
     let done: Set<string> = new Set();
-    let storeReady: Promise<StoreHandle> | null = null;
     let resumed: StoreHandle | null = null;
     if (flags.resume !== undefined) {
       database = await openDatabase(config);
@@ -223,6 +223,8 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
       const o = out;
       await new Promise<void>((resolve) => o.end(() => resolve()));
     }
+    // The database may still be opening (an early error): wait for it, so it is closed, not leaked.
+    if (storeReady !== null) await (storeReady as Promise<StoreHandle>).catch(() => undefined);
     await (database as Database | null)?.close();
   }
 }

@@ -76,8 +76,13 @@ export async function runForensics(o: ForensicsOptions, io: ForensicsIo): Promis
 
   const showProgress = o.progress ?? io.stderr.isTTY === true;
   let lastLen = 0;
+  let lastAt = 0;
   const onProgress = showProgress
     ? (p: Progress): void => {
+        // At most four updates a second: an install tree has a hundred thousand files.
+        const now = Date.now();
+        if (now - lastAt < 250) return;
+        lastAt = now;
         const line = `  ${p.files} file(s), ${(p.bytes / 1e6).toFixed(0)} MB: ${escapeText(p.current).slice(-60)}`;
         io.stderr.write(`\r${line.padEnd(lastLen)}`);
         lastLen = line.length;
