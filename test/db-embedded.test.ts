@@ -101,6 +101,15 @@ test('embedded: two processes start it at once, kill -9 leaves it running, the n
     assert.equal((await embeddedStatus(home)).running, false);
     assert.equal(await stopEmbedded(home), false);
     await again.close();
+
+    // In one process, a close racing with a new open must not stop the server under the new user.
+    const first = await openDatabase({ home, databaseUrl: null });
+    const closing = first.close();
+    const second = await openDatabase({ home, databaseUrl: null });
+    await closing;
+    assert.deepEqual((await sql<{ ok: number }>`SELECT 1 AS ok`.execute(second.db)).rows, [{ ok: 1 }]);
+    await second.close();
+    assert.equal((await embeddedStatus(home)).running, false);
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await stopEmbedded(home).catch(() => false);

@@ -132,6 +132,13 @@ testEachBackend('scan store: create, get, record, read back', async ({ database 
   ]);
   await store.recordBatch(scan.id, [odd]);
   assert.deepEqual((await collect(store, scan.id)).find((r) => r.ip === '127.0.0.3')?.vulnerable, odd.record?.vulnerable);
+  // A NUL from a hostile host does not fail the batch (PostgreSQL text cannot hold it): it becomes U+FFFD.
+  const nul = failed('127.0.0.4', 443, 'protocol-error', 5);
+  const hostile = answered('127.0.0.5', 443, {}, 6);
+  await store.recordBatch(scan.id, [{ ...nul, detail: 'bad\u0000byte \\u0000 kept' }, { ...hostile, record: { ...hostile.record!, notes: ['x\u0000y'] } }]);
+  const details = await database.db.selectFrom('scan_attempts').select('detail').where('outcome', '=', 'protocol-error').execute();
+  assert.deepEqual(details.map((d) => d.detail), ['bad\ufffdbyte \\u0000 kept']);
+  assert.deepEqual((await collect(store, scan.id)).find((r) => r.ip === '127.0.0.5')?.notes, ['x\ufffdy']);
 
   await store.finishScan(scan.id, 'finished');
   const done = await store.getScan(scan.id);

@@ -66,6 +66,22 @@ test('a malformed target is refused before anything is sent, naming it and its l
   assert.equal(lab.stats().connections, before, 'no connection was made');
 });
 
+test('stdout carries only records (jsonl); the summary goes to stderr', { timeout: 60_000 }, async () => {
+  const c = tocsin(['scan', '127.4.0.0/28', '--ports', `${lab.httpsPort}/tls`, '--no-store', '--timeout-ms', '3000']);
+  const { code } = await c.done;
+  assert.equal(code, 0, c.stderr());
+  const lines = c.stdout().split('\n').filter((l) => l !== '');
+  assert.ok(lines.length > 0);
+  const answered = lab.hosts.slice(0, 16).filter((h) => h.ports.https && h.kind !== 'tarpit').length;
+  assert.ok(lines.length <= 16 && lines.length >= answered - 4, `${lines.length} records`);
+  for (const l of lines) {
+    const r = JSON.parse(l) as { ip: string; port: number; scannedAt: string };
+    assert.match(r.ip, /^127\.4\.0\.\d+$/);
+    assert.equal(r.port, lab.httpsPort);
+  }
+  assert.match(c.stderr(), /^scan: 16 attempts/m);
+});
+
 test('kill -9 mid-scan, then --resume: every host exactly once in the database and the output file', { timeout: 180_000 }, async () => {
   const fresh: FreshDatabase = await freshDatabase('embedded');
   const db = new pg.Client({ connectionString: fresh.url });

@@ -28,7 +28,7 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command('report')
     .description('print the stored picture: Exchange servers by edition and CU, exposed servers per CVE, indeterminate, patched share')
-    .option('--scan <id>', 'report on this scan (default: the latest)')
+    .option('--scan <id>', 'report on this scan (default: the latest); "all" is the same as --all')
     .option('--all', 'report on all scans: the latest observation of each ip:port')
     .option('--scans', 'list the stored scans instead')
     .option('--format <format>', 'table | json | csv', 'table')
@@ -45,7 +45,8 @@ async function reportCommand(ctx: CliContext, flags: ReportFlags): Promise<void>
   if (flags.scans === true && (flags.scan !== undefined || flags.all === true)) {
     throw new TocsinError('TOCSIN_ARG_INVALID', '--scans lists scans; it takes no --scan or --all');
   }
-  const scope: ReportScope = flags.all === true ? { kind: 'all' } : flags.scan !== undefined ? { kind: 'scan', id: flags.scan } : { kind: 'latest' };
+  const scope: ReportScope =
+    flags.all === true || flags.scan === 'all' ? { kind: 'all' } : flags.scan !== undefined ? { kind: 'scan', id: flags.scan } : { kind: 'latest' };
 
   const database = await openDatabase(ctx.config());
   let text: string;

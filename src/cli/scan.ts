@@ -59,7 +59,7 @@ export function register(program: Command, ctx: CliContext): void {
     .command('scan')
     .description('scan addresses, CIDRs or hostnames for Exchange servers, fingerprint the build and decide per CVE')
     .argument('[targets...]', 'IPv4/IPv6 addresses, CIDRs, hostnames, @file (one per line, # comments), - for stdin')
-    .option('--ports <list>', 'ports, e.g. 443,80: 443 (and 4443/8443/9443) is TLS, 80/8080 plain HTTP, other ports TLS then HTTP; force with 8000/tls or 8000/http', '443')
+    .option('--ports <list>', 'ports, e.g. 443,80: 443 (and 4443/8443/9443) is TLS, 80/8080 plain HTTP, other ports TLS then HTTP; force with 8000/tls or 8000/http (default 443)')
     .option('--format <format>', 'jsonl | csv | table', 'jsonl')
     .option('--output <file>', 'write records to FILE instead of stdout')
     .option('--no-store', 'do not store results in the database')
@@ -90,6 +90,13 @@ async function scanCommand(ctx: CliContext, args: readonly string[], flags: Scan
   }
   if (flags.resume !== undefined && args.length > 0) {
     throw new TocsinError('TOCSIN_ARG_INVALID', '--resume reuses the stored targets; give no targets with it');
+  }
+  if (flags.resume !== undefined) {
+    // A resume finishes the scan as it was planned: same ports, limits, rates and exclusions.
+    const ignored = ([['--ports', flags.ports], ['--exclude', flags.exclude], ['--rate', flags.rate], ['--rate-per-network', flags.ratePerNetwork],
+      ['--concurrency', flags.concurrency], ['--timeout-ms', flags.timeoutMs], ['--host-budget-ms', flags.hostBudgetMs]] as const)
+      .filter(([, v]) => v !== undefined).map(([n]) => n);
+    if (ignored.length > 0) ctx.stderr.write(`tocsin: warning: ${ignored.join(', ')} ignored with --resume (the stored plan is reused)\n`);
   }
   const workersFlag = intFlag('--workers', flags.workers, 0, 64) ?? config.workers;
 

@@ -86,8 +86,11 @@ function kindFromPath(p: string): FileKind | null {
  * Decides the kind of a file from its path and its first bytes (`head`, up to 64 KiB, decoded).
  * `null` head means the content is not available (then the path decides).
  */
-export function detectKind(path: string, head: string): Detected {
+export function detectKind(path: string, rawHead: string): Detected {
   if (SCRIPT_EXT.test(path)) return { kind: 'file', layout: null, assumed: false };
+  // A UTF-8 byte-order mark (Event Viewer and PowerShell exports, editors on Windows) would hide the
+  // first header line ("#Software", "Level,Date and Time,...") from every test below.
+  const head = rawHead.startsWith('\uFEFF') ? rawHead.slice(1) : rawHead;
   if (head.startsWith('ElfFile\0')) return { kind: 'evtx', layout: null, assumed: false };
   const lines = head.split(/\r?\n/, 40);
   let fields: string[] | null = null;

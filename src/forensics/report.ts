@@ -90,8 +90,10 @@ export function formatText(r: AnalysisResult): string {
     const checks = [...byCheck.entries()].sort(
       (a, b) => SEVERITY_ORDER.indexOf(a[1][0]!.severity) - SEVERITY_ORDER.indexOf(b[1][0]!.severity) || a[0].localeCompare(b[0]),
     );
+    // CVE lists vary in length (up to three ids), so they go last, after the fixed-width columns.
     for (const [check, fs] of checks) {
-      L.push(`  ${fs[0]!.severity.padEnd(8)} ${check.padEnd(32)} ${(fs[0]!.cve ?? '-').padEnd(16)} ${String(fs.length).padStart(6)}  ${titleOf(check)}`);
+      const cve = fs[0]!.cve === null ? '' : `  [${fs[0]!.cve.replace(/,/g, ', ')}]`;
+      L.push(`  ${fs[0]!.severity.padEnd(8)} ${String(fs.length).padStart(5)}  ${check.padEnd(32)} ${titleOf(check)}${cve}`);
     }
     L.push('');
     L.push('Timeline by client IP');
@@ -113,14 +115,22 @@ export function formatText(r: AnalysisResult): string {
     }
     L.push('');
     L.push('What to do');
-    const seen = new Set<string>();
+    // Several checks share one remediation: say it once, naming every check it answers.
+    const byFix = new Map<string, { titles: string[]; refs: Set<string> }>();
     for (const [check] of checks) {
       const meta = RULES.get(check);
-      if (meta === undefined || seen.has(meta.remediation) || byCheck.get(check)!.every((f) => f.severity === 'info')) continue;
-      seen.add(meta.remediation);
-      L.push(`  - ${meta.title}: ${meta.remediation}`);
-      if (meta.references.length > 0) L.push(`    see ${meta.references.join(' ')}`);
+      if (meta === undefined || byCheck.get(check)!.every((f) => f.severity === 'info')) continue;
+      const g = byFix.get(meta.remediation) ?? { titles: [], refs: new Set<string>() };
+      g.titles.push(meta.title);
+      for (const ref of meta.references) g.refs.add(ref);
+      byFix.set(meta.remediation, g);
     }
+    for (const [fix, g] of byFix) {
+      L.push(`  - ${fix}`);
+      L.push(`    (for: ${g.titles.join('; ')})`);
+      if (g.refs.size > 0) L.push(`    see ${[...g.refs].join(' ')}`);
+    }
+    if (byFix.size === 0) L.push('  Only attempts were seen: nothing to clean up; patch the server if it is not, and consider blocking the client IPs.');
     L.push('');
   }
   if (r.notices.length > 0) {

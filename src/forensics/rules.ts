@@ -110,7 +110,16 @@ const FIX_WEBSHELL =
 
 /** Autodiscover SSRF shapes shared by ProxyShell, ProxyNotShell and their attempt rule. */
 const AUTOD_SSRF_EWS_NSPI: Condition = { field: '$url', matches: 'autodiscover\\.json.*?@.*?/(mapi/nspi|ews)(/|\\?|$)' };
-const AUTOD_SSRF_PS: Condition = { field: '$url', matches: 'autodiscover\\.json.*?/powershell' };
+/**
+ * autodiscover.json reaching PowerShell: "/powershell" in the SSRF path, or the "Email=autodiscover/
+ * autodiscover.json" SSRF with "Powershell" anywhere (the public ProxyNotShell checks send
+ * "...&Protocol=XYZ&FooProtocol=Powershell"; Microsoft's mitigation blocks autodiscover + powershell in any order).
+ */
+const AUTOD_SSRF_PS: Condition = {
+  field: '$url',
+  matches:
+    'autodiscover\\.json.*?(?:/powershell|email=autodiscover/autodiscover\\.json.*?powershell|powershell.*?email=autodiscover/autodiscover\\.json)',
+};
 const RPS_CAT: Condition = { field: '$url', matches: 'x-rps-cat' };
 const OWASSRF: Condition = { all: [POST, { field: '$url', matches: '^/owa/[^/?]*@[^/?]*/powershell' }] };
 
@@ -168,9 +177,9 @@ export const LOG_RULES: readonly LogRule[] = [
   },
   {
     id: 'proxylogon-ssrf-autodiscover',
-    title: 'ProxyLogon SSRF to autodiscover with the X-BEResource cookie',
+    title: 'ProxyLogon SSRF to autodiscover with the X-BEResource cookie (attempt)',
     cves: ['CVE-2021-26855'],
-    severity: 'high',
+    severity: 'info',
     on: 'request',
     needles: ['ServerInfo~'],
     when: {
@@ -182,8 +191,10 @@ export const LOG_RULES: readonly LogRule[] = [
     },
     description:
       'The first step of the public ProxyLogon chain (reading autodiscover through the SSRF to learn the ' +
-      'back end\'s legacyDN). Test-ProxyLogon leaves autodiscover targets out; here they are reported only ' +
-      'when the routing came from the X-BEResource cookie, which normal clients do not send.',
+      'back end\'s legacyDN), routed by the X-BEResource cookie, which normal clients do not send. On its own it ' +
+      'is a failed attempt (the exploit needs a valid mailbox to go further), which is why Test-ProxyLogon leaves ' +
+      'autodiscover targets out (CSS-Exchange PR #306): listed in the timeline, not counted as an indicator. A ' +
+      'successful chain shows up in the next rows as proxylogon-ssrf-anchor.',
     references: [REF.volexity, REF.testProxyLogon],
     remediation: FIX_PROXYLOGON,
   },
@@ -198,11 +209,16 @@ export const LOG_RULES: readonly LogRule[] = [
       all: [
         POST,
         { field: 'UrlStem', matches: '^/(?:owa/auth/Current/|ecp/default\\.flt$|ecp/main\\.css$|ecp/\\w\\.js$)' },
+        // A ServerInfo SSRF row that only reached autodiscover or localhost is a failed attempt or a
+        // scanner's canary (see the two SSRF rules): the POST it rode on is no more than that.
+        { not: { field: 'AnchorMailbox', like: 'ServerInfo~*/autodiscover*' } },
+        { not: { field: 'AnchorMailbox', like: 'ServerInfo~localhost*/*' } },
       ],
     },
     description:
       'POST requests to static resources that need no authentication (/owa/auth/Current/..., /ecp/default.flt, ' +
-      '/ecp/main.css, /ecp/<one character>.js), as observed by Volexity and listed by CISA AA21-062A.',
+      '/ecp/main.css, /ecp/<one character>.js), as observed by Volexity and listed by CISA AA21-062A. Rows whose ' +
+      'AnchorMailbox shows an autodiscover-only or localhost SSRF are attempts and left to the SSRF rules.',
     references: [REF.volexity, REF.cisa62a],
     remediation: FIX_PROXYLOGON,
   },

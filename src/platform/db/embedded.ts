@@ -101,6 +101,14 @@ interface ProcessHold {
   readonly ready: Promise<{ url: string; port: number; reused: boolean }>;
 }
 const holds = new Map<string, ProcessHold>();
+/** Start and stop of one home run one after the other inside this process (the lock file is per process). */
+const queues = new Map<string, Promise<unknown>>();
+
+function serial<T>(home: string, fn: () => Promise<T>): Promise<T> {
+  const run = (queues.get(home) ?? Promise.resolve()).then(fn, fn);
+  queues.set(home, run.catch(() => undefined));
+  return run;
+}
 
 /**
  * Start (or adopt) the embedded server of `home` and take a lease on it.
@@ -109,7 +117,7 @@ const holds = new Map<string, ProcessHold>();
 export async function acquireEmbedded(home: string): Promise<EmbeddedLease> {
   let hold = holds.get(home);
   if (hold === undefined) {
-    const ready = withLock(home, () => ensureRunning(home));
+    const ready = serial(home, () => withLock(home, () => ensureRunning(home)));
     hold = { count: 0, ready };
     holds.set(home, hold);
     ready.catch(() => {
@@ -134,7 +142,7 @@ export async function acquireEmbedded(home: string): Promise<EmbeddedLease> {
       h.count--;
       if (h.count > 0) return;
       if (holds.get(home) === h) holds.delete(home);
-      await withLock(home, () => releaseLocked(home));
+      await serial(home, () => withLock(home, () => releaseLocked(home)));
     },
   };
 }
@@ -189,13 +197,13 @@ export async function embeddedStatus(home: string): Promise<EmbeddedStatus> {
 
 /** Stop the embedded server whatever the leases say (`tocsin db stop`). Returns false if it was not running. */
 export async function stopEmbedded(home: string): Promise<boolean> {
-  return withLock(home, async () => {
+  return serial(home, () => withLock(home, async () => {
     const p = embeddedPaths(home);
     const running = await runningServer(p);
     if (running === null) return false;
     await pgCtlStop(p, await systemUser());
     return true;
-  });
+  }));
 }
 
 export function embeddedUrl(password: string, port: number, database: string): string {

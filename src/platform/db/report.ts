@@ -208,50 +208,59 @@ export async function buildReport(db: Kysely<DbSchema>, scope: ReportScope = { k
       ORDER BY ip, (build_precision = 'exact') DESC NULLS LAST, (build IS NOT NULL) DESC, scanned_at DESC, port)
     SELECT edition, cu, count(*) AS servers FROM rep GROUP BY edition, cu`.execute(db)).rows;
 
-  // On-premises Exchange observations in scope with their latest assessment (verdict arrays).
+  // On-premises Exchange observations in scope with their latest assessment (verdict arrays), and how
+  // many such observations their address has (almost always 1: then no per-server merging is needed).
   const ex = sql`
-    SELECT o.ip, o.port, o.build, coalesce(a.vulnerable, '{}') AS vulnerable, coalesce(a.indeterminate, '{}') AS indeterminate
+    SELECT o.ip, o.build, coalesce(a.vulnerable, '{}') AS vulnerable, coalesce(a.indeterminate, '{}') AS indeterminate,
+           count(*) OVER (PARTITION BY o.ip) AS nports
     FROM (${obs}) o
     LEFT JOIN LATERAL (
       SELECT vulnerable, indeterminate FROM assessments WHERE observation_id = o.id ORDER BY id DESC LIMIT 1) a ON TRUE
     WHERE o.product = 'ms-exchange'`;
 
-  // Per (server, CVE): vulnerable on any port wins over indeterminate.
+  // Per (server, CVE): vulnerable on any port wins over indeterminate. An old build has ~90 CVEs, so the
+  // single-port servers (nearly all) are counted straight from the arrays without grouping by address.
   const cveRows = (await sql<{ cve: string; vulnerable: number; indeterminate: number }>`
-    WITH ex AS (${ex}), per_ip AS (
+    WITH ex AS MATERIALIZED (${ex}),
+    multi AS (
       SELECT ip, cve, bool_or(v) AS v FROM (
-        SELECT ip, unnest(vulnerable) AS cve, TRUE AS v FROM ex
+        SELECT ip, unnest(vulnerable) AS cve, TRUE AS v FROM ex WHERE nports > 1
         UNION ALL
-        SELECT ip, unnest(indeterminate) AS cve, FALSE AS v FROM ex) x
+        SELECT ip, unnest(indeterminate) AS cve, FALSE AS v FROM ex WHERE nports > 1) x
       GROUP BY ip, cve)
-    SELECT cve, count(*) FILTER (WHERE v) AS vulnerable, count(*) FILTER (WHERE NOT v) AS indeterminate
-    FROM per_ip GROUP BY cve`.execute(db)).rows;
+    SELECT cve, sum(v)::int AS vulnerable, sum(i)::int AS indeterminate FROM (
+      SELECT cve, count(*) AS v, 0 AS i FROM ex, unnest(vulnerable) AS cve WHERE nports = 1 GROUP BY cve
+      UNION ALL
+      SELECT cve, 0, count(*) FROM ex, unnest(indeterminate) AS cve WHERE nports = 1 GROUP BY cve
+      UNION ALL
+      SELECT cve, count(*) FILTER (WHERE v), count(*) FILTER (WHERE NOT v) FROM multi GROUP BY cve) z
+    GROUP BY cve`.execute(db)).rows;
 
-  const status = (await sql<{ servers: number; vulnerable: number; patched: number; headline_indet: number; any_indet: number }>`
-    WITH ex AS (${ex}), per_ip AS (
-      SELECT ip,
-             bool_or(build IS NOT NULL) AS has_build,
-             bool_or(vulnerable && ${headline}::text[]) AS hv,
-             bool_or(indeterminate && ${headline}::text[]) AS hi,
-             bool_or(cardinality(indeterminate) > 0) AS ai
-      FROM ex GROUP BY ip)
-    SELECT count(*) AS servers,
-           count(*) FILTER (WHERE hv) AS vulnerable,
-           count(*) FILTER (WHERE has_build AND NOT hv AND NOT hi) AS patched,
-           count(*) FILTER (WHERE hi AND NOT hv) AS headline_indet,
-           count(*) FILTER (WHERE ai) AS any_indet
-    FROM per_ip`.execute(db)).rows[0];
-
-  // The same split per headline group (a group is a handful of CVEs; g has at most 11 rows).
+  // Per server and headline group: vulnerable / indeterminate / build seen. The arrays are first cut down
+  // to the headline CVEs, so the per-group tests look at a few ids, not ~90. Group '*' is all headline CVEs.
   const groupOf = HEADLINE_CVES.map((h) => h.group ?? h.cve);
-  const groupRows = (await sql<{ grp: string; vulnerable: number; patched: number }>`
-    WITH ex AS (${ex}),
-    g AS (SELECT grp, array_agg(cve) AS cves FROM unnest(${headline}::text[], ${groupOf}::text[]) AS t (cve, grp) GROUP BY grp),
+  const statusRows = (await sql<{ grp: string; servers: number; vulnerable: number; patched: number; indet: number; any_indet: number }>`
+    WITH hx AS MATERIALIZED (
+      SELECT ip, build IS NOT NULL AS has_build, cardinality(indeterminate) > 0 AS any_i,
+             ARRAY(SELECT c FROM unnest(vulnerable) AS c WHERE c = ANY(${headline}::text[])) AS hv,
+             ARRAY(SELECT c FROM unnest(indeterminate) AS c WHERE c = ANY(${headline}::text[])) AS hi
+      FROM (${ex}) e),
+    g AS (
+      SELECT grp, array_agg(cve) AS cves FROM unnest(${headline}::text[], ${groupOf}::text[]) AS t (cve, grp) GROUP BY grp
+      UNION ALL SELECT '*', ${headline}::text[]),
     per AS (
-      SELECT e.ip, g.grp, bool_or(e.build IS NOT NULL) AS hb, bool_or(e.vulnerable && g.cves) AS v, bool_or(e.indeterminate && g.cves) AS i
-      FROM ex e CROSS JOIN g GROUP BY e.ip, g.grp)
-    SELECT grp, count(*) FILTER (WHERE v) AS vulnerable, count(*) FILTER (WHERE hb AND NOT v AND NOT i) AS patched
+      SELECT h.ip, g.grp, bool_or(h.has_build) AS hb, bool_or(h.hv && g.cves) AS v, bool_or(h.hi && g.cves) AS i,
+             bool_or(h.any_i) AS ai
+      FROM hx h CROSS JOIN g GROUP BY h.ip, g.grp)
+    SELECT grp, count(*) AS servers,
+           count(*) FILTER (WHERE v) AS vulnerable,
+           count(*) FILTER (WHERE hb AND NOT v AND NOT i) AS patched,
+           count(*) FILTER (WHERE i AND NOT v) AS indet,
+           count(*) FILTER (WHERE ai) AS any_indet
     FROM per GROUP BY grp`.execute(db)).rows;
+  const all = statusRows.find((r) => r.grp === '*');
+  const status = all === undefined ? undefined : { servers: all.servers, vulnerable: all.vulnerable, patched: all.patched, headline_indet: all.indet, any_indet: all.any_indet };
+  const groupRows = statusRows.filter((r) => r.grp !== '*');
 
   const servers = status?.servers ?? 0;
   const byGroup: GroupStatus[] = [...new Set(groupOf)].map((group) => {

@@ -105,74 +105,87 @@ function toStoredScan(row: {
 }
 
 /**
- * One statement: attempts are inserted (ON CONFLICT DO NOTHING); the rows actually inserted are joined back
- * to the input (inet equality, so two spellings of one IPv6 address match; DISTINCT ON keeps the first)
- * and only those get an observation and its assessments. A single statement is atomic and is one round
- * trip; the foreign keys between the CTEs' inserts are checked at its end.
+ * One statement: the batch goes as ONE jsonb parameter expanded by jsonb_to_recordset (one native
+ * JSON.stringify; node-postgres's per-element array escaping cost more than the database work).
+ * Attempts are inserted with ON CONFLICT DO NOTHING; the rows actually inserted are joined back to the
+ * input (inet equality, so two spellings of one IPv6 address match; DISTINCT ON keeps the first) and
+ * only those get an observation and its assessment. A single statement is atomic and one round trip;
+ * the foreign keys between the CTEs' inserts are checked at its end. (Joining the assessments to the
+ * observations' RETURNING rows made the planner pick a nested loop: half the statement's time.)
  */
 async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly AttemptResult[]): Promise<void> {
-  const col = <T>(f: (b: AttemptResult, rec: ScanRecord | null) => T): T[] => batch.map((b) => f(b, b.record));
+  const rows = batch.map((b, ord) => {
+    const r = b.record;
+    return {
+      ord,
+      ip: b.ip,
+      port: b.port,
+      hostname: b.hostname,
+      outcome: b.outcome,
+      detail: b.detail,
+      attempted_at: b.attemptedAt,
+      has_record: r !== null,
+      r_ip: r?.ip ?? null,
+      r_port: r?.port ?? null,
+      r_hostname: r?.hostname ?? null,
+      tls: r?.tls ?? null,
+      product: r?.product ?? null,
+      edition: r?.edition ?? null,
+      build: r?.build ?? null,
+      build_precision: r?.buildPrecision ?? null,
+      cu: r?.cu ?? null,
+      su: r?.su ?? null,
+      status: r?.status ?? null,
+      facts: b.facts,
+      evidence: r?.evidence ?? [],
+      detector_revisions: b.detectorRevisions,
+      tls_cert: b.tlsCert,
+      scanned_at: r?.scannedAt ?? null,
+      vulnerable: r?.vulnerable ?? [],
+      indeterminate: r?.indeterminate ?? [],
+      notes: r?.notes ?? [],
+    };
+  });
   await sql`
     WITH input AS (
-      SELECT * FROM unnest(
-        ${col((b) => b.ip)}::inet[],
-        ${col((b) => b.port)}::int[],
-        ${col((b) => b.hostname)}::text[],
-        ${col((b) => b.outcome)}::text[],
-        ${col((b) => b.detail)}::text[],
-        ${col((b) => b.attemptedAt)}::timestamptz[],
-        ${col((_, r) => r !== null)}::boolean[],
-        ${col((_, r) => r?.ip ?? null)}::inet[],
-        ${col((_, r) => r?.port ?? null)}::int[],
-        ${col((_, r) => r?.hostname ?? null)}::text[],
-        ${col((_, r) => r?.tls ?? null)}::boolean[],
-        ${col((_, r) => r?.product ?? null)}::text[],
-        ${col((_, r) => r?.edition ?? null)}::text[],
-        ${col((_, r) => r?.build ?? null)}::text[],
-        ${col((_, r) => r?.buildPrecision ?? null)}::text[],
-        ${col((_, r) => r?.cu ?? null)}::text[],
-        ${col((_, r) => r?.su ?? null)}::text[],
-        ${col((_, r) => r?.status ?? null)}::int[],
-        ${col((b) => JSON.stringify(b.facts))}::text[],
-        ${col((_, r) => JSON.stringify(r?.evidence ?? []))}::text[],
-        ${col((b) => JSON.stringify(b.detectorRevisions))}::text[],
-        ${col((b) => (b.tlsCert === null ? null : JSON.stringify(b.tlsCert)))}::text[],
-        ${col((_, r) => r?.scannedAt ?? null)}::timestamptz[],
-        ${col((_, r) => textArrayLiteral(r?.vulnerable ?? []))}::text[],
-        ${col((_, r) => textArrayLiteral(r?.indeterminate ?? []))}::text[],
-        ${col((_, r) => JSON.stringify(r?.notes ?? []))}::text[]
-      ) WITH ORDINALITY AS t (ip, port, hostname, outcome, detail, attempted_at, has_record, r_ip, r_port, r_hostname,
-                              tls, product, edition, build, build_precision, cu, su, status, facts, evidence,
-                              detector_revisions, tls_cert, scanned_at, vulnerable, indeterminate, notes, ord)
+      SELECT * FROM jsonb_to_recordset(${jsonForPostgres(rows)}::jsonb) AS t (
+        ord int, ip inet, port int, hostname text, outcome text, detail text, attempted_at timestamptz,
+        has_record boolean, r_ip inet, r_port int, r_hostname text, tls boolean, product text, edition text,
+        build text, build_precision text, cu text, su text, status int, facts jsonb, evidence jsonb,
+        detector_revisions jsonb, tls_cert jsonb, scanned_at timestamptz, vulnerable text[], indeterminate text[],
+        notes jsonb)
     ), ins AS (
       INSERT INTO scan_attempts (scan_id, ip, port, hostname, outcome, detail, attempted_at)
       SELECT ${scanId}::bigint, ip, port, hostname, outcome, detail, attempted_at FROM input ORDER BY ord
       ON CONFLICT (scan_id, ip, port) DO NOTHING
       RETURNING id, ip, port
     ), fresh AS (
-      SELECT DISTINCT ON (ins.id) ins.id AS attempt_id, input.ord
-      FROM ins JOIN input ON input.ip = ins.ip AND input.port = ins.port
-      ORDER BY ins.id, input.ord
+      -- Observation ids are taken here (volatile, so this CTE is computed once) and used by both inserts below.
+      SELECT attempt_id, ord, CASE WHEN has_record THEN nextval('observations_id_seq') END AS observation_id
+      FROM (
+        SELECT DISTINCT ON (ins.id) ins.id AS attempt_id, input.ord, input.has_record
+        FROM ins JOIN input ON input.ip = ins.ip AND input.port = ins.port
+        ORDER BY ins.id, input.ord) d
     ), obs AS (
-      INSERT INTO observations (attempt_id, scan_id, ip, port, hostname, tls, product, edition, build, build_precision,
+      INSERT INTO observations (id, attempt_id, scan_id, ip, port, hostname, tls, product, edition, build, build_precision,
                                 cu, su, status, facts, evidence, detector_revisions, tls_cert, scanned_at)
-      SELECT f.attempt_id, ${scanId}::bigint, i.r_ip, i.r_port, i.r_hostname, i.tls, i.product, i.edition, i.build,
-             i.build_precision, i.cu, i.su, i.status, i.facts::jsonb, i.evidence::jsonb,
-             i.detector_revisions::jsonb, i.tls_cert::jsonb, i.scanned_at
-      FROM fresh f JOIN input i ON i.ord = f.ord WHERE i.has_record
-      RETURNING id, attempt_id
+      SELECT f.observation_id, f.attempt_id, ${scanId}::bigint, i.r_ip, i.r_port, i.r_hostname, i.tls, i.product, i.edition,
+             i.build, i.build_precision, i.cu, i.su, i.status, i.facts, i.evidence, i.detector_revisions, i.tls_cert, i.scanned_at
+      FROM fresh f JOIN input i ON i.ord = f.ord WHERE f.observation_id IS NOT NULL
     )
     INSERT INTO assessments (observation_id, vulnerable, indeterminate, notes)
-    SELECT obs.id, i.vulnerable::text[], i.indeterminate::text[], i.notes::jsonb
-    FROM obs JOIN fresh f USING (attempt_id) JOIN input i ON i.ord = f.ord`.execute(db);
+    SELECT f.observation_id, i.vulnerable, i.indeterminate, i.notes
+    FROM fresh f JOIN input i ON i.ord = f.ord WHERE f.observation_id IS NOT NULL`.execute(db);
 }
 
 /**
- * A PostgreSQL array literal of text, sent as one text value and cast in SQL (node-postgres would turn a
- * JS array of arrays into a 2-D array, which must be rectangular). Every element is quoted and escaped.
+ * JSON text PostgreSQL accepts: jsonb refuses the escape \u0000 (text cannot hold NUL), and one hostile
+ * string must not fail a whole batch, so NUL becomes U+FFFD. Only a real escape is replaced, not an
+ * escaped backslash followed by "u0000".
  */
-export function textArrayLiteral(items: readonly string[]): string {
-  return `{${items.map((x) => `"${x.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+export function jsonForPostgres(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.includes('\\u0000') ? text.replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1\\ufffd') : text;
 }
 
 interface RecordRow {

@@ -35,7 +35,7 @@ export interface ScanAttemptsTable {
 }
 
 export interface ObservationsTable {
-  readonly id: GeneratedAlways<number>;
+  readonly id: Generated<number>;
   source: Generated<string>;
   attempt_id: number | null;
   scan_id: number | null;
