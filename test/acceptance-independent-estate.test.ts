@@ -1,6 +1,6 @@
 /**
  * Acceptance test of issue 2 ("Done when"), checked the way a new user would: an independent estate
- * (test/helpers/independent-estate/, written without the project's lab) on 127.3.0.0/24 with Exchange
+ * (test/helpers/independent-estate/, written without the project's lab) on 127.30.0.0/24 with Exchange
  * 2010 to SE, decoys and hostile hosts, scanned by the CLI in a child process:
  *
  *   tocsin scan @targets --ports <tls>/tls,<plain>/http --format jsonl --no-store
@@ -144,7 +144,7 @@ function env(): Record<string, string> {
 
 function targetsFile(name: string, ids: readonly string[]): string {
   const file = join(dir, name);
-  writeFileSync(file, ['# independent estate, 127.3.0.0/24', ...ids.map((id) => `${ipOf.get(id) ?? '?'}  # ${id}`), ''].join('\n'));
+  writeFileSync(file, ['# independent estate, 127.30.0.0/24', ...ids.map((id) => `${ipOf.get(id) ?? '?'}  # ${id}`), ''].join('\n'));
   return file;
 }
 
@@ -182,7 +182,7 @@ test('the scan finishes (exit 0) despite the tarpit, the slow drip, garbage and 
   assert.equal(scan.code, 0, stderr.slice(0, 2000));
   assert.ok(records.length > 0, 'records on stdout');
   for (const r of records) {
-    assert.match(r.ip, /^127\.3\.0\.\d+$/);
+    assert.match(r.ip, /^127\.30\.0\.\d+$/);
     assert.ok(r.port === estate.tlsPort || r.port === estate.plainPort);
     assert.ok(r.build === null || /^\d+(\.\d+)+$/.test(r.build), `build is digits and dots: ${String(r.build)}`);
     assert.ok(!Number.isNaN(Date.parse(r.scannedAt)), 'scannedAt is a date');
@@ -353,6 +353,8 @@ test('CSV output: hostile header values stay inside their cells and no cell star
   const hostile = body.find((row) => row[col('ip')] === ipOf.get('hostile-headers'));
   assert.ok(hostile !== undefined, 'the hostile-headers host is in the CSV');
   assert.notEqual(hostile[col('product')], 'ms-exchange');
+  // The hostile Server banner is kept as evidence: it must be there, inside a cell, defused.
+  assert.ok(hostile.some((cell) => cell.includes("cmd|' /C calc'")), `hostile value reached the CSV: ${hostile.join(' | ').slice(0, 300)}`);
   const ex = body.find((row) => row[col('ip')] === ipOf.get('ex2016-cu19-mar21'));
   assert.ok(ex !== undefined);
   assert.match(ex[col('vulnerable')] ?? '', /CVE-2021-34473/);

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import * as check from './check.js';
+import * as demo from './demo.js';
 import * as kb from './kb.js';
 import * as scan from './scan.js';
 import * as forensics from './forensics.js';
@@ -14,12 +15,4 @@ import * as db from './db.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [
-  check,
-  kb,
-  scan,
-  forensics,
-  lab,
-  report,
-  db,
-];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, report, kb, lab, forensics, db, check];

@@ -26,7 +26,7 @@ import type { ScanPlan } from '../scan/plan.js';
 import { countJobs, loadExclusions, loadTargets } from '../scan/setup.js';
 import { EXCHANGE } from '../scan/assess.js';
 
-interface ScanFlags {
+export interface ScanFlags {
   ports?: string;
   format: string;
   output?: string;
@@ -82,7 +82,7 @@ interface StoreHandle {
   readonly scanId: string;
 }
 
-async function scanCommand(ctx: CliContext, args: readonly string[], flags: ScanFlags): Promise<number> {
+export async function scanCommand(ctx: CliContext, args: readonly string[], flags: ScanFlags): Promise<number> {
   const config = ctx.config();
   const format: OutputFormat = parseFormat(flags.format);
   if (flags.resume !== undefined && !flags.store) {

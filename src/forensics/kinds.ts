@@ -128,6 +128,7 @@ export function detectKind(path: string, rawHead: string): Detected {
   if (/^"?Level"?,"?Date and Time"?,"?Source"?/i.test(firstData) || /^"?(TimeCreated|MachineName|ProviderName)"?,/i.test(firstData)) {
     return { kind: 'event-export', layout: null, assumed: false };
   }
+  if (isEventCsv(lines, firstData)) return { kind: 'event-export', layout: null, assumed: false };
   if (byPath === 'evtx') return { kind: 'evtx', layout: null, assumed: false };
   // A CSV table with a header row naming request columns (PowerShell Export-Csv, analyst extracts).
   const header = firstData.replace(/^\uFEFF/, '');
@@ -144,6 +145,24 @@ export function detectKind(path: string, rawHead: string): Detected {
   if (byPath !== null) return { kind: byPath, layout: null, assumed: false };
   if (LOG_EXT.test(path)) return { kind: 'text', layout: null, assumed: false };
   return { kind: 'file', layout: null, assumed: false };
+}
+
+/**
+ * Event-log CSV exports whose header is not the English Event Viewer one: PowerShell's
+ * `Get-WinEvent | Export-Csv` / `Get-EventLog | Export-Csv` (columns in object order, "Message" first
+ * or in the middle), and Event Viewer in another language ("Ebene,Datum und Uhrzeit,Quelle,...",
+ * "Niveau,Date et heure,Source,..."), recognised by its first row: a level word, then a date and time.
+ */
+function isEventCsv(lines: readonly string[], header: string): boolean {
+  const cols = header.replace(/^\uFEFF/, '').split(',').map((c) => c.trim().replace(/^"|"$/g, '').toLowerCase());
+  if (cols.includes('message') && (cols.includes('providername') || cols.includes('source')) &&
+      (cols.includes('timecreated') || cols.includes('timegenerated'))) {
+    return true;
+  }
+  if (cols.length !== 5) return false;
+  const i = lines.findIndex((l) => l.replace(/^\uFEFF/, '') === header.replace(/^\uFEFF/, ''));
+  const row = i === -1 ? undefined : lines[i + 1];
+  return row !== undefined && /^"?[^",\d]{1,40}"?,"?\d{1,4}[./-]\d{1,2}[./-]\d{1,4}[ T]\d{1,2}:\d{2}/.test(row);
 }
 
 /** Kinds whose lines are request rows with a column layout. */

@@ -202,6 +202,10 @@ export class LineScanner {
   private record: string[] = [];
   private recordLen = 0;
   private recordLine = 0;
+  /** The record being gathered is an XML <Event> (else a CSV row, which may span lines inside quotes). */
+  private recordXml = false;
+  /** Double quotes seen in the CSV row so far: odd means a quoted field (a message) goes on. */
+  private recordQuotes = 0;
   private readonly isEvent: boolean;
   private readonly isRequest: boolean;
   private readonly iocs: IocSet | null;
@@ -460,18 +464,28 @@ export class LineScanner {
     this.stats.lines = lineNo;
   }
 
-  private static readonly RECORD_START = /^\s*(?:<Event[\s>]|"?(?:Error|Warning|Information|Critical|Verbose|Audit Success|Audit Failure)"?,)/;
+  private static readonly XML_EVENT_START = /^\s*<Event[\s>]/;
 
+  /**
+   * Gathers event records: an XML record runs from <Event> to </Event>; a CSV record is one CSV row,
+   * which continues over line breaks while a quoted field (the message) is open. Counting quotes
+   * works in every language of Event Viewer and for PowerShell's Export-Csv, where the level names
+   * ("Error", "Fehler", "Erreur") or the column order differ. A stray quote cannot swallow the rest
+   * of the file: a record is cut at MAX_RECORD bytes.
+   */
   private eventLine(line: string, lineNo: number): void {
-    if (LineScanner.RECORD_START.test(line) || this.record.length === 0) {
+    const xmlStart = LineScanner.XML_EVENT_START.test(line);
+    const csvRowDone = !this.recordXml && this.recordQuotes % 2 === 0;
+    if (this.record.length === 0 || xmlStart || csvRowDone || this.recordLen >= MAX_RECORD) {
       this.flushRecord();
       this.recordLine = lineNo;
+      this.recordXml = xmlStart;
+      this.recordQuotes = 0;
     }
-    if (this.recordLen < MAX_RECORD) {
-      this.record.push(line);
-      this.recordLen += line.length + 1;
-    }
-    if (/<\/Event>\s*$/.test(line)) this.flushRecord();
+    this.record.push(line.length > MAX_RECORD ? line.slice(0, MAX_RECORD) : line);
+    this.recordLen += Math.min(line.length, MAX_RECORD) + 1;
+    if (!this.recordXml) for (let i = line.indexOf('"'); i !== -1; i = line.indexOf('"', i + 1)) this.recordQuotes++;
+    if (this.recordXml && /<\/Event>\s*$/.test(line)) this.flushRecord();
   }
 
   private flushRecord(): void {
@@ -479,6 +493,8 @@ export class LineScanner {
     const text = this.record.join('\n');
     this.record = [];
     this.recordLen = 0;
+    this.recordXml = false;
+    this.recordQuotes = 0;
     const row = new RecordRow(text);
     // XML exports carry TimeCreated SystemTime; CSV exports a (locale) date in the first line.
     const sys = /SystemTime=['"]([^'"]+)['"]/.exec(text)?.[1];

@@ -14,6 +14,9 @@
  * Port modes (see port-spec.ts): 'tls', 'http', or 'auto' = TLS first, then plain HTTP on the same port
  * if the peer did not speak TLS.
  *
+ * A new attempt starts only while this thread's event loop keeps up (admission.ts): past what the
+ * CPU sustains, more concurrency only turns live hosts into timeouts.
+ *
  * Results are handed to `onResult`; if it returns a promise the loop waits for it (back-pressure from
  * storage/output to the network). Stopping: abort the signal; no new job starts, open sessions are
  * closed, and unfinished attempts are NOT reported (a resume does them again).
@@ -25,6 +28,7 @@ import type { HostSession, NetLimits, ProbeOutcome } from '../platform/net/types
 import type { PortSpec } from './port-spec.js';
 import type { ScanKit } from './kit.js';
 import { assess, EXCHANGE } from './assess.js';
+import { AdmissionGate } from './admission.js';
 
 /** One address to scan, with the hostname it was given as (sent as SNI and Host), if any. */
 export interface ScanTarget {
@@ -54,6 +58,8 @@ export interface EngineOptions {
   readonly shard?: { readonly index: number; readonly count: number };
   /** Injected clock (tests). */
   readonly now?: () => Date;
+  /** Event-loop lag above which no new attempt starts (see admission.ts); 0 disables the gate. Default 50. */
+  readonly maxLoopLagMs?: number;
   onResult(result: AttemptResult): void | Promise<void>;
   /** Something went wrong that is our bug, not the host's (e.g. a detector threw); the scan continues. */
   onWarning?(message: string): void;
@@ -95,6 +101,8 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
   };
   stop.signal.addEventListener('abort', closeAll, { once: true });
   let failure: { error: unknown } | null = null;
+  const gate = options.maxLoopLagMs === 0 ? null : new AdmissionGate({ maxLagMs: options.maxLoopLagMs ?? 50 }).start();
+  stop.signal.addEventListener('abort', () => gate?.stop(), { once: true });
   const loops: Promise<void>[] = [];
   const n = Math.max(1, Math.floor(o.concurrency));
   for (let i = 0; i < n; i++) {
@@ -104,6 +112,8 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
           if (stop.signal.aborted) return;
           const next = await jobs.next();
           if (next.done === true || stop.signal.aborted) return;
+          await gate?.admit();
+          if (stop.signal.aborted) return;
           const result = await attempt(o, next.value, now, open);
           if (result === null) continue; // aborted mid-attempt: not reported, resume redoes it
           stats.attempted++;
@@ -120,6 +130,7 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
   try {
     await Promise.all(loops);
   } finally {
+    gate?.stop();
     options.signal?.removeEventListener('abort', forward);
   }
   if (failure !== null) throw (failure as { error: unknown }).error;

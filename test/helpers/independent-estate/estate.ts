@@ -1,6 +1,7 @@
 /**
- * An independent Exchange estate on 127.3.0.0/24 for acceptance tests, written apart from the project's
- * lab on purpose (a second opinion on what "Exchange on the wire" looks like).
+ * An independent Exchange estate on 127.30.0.0/24 (apart from the lab's 127.3/127.4 ranges) for
+ * acceptance tests, written apart from the project's lab on purpose (a second opinion on what
+ * "Exchange on the wire" looks like).
  *
  * Two listeners on 0.0.0.0 with ephemeral ports; each connection is mapped to a host by the local
  * address it arrived on (every 127.x.y.z reaches loopback on Linux):
@@ -277,7 +278,7 @@ function simple(id: string, ip: string, reply: Reply, onPlainConnect?: 'silent' 
 
 // --- The estate --------------------------------------------------------------------------------------
 
-export const NET = '127.3.0';
+export const NET = '127.30.0';
 
 /** Host id → address. Roles and expectations live in the test, not here. */
 export const HOSTS: readonly HostDef[] = [

@@ -1,0 +1,152 @@
+/**
+ * `tocsin demo`: the quick start's main job. Starts the lab (a simulated Exchange estate on 127.0.0.0/8,
+ * in its own process so its CPU is not the scanner's), scans it with the real engine into the embedded
+ * database (or TOCSIN_DATABASE_URL), prints the national picture from the stored results, and checks the
+ * scan against the lab's ground truth. With `--once` it exits after the summary; otherwise the lab keeps
+ * running so the user can try `tocsin scan` and `tocsin report` themselves.
+ *
+ * It drives the same code as `tocsin scan` and `tocsin report` (no demo-only paths), so what the demo
+ * shows is what a CERT gets.
+ */
+import type { Command } from 'commander';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CliContext } from './context.js';
+import { scanCommand } from './scan.js';
+import { renderReport } from './report.js';
+import { TocsinError } from '../core/errors.js';
+import type { ScanRecord } from '../core/scan-record.js';
+import { openDatabase } from '../platform/db/connect.js';
+import { buildReport } from '../platform/db/report.js';
+import { spawnLab } from '../../lab/spawn.js';
+import type { LabHost } from '../../lab/estate.js';
+
+interface DemoFlags {
+  hosts: string;
+  seed: string;
+  latencyMs: string;
+  once?: boolean;
+  progress: boolean;
+}
+
+function int(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || n < min || n > max) {
+    throw new TocsinError('TOCSIN_ARG_INVALID', `--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('demo')
+    .description('start the embedded database and the lab, scan the lab, store the results and print the national picture')
+    .option('--hosts <n>', 'simulated hosts in the lab (1-65536)', '1024')
+    .option('--seed <n>', 'lab seed (same seed, same estate)', '1')
+    .option('--latency-ms <ms>', 'simulated round-trip delay in the lab', '0')
+    .option('--once', 'exit after the summary (otherwise the lab keeps running until Ctrl+C)')
+    .option('--no-progress', 'no progress bar')
+    .action(async (flags: DemoFlags) => {
+      process.exitCode = await demoCommand(ctx, flags);
+    });
+}
+
+/** Compares scan records with the lab's ground truth: how many answering hosts were read exactly right. */
+export function compareWithTruth(records: readonly ScanRecord[], hosts: readonly LabHost[]): { checked: number; right: number; wrong: string[] } {
+  const byIp = new Map(records.map((r) => [r.ip, r]));
+  let checked = 0;
+  let right = 0;
+  const wrong: string[] = [];
+  for (const h of hosts) {
+    const r = byIp.get(h.ip);
+    if (h.expected.product === null && (r === undefined || r.product !== 'ms-exchange')) {
+      if (r !== undefined) {
+        checked++;
+        right++;
+      }
+      continue;
+    }
+    checked++;
+    const ok =
+      r !== undefined &&
+      r.product === h.expected.product &&
+      (h.expected.product !== 'ms-exchange' ||
+        (r.build === h.expected.build && r.buildPrecision === h.expected.buildPrecision && r.cu === h.expected.cu));
+    if (ok) right++;
+    else if (wrong.length < 10) wrong.push(`${h.ip} (${h.kind}): expected ${h.expected.product ?? 'not Exchange'} ${h.expected.build ?? ''}, got ${r?.product ?? 'no answer'} ${r?.build ?? ''}`);
+  }
+  return { checked, right, wrong };
+}
+
+async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
+  const config = ctx.config();
+  const hosts = int('hosts', flags.hosts, 1, 65_536);
+  const seed = int('seed', flags.seed, 0, 0xffffffff);
+  const latencyMs = int('latency-ms', flags.latencyMs, 0, 60_000);
+  const err = ctx.stderr;
+
+  err.write(`demo: starting the lab: ${hosts} simulated hosts on 127.1.0.0 and up (loopback only)…\n`);
+  const lab = await spawnLab({ hosts, seed, latencyMs, httpsPort: 0, httpPort: 0 });
+  try {
+    const first = lab.hosts[0]?.ip ?? lab.base;
+    const last = lab.hosts[lab.hosts.length - 1]?.ip ?? lab.base;
+    const outDir = join(config.home, 'demo');
+    await mkdir(outDir, { recursive: true });
+    const output = join(outDir, `scan-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
+    err.write(`demo: lab listening: https on port ${lab.httpsPort}, http on port ${lab.httpPort}\n`);
+    err.write(`demo: scanning ${first}-${last} (what you would type: tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls)\n`);
+
+    const started = Date.now();
+    const code = await scanCommand(ctx, [`${first}-${last}`], {
+      ports: `${lab.httpsPort}/tls`,
+      format: 'jsonl',
+      output,
+      store: true,
+      progress: flags.progress,
+    });
+    if (code !== 0) return code;
+    const seconds = (Date.now() - started) / 1000;
+    err.write(`demo: scanned ${hosts} hosts in ${seconds.toFixed(1)} s; records in ${output}\n\n`);
+
+    const database = await openDatabase(config);
+    try {
+      ctx.stdout.write(renderReport(await buildReport(database.db, { kind: 'latest' }), 'table'));
+    } finally {
+      await database.close();
+    }
+
+    const records = (await readFile(output, 'utf8'))
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as ScanRecord);
+    const cmp = compareWithTruth(records, lab.hosts);
+    ctx.stdout.write(`\nGround truth: ${cmp.right} of ${cmp.checked} answering hosts read right (product, build, precision, CU).\n`);
+    for (const w of cmp.wrong) ctx.stdout.write(`  mismatch: ${w}\n`);
+
+    if (flags.once === true) return cmp.wrong.length === 0 ? 0 : 1;
+    err.write(
+      [
+        '',
+        `demo: the lab keeps running (https port ${lab.httpsPort}, http port ${lab.httpPort}). In another terminal try:`,
+        `  npx tocsin scan ${first} --ports ${lab.httpsPort}/tls --no-store --format table`,
+        `  npx tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls,${lab.httpPort}/http --format csv --output scan.csv`,
+        '  npx tocsin report --format table        npx tocsin report --scans',
+        '  npx tocsin kb 15.1.2176.2',
+        'demo: press Ctrl+C to stop',
+        '',
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    return 0;
+  } finally {
+    await lab.close();
+  }
+}
