@@ -139,7 +139,10 @@ const ipOf = new Map<string, string>();
 
 function env(): Record<string, string> {
   // A fresh home; nothing from the developer's own configuration leaks in (contact URL, exclusions).
-  return { TOCSIN_HOME: join(dir, 'home'), TOCSIN_USER_AGENT: '', TOCSIN_CONTACT_URL: '', TOCSIN_EXCLUDE_FILES: '', NO_COLOR: '1' };
+  return {
+    TOCSIN_HOME: join(dir, 'home'), TOCSIN_DATABASE_URL: '', DATABASE_URL: '', TOCSIN_USER_AGENT: '', TOCSIN_CONTACT_URL: '',
+    TOCSIN_EXCLUDE_FILES: '', TOCSIN_RATE_LIMIT: '', TOCSIN_RATE_PER_NETWORK: '', TOCSIN_CONCURRENCY: '', TOCSIN_WORKERS: '', NO_COLOR: '1',
+  };
 }
 
 function targetsFile(name: string, ids: readonly string[]): string {
@@ -218,6 +221,13 @@ test('per-CVE verdicts of the headline CVEs match the hand-derived table', () =>
     });
   }
   assert.deepEqual(wrong, []);
+});
+
+test('Exchange 2010 read from its full-build asset path: RU31 lacks the March 2021 fix that RU32 brought', () => {
+  // Exchange 2010 SP3 RU32 (14.3.513.0, 2021-03-02) is the 2010 fix for CVE-2021-26857; RU31 is below it.
+  const r = recordOf('ex2010-ru31', estate.tlsPort);
+  assert.ok(r !== undefined);
+  assert.equal(verdict(r, 'CVE-2021-26857'), VULN);
 });
 
 test('the CU-only host is indeterminate exactly where a security update inside its CU fixes the CVE', () => {
@@ -334,10 +344,14 @@ test('the hand-cited fixing builds agree with data/exchange/cve-fixes.csv', () =
 });
 
 test('CSV output: hostile header values stay inside their cells and no cell starts with = + - @', { timeout: 60_000 }, async () => {
-  const ids = ['hostile-headers', 'hostile-framing', 'ex2016-cu19-mar21', 'decoy-owa-clone'];
+  const ids = ['hostile-headers', 'hostile-framing', 'ex2016-cu19-mar21', 'decoy-owa-clone', 'decoy-nginx'];
   const file = targetsFile('csv-targets.txt', ids);
-  const r = await runCli(['scan', `@${file}`, '--ports', `${estate.tlsPort}/tls`, '--format', 'csv', '--no-store'], env(), 55_000);
+  // decoy-nginx is also excluded: an exclusion wins over a target and nothing is sent to it.
+  const excluded = `${ipOf.get('decoy-nginx') ?? '?'}/32`;
+  const nginxBefore = estate.connections('decoy-nginx');
+  const r = await runCli(['scan', `@${file}`, '--ports', `${estate.tlsPort}/tls`, '--format', 'csv', '--no-store', '--exclude', excluded], env(), 55_000);
   assert.equal(r.code, 0, r.stderr.toString('utf8').slice(0, 2000));
+  assert.equal(estate.connections('decoy-nginx'), nginxBefore, 'the excluded host was not contacted');
   const rows = parseCsv(r.stdout.toString('utf8'));
   const header = rows[0] ?? [];
   for (const name of ['ip', 'port', 'product', 'edition', 'build', 'buildPrecision', 'cu', 'su', 'vulnerable', 'indeterminate']) {
@@ -350,6 +364,7 @@ test('CSV output: hostile header values stay inside their cells and no cell star
     for (const cell of row) assert.doesNotMatch(cell, /^[=+\-@\t\r]/, `formula-like cell: ${cell.slice(0, 80)}`);
   }
   const col = (n: string): number => header.indexOf(n);
+  assert.equal(body.some((row) => row[col('ip')] === ipOf.get('decoy-nginx')), false, 'no record for the excluded host');
   const hostile = body.find((row) => row[col('ip')] === ipOf.get('hostile-headers'));
   assert.ok(hostile !== undefined, 'the hostile-headers host is in the CSV');
   assert.notEqual(hostile[col('product')], 'ms-exchange');

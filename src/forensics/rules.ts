@@ -121,6 +121,11 @@ const AUTOD_SSRF_PS: Condition = {
     'autodiscover\\.json.*?(?:/powershell|email=autodiscover/autodiscover\\.json.*?powershell|powershell.*?email=autodiscover/autodiscover\\.json)',
 };
 const RPS_CAT: Condition = { field: '$url', matches: 'x-rps-cat' };
+/**
+ * The autodiscover SSRF itself, whatever it targets ("autodiscover.json?@x/owa/?&Email=autodiscover/
+ * autodiscover.json%3F@x" is what the public ProxyShell checks send): no client sends this parameter.
+ */
+const AUTOD_SSRF_ANY: Condition = { field: '$url', matches: 'autodiscover\\.json.*?email=autodiscover/autodiscover\\.json' };
 const OWASSRF: Condition = { all: [POST, { field: '$url', matches: '^/owa/[^/?]*@[^/?]*/powershell' }] };
 
 /** Script files in the folders attackers drop web shells into, by URL (request logs). */
@@ -353,14 +358,20 @@ export const LOG_RULES: readonly LogRule[] = [
   },
   {
     id: 'exchange-ssrf-attempt',
-    title: 'ProxyShell / ProxyNotShell / OWASSRF request not answered 2xx (attempt)',
+    title: 'ProxyShell / ProxyNotShell / OWASSRF request not answered 2xx, or an SSRF probe (attempt)',
     cves: ['CVE-2021-34473', 'CVE-2022-41040', 'CVE-2022-41080'],
     severity: 'info',
     on: 'request',
     needles: ['autodiscover\\.json', '/owa/[^\\s,"]*(?:@|%40)[^\\s,"]*/powershell'],
-    when: { all: [{ any: [AUTOD_SSRF_EWS_NSPI, AUTOD_SSRF_PS, OWASSRF] }, NOT_2XX] },
+    when: {
+      any: [
+        { all: [{ any: [AUTOD_SSRF_EWS_NSPI, AUTOD_SSRF_PS, OWASSRF] }, NOT_2XX] },
+        { all: [AUTOD_SSRF_ANY, { not: AUTOD_SSRF_EWS_NSPI }, { not: AUTOD_SSRF_PS }] },
+      ],
+    },
     description:
-      'The same request shapes answered with another status (blocked, redirected, failed): someone tried. ' +
+      'The same request shapes answered with another status (blocked, redirected, failed), and the autodiscover ' +
+      'SSRF aimed elsewhere (e.g. /owa/, what vulnerability scanners send), whatever the answer: someone tried. ' +
       'Listed in the timeline; not counted as an indicator of compromise.',
     references: [REF.proxyShell, REF.msProxyNotShell],
     remediation: 'None needed if the server is patched; the client IP may be worth blocking.',

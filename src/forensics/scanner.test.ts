@@ -133,3 +133,35 @@ test('hostile bytes never crash the scanner (random data, NULs, lone quotes, eve
     assert.ok(st.lines > 0, kind);
   }
 });
+
+test('event exports are recognised with a byte-order mark, in other languages and from PowerShell Export-Csv', () => {
+  const bom = '\uFEFFLevel,Date and Time,Source,Event ID,Task Category\r\nError,3/3/2021 6:55:41 AM,MSExchange Unified Messaging,1040,UM,"x"\r\n';
+  assert.equal(detectKind('exports/app.csv', bom).kind, 'event-export');
+  assert.equal(detectKind('x.log', '\uFEFF#Software: Microsoft Exchange Server\n#Log-type: ECP Server Log\n').kind, 'exchange-ecp-server');
+  const de = 'Ebene,Datum und Uhrzeit,Quelle,Ereignis-ID,Aufgabenkategorie\r\nFehler,03.03.2021 07:20:11,MSExchange Unified Messaging,1040,UM,"x"\r\n';
+  assert.equal(detectKind('anwendung.csv', de).kind, 'event-export');
+  const ps = '#TYPE System.Diagnostics.Eventing.Reader.EventLogRecord\r\n"Message","Id","ProviderName","TimeCreated"\r\n';
+  assert.equal(detectKind('um.csv', ps).kind, 'event-export');
+  // A five-column request extract whose rows start with a timestamp is not an event export.
+  assert.equal(detectKind('hits.csv', 'timestamp,hostname,urlpath,status,method\r\n2021-03-05T03:06:27Z,h,/owa/auth/a.aspx,200,GET\r\n').kind, 'csv-table');
+});
+
+test('event CSV records span lines while the quoted message is open, whatever the level word', () => {
+  const text = [
+    'Ebene,Datum und Uhrzeit,Quelle,Ereignis-ID,Aufgabenkategorie',
+    'Fehler,03.03.2021 07:20:11,MSExchange Unified Messaging,1040,UM,"Ausnahme:',
+    'System.InvalidCastException: ""x"" kann nicht umgewandelt werden.',
+    '   bei y"',
+    'Fehler,03.03.2021 07:25:00,MSExchange Unified Messaging,1001,UM,"ohne Ausnahme"',
+    'Warnung,03.03.2021 07:26:00,MSExchange Common,4999,General,"System.InvalidCastException, aber kein UM"',
+    '',
+  ].join('\r\n');
+  const found: FindingRecord[] = [];
+  const s = new LineScanner({
+    file: 'a.csv', kind: 'event-export', layout: null, rules: buildRuleSet('event-export', null), sinceMs: null,
+    sink: { finding: (f) => found.push(f), notice: () => undefined },
+  });
+  s.push(Buffer.from(text, 'utf8'));
+  s.end();
+  assert.deepEqual(found.map((f) => [f.check, f.line, f.time]), [['proxylogon-um-invalidcast', 2, '2021-03-03T07:20:11.000Z']]);
+});

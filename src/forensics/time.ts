@@ -3,6 +3,8 @@
 const ISO_AT_START = /^\s*"?'?(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d{1,7})?(Z|[+-]\d{2}:?\d{2})?/;
 const ISO_ANYWHERE = /(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d{1,7})?(Z|[+-]\d{2}:?\d{2})?/;
 const US_DATE = /(\d{1,2})\/(\d{1,2})\/(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?: ?([AP]M))?/i;
+/** Day first with dots: Event Viewer in German, Norwegian, Russian, ... (`03.03.2021 07:20:11`). */
+const DOTTED_DATE = /(\d{1,2})\.(\d{1,2})\.(\d{4}) (\d{1,2}):(\d{2}):(\d{2})/;
 
 function build(m: RegExpExecArray): string | null {
   const [, y, mo, d, h, mi, s, frac, zone] = m;
@@ -22,13 +24,22 @@ export function parseIsoTime(s: string): string | null {
   return m === null ? null : build(m);
 }
 
-/** Finds the first timestamp in a line: ISO anywhere, else US Event Viewer style (`3/3/2021 6:49:51 AM`). */
+/**
+ * Finds the first timestamp in a line: ISO anywhere, else Event Viewer style, US (`3/3/2021 6:49:51 AM`)
+ * or day-first with dots (`03.03.2021 06:49:51`). Event Viewer writes local time; it is read as UTC.
+ */
 export function findTimeInLine(line: string): string | null {
   const head = line.length > 4096 ? line.slice(0, 4096) : line;
   const m = ISO_ANYWHERE.exec(head);
   if (m !== null) return build(m);
   const u = US_DATE.exec(head);
-  if (u === null) return null;
+  if (u === null) {
+    const d = DOTTED_DATE.exec(head);
+    if (d === null) return null;
+    const [, day, mo, y, h, mi, sec] = d;
+    if (Number(mo) < 1 || Number(mo) > 12 || Number(day) < 1 || Number(day) > 31) return null;
+    return new Date(Date.UTC(Number(y), Number(mo) - 1, Number(day), Number(h), Number(mi), Number(sec))).toISOString();
+  }
   let h = Number(u[4]);
   const ap = u[7]?.toUpperCase();
   if (ap === 'PM' && h < 12) h += 12;
