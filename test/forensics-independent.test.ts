@@ -158,6 +158,25 @@ test('exit 2 on an unreadable input: a path that does not exist, an archive that
   }
 });
 
+test('an HttpProxy excerpt without its header lines: the same traces, and a warning that columns were guessed', () => {
+  const rel = `${V15}/Logging/HttpProxy/Ecp/HttpProxy_2021030306-1.LOG`;
+  const HEADER_LINES = 5;
+  const dir = join(tmp, 'excerpt', 'Logging', 'HttpProxy', 'Ecp');
+  mkdirSync(dir, { recursive: true });
+  const lines = readFileSync(join(ROOT, TREE_REL, rel), 'utf8').split('\r\n');
+  assert.ok(lines[HEADER_LINES - 1]!.startsWith('#Fields:'));
+  writeFileSync(join(dir, 'part.LOG'), lines.slice(HEADER_LINES).join('\r\n'));
+  const r = run('bundle', [join(tmp, 'excerpt'), '--format', 'jsonl']);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /no #Fields header; AnchorMailbox, URL, status and client address guessed/);
+  const recs = records(r.stdout);
+  const got = new Set<string>();
+  for (const x of recs.filter((y) => y.severity !== 'info')) for (const c of x.cve?.split(',') ?? [null]) got.add(key(rel, x.line! + HEADER_LINES, c));
+  assert.deepEqual([...got].sort(), [...new Set(MANIFEST.indicators.filter((e) => e.file === rel).map((e) => key(e.file, e.line, e.cve)))].sort());
+  const info = recs.filter((y) => y.severity === 'info').map((y) => key(rel, y.line! + HEADER_LINES)).sort();
+  assert.deepEqual(info, MANIFEST.attempts.filter((a) => a.file === rel).map((a) => key(a.file, a.line)).sort());
+});
+
 test('--since leaves out earlier records and keeps the later ones', () => {
   const r = run('bundle', [TREE_REL, '--format', 'jsonl', '--since', '2021-08-10T12:14:05Z']);
   assert.equal(r.status, 1, r.stderr);
@@ -190,6 +209,18 @@ test('text report: a verdict, a timeline and what to do, readable by an IT admin
   assert.match(out, /^tocsin forensics: INDICATORS FOUND/);
   assert.match(out, /Timeline by client IP\n {2}203\.0\.113\.66: 1 record/);
   assert.match(out, /What to do\n {2}- Preserve a copy of the file/);
+
+  // JSONL keeps the same text as JSON escapes: the same value, nothing a terminal would act on.
+  writeFileSync(
+    join(dir, 'u_ex210307.log'),
+    '#Fields: date time cs-method cs-uri-stem cs-uri-query c-ip cs(User-Agent) sc-status\r\n' +
+      '2021-03-07 01:02:03 GET /aspnet_client/a\u009b31m.aspx - 203.0.113.67 x\u202ey\u2028z 200\r\n',
+  );
+  const j = run('bundle', [join(tmp, 'hostile'), '--format', 'jsonl']);
+  assert.equal(j.status, 1, j.stderr);
+  assert.doesNotMatch(j.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u202e]/);
+  const recs = records(j.stdout);
+  assert.ok(recs.some((x) => x.evidence.includes('/aspnet_client/a\u009b31m.aspx') && x.evidence.includes('x\u202ey\u2028z')));
 });
 
 test('CSV report: cells a spreadsheet would run as a formula are neutralised', () => {

@@ -163,6 +163,10 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
     if (det.assumed) {
       notice({ level: 'warning', file: src.display, line: null, message: 'no #Fields header; IIS default fields assumed' });
     }
+    if (det.kind === 'exchange-httpproxy' && det.layout === null) {
+      // Exchange writes the header at the top of every file; an excerpt may have lost it.
+      notice({ level: 'warning', file: src.display, line: null, message: 'no #Fields header; AnchorMailbox, URL, status and client address guessed from the text' });
+    }
     logFiles++;
     const scanner = new LineScanner({ file: src.display, kind: det.kind, layout: det.layout, rules: ruleSetFor(det.kind), sinceMs, sink });
     if (headBuf.length > 0) scanner.push(headBuf);

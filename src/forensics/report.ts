@@ -39,9 +39,18 @@ function titleOf(check: string): string {
   return RULES.get(check)?.title ?? IOC_TITLES[check] ?? check;
 }
 
+/**
+ * JSON.stringify escapes C0 controls but leaves DEL, C1 controls (U+009B is a one-byte CSI to many
+ * terminals), bidi overrides, zero-width marks and line separators as they are; a JSONL file is often
+ * looked at with `cat` or `less`, so those are written as \u escapes too (still the same JSON value).
+ */
+function jsonSafe(json: string): string {
+  return json.replace(/[\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function formatJsonl(findings: readonly FindingRecord[]): string {
   return findings
-    .map((f) => JSON.stringify({ check: f.check, cve: f.cve, severity: f.severity, file: f.file, line: f.line, time: f.time, clientIp: f.clientIp, evidence: f.evidence }))
+    .map((f) => jsonSafe(JSON.stringify({ check: f.check, cve: f.cve, severity: f.severity, file: f.file, line: f.line, time: f.time, clientIp: f.clientIp, evidence: f.evidence })))
     .map((l) => `${l}\n`)
     .join('');
 }

@@ -99,6 +99,9 @@ class ColumnRow implements Row {
 const URL_IN_TEXT = /(?:^|[\s,"'])(\/(?:owa|ecp|aspnet_client|autodiscover|ews|mapi|powershell|microsoft-server-activesync|oab|rpc)(?:[/?][^\s,"']*)?)/i;
 const STATUS_IN_TEXT = /(?:^|[\s,])([1-5]\d\d)(?=[\s,]|$)/;
 const METHOD_IN_TEXT = /(?:^|[\s,"])(GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|PROPFIND)(?=[\s,"]|$)/;
+/** An AnchorMailbox value in a headerless HttpProxy row: `ServerInfo~...` as a field, quoted or not. */
+const ANCHOR_IN_TEXT = /(?:^|,)(?:"(ServerInfo~(?:[^"]|"")*)"|(ServerInfo~[^,]*))/i;
+const ROUTING_HINT_IN_TEXT = /(?:^|,)(X-BEResource-Cookie)(?=,|$)/i;
 const IPV4_IN_TEXT = /(?:^|[^\d.])((?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3})(?![\d.])/;
 
 /**
@@ -113,6 +116,7 @@ export class TextRow implements Row {
   private status: string | undefined;
   private method: string | undefined;
   private ip: string | undefined;
+  private anchor: string | undefined;
   constructor(private readonly line: string) {}
   private parse(): void {
     if (this.parsed) return;
@@ -129,6 +133,9 @@ export class TextRow implements Row {
       // Only a request-like line has a client address; elsewhere an IPv4 is part of a path or message.
       this.ip = IPV4_IN_TEXT.exec(this.line)?.[1];
     }
+    // HttpProxy rows copied without their #Fields line: the SSRF rules judge AnchorMailbox.
+    const a = ANCHOR_IN_TEXT.exec(this.line);
+    if (a !== null) this.anchor = a[1] !== undefined ? a[1].replace(/""/g, '"') : a[2];
   }
   get(field: FieldName): string | undefined {
     if (field === '$line') return this.line;
@@ -146,6 +153,10 @@ export class TextRow implements Row {
         return this.method;
       case 'ClientIpAddress':
         return this.ip;
+      case 'AnchorMailbox':
+        return this.anchor;
+      case 'RoutingHint':
+        return this.anchor === undefined ? undefined : ROUTING_HINT_IN_TEXT.exec(this.line)?.[1];
       default:
         return undefined;
     }

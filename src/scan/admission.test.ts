@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdmissionGate } from './admission.js';
+import { AdmissionGate, CongestionWindow } from './admission.js';
 
 function busy(ms: number): void {
   const end = performance.now() + ms;
@@ -48,4 +48,47 @@ test('stop releases every waiter', async () => {
   g.stop();
   await w;
   assert.equal(g.admit(), undefined);
+});
+
+test('congestion window: multiplicative decrease once per cooldown, floor, slow growth', async () => {
+  let t = 0;
+  const w = new CongestionWindow(100, 20, 1000, () => t);
+  assert.equal(w.limit, 100);
+  w.onCongestion();
+  assert.equal(w.limit, 70);
+  w.onCongestion(); // same cooldown window: one overload, one cut
+  assert.equal(w.limit, 70);
+  for (let i = 0; i < 10; i++) {
+    t += 1000;
+    w.onCongestion();
+  }
+  assert.equal(w.limit, 20);
+  for (let i = 0; i < 10; i++) w.onCompleted();
+  assert.ok(w.limit > 20 && w.limit < 30, `limit ${w.limit}`);
+});
+
+test('congestion window: attempts beyond the limit wait for a release', async () => {
+  const w = new CongestionWindow(2, 1, 1000);
+  assert.equal(w.acquire(), undefined);
+  assert.equal(w.acquire(), undefined);
+  const third = w.acquire();
+  assert.ok(third instanceof Promise);
+  let started = false;
+  void third.then(() => (started = true));
+  await Promise.resolve();
+  assert.equal(started, false);
+  w.release();
+  await third;
+  assert.equal(started, true);
+});
+
+test('congestion window: slow start doubles per window until the first decrease', () => {
+  const w = new CongestionWindow(1000, 10, 1000, () => 0, 50);
+  assert.equal(w.limit, 50);
+  for (let i = 0; i < 50; i++) w.onCompleted();
+  assert.equal(w.limit, 100);
+  w.onCongestion();
+  assert.equal(w.limit, 70);
+  for (let i = 0; i < 70; i++) w.onCompleted();
+  assert.ok(w.limit < 80, `additive after the cut: ${w.limit}`);
 });

@@ -67,3 +67,82 @@ export class AdmissionGate {
     for (const w of this.waiters.splice(0, n)) w();
   }
 }
+
+/**
+ * Congestion control for the far side (AIMD, as TCP does): a TLS handshake that times out after the TCP
+ * connection was accepted usually means the peer is queueing handshakes (one overloaded front end,
+ * load balancer or TLS-inspecting firewall serving many of our targets). Then fewer attempts run at
+ * once (multiplicative decrease, at most once per `cooldownMs`, never below `min`), and the window
+ * grows back slowly with completed attempts (additive increase), up to the configured concurrency.
+ * It starts at `initial` and grows by one per completed attempt until the first decrease (slow
+ * start), so a scan does not open thousands of handshakes into one queue in its first second.
+ */
+export class CongestionWindow {
+  private window: number;
+  private slowStart = true;
+  private active = 0;
+  private lastCut = -Infinity;
+  private readonly waiters: Array<() => void> = [];
+  private stopped = false;
+
+  constructor(
+    private readonly max: number,
+    private readonly min: number,
+    private readonly cooldownMs: number,
+    private readonly clock: () => number = () => performance.now(),
+    initial: number = max,
+  ) {
+    this.window = Math.max(Math.min(initial, max), Math.min(min, max));
+  }
+
+  /** Current number of attempts allowed at once. */
+  get limit(): number {
+    return Math.floor(this.window);
+  }
+
+  /** Resolves when an attempt may start; pair with release(). */
+  acquire(): Promise<void> | void {
+    if (this.stopped || (this.active < this.limit && this.waiters.length === 0)) {
+      this.active++;
+      return;
+    }
+    return new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  release(): void {
+    this.active--;
+    this.pump();
+  }
+
+  /** An attempt ended without a congestion sign (answered, refused, connect timeout...): grow. */
+  onCompleted(): void {
+    if (this.window >= this.max) return;
+    this.window = Math.min(this.max, this.window + (this.slowStart ? 1 : 8 / this.window));
+    this.pump();
+  }
+
+  /** A TLS handshake timed out after connect: shrink, once per cooldown. */
+  onCongestion(): void {
+    const t = this.clock();
+    if (t - this.lastCut < this.cooldownMs) return;
+    this.lastCut = t;
+    this.slowStart = false;
+    this.window = Math.max(this.min, Math.floor(this.window * 0.7));
+  }
+
+  /** Releases every waiter (scan stopping). */
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.waiters.splice(0)) {
+      this.active++;
+      w();
+    }
+  }
+
+  private pump(): void {
+    while (this.waiters.length > 0 && (this.stopped || this.active < this.limit)) {
+      this.active++;
+      this.waiters.shift()?.();
+    }
+  }
+}

@@ -14,8 +14,9 @@
  * Port modes (see port-spec.ts): 'tls', 'http', or 'auto' = TLS first, then plain HTTP on the same port
  * if the peer did not speak TLS.
  *
- * A new attempt starts only while this thread's event loop keeps up (admission.ts): past what the
- * CPU sustains, more concurrency only turns live hosts into timeouts.
+ * A new attempt starts only while this thread's event loop keeps up, and within a congestion window
+ * that shrinks when TLS handshakes time out after connect (admission.ts): past what our CPU or the
+ * peers' sustain, more concurrency only turns live hosts into timeouts.
  *
  * Results are handed to `onResult`; if it returns a promise the loop waits for it (back-pressure from
  * storage/output to the network). Stopping: abort the signal; no new job starts, open sessions are
@@ -28,7 +29,7 @@ import type { HostSession, NetLimits, ProbeOutcome } from '../platform/net/types
 import type { PortSpec } from './port-spec.js';
 import type { ScanKit } from './kit.js';
 import { assess, EXCHANGE } from './assess.js';
-import { AdmissionGate } from './admission.js';
+import { AdmissionGate, CongestionWindow } from './admission.js';
 
 /** One address to scan, with the hostname it was given as (sent as SNI and Host), if any. */
 export interface ScanTarget {
@@ -82,6 +83,17 @@ interface Job {
 const PLAIN_RETRY: ReadonlySet<string> = new Set(['tls-error', 'protocol-error', 'reset']);
 /** Safety net against a plan that never converges (each round must send something new anyway). */
 const MAX_PLAN_ROUNDS = 8;
+/** Congestion window at the start (slow start grows it to `concurrency` within a few hundred attempts). */
+const INITIAL_WINDOW = 128;
+
+/**
+ * A TLS handshake that timed out after the TCP connect succeeded: the sign of a peer queueing our
+ * handshakes (see CongestionWindow). The probe client words it "TLS handshake timeout after N ms";
+ * connect timeouts (dead addresses, normal on the internet) are not congestion.
+ */
+function isCongestion(r: AttemptResult): boolean {
+  return r.outcome === 'timeout' && /tls/i.test(r.detail ?? '');
+}
 
 export async function runScan(options: EngineOptions): Promise<EngineStats> {
   const stats: EngineStats = { attempted: 0, answered: 0, exchange: 0, excluded: 0, skipped: 0 };
@@ -105,6 +117,9 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
   stop.signal.addEventListener('abort', () => gate?.stop(), { once: true });
   const loops: Promise<void>[] = [];
   const n = Math.max(1, Math.floor(o.concurrency));
+  // Never below an eighth of the configured concurrency (at least 32): tarpits also time out TLS.
+  const cwnd = new CongestionWindow(n, Math.min(n, Math.max(32, Math.floor(n / 8))), o.limits.tlsTimeoutMs, undefined, INITIAL_WINDOW);
+  stop.signal.addEventListener('abort', () => cwnd.stop(), { once: true });
   for (let i = 0; i < n; i++) {
     loops.push((async () => {
       try {
@@ -113,9 +128,17 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
           const next = await jobs.next();
           if (next.done === true || stop.signal.aborted) return;
           await gate?.admit();
-          if (stop.signal.aborted) return;
-          const result = await attempt(o, next.value, now, open);
+          await cwnd.acquire();
+          let result: AttemptResult | null;
+          try {
+            if (stop.signal.aborted) return;
+            result = await attempt(o, next.value, now, open);
+          } finally {
+            cwnd.release();
+          }
           if (result === null) continue; // aborted mid-attempt: not reported, resume redoes it
+          if (isCongestion(result)) cwnd.onCongestion();
+          else cwnd.onCompleted();
           stats.attempted++;
           if (result.outcome === 'answered') stats.answered++;
           if (result.record?.product === EXCHANGE) stats.exchange++;
@@ -131,6 +154,7 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
     await Promise.all(loops);
   } finally {
     gate?.stop();
+    cwnd.stop();
     options.signal?.removeEventListener('abort', forward);
   }
   if (failure !== null) throw (failure as { error: unknown }).error;
