@@ -200,3 +200,22 @@ test('a failing result sink stops the whole scan and the error surfaces', async 
   }), /database went away/);
   assert.ok(net.opened.length < 200, `opened ${net.opened.length}`);
 });
+
+test('TLS handshake timeouts (congestion) get one more try at the end; each host is reported once', async () => {
+  const tries = new Map<string, number>();
+  const net = fakeKit((t, p) => {
+    const n = (tries.get(t.ip) ?? 0) + 1;
+    tries.set(t.ip, n);
+    // .1 is congested on its first try only; .2 is a tarpit (always times out).
+    if ((t.ip.endsWith('.1') && n === 1) || t.ip.endsWith('.2')) return { kind: 'timeout', detail: 'TLS handshake timeout after 3000 ms' };
+    return { kind: 'ok', response: response(p.id, 404) };
+  });
+  const results: AttemptResult[] = [];
+  await runScan({ targets: targets(4), ports: [{ port: 443, mode: 'tls' }], concurrency: 4, limits: DEFAULT_LIMITS, kit: net.kit, onResult: (r) => void results.push(r) });
+  assert.equal(results.length, 4);
+  assert.equal(new Set(results.map((r) => r.ip)).size, 4);
+  assert.equal(results.find((r) => r.ip === '127.9.0.1')?.outcome, 'answered');
+  assert.equal(results.find((r) => r.ip === '127.9.0.2')?.outcome, 'timeout');
+  assert.equal(tries.get('127.9.0.2'), 2, 'a tarpit costs exactly one more try');
+  assert.equal(tries.get('127.9.0.0'), 1);
+});

@@ -16,7 +16,8 @@
  *
  * A new attempt starts only while this thread's event loop keeps up, and within a congestion window
  * that shrinks when TLS handshakes time out after connect (admission.ts): past what our CPU or the
- * peers' sustain, more concurrency only turns live hosts into timeouts.
+ * peers' sustain, more concurrency only turns live hosts into timeouts. Attempts that ended in a TLS
+ * timeout or TLS-phase reset are tried once more after the first pass (then reported as they end).
  *
  * Results are handed to `onResult`; if it returns a promise the loop waits for it (back-pressure from
  * storage/output to the network). Stopping: abort the signal; no new job starts, open sessions are
@@ -83,6 +84,8 @@ interface Job {
 const PLAIN_RETRY: ReadonlySet<string> = new Set(['tls-error', 'protocol-error', 'reset']);
 /** Safety net against a plan that never converges (each round must send something new anyway). */
 const MAX_PLAN_ROUNDS = 8;
+/** At most this many congestion timeouts are kept for the second pass (each is a few dozen bytes). */
+const MAX_RETRIES = 100_000;
 /** Congestion window at the start (slow start grows it to `concurrency` within a few hundred attempts). */
 const INITIAL_WINDOW = 128;
 
@@ -93,6 +96,15 @@ const INITIAL_WINDOW = 128;
  */
 function isCongestion(r: AttemptResult): boolean {
   return r.outcome === 'timeout' && /tls/i.test(r.detail ?? '');
+}
+
+/**
+ * Worth one more try after the congestion has passed: congestion timeouts, and connections reset
+ * during the TLS handshake (an overloaded peer drops what it cannot serve; a peer that resets every
+ * handshake costs one fast extra attempt).
+ */
+function isRetryable(r: AttemptResult): boolean {
+  return isCongestion(r) || (r.outcome === 'tls-error' && /ECONNRESET/.test(r.detail ?? ''));
 }
 
 export async function runScan(options: EngineOptions): Promise<EngineStats> {
@@ -115,43 +127,55 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
   let failure: { error: unknown } | null = null;
   const gate = options.maxLoopLagMs === 0 ? null : new AdmissionGate({ maxLagMs: options.maxLoopLagMs ?? 50 }).start();
   stop.signal.addEventListener('abort', () => gate?.stop(), { once: true });
-  const loops: Promise<void>[] = [];
   const n = Math.max(1, Math.floor(o.concurrency));
   // Never below an eighth of the configured concurrency (at least 32): tarpits also time out TLS.
   const cwnd = new CongestionWindow(n, Math.min(n, Math.max(32, Math.floor(n / 8))), o.limits.tlsTimeoutMs, undefined, INITIAL_WINDOW);
   stop.signal.addEventListener('abort', () => cwnd.stop(), { once: true });
-  for (let i = 0; i < n; i++) {
-    loops.push((async () => {
-      try {
-        for (;;) {
-          if (stop.signal.aborted) return;
-          const next = await jobs.next();
-          if (next.done === true || stop.signal.aborted) return;
-          await gate?.admit();
-          await cwnd.acquire();
-          let result: AttemptResult | null;
-          try {
+  // Attempts whose TLS handshake timed out while the window was being cut are tried once more at the
+  // end, after the congestion has passed: a live server behind a momentarily saturated front end must
+  // not be recorded as a timeout. A tarpit costs one more deadline; the list is bounded.
+  const retry: Job[] = [];
+  const pass = (source: AsyncIterator<Job>, final: boolean): Promise<void>[] => {
+    const loops: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      loops.push((async () => {
+        try {
+          for (;;) {
             if (stop.signal.aborted) return;
-            result = await attempt(o, next.value, now, open);
-          } finally {
-            cwnd.release();
+            const next = await source.next();
+            if (next.done === true || stop.signal.aborted) return;
+            await gate?.admit();
+            await cwnd.acquire();
+            let result: AttemptResult | null;
+            try {
+              if (stop.signal.aborted) return;
+              result = await attempt(o, next.value, now, open);
+            } finally {
+              cwnd.release();
+            }
+            if (result === null) continue; // aborted mid-attempt: not reported, resume redoes it
+            if (isCongestion(result)) cwnd.onCongestion();
+            else cwnd.onCompleted();
+            if (!final && isRetryable(result) && retry.length < MAX_RETRIES) {
+              retry.push(next.value);
+              continue;
+            }
+            stats.attempted++;
+            if (result.outcome === 'answered') stats.answered++;
+            if (result.record?.product === EXCHANGE) stats.exchange++;
+            await o.onResult(result);
           }
-          if (result === null) continue; // aborted mid-attempt: not reported, resume redoes it
-          if (isCongestion(result)) cwnd.onCongestion();
-          else cwnd.onCompleted();
-          stats.attempted++;
-          if (result.outcome === 'answered') stats.answered++;
-          if (result.record?.product === EXCHANGE) stats.exchange++;
-          await o.onResult(result);
+        } catch (e) {
+          failure ??= { error: e };
+          stop.abort();
         }
-      } catch (e) {
-        failure ??= { error: e };
-        stop.abort();
-      }
-    })());
-  }
+      })());
+    }
+    return loops;
+  };
   try {
-    await Promise.all(loops);
+    await Promise.all(pass(jobs, false));
+    if (retry.length > 0 && !stop.signal.aborted) await Promise.all(pass(listSource(retry), true));
   } finally {
     gate?.stop();
     cwnd.stop();
@@ -159,6 +183,10 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
   }
   if (failure !== null) throw (failure as { error: unknown }).error;
   return stats;
+}
+
+async function* listSource(jobs: readonly Job[]): AsyncGenerator<Job> {
+  yield* jobs;
 }
 
 /**
