@@ -12,19 +12,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TocsinError } from '../src/core/errors.js';
 import type { ChildOptions } from './child.js';
-import { DEFAULT_MIX, generateEstate, type LabHost } from './estate.js';
-import { DEFAULT_LAB_OPTIONS, kbBuilds, writeTruthFile } from './server.js';
+import { DEFAULT_MIX, generateEstate } from './estate.js';
+import { DEFAULT_LAB_OPTIONS, kbBuilds, writeTruthFile, type Lab } from './server.js';
 
-export interface SpawnedLab {
-  readonly httpsPort: number;
-  readonly httpPort: number;
+/** An in-process Lab's surface (stats live in the child process) plus the child's pid. */
+export interface SpawnedLab extends Omit<Lab, 'stats'> {
   /** Pid of the lab process (the cluster primary when workers > 1). */
   readonly pid: number;
-  readonly base: string;
-  readonly seed: number;
-  readonly hosts: readonly LabHost[];
-  writeTruth(path: string): Promise<void>;
-  close(): Promise<void>;
 }
 
 export interface SpawnOptions extends ChildOptions {

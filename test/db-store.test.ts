@@ -100,7 +100,7 @@ testEachBackend('migrations apply once, then are idempotent, also from two conne
 });
 
 testEachBackend('scan store: create, get, record, read back', async ({ database }) => {
-  const store = createScanStore(database.db);
+  const store = createScanStore(database.db, { kbRevision: 'kb0123456789' });
   const scan = await store.createScan({ targets: ['127.0.0.0/30', 'mail.example.org'], ports: [443, 80], options: { rate: 100, probes: ['owa'] } });
   assert.match(scan.id, /^[1-9]\d*$/);
   assert.equal(scan.status, 'running');
@@ -125,10 +125,11 @@ testEachBackend('scan store: create, get, record, read back', async ({ database 
   assert.deepEqual(obs[0]!.facts, a.facts);
   assert.deepEqual(obs[0]!.detector_revisions, { 'exchange-x-owa-version': 1 });
   assert.deepEqual(obs[0]!.tls_cert, a.tlsCert);
-  const ass = await database.db.selectFrom('assessments').select(['observation_id', 'vulnerable', 'indeterminate', 'notes']).orderBy('id').execute();
+  const ass = await database.db.selectFrom('assessments').select(['observation_id', 'vulnerable', 'indeterminate', 'notes', 'kb_revision']).orderBy('id').execute();
+  // Each assessment names the knowledge-base revision that judged it.
   assert.deepEqual(ass, [
-    { observation_id: obs[0]!.id, vulnerable: ['CVE-2021-26855', 'CVE-2021-34473'], indeterminate: ['CVE-2024-21410'], notes: ['build maps to 2016 CU19'] },
-    { observation_id: obs[1]!.id, vulnerable: [], indeterminate: [], notes: ['build maps to 2016 CU19'] },
+    { observation_id: obs[0]!.id, vulnerable: ['CVE-2021-26855', 'CVE-2021-34473'], indeterminate: ['CVE-2024-21410'], notes: ['build maps to 2016 CU19'], kb_revision: 'kb0123456789' },
+    { observation_id: obs[1]!.id, vulnerable: [], indeterminate: [], notes: ['build maps to 2016 CU19'], kb_revision: 'kb0123456789' },
   ]);
   await store.recordBatch(scan.id, [odd]);
   assert.deepEqual((await collect(store, scan.id)).find((r) => r.ip === '127.0.0.3')?.vulnerable, odd.record?.vulnerable);
@@ -159,6 +160,8 @@ testEachBackend('recordBatch is idempotent: the same batch twice, overlapping ba
   assert.equal(await count(db, 'scan_attempts'), 4);
   assert.equal(await count(db, 'observations'), 3);
   assert.equal(await count(db, 'assessments'), 3);
+  // A store given no knowledge-base revision records none (rather than guessing one).
+  assert.deepEqual((await database.db.selectFrom('assessments').select('kb_revision').execute()).map((r) => r.kb_revision), [null, null, null]);
   const records = await collect(store, scan.id);
   assert.deepEqual(records.map((r) => r.ip), ['127.0.0.1', '127.0.0.3', '127.0.0.4']);
   assert.deepEqual(records[0]!.vulnerable, ['CVE-2021-26855']);

@@ -13,6 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startLab, type Lab } from '../lab/server.js';
+import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
 import { freshDatabase, type FreshDatabase } from './helpers/db.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -120,6 +121,10 @@ test('kill -9 mid-scan, then --resume: every host exactly once in the database a
     const obs = await db.query<{ ip: string }>('SELECT host(ip) AS ip FROM observations WHERE scan_id = $1', [scanId]);
     const answered = attempts.rows.filter((r) => r.outcome === 'answered').map((r) => r.ip).sort();
     assert.deepEqual(obs.rows.map((r) => r.ip).sort(), answered);
+    // Every assessment names the knowledge-base revision that judged it (both runs use the in-repo KB).
+    const kbRevs = await db.query<{ kb_revision: string | null }>(
+      'SELECT DISTINCT a.kb_revision FROM assessments a JOIN observations o ON o.id = a.observation_id WHERE o.scan_id = $1', [scanId]);
+    assert.deepEqual(kbRevs.rows.map((r) => r.kb_revision), [loadExchangeKb().version]);
 
     const lines = readFileSync(output, 'utf8').trimEnd().split('\n').filter((l) => l !== '');
     const ips = lines.map((l) => (JSON.parse(l) as { ip: string }).ip).sort();

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { loadExchangeKb } from '../knowledge/exchange/index.js';
+import { redactDatabaseUrl } from '../platform/db/connect.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -13,7 +14,7 @@ export function register(program: Command, ctx: CliContext): void {
       const kb = loadExchangeKb();
       const lines = [
         `TOCSIN_HOME            ${c.home}`,
-        `database               ${c.databaseUrl === null ? `embedded PostgreSQL in ${c.home}/pg` : redactUrl(c.databaseUrl)}`,
+        `database               ${c.databaseUrl === null ? `embedded PostgreSQL in ${c.home}/pg` : redactDatabaseUrl(c.databaseUrl)}`,
         `User-Agent             ${c.userAgent}`,
         `contact URL            ${c.contactUrl}`,
         `exclusion files        ${c.excludeFiles.length === 0 ? '(none)' : c.excludeFiles.join(', ')}`,
@@ -23,14 +24,4 @@ export function register(program: Command, ctx: CliContext): void {
       ];
       ctx.stdout.write(`configuration OK\n${lines.join('\n')}\n`);
     });
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable)';
-  }
 }

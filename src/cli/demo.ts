@@ -12,9 +12,9 @@ import type { Command } from 'commander';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CliContext } from './context.js';
+import { parseIntFlag } from './args.js';
 import { scanCommand } from './scan.js';
 import { renderReport } from './report.js';
-import { TocsinError } from '../core/errors.js';
 import type { ScanRecord } from '../core/scan-record.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { buildReport } from '../platform/db/report.js';
@@ -27,14 +27,6 @@ interface DemoFlags {
   latencyMs: string;
   once?: boolean;
   progress: boolean;
-}
-
-function int(name: string, v: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || n < min || n > max) {
-    throw new TocsinError('TOCSIN_ARG_INVALID', `--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return n;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -80,9 +72,9 @@ export function compareWithTruth(records: readonly ScanRecord[], hosts: readonly
 
 async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
   const config = ctx.config();
-  const hosts = int('hosts', flags.hosts, 1, 65_536);
-  const seed = int('seed', flags.seed, 0, 0xffffffff);
-  const latencyMs = int('latency-ms', flags.latencyMs, 0, 60_000);
+  const hosts = parseIntFlag('--hosts', flags.hosts, 1, 65_536);
+  const seed = parseIntFlag('--seed', flags.seed, 0, 0xffffffff);
+  const latencyMs = parseIntFlag('--latency-ms', flags.latencyMs, 0, 60_000);
   const err = ctx.stderr;
 
   err.write(`demo: starting the lab: ${hosts} simulated hosts on 127.1.0.0 and up (loopback only)…\n`);

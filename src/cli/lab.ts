@@ -5,8 +5,9 @@
 import type { Command } from 'commander';
 import { TocsinError } from '../core/errors.js';
 import type { CliContext } from './context.js';
-import { summarizeEstate, type LabHost } from '../../lab/estate.js';
-import { startLab, type LabOptions } from '../../lab/server.js';
+import { parseIntFlag } from './args.js';
+import { summarizeEstate } from '../../lab/estate.js';
+import { startLab, type Lab, type LabOptions } from '../../lab/server.js';
 import { spawnLab } from '../../lab/spawn.js';
 
 interface LabCliOptions {
@@ -21,23 +22,7 @@ interface LabCliOptions {
 }
 
 /** What the command needs from an in-process lab or a cluster of lab processes. */
-interface RunningLab {
-  readonly httpsPort: number;
-  readonly httpPort: number;
-  readonly base: string;
-  readonly seed: number;
-  readonly hosts: readonly LabHost[];
-  writeTruth(path: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-function int(name: string, v: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new TocsinError('TOCSIN_ARG_INVALID', `--${name} must be an integer from ${min} to ${max}, got "${v}"`);
-  }
-  return n;
-}
+type RunningLab = Omit<Lab, 'stats'>;
 
 /** Binds the given ports, or 443/80 when free and permitted, else ephemeral ports. */
 async function start(options: LabOptions, explicitPorts: boolean, workers: number): Promise<RunningLab> {
@@ -66,15 +51,15 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (opts: LabCliOptions) => {
       const explicit = opts.httpsPort !== undefined || opts.httpPort !== undefined;
       const options: LabOptions = {
-        hosts: int('hosts', opts.hosts, 1, 65_536),
+        hosts: parseIntFlag('--hosts', opts.hosts, 1, 65_536),
         base: opts.base,
-        seed: int('seed', opts.seed, 0, 0xffffffff),
-        httpsPort: opts.httpsPort === undefined ? 0 : int('https-port', opts.httpsPort, 0, 65_535),
-        httpPort: opts.httpPort === undefined ? 0 : int('http-port', opts.httpPort, 0, 65_535),
-        latencyMs: int('latency-ms', opts.latencyMs, 0, 60_000),
+        seed: parseIntFlag('--seed', opts.seed, 0, 0xffffffff),
+        httpsPort: opts.httpsPort === undefined ? 0 : parseIntFlag('--https-port', opts.httpsPort, 0, 65_535),
+        httpPort: opts.httpPort === undefined ? 0 : parseIntFlag('--http-port', opts.httpPort, 0, 65_535),
+        latencyMs: parseIntFlag('--latency-ms', opts.latencyMs, 0, 60_000),
         ...(opts.truth === undefined ? {} : { truthPath: opts.truth }),
       };
-      const lab = await start(options, explicit, int('workers', opts.workers, 1, 64));
+      const lab = await start(options, explicit, parseIntFlag('--workers', opts.workers, 1, 64));
       const last = lab.hosts[lab.hosts.length - 1]?.ip ?? lab.base;
       const s = summarizeEstate(lab.hosts);
       const fmt = (r: Readonly<Record<string, number>>): string =>

@@ -12,11 +12,13 @@ import type { Command } from 'commander';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { CliContext } from './context.js';
+import { parseIntFlag } from './args.js';
 import { TocsinError } from '../core/errors.js';
 import type { ScanRecord } from '../core/scan-record.js';
 import { DEFAULT_LIMITS, type NetLimits } from '../platform/net/types.js';
 import { openDatabase, type Database } from '../platform/db/connect.js';
 import { createScanStore } from '../platform/db/scan-store.js';
+import { loadExchangeKb } from '../knowledge/exchange/index.js';
 import type { AttemptResult, ScanStore } from '../scan/store.js';
 import { formatPorts, parsePorts, DEFAULT_PORTS } from '../scan/port-spec.js';
 import { createRecordWriter, parseFormat, safeText, type OutputFormat, type RecordWriter } from '../scan/output.js';
@@ -40,14 +42,6 @@ export interface ScanFlags {
   timeoutMs?: string;
   hostBudgetMs?: string;
   progress: boolean;
-}
-
-function intFlag(name: string, raw: string | undefined, min: number, max: number): number | undefined {
-  if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max) {
-    throw new TocsinError('TOCSIN_ARG_INVALID', `${name}: ${JSON.stringify(raw)} is not a whole number in ${min}..${max}`);
-  }
-  return Number(raw);
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -98,7 +92,7 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
       .filter(([, v]) => v !== undefined).map(([n]) => n);
     if (ignored.length > 0) ctx.stderr.write(`tocsin: warning: ${ignored.join(', ')} ignored with --resume (the stored plan is reused)\n`);
   }
-  const workersFlag = intFlag('--workers', flags.workers, 0, 64) ?? config.workers;
+  const workersFlag = parseIntFlag('--workers', flags.workers, 0, 64) ?? config.workers;
 
   let plan: ScanPlan | null = null;
   if (flags.resume === undefined) {
@@ -109,8 +103,8 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     });
     if (targets.length === 0) throw new TocsinError('TOCSIN_TARGET_INVALID', 'no target left to scan (no host name resolved)');
     const exclusions = await loadExclusions(config.excludeFiles, flags.exclude ?? []);
-    const timeout = intFlag('--timeout-ms', flags.timeoutMs, 100, 600_000);
-    const budget = intFlag('--host-budget-ms', flags.hostBudgetMs, 100, 3_600_000);
+    const timeout = parseIntFlag('--timeout-ms', flags.timeoutMs, 100, 600_000);
+    const budget = parseIntFlag('--host-budget-ms', flags.hostBudgetMs, 100, 3_600_000);
     const limits: NetLimits = {
       ...DEFAULT_LIMITS,
       ...(timeout === undefined ? {} : { connectTimeoutMs: timeout, tlsTimeoutMs: timeout, requestTimeoutMs: timeout }),
@@ -120,11 +114,11 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     plan = {
       targets,
       ports: flags.ports === undefined ? DEFAULT_PORTS : parsePorts(flags.ports),
-      concurrency: intFlag('--concurrency', flags.concurrency, 1, 100_000) ?? config.concurrency,
+      concurrency: parseIntFlag('--concurrency', flags.concurrency, 1, 100_000) ?? config.concurrency,
       limits,
       exclusions,
-      rate: intFlag('--rate', flags.rate, 0, 10_000_000) ?? config.rateLimit,
-      ratePerNetwork: intFlag('--rate-per-network', flags.ratePerNetwork, 0, 10_000_000) ?? config.ratePerNetwork,
+      rate: parseIntFlag('--rate', flags.rate, 0, 10_000_000) ?? config.rateLimit,
+      ratePerNetwork: parseIntFlag('--rate-per-network', flags.ratePerNetwork, 0, 10_000_000) ?? config.ratePerNetwork,
     };
   }
 
@@ -143,7 +137,7 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     let resumed: StoreHandle | null = null;
     if (flags.resume !== undefined) {
       database = await openDatabase(config);
-      const store = createScanStore(database.db);
+      const store = createScanStore(database.db, { kbRevision: loadExchangeKb().version });
       const stored = await store.getScan(flags.resume);
       if (stored === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(flags.resume)}`);
       plan = planFromStored(stored.options, stored.targets);
@@ -157,7 +151,7 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
       const p = plan;
       storeReady = (async () => {
         database = await openDatabase(config);
-        const store = createScanStore(database.db);
+        const store = createScanStore(database.db, { kbRevision: loadExchangeKb().version });
         const created = await store.createScan({ targets: p.targets, ports: p.ports.map((x) => x.port), options: planOptions(p) });
         ctx.stderr.write(`tocsin: scan ${created.id} (resume with: tocsin scan --resume ${created.id})\n`);
         return { store, scanId: created.id };

@@ -8,7 +8,7 @@ export interface Evidence {
   readonly where: 'header' | 'body' | 'status' | 'tls';
   /** Header name or a body locator. */
   readonly name?: string;
-  /** Excerpt, at most 200 characters, control characters removed. Hostile text. */
+  /** Excerpt, at most 200 characters, control characters removed. Hostile text. For a header: the value only. */
   readonly excerpt: string;
 }
 

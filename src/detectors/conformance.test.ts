@@ -16,6 +16,8 @@ import { EXCHANGE_SIGNAL_KINDS } from './exchange/common.js';
 import { fingerprintExchange } from './exchange/fingerprint.js';
 import { EXCHANGE_PROBES, nextProbes } from './exchange/probes.js';
 import { factSummary, loadAllFixtures } from '../../test/helpers/detector-fixtures.js';
+// The lab's seeded PRNG: the fuzz cases are the same on every run.
+import { prng as rng } from '../../lab/estate.js';
 import { DETECTORS, PROBES, registerDetectors, runDetectors } from './registry.js';
 import type { Detector, Fact, ProbeResponse } from './sdk.js';
 
@@ -35,6 +37,8 @@ function factProblems(d: Detector, f: Fact): string[] {
   if (CONTROL.test(e.excerpt)) p.push(`excerpt has control characters: ${JSON.stringify(e.excerpt)}`);
   if (e.url.length > 200 || CONTROL.test(e.url)) p.push('evidence url not capped/clean');
   if (e.name !== undefined && (e.name.length > 200 || CONTROL.test(e.name))) p.push('evidence name not capped/clean');
+  // A header's name is in `name`; an excerpt that repeats it prints "server: server: ..." in reports.
+  if (e.where === 'header' && e.name !== undefined && e.excerpt.toLowerCase().startsWith(`${e.name.toLowerCase()}:`)) p.push(`header excerpt repeats the name: ${JSON.stringify(e.excerpt)}`);
   if (f.kind === 'build') {
     const parts = f.precision === 'exact' ? 4 : 3;
     if (!new RegExp(`^\\d{1,5}(?:\\.\\d{1,5}){${parts - 1}}$`).test(f.build)) p.push(`bad ${f.precision} build ${JSON.stringify(f.build)}`);
@@ -144,18 +148,6 @@ for (const fx of FIXTURES) {
     assert.deepEqual(run.errors, []);
     assert.equal(Object.keys(run.revisions).length, DETECTORS.length);
   });
-}
-
-/** Deterministic PRNG (mulberry32): the fuzz cases are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const HEADER_NAMES = ['x-owa-version', 'x-feserver', 'x-calculatedbetarget', 'x-beserver', 'x-diaginfo', 'x-cafeserver', 'x-targetbeserver', 'server', 'location', 'content-type', 'x-\u0000odd'];

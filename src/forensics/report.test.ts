@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { csvCell } from './csv.js';
+import { csvCell } from '../core/csv.js';
 import { escapeText, exitCodeOf, formatCsv, formatJsonl, formatText } from './report.js';
 import { campaignCoverage, verdictOf } from './analyze.js';
 import type { AnalysisResult, FindingRecord } from './types.js';

@@ -3,7 +3,7 @@
  * Evidence is attacker-controlled: in text output every control, bidi and zero-width character is
  * shown escaped, so a log line cannot move the cursor, recolour the terminal or hide text.
  */
-import { csvRow } from './csv.js';
+import { csvDocument } from '../core/csv.js';
 import { FILE_RULES, LOG_RULES, type RuleMeta } from './rules.js';
 import { SEVERITY_ORDER, type AnalysisResult, type FindingRecord } from './types.js';
 
@@ -56,7 +56,7 @@ export function formatJsonl(findings: readonly FindingRecord[]): string {
 }
 
 export function formatCsv(findings: readonly FindingRecord[]): string {
-  return csvRow(RECORD_FIELDS) + findings.map((f) => csvRow([f.check, f.cve, f.severity, f.file, f.line, f.time, f.clientIp, f.evidence])).join('');
+  return csvDocument(RECORD_FIELDS, findings.map((f) => [f.check, f.cve, f.severity, f.file, f.line, f.time, f.clientIp, f.evidence]));
 }
 
 function loc(f: FindingRecord): string {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { createRecordWriter, csvCell, parseFormat, safeText, toJsonLine, CSV_COLUMNS } from './output.js';
+import { createRecordWriter, parseFormat, safeText, toJsonLine, CSV_COLUMNS } from './output.js';
+import { csvCell } from '../core/csv.js';
 import type { ScanRecord } from '../core/scan-record.js';
 import { TocsinError } from '../core/errors.js';
 
@@ -35,7 +36,9 @@ test('jsonl: one parseable object per line with the contract fields', async () =
 
 test('csv: header, quoting, and formula cells neutralised', async () => {
   const text = await render('csv', [{ ...rec, hostname: '=cmd|calc' }]);
-  const [head, row] = text.trimEnd().split('\n');
+  // RFC 4180 line ends: every row, the last included, ends with CRLF.
+  assert.ok(text.endsWith('\r\n'));
+  const [head, row] = text.trimEnd().split('\r\n');
   assert.equal(head, CSV_COLUMNS.join(','));
   assert.ok(row?.startsWith("127.1.0.5,443,'=cmd|calc,true,ms-exchange,"), row);
   assert.ok(row?.includes('"x header x-owa-version: =HYPERLINK(""http://evil"")"'), row);

@@ -9,20 +9,7 @@ import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import type { ScanRecord } from '../core/scan-record.js';
 import { TocsinError } from '../core/errors.js';
-
-/**
- * One CSV cell: RFC 4180 quoting, and formula-injection defence (OWASP): a cell starting with = + - @,
- * tab or CR is prefixed with an apostrophe so a spreadsheet shows it as text instead of running it.
- * (Local until a shared src/core/csv.ts exists.)
- */
-export function csvCell(value: string): string {
-  const v = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
-export function csvRow(cells: readonly string[]): string {
-  return cells.map(csvCell).join(',');
-}
+import { CSV_EOL, csvRow } from '../core/csv.js';
 
 export type OutputFormat = 'jsonl' | 'csv' | 'table';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['jsonl', 'csv', 'table'];
@@ -99,8 +86,10 @@ export function tableHeader(): string {
 
 export function createRecordWriter(format: OutputFormat, out: Writable): RecordWriter {
   let started = false;
+  // CSV rows end with CRLF (RFC 4180); jsonl and table lines with LF.
+  const eol = format === 'csv' ? CSV_EOL : '\n';
   const put = async (line: string): Promise<void> => {
-    if (!out.write(`${line}\n`)) await once(out, 'drain');
+    if (!out.write(`${line}${eol}`)) await once(out, 'drain');
   };
   return {
     async write(r) {

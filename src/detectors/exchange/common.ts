@@ -133,9 +133,12 @@ export function urlPath(url: string): string {
   return url.slice(slash, end).toLowerCase();
 }
 
-/** Evidence for a header value. The excerpt is capped and cleaned by sdk.excerpt. */
+/**
+ * Evidence for a header value. The excerpt holds the value only (capped and cleaned by sdk.excerpt); the
+ * header name is in `name`, so output that prints both does not repeat it.
+ */
 export function headerEvidence(detector: string, r: ProbeResponse, name: string, value: string): Evidence {
-  return { detector, probe: r.probeId, url: excerpt(r.url, 200), where: 'header', name, excerpt: excerpt(`${name}: ${value}`) };
+  return { detector, probe: r.probeId, url: excerpt(r.url, 200), where: 'header', name, excerpt: excerpt(value) };
 }
 
 /** Evidence for a body excerpt found at a byte offset. */

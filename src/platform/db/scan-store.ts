@@ -16,7 +16,16 @@ import type { DbSchema, Json } from './schema.js';
 /** Rows fetched per page by records(); keyset pagination on (ip, port), so memory stays flat. */
 const PAGE = 1000;
 
-export function createScanStore(db: Kysely<DbSchema>): ScanStore {
+export interface ScanStoreOptions {
+  /**
+   * Revision of the knowledge base that judged the records (`loadExchangeKb().version`), stored with
+   * every assessment so a verdict can be traced to the data behind it; null (the default) when unknown.
+   */
+  readonly kbRevision?: string | null;
+}
+
+export function createScanStore(db: Kysely<DbSchema>, options: ScanStoreOptions = {}): ScanStore {
+  const kbRevision = options.kbRevision ?? null;
   return {
     async createScan(spec: ScanSpec): Promise<StoredScan> {
       const row = await db
@@ -58,7 +67,7 @@ export function createScanStore(db: Kysely<DbSchema>): ScanStore {
         seen.add(k);
         return true;
       });
-      await insertBatch(db, n, batch);
+      await insertBatch(db, n, batch, kbRevision);
     },
 
     records(scanId: string): AsyncIterable<ScanRecord> {
@@ -113,7 +122,7 @@ function toStoredScan(row: {
  * the foreign keys between the CTEs' inserts are checked at its end. (Joining the assessments to the
  * observations' RETURNING rows made the planner pick a nested loop: half the statement's time.)
  */
-async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly AttemptResult[]): Promise<void> {
+async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly AttemptResult[], kbRevision: string | null): Promise<void> {
   const rows = batch.map((b, ord) => {
     const r = b.record;
     return {
@@ -173,8 +182,8 @@ async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly
              i.build, i.build_precision, i.cu, i.su, i.status, i.facts, i.evidence, i.detector_revisions, i.tls_cert, i.scanned_at
       FROM fresh f JOIN input i ON i.ord = f.ord WHERE f.observation_id IS NOT NULL
     )
-    INSERT INTO assessments (observation_id, vulnerable, indeterminate, notes)
-    SELECT f.observation_id, i.vulnerable, i.indeterminate, i.notes
+    INSERT INTO assessments (observation_id, vulnerable, indeterminate, notes, kb_revision)
+    SELECT f.observation_id, i.vulnerable, i.indeterminate, i.notes, ${kbRevision}::text
     FROM fresh f JOIN input i ON i.ord = f.ord WHERE f.observation_id IS NOT NULL`.execute(db);
 }
 
