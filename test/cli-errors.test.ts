@@ -111,3 +111,21 @@ test('tocsin kb refuses a malformed build with a non-zero exit and a hint', { ti
   assert.equal(r.stdout.toString('utf8').includes('VULNERABLE'), false);
   assert.match(r.stderr.toString('utf8'), /15\.1\.abc/);
 });
+
+test('scan --output into a missing folder is a user error naming the file, before any connection', { timeout: 60_000 }, async () => {
+  const target = join(dir, 'no-such-folder', 'out.jsonl');
+  const r = await runCli(['scan', '127.30.1.5', '--ports', `${port}/tls`, '--no-store', '--output', target], env(), 50_000);
+  const err = r.stderr.toString('utf8');
+  assert.equal(r.code, 66, err);
+  assert.match(err, /TOCSIN_INPUT_UNREADABLE/, err);
+  assert.match(err, /no-such-folder/, err);
+  assert.doesNotMatch(err, /TOCSIN_INTERNAL/, err);
+  assert.equal(connections, 0, 'nothing was contacted');
+});
+
+test('the generic --help hint names the command that was run', { timeout: 60_000 }, async () => {
+  const r = await runCli(['kb', '15.1.2176.9', '--precision', 'nearly'], env(), 50_000);
+  const err = r.stderr.toString('utf8');
+  assert.equal(r.code, 64, err);
+  assert.match(err, /See `tocsin kb --help`/, err);
+});

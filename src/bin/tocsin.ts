@@ -21,7 +21,9 @@ async function main(argv: readonly string[]): Promise<number> {
     if (isTocsinError(e)) {
       ctx.stderr.write(`tocsin: ${e.code}: ${e.message}\n`);
       for (const d of e.details) ctx.stderr.write(`  - ${d}\n`);
-      ctx.stderr.write(`  ${e.hint}\n`);
+      // Name the command the user ran in the generic hint ("See `tocsin kb --help`"), when it is one.
+      const command = program.commands.find((c) => c.name() === argv[0])?.name();
+      ctx.stderr.write(`  ${command === undefined ? e.hint : e.hint.replace('<command>', command)}\n`);
       return e.exitCode;
     }
     ctx.stderr.write(`tocsin: TOCSIN_INTERNAL: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

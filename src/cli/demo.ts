@@ -120,9 +120,11 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
       [
         '',
         `demo: the lab keeps running (https port ${lab.httpsPort}, http port ${lab.httpPort}). In another terminal try:`,
-        `  npx tocsin scan ${first} --ports ${lab.httpsPort}/tls --no-store --format table`,
+        // The first lab address may be a closed or decoy host: suggest one that answered as Exchange.
+        `  npx tocsin scan ${records.find((r) => r.product === 'ms-exchange')?.ip ?? first} --ports ${lab.httpsPort}/tls --no-store --format table`,
         `  npx tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls,${lab.httpPort}/http --format csv --output scan.csv`,
-        '  npx tocsin report --format table        npx tocsin report --scans',
+        '  npx tocsin report --format table',
+        '  npx tocsin report --scans',
         '  npx tocsin kb 15.1.2176.2',
         'demo: press Ctrl+C to stop',
         '',

@@ -58,4 +58,5 @@ test('scan list: empty and csv', () => {
   assert.match(renderScans([], 'table'), /No scans stored yet/);
   const scan = report.scope.scan!;
   assert.equal(renderScans([scan], 'csv').split('\r\n')[1], '3,finished,2026-03-02T10:00:00.000Z,,1,443,4,3,2');
+  assert.ok(renderScans([scan], 'table').endsWith('\n'), 'the scan table ends its last line');
 });

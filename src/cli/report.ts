@@ -81,7 +81,7 @@ export function renderScans(scans: readonly ScanSummary[], format: ReportFormat)
   const rows: CsvValue[][] = scans.map((s) => [s.id, s.status, s.startedAt, s.finishedAt, s.targets, s.ports.join(' '), s.attempts, s.answered, s.exchangeServers]);
   if (format === 'csv') return csvDocument(header, rows);
   if (scans.length === 0) return 'No scans stored yet. Run `tocsin scan TARGET...` or `tocsin demo`.\n';
-  return table(header, rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))), [0, 4, 6, 7, 8]);
+  return `${table(header, rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))), [0, 4, 6, 7, 8])}\n`;
 }
 
 function reportCsv(r: ExchangeReport): string {

@@ -164,9 +164,10 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     let writer: RecordWriter;
     if (flags.output !== undefined) {
       out = createWriteStream(flags.output, { flags: 'w' });
-      await Promise.race([once(out, 'open'), once(out, 'error').then(([e]) => {
+      // once() rejects with the raw 'error' (e.g. ENOENT of a missing folder): turn it into a user error.
+      await once(out, 'open').catch((e: unknown) => {
         throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --output ${flags.output}: ${e instanceof Error ? e.message : String(e)}`);
-      })]);
+      });
       writer = createRecordWriter(format, out);
       if (resumed !== null) for await (const r of resumed.store.records(resumed.scanId)) await writer.write(r);
     } else writer = createRecordWriter(format, ctx.stdout);
