@@ -191,6 +191,13 @@ test('--since leaves out earlier records and keeps the later ones', () => {
   assert.equal(run('bundle', [TREE_REL, '--since', 'last tuesday']).status, 2);
 });
 
+test('--since never hides a compromise: earlier indicators are not listed but keep the verdict and exit 1', () => {
+  const r = run('bundle', [TREE_REL, '--format', 'jsonl', '--since', '2030-01-01']);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(records(r.stdout).length, 0, 'nothing dated after --since');
+  assert.match(r.stderr, /indicator\(s\) dated before --since .* still count/);
+});
+
 test('text report: a verdict, a timeline and what to do, readable by an IT admin; hostile text escaped', () => {
   const dir = join(tmp, 'hostile', 'W3SVC1');
   mkdirSync(dir, { recursive: true });

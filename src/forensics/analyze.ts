@@ -81,13 +81,20 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
   };
   // Bounded too: a log full of attack lines must not exhaust memory; the rest are counted.
   let dropped = 0;
+  const sinceMs = opts.since === undefined || opts.since === null ? null : opts.since.getTime();
+  // --since narrows what is listed, never the verdict: an indicator dated before it still means the server
+  // was compromised, so it is counted, named in a warning, and keeps the exit code at 1.
+  let beforeSince = 0;
   const keep = (f: FindingRecord): void => {
+    if (sinceMs !== null && f.time !== null && Date.parse(f.time) < sinceMs) {
+      if (f.severity !== 'info') beforeSince++;
+      return;
+    }
     if (findings.length < MAX_FINDINGS) findings.push(f);
     else dropped++;
   };
   const sink: Sink = { finding: keep, notice };
   const iocs = opts.iocs ?? null;
-  const sinceMs = opts.since === undefined || opts.since === null ? null : opts.since.getTime();
   const ruleSets = new Map<FileKind, RuleSet>();
   const ruleSetFor = (k: FileKind): RuleSet => {
     let rs = ruleSets.get(k);
@@ -168,7 +175,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
       notice({ level: 'warning', file: src.display, line: null, message: 'no #Fields header; AnchorMailbox, URL, status and client address guessed from the text' });
     }
     logFiles++;
-    const scanner = new LineScanner({ file: src.display, kind: det.kind, layout: det.layout, rules: ruleSetFor(det.kind), sinceMs, sink });
+    const scanner = new LineScanner({ file: src.display, kind: det.kind, layout: det.layout, rules: ruleSetFor(det.kind), sink });
     if (headBuf.length > 0) scanner.push(headBuf);
     let lastReport = Date.now();
     for (let r = await stream.next(); r.done !== true; r = await stream.next()) {
@@ -217,12 +224,19 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
       if (hs !== null) hashes = { md5: hs.md5.digest('hex'), sha1: hs.sha1.digest('hex'), sha256: hs.sha256.digest('hex') };
     }
     for (const f of checkFile({ display: src.display, mtime: src.mtime, size, content, hashes }, iocs)) {
-      if (sinceMs !== null && f.time !== null && Date.parse(f.time) < sinceMs) continue;
       keep(f);
     }
     return { bytes: content === null && hashes === null ? 0 : size, lines: 0, candidates: 0 };
   }
 
+  if (beforeSince > 0 && opts.since) {
+    notices.push({
+      level: 'warning',
+      file: '(all)',
+      line: null,
+      message: `${beforeSince} indicator(s) dated before --since ${opts.since.toISOString()} are not listed but still count: the verdict stays "indicators found" (run without --since to see them)`,
+    });
+  }
   if (dropped > 0) {
     notices.push({ level: 'warning', file: '(all)', line: null, message: `more than ${MAX_FINDINGS} records; ${dropped} more were found but not kept (narrow the input or use --since)` });
   }
@@ -230,7 +244,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
   const campaigns = campaignCoverage(folderCoverage);
   findings.sort(compareFindings);
   return {
-    verdict: verdictOf(findings, campaigns),
+    verdict: beforeSince > 0 ? 'indicators-found' : verdictOf(findings, campaigns),
     findings,
     notices,
     coverage: folderCoverage,

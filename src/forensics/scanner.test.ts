@@ -28,7 +28,6 @@ function scan(text: string, chunk: number): { findings: FindingRecord[]; notices
     kind: det.kind,
     layout: det.layout,
     rules: buildRuleSet(det.kind, null),
-    sinceMs: null,
     sink: { finding: (f) => findings.push(f), notice: (n) => notices.push(n) },
   });
   const buf = Buffer.from(text, 'utf8');
@@ -107,7 +106,7 @@ test('the prefilter loses nothing: judging every line gives the same records on 
       const rs = buildRuleSet(det.kind, null);
       const rules = everyLine ? { ...rs, prefilter: /^[^\n]/gm } : rs;
       const out: FindingRecord[] = [];
-      const s = new LineScanner({ file, kind: det.kind, layout: det.layout, rules, sinceMs: null, sink: { finding: (f) => out.push(f), notice: () => {} } });
+      const s = new LineScanner({ file, kind: det.kind, layout: det.layout, rules, sink: { finding: (f) => out.push(f), notice: () => {} } });
       s.push(Buffer.from(text));
       s.end();
       return out;
@@ -126,7 +125,7 @@ test('hostile bytes never crash the scanner (random data, NULs, lone quotes, eve
     let text = '';
     for (let i = 0; i < 4000; i++) text += alphabet[Math.floor(rnd() * alphabet.length)]!;
     const det = detectKind('x.log', '#Fields: DateTime,UrlStem,AnchorMailbox,HttpStatus\n');
-    const s = new LineScanner({ file: 'x', kind, layout: det.layout, rules: buildRuleSet(kind, null), sinceMs: null, sink: { finding: () => {}, notice: () => {} } });
+    const s = new LineScanner({ file: 'x', kind, layout: det.layout, rules: buildRuleSet(kind, null), sink: { finding: () => {}, notice: () => {} } });
     const buf = Buffer.from(text, 'latin1');
     for (let i = 0; i < buf.length; i += 97) s.push(buf.subarray(i, i + 97));
     const st = s.end();
@@ -158,7 +157,7 @@ test('event CSV records span lines while the quoted message is open, whatever th
   ].join('\r\n');
   const found: FindingRecord[] = [];
   const s = new LineScanner({
-    file: 'a.csv', kind: 'event-export', layout: null, rules: buildRuleSet('event-export', null), sinceMs: null,
+    file: 'a.csv', kind: 'event-export', layout: null, rules: buildRuleSet('event-export', null),
     sink: { finding: (f) => found.push(f), notice: () => undefined },
   });
   s.push(Buffer.from(text, 'utf8'));

@@ -34,8 +34,6 @@ export interface ScanInput {
   readonly kind: FileKind;
   readonly layout: Layout | null;
   readonly rules: RuleSet;
-  /** Findings with a time before this (ms since epoch) are dropped. */
-  readonly sinceMs: number | null;
   readonly sink: Sink;
   /** Called with the number of bytes consumed so far (progress). */
   readonly onBytes?: (n: number) => void;
@@ -445,7 +443,6 @@ export class LineScanner {
     const key = `${check}\u0000${line}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
-    if (this.input.sinceMs !== null && time !== null && Date.parse(time) < this.input.sinceMs) return;
     const ip = row.get('ClientIpAddress');
     this.input.sink.finding({
       check,
