@@ -65,3 +65,10 @@ test('unknown format is refused', () => {
   assert.throws(() => parseFormat('xml'), (e: unknown) => e instanceof TocsinError && e.code === 'TOCSIN_ARG_INVALID');
   assert.equal(parseFormat('csv'), 'csv');
 });
+
+test('an empty result still prints its header (csv, table) and says nothing answered (table)', async () => {
+  const table = await render('table', []);
+  assert.match(table, /^ADDRESS .* HOSTNAME \/ VULNERABLE CVES\n\(no host answered HTTP or HTTPS\)\n$/);
+  assert.equal(await render('jsonl', []), '');
+  assert.ok((await render('csv', [])).startsWith(CSV_COLUMNS.join(',')));
+});

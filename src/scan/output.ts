@@ -81,7 +81,8 @@ export function toTableRow(r: ScanRecord): string {
 }
 
 export function tableHeader(): string {
-  return TABLE_COLS.map(([n, w]) => pad(n, w)).join(' ').trimEnd();
+  // The free-form tail of each row: the hostname (when given) and the first vulnerable CVEs.
+  return `${TABLE_COLS.map(([n, w]) => pad(n, w)).join(' ')} HOSTNAME / VULNERABLE CVES`;
 }
 
 export function createRecordWriter(format: OutputFormat, out: Writable): RecordWriter {
@@ -103,9 +104,15 @@ export function createRecordWriter(format: OutputFormat, out: Writable): RecordW
       else await put(toTableRow(r));
     },
     async close() {
+      // Headers even when nothing answered, so an empty result still says what it is.
       if (!started && format === 'csv') {
         started = true;
         await put(csvRow(CSV_COLUMNS));
+      }
+      if (!started && format === 'table') {
+        started = true;
+        await put(tableHeader());
+        await put('(no host answered HTTP or HTTPS)');
       }
     },
   };

@@ -138,7 +138,8 @@ export function parseTargetSpec(text: string, where: string): TargetSpec {
 function throwProblems(problems: readonly string[]): never {
   const shown = problems.length > 20 ? [...problems.slice(0, 20), `... and ${problems.length - 20} more`] : problems;
   const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s))` : '';
-  throw new TocsinError('TOCSIN_TARGET_INVALID', `${problems[0] ?? 'invalid target'}${more}`, { details: shown });
+  // One problem is said once, in the message; several are listed as details too.
+  throw new TocsinError('TOCSIN_TARGET_INVALID', `${problems[0] ?? 'invalid target'}${more}`, { details: problems.length > 1 ? shown : [] });
 }
 
 /** Splits a target file into (token, line number) pairs; `#` comments, blank lines and CRLF are fine. */
