@@ -136,3 +136,22 @@ test('kill -9 mid-scan, then --resume: every host exactly once in the database a
     await fresh.drop();
   }
 });
+
+test('an unwritable --output is refused before the scan is stored: no empty scan is left behind', { timeout: 60_000 }, async () => {
+  const fresh: FreshDatabase = await freshDatabase('embedded');
+  const db = new pg.Client({ connectionString: fresh.url });
+  try {
+    const env = { TOCSIN_DATABASE_URL: fresh.url };
+    const r = tocsin(['scan', '127.4.0.1', '--ports', `${lab.httpsPort}/tls`, '--output', join(dir, 'missing', 'x.jsonl')], env);
+    const { code } = await r.done;
+    assert.equal(code, 66, r.stderr());
+    assert.match(r.stderr(), /TOCSIN_INPUT_UNREADABLE: cannot write --output/);
+    await db.connect();
+    // Migrations may or may not have run (the database is opened lazily); either way no scan row exists.
+    const t = await db.query<{ n: string | null }>("SELECT to_regclass('scans')::text AS n");
+    if (t.rows[0]?.n === 'scans') assert.equal((await db.query('SELECT 1 FROM scans')).rowCount, 0);
+  } finally {
+    await db.end().catch(() => undefined);
+    await fresh.drop();
+  }
+});

@@ -146,6 +146,9 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
       storeReady = Promise.resolve(resumed);
       ctx.stderr.write(`tocsin: resuming scan ${stored.id}: ${done.size} attempts already stored\n`);
     } else if (flags.store && plan !== null) {
+      // The output file is opened before the scan is stored, so an unwritable --output leaves no empty scan.
+      // (On resume it is opened only once the stored scan is found: truncating first could lose a good file.)
+      if (flags.output !== undefined) out = await openOutput(flags.output);
       // Opening the database (starting the embedded server, checking migrations) overlaps the first
       // probes: batches simply wait for it. If it fails, the first batch fails and the scan stops.
       const p = plan;
@@ -163,11 +166,7 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     // Output: stdout, or a file (rewritten from the stored records on resume, then appended to).
     let writer: RecordWriter;
     if (flags.output !== undefined) {
-      out = createWriteStream(flags.output, { flags: 'w' });
-      // once() rejects with the raw 'error' (e.g. ENOENT of a missing folder): turn it into a user error.
-      await once(out, 'open').catch((e: unknown) => {
-        throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --output ${flags.output}: ${e instanceof Error ? e.message : String(e)}`);
-      });
+      out ??= await openOutput(flags.output);
       writer = createRecordWriter(format, out);
       if (resumed !== null) for await (const r of resumed.store.records(resumed.scanId)) await writer.write(r);
     } else writer = createRecordWriter(format, ctx.stdout);
@@ -229,6 +228,15 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     if (storeReady !== null) await (storeReady as Promise<StoreHandle>).catch(() => undefined);
     await (database as Database | null)?.close();
   }
+}
+
+async function openOutput(path: string): Promise<WriteStream> {
+  const stream = createWriteStream(path, { flags: 'w' });
+  // once() rejects with the raw 'error' (e.g. ENOENT of a missing folder): turn it into a user error.
+  await once(stream, 'open').catch((e: unknown) => {
+    throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --output ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  });
+  return stream;
 }
 
 /** What a resume must reuse, stored in scans.options. */

@@ -13,7 +13,7 @@ export const ERROR_CODES = {
   TOCSIN_DB_MIGRATION: { kind: 'internal', exit: 70, hint: 'A schema migration failed; the database was left at the last good version.' },
   TOCSIN_DB_EMBEDDED_START: { kind: 'internal', exit: 69, hint: 'The embedded PostgreSQL did not start; see the log under TOCSIN_HOME/pg.log.' },
   TOCSIN_SCAN_NOT_FOUND: { kind: 'user', exit: 64, hint: 'List scans with `tocsin report --scans`.' },
-  TOCSIN_SCAN_NEEDS_STORE: { kind: 'user', exit: 64, hint: 'Resuming needs the stored scan; it cannot be combined with --no-store.' },
+  TOCSIN_SCAN_NEEDS_STORE: { kind: 'user', exit: 64, hint: 'Drop --no-store to resume, or start a new scan.' },
   TOCSIN_KB_UNKNOWN_BUILD: { kind: 'user', exit: 65, hint: 'Give an Exchange build such as 15.1.2176.9 (major.minor.build[.revision]).' },
   TOCSIN_KB_DATA_INVALID: { kind: 'internal', exit: 70, hint: 'The in-repo knowledge base failed validation; run `tocsin kb --verify`.' },
   TOCSIN_INPUT_UNREADABLE: { kind: 'user', exit: 66, hint: 'Check the path and its permissions.' },
