@@ -21,3 +21,16 @@ export function createContext(): CliContext {
     stderr: process.stderr,
   };
 }
+
+/** Resolves on the first SIGINT or SIGTERM (long-running commands: `lab`, `demo`), then stops listening. */
+export function untilStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CliContext } from './context.js';
+import { untilStopSignal, type CliContext } from './context.js';
 import { parseIntFlag } from './args.js';
 import { scanCommand } from './scan.js';
 import { renderReport } from './report.js';
@@ -130,15 +130,7 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
         '',
       ].join('\n'),
     );
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await untilStopSignal();
     return 0;
   } finally {
     await lab.close();

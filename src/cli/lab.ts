@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { TocsinError } from '../core/errors.js';
-import type { CliContext } from './context.js';
+import { untilStopSignal, type CliContext } from './context.js';
 import { parseIntFlag } from './args.js';
 import { summarizeEstate } from '../../lab/estate.js';
 import { startLab, type Lab, type LabOptions } from '../../lab/server.js';
@@ -80,15 +80,8 @@ export function register(program: Command, ctx: CliContext): void {
         ].join('\n'),
       );
       ctx.stdout.write(`${JSON.stringify({ event: 'listening', httpsPort: lab.httpsPort, httpPort: lab.httpPort, base: lab.base, hosts: lab.hosts.length, seed: lab.seed })}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          void lab.close().then(resolve);
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+      await untilStopSignal();
+      await lab.close();
       ctx.stderr.write('lab: stopped\n');
     });
 }
