@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
-import { DEFAULT_MIX, generateEstate, kindCounts, LAB_KINDS, VARIANTS, WIRE_DRIFT, type LabHost } from './estate.js';
+import { DEFAULT_MIX, generateEstate, kindCounts, LAB_KINDS, LAB_MIXES, VARIANTS, WIRE_DRIFT, type LabHost } from './estate.js';
 import { admitConnection, hostIndex, intToIpv4, ipv4ToInt, isLoopbackIpv4 } from './net-guard.js';
 
 const builds = loadExchangeKb().builds;
@@ -34,6 +34,18 @@ test('kind counts follow the mix and every kind appears in a small estate', () =
   for (const k of LAB_KINDS) assert.ok(small.some((h) => h.kind === k), `kind ${k} missing`);
   const onlyEx = generateEstate({ hosts: 50, base: '127.1.0.0', seed: 9, mix: { exchange: 1 } }, builds);
   assert.ok(onlyEx.every((h) => h.kind === 'exchange'));
+});
+
+test('the all-exchange mix makes every host a reachable Exchange server with a build to read', () => {
+  const hosts = generateEstate({ hosts: 4096, base: '127.98.0.0', seed: 1, mix: LAB_MIXES['all-exchange'] }, builds);
+  assert.equal(hosts.length, 4096);
+  for (const h of hosts) {
+    assert.equal(h.kind, 'exchange', h.ip);
+    assert.equal(h.ports.https, true, h.ip);
+    assert.equal(h.outcome.https, 'http', h.ip);
+    assert.equal(h.expected.product, 'ms-exchange', h.ip);
+  }
+  assert.equal(LAB_MIXES['default'], DEFAULT_MIX);
 });
 
 test('exchange hosts run builds the knowledge base lists, and the truth is consistent', () => {

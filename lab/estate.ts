@@ -43,6 +43,31 @@ export const DEFAULT_MIX: Readonly<Record<LabKind, number>> = {
   closed: 0.06,
 };
 
+/**
+ * Every host an on-premises Exchange server (no decoys, closed ports or hostile hosts): the shape of a
+ * load balancer or a CERT's list of known Exchange servers, and the benchmark's per-host cost estate
+ * (every host costs the full fingerprint, so the scanner's work per host is what is measured).
+ */
+export const ALL_EXCHANGE_MIX: Readonly<Record<LabKind, number>> = {
+  exchange: 1,
+  iis: 0,
+  nginx: 0,
+  'owa-phish': 0,
+  'exchange-online': 0,
+  tarpit: 0,
+  'slow-drip': 0,
+  garbage: 0,
+  oversized: 0,
+  'hostile-headers': 0,
+  closed: 0,
+};
+
+/** Named mixes for the CLI (`tocsin lab --mix NAME`) and the benchmark (`--estate NAME`). */
+export const LAB_MIXES: Readonly<Record<string, Readonly<Record<LabKind, number>>>> = {
+  default: DEFAULT_MIX,
+  'all-exchange': ALL_EXCHANGE_MIX,
+};
+
 /** Sub-behaviours per kind; hosts of a kind cycle through them so every variant appears. */
 export const VARIANTS: Readonly<Record<LabKind, readonly string[]>> = {
   exchange: ['root-iis-start', 'root-redirect-owa'],

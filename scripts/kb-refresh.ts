@@ -18,6 +18,10 @@
  *                  when present). Used only to pin the day of fixes whose build date is month-only.
  *   --builds FILE  more source build rows in the exchange-builds.csv layout (repeatable). Default: every
  *                  OUT/sources/*-builds.csv (e.g. the Exchange 2007 rollups, which the shared table lacks).
+ *   --fixes FILE   more source fix rows in the exchange-cve-fixes.csv layout (repeatable). Default: every
+ *                  OUT/sources/*-cve-fixes.csv (e.g. the 2013-2016 bulletins that MSRC's extract lists
+ *                  without products). CVEs that MSRC's extract lists but no fix source covers get rows
+ *                  derived from the extract itself (see deriveMsrcOnlyFixes in refresh.ts).
  *   --learn-html FILE       the Learn page "Exchange Server build numbers and release dates" saved as HTML
  *                           (repeatable); adds builds the other sources lack.
  *   --righel-versions FILE  righel/ms-exchange-version-nse ms-exchange-unique-versions-dict.json (repeatable);
@@ -33,7 +37,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseCsvRecords, formatCsv } from '../src/knowledge/exchange/csv.js';
 import { BUILD_COLUMNS, BUILD_FILE, CVE_COLUMNS, CVE_FILE, FIX_COLUMNS, FIX_FILE, type BuildRecord, type CveRecord, type FixRecord } from '../src/knowledge/exchange/schema.js';
-import { buildKey, cveKey, deriveBuilds, deriveCves, deriveFixes, diffTables, fixKey, msrcDatesFromJson, type MsrcDates, type SourceBuild, type SourceFix, type TableDiff } from '../src/knowledge/exchange/refresh.js';
+import { buildKey, cveKey, deriveBuilds, deriveCves, deriveFixes, deriveMsrcOnlyFixes, diffTables, fixKey, msrcDatesFromJson, msrcProductsFromJson, type MsrcDates, type MsrcProducts, type SourceBuild, type SourceFix, type TableDiff } from '../src/knowledge/exchange/refresh.js';
 import { validateTables } from '../src/knowledge/exchange/load.js';
 import { fromLearnHtml, fromRighelVersions, mergeSources } from '../src/knowledge/exchange/sources.js';
 import { dataPath } from '../src/platform/paths.js';
@@ -44,6 +48,7 @@ interface Args {
   check: boolean;
   msrc: string | undefined;
   extraBuilds: string[] | undefined;
+  extraFixes: string[] | undefined;
   learnHtml: string[];
   righelVersions: string[];
 }
@@ -54,6 +59,7 @@ function parseArgs(argv: readonly string[]): Args {
   let check = false;
   let msrc: string | undefined;
   let extraBuilds: string[] | undefined;
+  let extraFixes: string[] | undefined;
   const learnHtml: string[] = [];
   const righelVersions: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -63,12 +69,13 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a === '--check') check = true;
     else if (a === '--msrc') msrc = argv[++i];
     else if (a === '--builds') (extraBuilds ??= []).push(argv[++i] ?? '');
+    else if (a === '--fixes') (extraFixes ??= []).push(argv[++i] ?? '');
     else if (a === '--learn-html') learnHtml.push(argv[++i] ?? '');
     else if (a === '--righel-versions') righelVersions.push(argv[++i] ?? '');
     else throw new Error(`unknown argument ${JSON.stringify(a)}`);
   }
   if (shared === undefined) throw new Error('--shared DIR is required');
-  return { shared, out, check, msrc, extraBuilds, learnHtml, righelVersions };
+  return { shared, out, check, msrc, extraBuilds, extraFixes, learnHtml, righelVersions };
 }
 
 function readRecords(file: string, required: readonly string[]): Record<string, string>[] {
@@ -125,7 +132,11 @@ export function main(argv: readonly string[]): number {
     const merged = mergeSources([fromCsv, ...adapted.map((a) => a.rows)]);
     for (const c of merged.conflicts) process.stderr.write(`conflict: ${c}\n`);
     srcBuilds = merged.rows;
-    srcFixes = readRecords(join(args.shared, 'exchange-cve-fixes.csv'), ['cve', 'product', 'cu', 'first_fixed_build', 'source', 'su_name', 'notes']).map((r) => ({
+    const extraFixes =
+      args.extraFixes ??
+      (existsSync(sourcesDir) ? readdirSync(sourcesDir).filter((f) => f.endsWith('-cve-fixes.csv')).sort().map((f) => join(sourcesDir, f)) : []);
+    const fixFiles = [join(args.shared, 'exchange-cve-fixes.csv'), ...extraFixes];
+    srcFixes = fixFiles.flatMap((file) => readRecords(file, ['cve', 'product', 'cu', 'first_fixed_build', 'source', 'su_name', 'notes'])).map((r) => ({
       cve: r.cve ?? '',
       product: r.product ?? '',
       cu: r.cu ?? '',
@@ -140,13 +151,20 @@ export function main(argv: readonly string[]): number {
   }
   const builds = deriveBuilds(srcBuilds);
   let msrc: MsrcDates = new Map();
+  let msrcProducts: MsrcProducts = new Map();
   const msrcFile = args.msrc ?? join(args.shared, 'msrc', 'righel-cves_affected_products_dict.json');
-  if (existsSync(msrcFile)) msrc = msrcDatesFromJson(JSON.parse(readFileSync(msrcFile, 'utf8')));
-  else if (args.msrc !== undefined) {
+  if (existsSync(msrcFile)) {
+    const json: unknown = JSON.parse(readFileSync(msrcFile, 'utf8'));
+    msrc = msrcDatesFromJson(json);
+    msrcProducts = msrcProductsFromJson(json);
+  } else if (args.msrc !== undefined) {
     process.stderr.write(`kb-refresh: cannot read ${msrcFile}\n`);
     return 2;
   }
-  const fixes = deriveFixes(srcFixes, builds.rows, msrc);
+  const sourced = deriveFixes(srcFixes, builds.rows, msrc);
+  // CVEs MSRC lists that no fix source covers: rows from the MSRC extract itself.
+  const msrcOnly = deriveMsrcOnlyFixes(msrcProducts, builds.rows, new Set(sourced.rows.map((r) => r.cve)));
+  const fixes = { rows: [...sourced.rows, ...msrcOnly.rows], problems: [...sourced.problems, ...msrcOnly.problems] };
   const oldBuilds = readExisting<BuildRecord>(join(args.out, BUILD_FILE));
   const oldFixes = readExisting<FixRecord>(join(args.out, FIX_FILE));
   const oldCves = readExisting<CveRecord>(join(args.out, CVE_FILE));

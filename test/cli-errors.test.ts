@@ -8,15 +8,20 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from './helpers/independent-estate/cli.js';
+import { cliEntry, ROOT, runCli, type CliResult } from './helpers/independent-estate/cli.js';
 
 let dir: string;
 let server: net.Server;
 let port = 0;
 let connections = 0;
+/** A plain web server (404 to everything) on 127.93.x.y, for scans that must produce records. */
+let web: net.Server;
+let webPort = 0;
+let webConnections = 0;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tocsin-cli-errors-'));
@@ -27,10 +32,18 @@ before(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
   port = (server.address() as net.AddressInfo).port;
+  web = net.createServer((sock) => {
+    webConnections++;
+    sock.on('error', () => undefined);
+    sock.once('data', () => sock.end('HTTP/1.1 404 Not Found\r\nServer: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
+  });
+  await new Promise<void>((resolve) => web.listen(0, '0.0.0.0', resolve));
+  webPort = (web.address() as net.AddressInfo).port;
 });
 
 after(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) => web.close(() => resolve()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -128,4 +141,106 @@ test('the generic --help hint names the command that was run', { timeout: 60_000
   const err = r.stderr.toString('utf8');
   assert.equal(r.code, 64, err);
   assert.match(err, /See `tocsin kb --help`/, err);
+});
+
+/** Clean coded error: a TOCSIN_ code, no stack trace, not the internal code, not exit 70. */
+function assertClean(r: CliResult, code: number, what: RegExp): string {
+  const err = r.stderr.toString('utf8');
+  assert.equal(r.signal, null, `not killed:\n${err}`);
+  assert.equal(r.code, code, err);
+  assert.match(err, what, err);
+  assert.doesNotMatch(err, /^\s+at .+:\d+:\d+/m, `no stack trace:\n${err}`);
+  assert.doesNotMatch(err, /TOCSIN_INTERNAL/, err);
+  return err;
+}
+
+test('scan | head -1: a closed stdout stops the scan cleanly (exit 141, no stack trace, says so on stderr)', { timeout: 120_000 }, async () => {
+  const entry = cliEntry();
+  const child = spawn(process.execPath, [...entry.nodeArgs, 'scan', '127.93.4.0/24', '--ports', `${webPort}/http`, '--no-store', '--no-progress'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const err: Buffer[] = [];
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  let first = '';
+  // Like `head -1`: read one line, then close the pipe.
+  child.stdout.on('data', (b: Buffer) => {
+    if (first === '') {
+      first = b.toString('utf8').split('\n')[0] ?? '';
+      child.stdout.destroy();
+    }
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 100_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  clearTimeout(timer);
+  const r: CliResult = { code, signal, stdout: Buffer.from(first), stderr: Buffer.concat(err) };
+  assert.match(first, /^\{"ip":"127\.93\.4\.\d+"/, 'a record came first');
+  assertClean(r, 141, /standard output was closed; stopping/);
+});
+
+test('--exclude 300.0.0.0/8 is an invalid CIDR, not a missing file; nothing is sent', { timeout: 60_000 }, async () => {
+  const before = webConnections;
+  const r = await runCli(['scan', '127.93.4.1', '--ports', `${webPort}/http`, '--no-store', '--exclude', '300.0.0.0/8'], env(), 50_000);
+  const err = assertClean(r, 64, /TOCSIN_TARGET_INVALID: exclusion list: --exclude 1: '300\.0\.0\.0\/8' is not a CIDR/);
+  assert.doesNotMatch(err, /cannot read|ENOENT/, err);
+  assert.equal(webConnections, before, 'nothing was contacted');
+});
+
+test('a CIDR with host bits set (127.1.0.1/8) is refused with a hint naming the network; nothing is sent', { timeout: 60_000 }, async () => {
+  const before = webConnections;
+  const r = await runCli(['scan', '127.93.4.1/16', '--ports', `${webPort}/http`, '--no-store'], env(), 50_000);
+  assertClean(r, 64, /'127\.93\.4\.1\/16' has host bits set: it lies in the network 127\.93\.0\.0\/16 \(65,536 addresses\); give 127\.93\.0\.0\/16 .*or 127\.93\.4\.1 for the one address/);
+  assert.equal(webConnections, before, 'nothing was contacted');
+  const wide = await runCli(['scan', '127.1.0.1/8', '--ports', `${webPort}/http`, '--no-store'], env(), 50_000);
+  assertClean(wide, 64, /network 127\.0\.0\.0\/8 \(16,777,216 addresses\)/);
+  assert.equal(webConnections, before, 'nothing was contacted');
+});
+
+test('--ports 443,,80 is refused before anything is sent', { timeout: 60_000 }, async () => {
+  const before = webConnections;
+  const r = await runCli(['scan', '127.93.4.1', '--ports', `${webPort}/http,,80`, '--no-store'], env(), 50_000);
+  assertClean(r, 64, /--ports: entry 2 of .* is empty/);
+  assert.equal(webConnections, before);
+});
+
+test('kb with an unknown build (15.99.1.1) exits non-zero and says it is not in the knowledge base', { timeout: 60_000 }, async () => {
+  const r = await runCli(['kb', '15.99.1.1'], env(), 50_000);
+  assertClean(r, 65, /TOCSIN_KB_UNKNOWN_BUILD: "15\.99\.1\.1" is not a build of any Exchange Server version/);
+  assert.equal(r.stdout.length, 0, 'no verdicts printed');
+  const cu = await runCli(['kb', '15.1.9999.1'], env(), 50_000);
+  assertClean(cu, 65, /"15\.1\.9999\.1" is not in the knowledge base: an Exchange Server 2016 build in no listed CU/);
+});
+
+test('check fails, listing both, with the example contact URL and a missing exclusion file', { timeout: 60_000 }, async () => {
+  const missing = join(dir, 'no-such-exclusions.txt');
+  const r = await runCli(['check'], env({ TOCSIN_EXCLUDE_FILES: missing }), 50_000);
+  const err = assertClean(r, 78, /TOCSIN_CONFIG_INVALID: configuration has 2 problem/);
+  assert.match(err, /TOCSIN_CONTACT_URL is not set: the shipped example https:\/\/tocsin\.example\.org\/scanning/, err);
+  assert.match(err, /TOCSIN_EXCLUDE_FILES: cannot read exclusion list .*no-such-exclusions\.txt: ENOENT/, err);
+  // and passes once both are fixed
+  const list = join(dir, 'exclusions.txt');
+  writeFileSync(list, '# opted out\n192.0.2.0/24\n');
+  const ok = await runCli(['check'], env({ TOCSIN_EXCLUDE_FILES: list, TOCSIN_CONTACT_URL: 'https://cert.gov.test/scanning' }), 50_000);
+  assert.equal(ok.code, 0, ok.stderr.toString('utf8'));
+  assert.match(ok.stdout.toString('utf8'), /^configuration OK/);
+});
+
+test('--output x.csv without --format writes CSV; a contradicting --format is refused', { timeout: 60_000 }, async () => {
+  const file = join(dir, 'hosts.csv');
+  const r = await runCli(['scan', '127.93.4.7', '--ports', `${webPort}/http`, '--no-store', '--no-progress', '--output', file], env(), 50_000);
+  assert.equal(r.code, 0, r.stderr.toString('utf8'));
+  const text = readFileSync(file, 'utf8');
+  assert.match(text, /^ip,port,hostname,tls,product,/);
+  assert.match(text, /\r\n127\.93\.4\.7,\d+,/);
+  const bad = join(dir, 'other.csv');
+  const c = await runCli(['scan', '127.93.4.8', '--ports', `${webPort}/http`, '--no-store', '--format', 'jsonl', '--output', bad], env(), 50_000);
+  assertClean(c, 64, /--format "jsonl" contradicts --output ".*other\.csv" \(a \.csv file gets csv\)/);
+  assert.equal(existsSync(bad), false, 'nothing written');
+});
+
+test('lab --truth to an unwritable path is a coded error before listening, and the lab exits', { timeout: 60_000 }, async () => {
+  const r = await runCli(['lab', '--truth', join(dir, 'no-such-folder', 'truth.jsonl'), '--base', '127.93.6.0', '--hosts', '2', '--https-port', '0', '--http-port', '0'], env(), 30_000);
+  assertClean(r, 66, /TOCSIN_INPUT_UNREADABLE: cannot write --truth .*truth\.jsonl: ENOENT/);
+  assert.doesNotMatch(r.stdout.toString('utf8'), /listening/);
 });

@@ -120,9 +120,10 @@ test('embedded: two processes start it at once, kill -9 leaves it running, the n
 test('embedded: a server that cannot start is a TOCSIN_DB_EMBEDDED_START error with the log', async () => {
   const home = await tempHome();
   try {
-    // An "initialised" data directory that is not a valid cluster.
+    // A complete-looking data directory (PG_VERSION and our settings) that is not a valid cluster.
     await mkdir(join(home, 'pg'), { mode: 0o700 });
     await writeFile(join(home, 'pg', 'PG_VERSION'), '18\n');
+    await writeFile(join(home, 'pg', 'postgresql.conf'), '\n# tocsin: embedded server, loopback only\n');
     await writeFile(join(home, 'pg.json'), JSON.stringify({ port: null, password: 'x' }), { mode: 0o600 });
     await assert.rejects(openDatabase({ home, databaseUrl: null }), (e: unknown) => {
       assert.ok(e instanceof Error && 'code' in e && e.code === 'TOCSIN_DB_EMBEDDED_START', String(e));

@@ -124,8 +124,10 @@ test('binary files with a log name are not scanned as text; EVTX gets an export 
     const r = await analyze({ paths: [tmp] });
     assert.deepEqual(r.findings, []);
     assert.equal(r.stats.logFiles, 0);
-    assert.deepEqual(r.notices.map((n) => /wevtutil qe Application/.test(n.message)), [true]);
-    assert.equal(r.verdict, 'insufficient-logs');
+    assert.deepEqual(r.notices.map((n) => /wevtutil qe Application/.test(n.message)), [true, false]);
+    // Neither is a log the kit reads: no verdict can rest on them (exit code 2), and a notice says so.
+    assert.equal(r.verdict, 'no-logs');
+    assert.match(r.notices[1]!.message, /no Exchange or IIS log found/);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

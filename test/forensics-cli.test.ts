@@ -43,26 +43,74 @@ test('the bundle is one self-contained file: no require of anything but node bui
 test('bundle: indicators found -> exit 1, JSONL records on stdout, summary on stderr', () => {
   const r = run([TREE, '--format', 'jsonl', '--no-progress']);
   assert.equal(r.status, 1, r.stderr);
-  const recs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { check: string; line: number | null });
+  const [meta, ...recs] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { check: string; line: number | null; meta?: { exitCode: number } });
+  assert.equal(meta!.meta?.exitCode, 1);
   assert.equal(recs.length, 33);
   assert.ok(recs.some((x) => x.check === 'proxynotshell-powershell'));
   assert.match(r.stderr, /INDICATORS FOUND/);
 });
 
-test('bundle: --output writes the CSV report; a clean, well-covered log set -> exit 0', () => {
+/** An IIS log with one request on every day from `from` to `to`, except the days in `skip`. */
+function iisDays(from: string, to: string, skip: readonly string[] = []): string {
+  let body = '#Software: Microsoft Internet Information Services 10.0\r\n#Fields: date time cs-method cs-uri-stem cs-uri-query c-ip sc-status\r\n';
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
+    const d = new Date(t).toISOString().slice(0, 10);
+    if (!skip.includes(d)) body += `${d} 08:00:00 GET /owa/auth/logon.aspx - 198.51.100.1 200\r\n`;
+  }
+  return body;
+}
+
+test('bundle: --output writes the CSV report; logs on every day of every window -> exit 0; one day missing -> exit 3', () => {
   const out = join(tmp, 'report.csv');
   assert.equal(run([TREE, '--format', 'csv', '--output', out]).status, 1);
   assert.match(readFileSync(out, 'utf8'), /^check,cve,severity,file,line,time,clientIp,evidence\r\n/);
   const clean = join(tmp, 'clean', 'W3SVC1');
   mkdirSync(clean, { recursive: true });
-  writeFileSync(
-    join(clean, 'u_ex1.log'),
-    '#Software: Microsoft Internet Information Services 10.0\r\n#Fields: date time cs-method cs-uri-stem cs-uri-query c-ip sc-status\r\n' +
-      '2020-12-01 00:00:00 GET /owa/auth/logon.aspx - 198.51.100.1 200\r\n2023-01-01 00:00:00 GET /owa/ - 198.51.100.1 302\r\n',
-  );
+  writeFileSync(join(clean, 'u_ex21.log'), iisDays('2021-02-27', '2021-09-01'));
+  writeFileSync(join(clean, 'u_ex22.log'), iisDays('2022-09-28', '2023-01-01'));
   const r = run([join(tmp, 'clean')]);
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /NONE FOUND/);
+  assert.match(r.stdout, /ProxyLogon +2021-02-28\.\.2021-03-31 +covered/);
+  // A gap of one day in March 2021: nothing found, but no verdict either.
+  writeFileSync(join(clean, 'u_ex21.log'), iisDays('2021-02-27', '2021-09-01', ['2021-03-09']));
+  const gap = run([join(tmp, 'clean')]);
+  assert.equal(gap.status, 3, gap.stdout + gap.stderr);
+  assert.match(gap.stdout, /INSUFFICIENT LOGS/);
+  assert.match(gap.stdout, /ProxyLogon +2021-02-28\.\.2021-03-31 +insufficient request logs lack 1 of 32 day\(s\) of the window: 2021-03-09/);
+  assert.match(gap.stdout, /gaps: 2021-03-09/);
+});
+
+test('bundle: one 2020 line and one 2023 file do not cover the campaigns: exit 3, not 0 (issue 6, finding 7)', () => {
+  const dir = join(tmp, 'sparse', 'W3SVC1');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'u_ex201201.log'), iisDays('2020-12-01', '2020-12-01'));
+  writeFileSync(join(dir, 'u_ex230101.log'), iisDays('2023-01-01', '2023-01-01'));
+  const r = run([join(tmp, 'sparse')]);
+  assert.equal(r.status, 3, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout, / covered {3,}/, 'no campaign is listed as covered');
+  for (const c of ['ProxyLogon', 'ProxyShell', 'ProxyNotShell']) assert.match(r.stdout, new RegExp(`${c} .* insufficient no request-log record on any`));
+  assert.match(r.stdout, /gaps: 2020-12-02\.\.2022-12-31/);
+});
+
+test('bundle: an empty folder, a binary file, an executable: exit 2 "no Exchange or IIS log found" (issue 6, finding 7)', () => {
+  const empty = join(tmp, 'empty');
+  mkdirSync(empty, { recursive: true });
+  const bin = join(tmp, 'E00.log');
+  writeFileSync(bin, Buffer.alloc(4096, 0));
+  for (const p of [empty, bin, process.execPath]) {
+    const r = run([p, '--format', 'jsonl']);
+    assert.equal(r.status, 2, `${p}: ${r.stderr}`);
+    assert.match(r.stderr, /NO LOGS: no Exchange or IIS log found/);
+    assert.match(r.stderr, /exit code 2/);
+  }
+});
+
+test('bundle: --version and the summary name the kit version and rules revision', () => {
+  const v = run(['--version']);
+  assert.equal(v.status, 0);
+  assert.match(v.stdout, /^tocsin-forensics \d+\.\d+\.\d+, rules [0-9a-f]{12}\n$/);
+  assert.ok(run([TREE, '--no-progress']).stdout.includes(v.stdout.trim()));
 });
 
 test('bundle: errors exit 2 (missing path, unknown option, bad format)', () => {
@@ -71,7 +119,9 @@ test('bundle: errors exit 2 (missing path, unknown option, bad format)', () => {
   const r = run([TREE, '--format', 'xml']);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /TOCSIN_FORENSICS_INPUT/);
-  assert.match(run(['--help']).stdout, /Exit code: 0 nothing found, 1 indicators found, 2 error/);
+  const help = run(['--help']).stdout;
+  assert.match(help, /Exit code: 0 nothing found and the logs cover every campaign window, 1 indicators found, 2 error/);
+  assert.match(help, /3 nothing found but the logs are insufficient/);
 });
 
 test('main CLI: `forensics` is registered and sets the exit code', async () => {
@@ -93,7 +143,7 @@ test('main CLI: `forensics` is registered and sets the exit code', async () => {
   } finally {
     process.exitCode = saved;
   }
-  assert.equal(out.trim().split('\n').length, 33);
+  assert.equal(out.trim().split('\n').length, 34, 'the meta line and 33 records');
   const p2 = new Command('tocsin').exitOverride();
   register(p2, ctx);
   await assert.rejects(p2.parseAsync(['forensics', TREE, '--bogus'], { from: 'user' }), (e: unknown) => (e as { exitCode?: number }).exitCode === 2);

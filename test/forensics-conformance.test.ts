@@ -40,6 +40,16 @@ test('ProxyLogon extracts: every exploitation trace found, the scanner line sile
   assert.deepEqual(lines(f, '01_httpproxy_ecp_cve-2021-26855_Test-ProxyLogon-output.csv', /^proxylogon-ssrf/), range(3, 13));
   assert.ok(f.filter((x) => base(x).startsWith('01_')).every((x) => x.clientIp === '130.255.189.21'));
   assert.deepEqual(lines(f, '01_httpproxy_ecp_cve-2021-26855_Test-ProxyLogon-output.csv', /^proxylogon-oab-reset$/), [12]);
+  // Issue 6, finding 9: the autodiscover.xml SSRF rows with the exploit cookie answered 200 (lines 3 and 7) are
+  // exploitation, not attempts; SetObject on OABVirtualDirectory (lines 11 and 13) is CVE-2021-27065.
+  const f01 = f.filter((x) => base(x).startsWith('01_'));
+  assert.deepEqual(f01.filter((x) => x.check === 'proxylogon-ssrf-autodiscover').map((x) => [x.line, x.severity, x.cve]), [
+    [3, 'high', 'CVE-2021-26855'],
+    [7, 'high', 'CVE-2021-26855'],
+  ]);
+  assert.deepEqual(lines(f, '01_httpproxy_ecp_cve-2021-26855_Test-ProxyLogon-output.csv', /^proxylogon-oab-setobject$/), [11, 13]);
+  assert.ok(f01.filter((x) => x.check === 'proxylogon-oab-setobject').every((x) => x.cve === 'CVE-2021-27065,CVE-2021-26855'));
+  assert.ok(f01.every((x) => x.severity !== 'info'), 'every row of the Test-ProxyLogon output is an indicator');
   // 02: the two Set-OabVirtualDirectory calls with a script in ExternalUrl.
   assert.deepEqual(lines(f, '02_ecpserver_cve-2021-27065_extract.log'), [7, 19]);
   assert.ok(f.filter((x) => base(x).startsWith('02_')).every((x) => x.cve === 'CVE-2021-27065'));
@@ -93,4 +103,25 @@ test('IoC samples applied to the extracts: the CHIRP Set-OabVirtualDirectory str
   assert.equal(ua.length, 11);
   assert.ok(ua.every((x) => x.severity === 'info'));
   assert.deepEqual(lines(r.findings, 'httpproxy-samples-anonymized.log'), []);
+});
+
+test('a log holding only the autodiscover SSRF step with the exploit cookie is called compromised (issue 6, finding 9)', { skip: skipLogs }, async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const tmp = mkdtempSync(join(tmpdir(), 'tocsin-autod-'));
+  try {
+    // The header lines and the first row of the real extract: the step that reads autodiscover.xml.
+    const src = readFileSync(join(LOGS, '01_httpproxy_ecp_cve-2021-26855_Test-ProxyLogon-output.csv'), 'utf8').split('\n');
+    writeFileSync(join(tmp, 'autodiscover-step.csv'), `${src.slice(0, 3).join('\n')}\n`);
+    const r = await analyze({ paths: [tmp] });
+    assert.equal(r.verdict, 'indicators-found');
+    assert.deepEqual(r.findings.map((x) => [x.check, x.severity, x.line]), [['proxylogon-ssrf-autodiscover', 'high', 3]]);
+    // The same row answered 500 (a patched or failing server) stays an attempt.
+    writeFileSync(join(tmp, 'autodiscover-step.csv'), `${src.slice(0, 3).join('\n').replace(/"200"\s*$/, '"500"')}\n`);
+    const a = await analyze({ paths: [tmp] });
+    assert.deepEqual(a.findings.map((x) => [x.check, x.severity]), [['proxylogon-ssrf-autodiscover-attempt', 'info']]);
+    assert.notEqual(a.verdict, 'indicators-found');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { analyze } from '../src/forensics/analyze.js';
 import { runForensics } from '../src/forensics/run.js';
 import type { FindingRecord } from '../src/forensics/types.js';
+import { KIT_VERSION, rulesRevision } from '../src/forensics/version.js';
 
 const TREE = fileURLToPath(new URL('./fixtures/forensics/server1', import.meta.url));
 const V15 = 'Program Files/Microsoft/Exchange Server/V15';
@@ -26,7 +27,7 @@ const PLANTED: readonly (readonly [string, string, number | null, string | null]
   ['proxylogon-static-post', ECP, 7, 'CVE-2021-26855'],
   ['proxylogon-ssrf-anchor', ECP, 8, 'CVE-2021-26855'],
   ['proxylogon-static-post', ECP, 8, 'CVE-2021-26855'],
-  ['proxylogon-oab-reset', ECP, 8, 'CVE-2021-27065'],
+  ['proxylogon-oab-reset', ECP, 8, 'CVE-2021-27065,CVE-2021-26855'],
   ['proxylogon-ssrf-anchor', ECP, 13, 'CVE-2021-26855'],
   ['proxylogon-ssrf-autodiscover', ECP, 15, 'CVE-2021-26855'],
   ['proxyshell-ssrf', AUTOD, 8, 'CVE-2021-34473'],
@@ -78,6 +79,13 @@ const NEAR_MISSES: readonly (readonly [string, number | null, string])[] = [
   [`${V15}/ClientAccess/ecp/default.aspx`, null, 'benign script mentioning Request.QueryString'],
 ];
 
+/** The records of JSONL output; the first line is the `meta` object (version, rules revision, verdict). */
+function records(out: string): FindingRecord[] {
+  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok('meta' in lines[0]!, 'the first JSONL line is the meta object');
+  return lines.slice(1) as unknown as FindingRecord[];
+}
+
 function rel(f: FindingRecord): string {
   return f.file.slice(TREE.length + 1).replace(/\\/g, '/');
 }
@@ -103,7 +111,7 @@ test('every planted trace is reported with its file, line and CVE, and nothing e
   assert.equal(mgmt.time, '2021-08-10T12:21:40.000Z');
 });
 
-test('the torn line is reported with file:line, and coverage lists first/last timestamps per folder', async () => {
+test('the torn line is reported with file:line, and coverage lists days and first/last timestamps per folder', async () => {
   const r = await analyze({ paths: [TREE] });
   assert.deepEqual(
     r.notices.map((n) => [n.file.slice(TREE.length + 1).replace(/\\/g, '/'), n.line]),
@@ -112,7 +120,13 @@ test('the torn line is reported with file:line, and coverage lists first/last ti
   const ecp = r.coverage.find((c) => c.folder.replace(/\\/g, '/').endsWith('HttpProxy/Ecp'))!;
   assert.equal(ecp.first, '2021-03-03T06:00:01.101Z');
   assert.equal(ecp.last, '2021-03-03T07:08:00.000Z');
-  assert.equal(r.campaigns.find((c) => c.campaign === 'ProxyLogon')?.status, 'covered');
+  assert.deepEqual(ecp.days, ['2021-03-03']);
+  assert.equal(ecp.family, 'HttpProxy/Ecp');
+  // One day of logs does not cover ProxyLogon's window: the 31 other days are listed as missing.
+  const pl = r.campaigns.find((c) => c.campaign === 'ProxyLogon')!;
+  assert.equal(pl.status, 'insufficient');
+  assert.equal(pl.missingDays, 31);
+  assert.deepEqual(pl.missing, [{ from: '2021-02-28', to: '2021-03-02' }, { from: '2021-03-04', to: '2021-03-31' }]);
   assert.equal(r.stats.logFiles, 9);
 });
 
@@ -127,7 +141,7 @@ test('runForensics: exit 1, text summary with the timeline; --since drops earlie
   assert.equal(err, '');
   out = '';
   assert.equal(await runForensics({ paths: [TREE], format: 'jsonl', since: '2022-01-01' }, io), 1);
-  const recs = out.trim().split('\n').map((l) => JSON.parse(l) as FindingRecord);
+  const recs = records(out);
   const logRecs = recs.filter((x) => x.line !== null);
   assert.deepEqual(logRecs.map((x) => x.check).sort(), ['owassrf-powershell', 'proxynotshell-powershell']);
   assert.match(err, /INDICATORS FOUND/);
@@ -156,7 +170,7 @@ test('--iocs: IP, file name, hash and user-agent lists applied to logs and files
     let out = '';
     const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: () => true } };
     assert.equal(await runForensics({ paths: [TREE], format: 'jsonl', iocs: [list] }, io), 1);
-    const recs = out.trim().split('\n').map((l) => JSON.parse(l) as FindingRecord);
+    const recs = records(out);
     const ioc = recs.filter((x) => x.check.startsWith('ioc-')).map((x) => [x.check, rel(x), x.line, x.severity]);
     assert.deepEqual(ioc.sort(), [
       ['ioc-file-name', IIS, 13, 'info'],
@@ -168,6 +182,95 @@ test('--iocs: IP, file name, hash and user-agent lists applied to logs and files
       ['ioc-user-agent', IIS, 11, 'info'],
     ].sort());
     await assert.rejects(runForensics({ paths: [TREE], iocs: [join(tmp, 'missing.txt')] }, io), /--iocs/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('--since: the headline counts every indicator and says how many are before the date (issue 6, finding 9)', async () => {
+  let out = '';
+  const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: () => true, isTTY: false } };
+  assert.equal(await runForensics({ paths: [TREE] }, io), 1);
+  const all = /INDICATORS FOUND: (\d+) indicator record/.exec(out)?.[1];
+  assert.ok(all !== undefined && Number(all) > 0);
+  out = '';
+  assert.equal(await runForensics({ paths: [TREE], since: '2030-01-01' }, io), 1);
+  // Before: "INDICATORS FOUND: 0 indicator record(s)" while indicators exist before the date.
+  assert.doesNotMatch(out, /INDICATORS FOUND: 0 indicator/);
+  assert.match(out, new RegExp(`INDICATORS FOUND: ${all} indicator record\\(s\\).*; ${all} indicator\\(s\\) and \\d+ attempt\\(s\\) dated before --since 2030-01-01 are not listed`));
+  const meta = JSON.parse(((await (async () => {
+    out = '';
+    await runForensics({ paths: [TREE], since: '2030-01-01', format: 'jsonl' }, io);
+    return out;
+  })()).split('\n')[0])!) as { meta: { counts: { indicators: number; indicatorsBeforeSince: number } } };
+  assert.equal(meta.meta.counts.indicators, Number(all));
+  assert.equal(meta.meta.counts.indicatorsBeforeSince, Number(all));
+});
+
+test('the text summary and the JSONL meta line name the kit version and the rules revision', async () => {
+  let out = '';
+  const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: () => true, isTTY: false } };
+  await runForensics({ paths: [TREE] }, io);
+  assert.match(out, new RegExp(`^tocsin-forensics ${KIT_VERSION.replace(/\./g, '\\.')}, rules ${rulesRevision()}; exit code 1 \\(indicators found\\)$`, 'm'));
+  out = '';
+  await runForensics({ paths: [TREE], format: 'jsonl' }, io);
+  const meta = (JSON.parse(out.split('\n')[0]!) as { meta: Record<string, unknown> }).meta;
+  assert.equal(meta.tool, 'tocsin-forensics');
+  assert.equal(meta.version, KIT_VERSION);
+  assert.equal(meta.rulesRevision, rulesRevision());
+  assert.equal(meta.verdict, 'indicators-found');
+  assert.equal(meta.exitCode, 1);
+});
+
+test('--iocs: lists under folders named hashes/ip/path keep their type; a list with nothing understood is an error (issue 6, finding 8)', async () => {
+  const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const tmp = mkdtempSync(join(tmpdir(), 'tocsin-iocs-dirs-'));
+  try {
+    const dir = join(tmp, 'md5-and-sha-hashes', 'ip-path-name');
+    mkdirSync(dir, { recursive: true });
+    const names = join(dir, 'webshell_names.txt');
+    writeFileSync(names, 'errorEE.aspx\nweb.aspx\n');
+    let out = '';
+    let err = '';
+    const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s), isTTY: false } };
+    assert.equal(await runForensics({ paths: [TREE], format: 'jsonl', iocs: [names] }, io), 1);
+    assert.doesNotMatch(err, /not an MD5|not an IP|fits no/);
+    assert.match(err, /webshell_names\.txt: 2 file name\(s\)/);
+    // errorEE.aspx is requested (404) in the IIS log: the list was applied, not lost.
+    assert.ok(records(out).some((x) => x.check === 'ioc-file-name' && rel(x) === IIS && x.line === 13));
+    const junk = join(dir, 'hashes.txt');
+    writeFileSync(junk, 'not an indicator\nneither is this\n');
+    await assert.rejects(runForensics({ paths: [TREE], iocs: [names, junk] }, io), (e: unknown) => {
+      const x = e as { code?: string; message?: string; details?: readonly string[] };
+      return x.code === 'TOCSIN_FORENSICS_INPUT' && /no indicator understood in .*hashes\.txt/.test(x.message ?? '') && (x.details ?? []).length === 2;
+    });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('no Exchange or IIS log in the input: exit 2 with a notice, not "insufficient logs" and 0 (issue 6, finding 7)', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const tmp = mkdtempSync(join(tmpdir(), 'tocsin-nologs-'));
+  try {
+    const bin = join(tmp, 'binary.log');
+    writeFileSync(bin, Buffer.from(Array.from({ length: 4096 }, (_v, i) => (i % 7 === 0 ? 0 : i % 251))));
+    // An executable without an extension (what `tocsin forensics /usr/bin/ls` reads): an ELF header and binary.
+    const ls = join(tmp, 'ls');
+    writeFileSync(ls, Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.alloc(8192, 0), Buffer.from('GLIBC_2.34 /lib64/ld-linux-x86-64.so.2\n')]));
+    let out = '';
+    const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: () => true, isTTY: false } };
+    for (const p of [join(tmp, 'empty-dir-that-exists'), bin, ls]) {
+      if (p.endsWith('exists')) (await import('node:fs')).mkdirSync(p);
+      out = '';
+      assert.equal(await runForensics({ paths: [p] }, io), 2, p);
+      assert.match(out, /^tocsin forensics: NO LOGS: no Exchange or IIS log found/, p);
+      assert.match(out, /error: \(all\): no Exchange or IIS log found in the input/, p);
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

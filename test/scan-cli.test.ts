@@ -3,6 +3,8 @@
  * - a malformed target is refused before anything is sent, naming the target and its line;
  * - `kill -9` mid-scan, then `--resume ID`: every (ip, port) exactly once in the database and in the
  *   output file.
+ * - `tocsin results` lists a stored scan with the very records the scan printed; the table is sorted
+ *   and never mixed with the progress bar (a second lab on 127.97.0.0/16 for these).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +17,11 @@ import pg from 'pg';
 import { startLab, type Lab } from '../lab/server.js';
 import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
 import { freshDatabase, type FreshDatabase } from './helpers/db.js';
+import { Writable } from 'node:stream';
+import { readConfig } from '../src/core/config.js';
+import type { CliContext } from '../src/cli/context.js';
+import { scanCommand, type ScanFlags } from '../src/cli/scan.js';
+import { TABLE_WIDTH } from '../src/scan/output.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'src', 'bin', 'tocsin.ts');
@@ -154,4 +161,164 @@ test('an unwritable --output is refused before the scan is stored: no empty scan
     await db.end().catch(() => undefined);
     await fresh.drop();
   }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// `tocsin results` and the table on a terminal (own lab on 127.97.0.0/16)
+
+const SMALL = 32;
+let lab2: Lab | null = null;
+async function smallLab(): Promise<Lab> {
+  // Some latency, so a scan has several batches and the progress bar draws between them.
+  lab2 ??= await startLab({ hosts: SMALL, base: '127.97.0.0', seed: 23, latencyMs: 40 });
+  return lab2;
+}
+after(async () => {
+  await lab2?.close();
+});
+
+/**
+ * The lab hosts that answer at once (every kind but the tarpit and the slow-drip host, which only time
+ * out): the scans below then finish fast and whole, and their exit status does not depend on timeouts.
+ */
+function quickTargets(l: Lab): string[] {
+  return l.hosts.filter((h) => h.kind !== 'tarpit' && h.kind !== 'slow-drip').map((h) => h.ip);
+}
+
+/** Sorted non-empty lines: the same content apart from order. */
+function lineSet(text: string, eol: string): string[] {
+  return text.split(eol).filter((l) => l !== '').sort();
+}
+
+test('tocsin results lists a stored scan: the same jsonl and csv records the scan printed, the latest by default', { timeout: 180_000 }, async () => {
+  const l = await smallLab();
+  const fresh: FreshDatabase = await freshDatabase('embedded');
+  try {
+    const env = { TOCSIN_DATABASE_URL: fresh.url };
+    // One target by (pinned) name: no DNS lookup; its hostname is in the records and the table.
+    const targets = [...quickTargets(l).slice(1), `mail.lab.test=${l.hosts[0]?.ip ?? ''}`];
+    const common = [...targets, '--ports', `${l.httpsPort}/tls,${l.httpPort}/http`, '--timeout-ms', '3000', '--no-progress'];
+    const a = tocsin(['scan', ...common, '--format', 'jsonl'], env);
+    assert.equal((await a.done).code, 0, a.stderr());
+    const idA = /scan (\d+)/.exec(a.stderr())?.[1];
+    const b = tocsin(['scan', ...common, '--format', 'csv'], env);
+    assert.equal((await b.done).code, 0, b.stderr());
+    const idB = /scan (\d+)/.exec(b.stderr())?.[1];
+    assert.ok(idA !== undefined && idB !== undefined && idA !== idB, a.stderr() + b.stderr());
+    const scanned = lineSet(a.stdout(), '\n');
+    assert.ok(scanned.length >= 20, `${scanned.length} records`);
+    assert.ok(scanned.some((x) => x.includes('"hostname":"mail.lab.test"')));
+
+    const rj = tocsin(['results', '--scan', idA, '--format', 'jsonl'], env);
+    assert.equal((await rj.done).code, 0, rj.stderr());
+    assert.deepEqual(lineSet(rj.stdout(), '\n'), scanned, 'jsonl: byte for byte what the scan printed');
+    assert.match(rj.stderr(), new RegExp(`scan ${idA} \\(finished\\): ${scanned.length} host`));
+    // Address order, then port.
+    const order = rj.stdout().trimEnd().split('\n').map((x) => JSON.parse(x) as { ip: string; port: number })
+      .map((r) => [Number(r.ip.split('.')[3]), r.port] as const);
+    assert.deepEqual(order, [...order].sort((x, y) => x[0] - y[0] || x[1] - y[1]));
+
+    // Default: the latest scan (B); --output writes the file.
+    const out = join(dir, 'results.csv');
+    const rc = tocsin(['results', '--format', 'csv', '--output', out], env);
+    assert.equal((await rc.done).code, 0, rc.stderr());
+    assert.equal(rc.stdout(), '');
+    assert.deepEqual(lineSet(readFileSync(out, 'utf8'), '\r\n'), lineSet(b.stdout(), '\r\n'), 'csv: what the scan printed');
+
+    // The table: sorted, narrow, headline CVEs first, with the meaning of its counts.
+    const rt = tocsin(['results', '--scan', idA], env);
+    assert.equal((await rt.done).code, 0, rt.stderr());
+    const lines = rt.stdout().trimEnd().split('\n');
+    assert.match(lines[0] ?? '', /^ADDRESS +HOSTNAME +EXCHANGE +BUILD +PREC +VULN +INDET +VULNERABLE CVES/);
+    assert.match(rt.stdout(), / mail\.lab\.test /);
+    assert.doesNotMatch(rt.stdout(), /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'nothing from a hostile host reaches the terminal raw');
+    for (const x of lines) assert.ok(x.length <= TABLE_WIDTH, x);
+    const rows = lines.slice(1, lines.indexOf(''));
+    assert.equal(rows.length, scanned.length);
+    const keys = rows.map((x) => (x.split(' ')[0] ?? '').split(/[.:]/).map(Number)).map((p) => [p[3] ?? 0, p[4] ?? 0] as const);
+    assert.deepEqual(keys, [...keys].sort((x, y) => x[0] - y[0] || x[1] - y[1]));
+    assert.match(rt.stdout(), /every CVE, not only headline ones/);
+    assert.doesNotMatch(rows.join('\n'), / CVE-201[89]-\d+,CVE-2021-26855/, 'ProxyLogon never comes after older CVEs');
+
+    // The report says what its "vulnerable" counts, and that scan/results count differently.
+    const rep = tocsin(['report', '--scan', idA], env);
+    assert.equal((await rep.done).code, 0, rep.stderr());
+    assert.match(rep.stdout(), /vulnerable = at least one headline CVE vulnerable/);
+    assert.match(rep.stdout(), /other CVEs do not count here/);
+
+    // A scan that does not exist: a clean coded error, nothing on stdout.
+    const missing = tocsin(['results', '--scan', '999999'], env);
+    assert.equal((await missing.done).code, 64);
+    assert.match(missing.stderr(), /TOCSIN_SCAN_NOT_FOUND/);
+    assert.doesNotMatch(missing.stderr(), /\n\s+at /);
+    assert.equal(missing.stdout(), '');
+  } finally {
+    await fresh.drop();
+  }
+});
+
+/** stdout and stderr on one (fake) terminal: every write lands in one log, in order. */
+class FakeTerminal extends Writable {
+  readonly isTTY = true;
+  readonly columns = 100;
+  constructor(private readonly name: 'stdout' | 'stderr', private readonly log: Array<{ stream: string; text: string }>) {
+    super();
+  }
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.log.push({ stream: this.name, text: chunk.toString() });
+    cb();
+  }
+}
+
+async function scanOnTerminal(format: string): Promise<{ log: Array<{ stream: string; text: string }>; code: number }> {
+  const l = await smallLab();
+  const log: Array<{ stream: string; text: string }> = [];
+  const ctx: CliContext = {
+    config: () => readConfig(),
+    stdout: new FakeTerminal('stdout', log) as unknown as NodeJS.WriteStream,
+    stderr: new FakeTerminal('stderr', log) as unknown as NodeJS.WriteStream,
+  };
+  const flags: ScanFlags = {
+    format, store: false, progress: true, ports: `${l.httpsPort}/tls,${l.httpPort}/http`,
+    concurrency: '3', workers: '1', timeoutMs: '3000',
+  };
+  const code = await scanCommand(ctx, quickTargets(l), flags);
+  return { log, code };
+}
+
+const BAR = /\r\[[#.]+\] \d+\/\d+/;
+
+test('a table on a terminal comes whole, sorted, after the progress bar is cleared; never mixed with it', { timeout: 120_000 }, async () => {
+  const { log, code } = await scanOnTerminal('table');
+  assert.equal(code, 0);
+  const firstOut = log.findIndex((e) => e.stream === 'stdout');
+  const bars = log.map((e, i) => (e.stream === 'stderr' && BAR.test(e.text) ? i : -1)).filter((i) => i >= 0);
+  assert.ok(bars.length >= 1, 'the bar was drawn (else this test proves nothing)');
+  assert.ok(firstOut > (bars.at(-1) ?? -1), `the bar was drawn at ${bars.join(',')} after the table started at ${firstOut}`);
+  const lastBar = bars.at(-1) ?? 0;
+  assert.ok(log.slice(lastBar + 1, firstOut).some((e) => e.text.includes('\r\u001b[K')), 'the bar is erased before the table');
+  const stdout = log.filter((e) => e.stream === 'stdout').map((e) => e.text).join('');
+  assert.doesNotMatch(stdout, /[\r\u001b]/, 'no progress control sequence on stdout');
+  const rows = stdout.split('\n').slice(1, stdout.split('\n').indexOf(''));
+  assert.ok(rows.length >= 10, stdout);
+  const keys = rows.map((x) => (x.split(' ')[0] ?? '').split(/[.:]/).map(Number)).map((p) => [p[3] ?? 0, p[4] ?? 0] as const);
+  assert.deepEqual(keys, [...keys].sort((x, y) => x[0] - y[0] || x[1] - y[1]));
+});
+
+test('jsonl on a terminal is streamed, but the bar steps aside before each batch of records', { timeout: 120_000 }, async () => {
+  const { log, code } = await scanOnTerminal('jsonl');
+  assert.equal(code, 0);
+  assert.ok(log.some((e) => e.stream === 'stderr' && BAR.test(e.text)), 'the bar was drawn');
+  let barShown = false;
+  let records = 0;
+  for (const e of log) {
+    if (e.stream === 'stderr') {
+      if (BAR.test(e.text)) barShown = true;
+      else if (e.text.startsWith('\r\u001b[K')) barShown = false;
+    } else {
+      assert.equal(barShown, false, `a record was written over the bar: ${e.text.slice(0, 60)}`);
+      records++;
+    }
+  }
+  assert.ok(records >= 10);
 });

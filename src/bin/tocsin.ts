@@ -2,8 +2,31 @@
 /** The `tocsin` CLI entry point: parse arguments, run one command, map errors to exit codes. */
 import { Command, CommanderError } from 'commander';
 import { COMMANDS } from '../cli/commands.js';
-import { createContext } from '../cli/context.js';
-import { isTocsinError } from '../core/errors.js';
+import { createContext, errorCode, type CliContext } from '../cli/context.js';
+import { isTocsinError, TocsinError } from '../core/errors.js';
+
+function report(ctx: CliContext, argv: readonly string[], program: Command, e: TocsinError): number {
+  ctx.stderr.write(`tocsin: ${e.code}: ${e.message}\n`);
+  for (const d of e.details) ctx.stderr.write(`  - ${d}\n`);
+  // Name the command the user ran in the generic hint ("See `tocsin kb --help`"), when it is one.
+  const command = program.commands.find((c) => c.name() === argv[0])?.name();
+  ctx.stderr.write(`  ${command === undefined ? e.hint : e.hint.replace('<command>', command)}\n`);
+  return e.exitCode;
+}
+
+/**
+ * The exit status once stdout failed under a command: a reader that went away (EPIPE) gives 141, as if killed by
+ * SIGPIPE, unless the command has its own non-zero status to give; any other write failure (a full disk under
+ * `> file`) is a coded error. Null when stdout did not fail.
+ */
+function stdoutStatus(ctx: CliContext, argv: readonly string[], program: Command, code: number): number | null {
+  const signal = ctx.stdoutClosed;
+  if (signal?.aborted !== true) return null;
+  const why = errorCode(signal.reason);
+  if (why === 'EPIPE') return code === 0 ? 141 : code;
+  const detail = why ?? (signal.reason instanceof Error ? signal.reason.message : String(signal.reason));
+  return report(ctx, argv, program, new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write to standard output: ${detail}`));
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   const ctx = createContext();
@@ -15,17 +38,15 @@ async function main(argv: readonly string[]): Promise<number> {
   for (const c of COMMANDS) c.register(program, ctx);
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return stdoutStatus(ctx, argv, program, code) ?? code;
   } catch (e: unknown) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 64;
-    if (isTocsinError(e)) {
-      ctx.stderr.write(`tocsin: ${e.code}: ${e.message}\n`);
-      for (const d of e.details) ctx.stderr.write(`  - ${d}\n`);
-      // Name the command the user ran in the generic hint ("See `tocsin kb --help`"), when it is one.
-      const command = program.commands.find((c) => c.name() === argv[0])?.name();
-      ctx.stderr.write(`  ${command === undefined ? e.hint : e.hint.replace('<command>', command)}\n`);
-      return e.exitCode;
-    }
+    if (isTocsinError(e)) return report(ctx, argv, program, e);
+    // A write to a stdout that failed can surface as the command's own error (an awaited 'drain' rejects
+    // with EPIPE): that is the closed output, not a bug.
+    const closed = stdoutStatus(ctx, argv, program, 0);
+    if (closed !== null) return closed;
     ctx.stderr.write(`tocsin: TOCSIN_INTERNAL: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return 70;
   }

@@ -11,8 +11,9 @@ import * as scan from './scan.js';
 import * as forensics from './forensics.js';
 import * as lab from './lab.js';
 import * as report from './report.js';
+import * as results from './results.js';
 import * as db from './db.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [demo, scan, report, kb, lab, forensics, db, check];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, results, report, kb, lab, forensics, db, check];

@@ -8,10 +8,41 @@ export interface CliContext {
   config(): TocsinConfig;
   readonly stdout: NodeJS.WriteStream;
   readonly stderr: NodeJS.WriteStream;
+  /**
+   * Aborted when stdout can no longer be written: its reader went away (`tocsin scan ... | head -1`, EPIPE) or
+   * the write failed (full disk, ...); `reason` is the error. Long commands stop on it as on Ctrl+C; what they
+   * still write to stdout is dropped instead of crashing the process.
+   */
+  readonly stdoutClosed?: AbortSignal;
+}
+
+/** The errno code of a stream error, e.g. 'EPIPE'. */
+export function errorCode(e: unknown): string | undefined {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * A closed stdout is not a crash. Without an 'error' listener, the EPIPE that a write to a closed pipe raises
+ * is an uncaught exception (a stack trace and exit 70, or worse, a half-finished scan). Exit status 141
+ * (128 + SIGPIPE, what a shell shows for `yes | head -1`) tells a script the output was cut short.
+ */
+function guardStdio(onStdoutError: (e: unknown) => void): void {
+  process.stdout.on('error', (e: unknown) => {
+    onStdoutError(e);
+    // For a failure after the command returned (its last write failed late); the entry point decides otherwise.
+    if (process.exitCode === undefined || process.exitCode === 0) process.exitCode = errorCode(e) === 'EPIPE' ? 141 : 66;
+  });
+  // Nowhere left to report a stderr failure: drop it (stdout's state still decides the exit status).
+  process.stderr.on('error', () => undefined);
 }
 
 export function createContext(): CliContext {
   let cached: TocsinConfig | undefined;
+  const closed = new AbortController();
+  guardStdio((e) => {
+    if (!closed.signal.aborted) closed.abort(e);
+  });
   return {
     config() {
       cached ??= readConfig();
@@ -19,6 +50,7 @@ export function createContext(): CliContext {
     },
     stdout: process.stdout,
     stderr: process.stderr,
+    stdoutClosed: closed.signal,
   };
 }
 

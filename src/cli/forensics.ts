@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { TocsinError } from '../core/errors.js';
-import { runForensics } from '../forensics/index.js';
+import { runForensics, EXIT_CODES } from '../forensics/index.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -18,7 +18,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--since <date>', 'leave out records before DATE (YYYY-MM-DD or ISO 8601)')
     .option('--iocs <file>', 'indicator list (plain or CISA CHIRP YAML); repeat for more files', collect, [] as string[])
     .option('--no-progress', 'no progress line on stderr')
-    .addHelpText('after', '\nExit code: 0 nothing found, 1 indicators found, 2 error. See docs/forensics.md.')
+    .addHelpText('after', `\n${EXIT_CODES} See docs/forensics.md.`)
     // Usage errors exit 2 like every other forensics error (the ClamAV convention), not 64.
     .exitOverride((err) => {
       if (err.exitCode === 0) throw err;

@@ -35,6 +35,17 @@ export function register(program: Command, ctx: CliContext): void {
         throw new TocsinError('TOCSIN_KB_UNKNOWN_BUILD', `not an Exchange build number: ${JSON.stringify(build.slice(0, 40))}`);
       }
       const a = kb.assess(build, precision);
+      if (!a.known) {
+        // A build the tables do not know has no verdicts worth printing: say so and fail, so that a script
+        // (`tocsin kb "$BUILD" && ...`) never takes an unknown build for a checked one.
+        const shown = JSON.stringify(build.slice(0, 40));
+        throw new TocsinError(
+          'TOCSIN_KB_UNKNOWN_BUILD',
+          a.edition === null
+            ? `${shown} is not a build of any Exchange Server version in the knowledge base (data ${kb.version})`
+            : `${shown} is not in the knowledge base: an ${a.edition} build in no listed CU (data ${kb.version}; the tables may be out of date)`,
+        );
+      }
       ctx.stdout.write(opts.json === true ? `${JSON.stringify(a, null, 2)}\n` : formatAssessment(a, kb));
     });
 }

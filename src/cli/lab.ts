@@ -6,8 +6,9 @@ import type { Command } from 'commander';
 import { TocsinError } from '../core/errors.js';
 import { untilStopSignal, type CliContext } from './context.js';
 import { parseIntFlag } from './args.js';
-import { summarizeEstate } from '../../lab/estate.js';
-import { startLab, type Lab, type LabOptions } from '../../lab/server.js';
+import { LAB_MIXES, summarizeEstate } from '../../lab/estate.js';
+import { startLab, writeTruthFile, type Lab, type LabOptions } from '../../lab/server.js';
+import { open } from 'node:fs/promises';
 import { spawnLab } from '../../lab/spawn.js';
 
 interface LabCliOptions {
@@ -19,6 +20,7 @@ interface LabCliOptions {
   latencyMs: string;
   truth?: string;
   workers: string;
+  mix: string;
 }
 
 /** What the command needs from an in-process lab or a cluster of lab processes. */
@@ -36,6 +38,20 @@ async function start(options: LabOptions, explicitPorts: boolean, workers: numbe
   }
 }
 
+function truthError(path: string, e: unknown): TocsinError {
+  const why = (e as NodeJS.ErrnoException | null)?.code ?? (e instanceof Error ? e.message : String(e));
+  return new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --truth ${path}: ${why}`, { cause: e });
+}
+
+/** Creates (or truncates) the truth file, so a bad path fails here, as a user error, not once the lab listens. */
+async function openTruth(path: string): Promise<void> {
+  try {
+    await (await open(path, 'w')).close();
+  } catch (e) {
+    throw truthError(path, e);
+  }
+}
+
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('lab')
@@ -48,8 +64,13 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--latency-ms <ms>', 'delay each connection and each response (simulated round trip)', '0')
     .option('--truth <file>', 'write the ground truth (one JSON object per host) to this file')
     .option('--workers <n>', 'serve from this many processes (node:cluster sharing the ports)', '1')
+    .option('--mix <name>', `kinds of hosts: ${Object.keys(LAB_MIXES).join(' or ')} (every host an Exchange server)`, 'default')
     .action(async (opts: LabCliOptions) => {
       const explicit = opts.httpsPort !== undefined || opts.httpPort !== undefined;
+      const mix = Object.hasOwn(LAB_MIXES, opts.mix) ? LAB_MIXES[opts.mix] : undefined;
+      if (mix === undefined) {
+        throw new TocsinError('TOCSIN_ARG_INVALID', `--mix must be one of ${Object.keys(LAB_MIXES).join(', ')}, got ${JSON.stringify(opts.mix)}`);
+      }
       const options: LabOptions = {
         hosts: parseIntFlag('--hosts', opts.hosts, 1, 65_536),
         base: opts.base,
@@ -57,9 +78,18 @@ export function register(program: Command, ctx: CliContext): void {
         httpsPort: opts.httpsPort === undefined ? 0 : parseIntFlag('--https-port', opts.httpsPort, 0, 65_535),
         httpPort: opts.httpPort === undefined ? 0 : parseIntFlag('--http-port', opts.httpPort, 0, 65_535),
         latencyMs: parseIntFlag('--latency-ms', opts.latencyMs, 0, 60_000),
-        ...(opts.truth === undefined ? {} : { truthPath: opts.truth }),
+        mix,
       };
+      // An unwritable --truth is refused before anything listens (else the lab served on with no truth file).
+      if (opts.truth !== undefined) await openTruth(opts.truth);
       const lab = await start(options, explicit, parseIntFlag('--workers', opts.workers, 1, 64));
+      if (opts.truth !== undefined) {
+        const path = opts.truth;
+        await writeTruthFile(path, lab.hosts).catch(async (e: unknown) => {
+          await lab.close();
+          throw truthError(path, e);
+        });
+      }
       const last = lab.hosts[lab.hosts.length - 1]?.ip ?? lab.base;
       const s = summarizeEstate(lab.hosts);
       const fmt = (r: Readonly<Record<string, number>>): string =>

@@ -4,7 +4,7 @@ import type { ExchangeReport } from '../platform/db/report.js';
 import { renderReport, renderScans } from './report.js';
 
 const report: ExchangeReport = {
-  scope: { kind: 'latest', scanIds: ['3'], scan: { id: '3', status: 'finished', startedAt: '2026-03-02T10:00:00.000Z', finishedAt: null, targets: 1, ports: [443], attempts: 4, answered: 3, exchangeServers: 2 } },
+  scope: { kind: 'latest', scanIds: ['3'], scan: { id: '3', status: 'finished', startedAt: '2026-03-02T10:00:00.000Z', finishedAt: null, targets: 1, ports: [443], attempts: 4, answered: 3, exchangeServers: 2, timedOut: 1, retried: 1, unanswered: 0 } },
   generatedAt: '2026-03-02T11:00:00.000Z',
   hosts: { attempted: 4, distinctIps: 4, answered: 3, byOutcome: { answered: 3, timeout: 1 } },
   exchange: {
@@ -57,6 +57,15 @@ test('report json is the report itself', () => {
 test('scan list: empty and csv', () => {
   assert.match(renderScans([], 'table'), /No scans stored yet/);
   const scan = report.scope.scan!;
-  assert.equal(renderScans([scan], 'csv').split('\r\n')[1], '3,finished,2026-03-02T10:00:00.000Z,,1,443,4,3,2');
+  assert.equal(renderScans([scan], 'csv').split('\r\n')[1], '3,finished,2026-03-02T10:00:00.000Z,,1,443,4,3,2,1,1,0');
   assert.ok(renderScans([scan], 'table').endsWith('\n'), 'the scan table ends its last line');
+});
+
+test('scan list: timed-out, retried and unanswered counts; unanswered attempts come with the resume command', () => {
+  const scan = { ...report.scope.scan!, timedOut: 5, retried: 7, unanswered: 4 };
+  const text = renderScans([scan], 'table');
+  assert.match(text.split('\n')[0] ?? '', /timed_out +retried +unanswered/);
+  assert.match(text, /scan 3: 4 unanswered; try them again with: tocsin scan --resume 3/);
+  assert.doesNotMatch(renderScans([{ ...scan, unanswered: 0 }], 'table'), /--resume/);
+  assert.equal(renderScans([scan], 'csv').split('\r\n')[0], 'id,status,started_at,finished_at,targets,ports,attempts,answered,exchange_servers,timed_out,retried,unanswered');
 });

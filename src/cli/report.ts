@@ -77,11 +77,13 @@ export function renderReport(r: ExchangeReport, format: ReportFormat): string {
 
 export function renderScans(scans: readonly ScanSummary[], format: ReportFormat): string {
   if (format === 'json') return `${JSON.stringify(scans, null, 2)}\n`;
-  const header = ['id', 'status', 'started_at', 'finished_at', 'targets', 'ports', 'attempts', 'answered', 'exchange_servers'];
-  const rows: CsvValue[][] = scans.map((s) => [s.id, s.status, s.startedAt, s.finishedAt, s.targets, s.ports.join(' '), s.attempts, s.answered, s.exchangeServers]);
+  const header = ['id', 'status', 'started_at', 'finished_at', 'targets', 'ports', 'attempts', 'answered', 'exchange_servers', 'timed_out', 'retried', 'unanswered'];
+  const rows: CsvValue[][] = scans.map((s) => [s.id, s.status, s.startedAt, s.finishedAt, s.targets, s.ports.join(' '), s.attempts, s.answered, s.exchangeServers, s.timedOut, s.retried, s.unanswered]);
   if (format === 'csv') return csvDocument(header, rows);
   if (scans.length === 0) return 'No scans stored yet. Run `tocsin scan TARGET...` or `tocsin demo`.\n';
-  return `${table(header, rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))), [0, 4, 6, 7, 8])}\n`;
+  // unanswered = no answer to the connect even after retries: not known to be down, so say how to retry them.
+  const resumable = scans.filter((s) => s.unanswered > 0).map((s) => `scan ${s.id}: ${s.unanswered} unanswered; try them again with: tocsin scan --resume ${s.id}\n`);
+  return `${table(header, rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))), [0, 4, 6, 7, 8, 9, 10, 11])}\n${resumable.join('')}`;
 }
 
 function reportCsv(r: ExchangeReport): string {

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { CliContext } from './context.js';
-import { parseIntFlag } from './args.js';
+import { outputFormat, parseIntFlag, type FormatByExtension } from './args.js';
 import { TocsinError } from '../core/errors.js';
 import type { ScanRecord } from '../core/scan-record.js';
 import { DEFAULT_LIMITS, type NetLimits } from '../platform/net/types.js';
@@ -30,7 +30,8 @@ import { EXCHANGE } from '../scan/assess.js';
 
 export interface ScanFlags {
   ports?: string;
-  format: string;
+  /** Unset: from the --output extension, else jsonl. */
+  format?: string;
   output?: string;
   store: boolean;
   exclude?: string[];
@@ -44,6 +45,9 @@ export interface ScanFlags {
   progress: boolean;
 }
 
+/** `--output x.csv` writes CSV; JSON Lines under .json too (one object per line is what a scan streams). */
+const SCAN_FORMAT_BY_EXTENSION: FormatByExtension<OutputFormat> = { '.csv': 'csv', '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.json': 'jsonl', '.txt': 'table' };
+
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
@@ -54,7 +58,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('scan addresses, CIDRs or hostnames for Exchange servers, fingerprint the build and decide per CVE')
     .argument('[targets...]', 'IPv4/IPv6 addresses, CIDRs, hostnames, @file (one per line, # comments), - for stdin')
     .option('--ports <list>', 'ports, e.g. 443,80: 443 (and 4443/8443/9443) is TLS, 80/8080 plain HTTP, other ports TLS then HTTP; force with 8000/tls or 8000/http (default 443)')
-    .option('--format <format>', 'jsonl | csv | table', 'jsonl')
+    .option('--format <format>', 'jsonl | csv | table (default: from the --output extension .jsonl/.json/.csv/.txt, else jsonl)')
     .option('--output <file>', 'write records to FILE instead of stdout')
     .option('--no-store', 'do not store results in the database')
     .option('--exclude <file|cidr>', 'exclusion list file (address/CIDR per line) or one address/CIDR; repeatable; adds to TOCSIN_EXCLUDE_FILES', collect)
@@ -78,7 +82,7 @@ interface StoreHandle {
 
 export async function scanCommand(ctx: CliContext, args: readonly string[], flags: ScanFlags): Promise<number> {
   const config = ctx.config();
-  const format: OutputFormat = parseFormat(flags.format);
+  const format: OutputFormat = parseFormat(outputFormat(flags.format, flags.output, SCAN_FORMAT_BY_EXTENSION, 'jsonl'));
   if (flags.resume !== undefined && !flags.store) {
     throw new TocsinError('TOCSIN_SCAN_NEEDS_STORE', '--resume needs the stored scan and cannot be combined with --no-store');
   }
@@ -130,6 +134,14 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A closed stdout (`tocsin scan ... | head -1`) stops the scan like Ctrl+C: what is stored stays, resume finishes it.
+  const outputGone = (): boolean => flags.output === undefined && ctx.stdoutClosed?.aborted === true;
+  const onStdoutClosed = (): void => {
+    if (!outputGone()) return;
+    if (!ac.signal.aborted) ctx.stderr.write('\ntocsin: standard output was closed; stopping (in-flight attempts are dropped and redone on resume)…\n');
+    ac.abort();
+  };
+  ctx.stdoutClosed?.addEventListener('abort', onStdoutClosed);
   let out: WriteStream | null = null;
   let storeReady: Promise<StoreHandle> | null = null;
   try {
@@ -175,6 +187,9 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     const remaining = Math.max(jobs - done.size, 0);
     const workers = workersFlag > 0 ? workersFlag : autoWorkers(remaining);
     const progress = new Progress(flags.progress ? ctx.stderr : { isTTY: false, write: () => true }, { total: remaining });
+    // jsonl/csv records streamed to the terminal the bar is on: the bar steps aside for each batch.
+    // (A table is written only after the bar is cleared for good: see writer.close() below.)
+    const recordsOnTerminal = flags.output === undefined && ctx.stdout.isTTY === true && format !== 'table';
     const warned = new Set<string>();
     const stats = await runPlan({
       plan,
@@ -185,7 +200,10 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
         // Same bug on many hosts: say it once per distinct text.
         if (warned.size < 50 && !warned.has(m)) {
           warned.add(m);
-          ctx.stderr.write(`tocsin: warning: ${safeText(m, 300)}\n`);
+          const line = `tocsin: warning: ${safeText(m, 300)}\n`;
+          // Above the bar when there is one (with --no-progress the bar's sink is a dummy).
+          if (flags.progress) progress.note(line);
+          else ctx.stderr.write(line);
         }
       },
       onBatch: async (batch: readonly AttemptResult[]) => {
@@ -197,29 +215,39 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
         let answered = 0;
         let exchange = 0;
         let vulnerable = 0;
+        if (recordsOnTerminal && batch.some((r) => r.record !== null)) progress.erase();
         for (const r of batch) {
           if (r.record === null) continue;
           answered++;
           if (r.record.product === EXCHANGE) exchange++;
           if (r.record.vulnerable.length > 0) vulnerable++;
-          await writer.write(r.record satisfies ScanRecord);
+          // Nobody reads stdout any more: the record is stored; printing it would only raise EPIPE again.
+          if (!outputGone()) await writer.write(r.record satisfies ScanRecord).catch((e: unknown) => {
+            if (!outputGone()) throw e;
+          });
         }
         progress.add({ done: batch.length, answered, exchange, vulnerable });
       },
     });
-    await writer.close();
+    // The bar goes first: a table is printed whole by close() and must never meet it on the terminal.
+    progress.clear();
+    if (!outputGone()) await writer.close().catch((e: unknown) => {
+      if (!outputGone()) throw e;
+    });
     const handle = storeReady === null ? null : await storeReady;
     progress.finish(handle === null ? 'scan' : `scan ${handle.scanId}`);
     if (stats.excluded > 0) ctx.stderr.write(`tocsin: ${stats.excluded} excluded (not contacted)\n`);
     if (ac.signal.aborted) {
       if (handle !== null) ctx.stderr.write(`tocsin: interrupted; finish with: tocsin scan --resume ${handle.scanId}\n`);
-      return 130;
+      else if (outputGone()) ctx.stderr.write('tocsin: stopped early (nothing stored with --no-store: run the scan again to get every record)\n');
+      return outputGone() ? 141 : 130;
     }
     if (handle !== null) await handle.store.finishScan(handle.scanId, 'finished');
     return 0;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    ctx.stdoutClosed?.removeEventListener('abort', onStdoutClosed);
     if (out !== null) {
       const o = out;
       await new Promise<void>((resolve) => o.end(() => resolve()));

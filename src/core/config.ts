@@ -50,7 +50,11 @@ function intSetting(env: NodeJS.ProcessEnv, name: string, def: number, min: numb
   return n;
 }
 
-export function readConfig(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 1000): TocsinConfig {
+/** The configuration and every problem found in it (readConfig throws when there is one; `tocsin check` lists them). */
+export function inspectConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  uid: number = process.getuid?.() ?? 1000,
+): { readonly config: TocsinConfig; readonly problems: readonly string[] } {
   const problems: string[] = [];
   const home = env.TOCSIN_HOME && env.TOCSIN_HOME !== '' ? env.TOCSIN_HOME : defaultHome(env, uid);
   if (!isAbsolute(home)) problems.push(`TOCSIN_HOME=${JSON.stringify(home)} must be an absolute path`);
@@ -81,8 +85,27 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, uid: number = p
   const concurrency = intSetting(env, 'TOCSIN_CONCURRENCY', 2048, 1, 100_000, problems);
   const workers = intSetting(env, 'TOCSIN_WORKERS', 0, 0, 64, problems);
 
+  return { config: { home, databaseUrl, userAgent, contactUrl, excludeFiles, rateLimit, ratePerNetwork, concurrency, workers }, problems };
+}
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 1000): TocsinConfig {
+  const { config, problems } = inspectConfig(env, uid);
   if (problems.length > 0) {
     throw new TocsinError('TOCSIN_CONFIG_INVALID', `configuration has ${problems.length} problem(s)`, { details: problems });
   }
-  return { home, databaseUrl, userAgent, contactUrl, excludeFiles, rateLimit, ratePerNetwork, concurrency, workers };
+  return config;
+}
+
+/**
+ * What must be set before scanning anyone else's hosts, beyond a valid configuration: the contact URL that
+ * every scanned host sees in the User-Agent must be the operator's own, not the shipped example. (Scans still
+ * run with it, so the lab and the demo work out of the box; `tocsin check` fails until it is set.)
+ */
+export function deploymentProblems(config: TocsinConfig): string[] {
+  const problems: string[] = [];
+  if (config.contactUrl === DEFAULT_CONTACT_URL || /^(https?:\/\/|mailto:)([^/]*[.@])?example\.(org|com|net)([/:]|$)/i.test(config.contactUrl)) {
+    const what = config.contactUrl === DEFAULT_CONTACT_URL ? 'not set: the shipped example' : 'an example URL:';
+    problems.push(`TOCSIN_CONTACT_URL is ${what} ${config.contactUrl} would be sent to every scanned host; set it to the page where scanned parties learn about your scans and can opt out`);
+  }
+  return problems;
 }

@@ -12,6 +12,12 @@ export const ERROR_CODES = {
   TOCSIN_DB_CONNECT: { kind: 'internal', exit: 69, hint: 'Check TOCSIN_DATABASE_URL or the embedded database under TOCSIN_HOME.' },
   TOCSIN_DB_MIGRATION: { kind: 'internal', exit: 70, hint: 'A schema migration failed; the database was left at the last good version.' },
   TOCSIN_DB_EMBEDDED_START: { kind: 'internal', exit: 69, hint: 'The embedded PostgreSQL did not start; see the log under TOCSIN_HOME/pg.log.' },
+  // Storage failures caused by the environment (not bugs): each names what to do; a scan's also names its resume command.
+  TOCSIN_HOME_UNUSABLE: { kind: 'user', exit: 73, hint: 'Set TOCSIN_HOME to a writable directory (it is created if missing), or set TOCSIN_DATABASE_URL.' },
+  TOCSIN_DB_LOST: { kind: 'internal', exit: 69, hint: 'The database went away (server stopped or killed, `tocsin db stop`, TOCSIN_HOME removed); what was stored is kept.' },
+  TOCSIN_DB_WRITE: { kind: 'internal', exit: 74, hint: 'The database could not write (read-only file system or an I/O error); what was stored before is kept.' },
+  TOCSIN_DISK_FULL: { kind: 'internal', exit: 74, hint: 'Free space on the named file system (or move TOCSIN_HOME), then run the command again.' },
+  TOCSIN_SCAN_BUSY: { kind: 'user', exit: 75, hint: 'Another live tocsin process is running this scan; wait for it or stop it (Ctrl+C), then resume.' },
   TOCSIN_SCAN_NOT_FOUND: { kind: 'user', exit: 64, hint: 'List scans with `tocsin report --scans`.' },
   TOCSIN_SCAN_NEEDS_STORE: { kind: 'user', exit: 64, hint: 'Drop --no-store to resume, or start a new scan.' },
   TOCSIN_KB_UNKNOWN_BUILD: { kind: 'user', exit: 65, hint: 'Give an Exchange build such as 15.1.2176.9 (major.minor.build[.revision]).' },

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isIPv4, isIPv6 } from 'node:net';
 import {
-  formatIPv4, formatIPv6, ipv4Problem, networkKey, normalizeIp, parseCidr, parseIPv4, parseIPv6, v4Set, v6Set,
+  addressReadings, canonicalIp, closeUnderV4Embedding, formatIPv4, formatIPv6, ipv4Problem, ipv4Readings, networkKey,
+  normalizeIp, parseCidr, parseIp, parseIPv4, parseIPv6, unmapIPv4, v4Set, v6Set,
 } from './ip.js';
 
 test('IPv4: strict parsing agrees with node:net and explains failures', () => {
@@ -93,4 +94,19 @@ test('range sets: merge, count, membership, i-th address, subtraction, intersect
   assert.equal(six.size, 1n << 128n);
   assert.equal(six.at((1n << 128n) - 1n), (1n << 128n) - 1n);
   assert.equal(six.minus(v6Set([[1n, (1n << 128n) - 1n]])).size, 1n);
+});
+
+test('IPv4 inside IPv6: mapped addresses are their IPv4 host; embeddings close both ways', () => {
+  assert.deepEqual(canonicalIp(parseIp('::ffff:127.93.0.5') ?? { family: 4, value: 0 }), { family: 4, value: parseIPv4('127.93.0.5') });
+  assert.deepEqual(canonicalIp(parseIp('::127.93.0.5') ?? { family: 4, value: 0 }).family, 6, 'IPv4-compatible is not routed to IPv4');
+  assert.equal(unmapIPv4(parseIPv6('::ffff:0:1.2.3.4') ?? 0n), null);
+  const { r4, r6 } = closeUnderV4Embedding([], [[parseIPv6('::ffff:10.0.0.0') ?? 0n, parseIPv6('::ffff:10.0.0.255') ?? 0n]]);
+  assert.deepEqual(r4, [[parseIPv4('10.0.0.0'), parseIPv4('10.0.0.255')]]);
+  assert.ok(r6.some(([a]) => a === parseIPv6('64:ff9b::10.0.0.0')));
+  assert.ok(r6.some(([a]) => a === parseIPv6('::10.0.0.0')));
+  assert.deepEqual(ipv4Readings('010.001.002.003').map(formatIPv4), ['10.1.2.3', '8.1.2.3']);
+  assert.deepEqual(ipv4Readings('127.093.0.1').map(formatIPv4), ['127.93.0.1']);
+  assert.deepEqual(ipv4Readings('1.2.3'), []);
+  assert.deepEqual(addressReadings('::FFFF:010.0.0.1'), ['::ffff:10.0.0.1', '::ffff:8.0.0.1']);
+  assert.deepEqual(addressReadings('nope'), []);
 });

@@ -332,3 +332,100 @@ export function v4Set(ranges: ReadonlyArray<readonly [number, number]>): V4Set {
 export function v6Set(ranges: ReadonlyArray<readonly [bigint, bigint]>): V6Set {
   return RangeSet.of(OPS6, ranges);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// IPv4 inside IPv6, and lenient spellings: what an exclusion list must see through.
+
+/** ::ffff:0:0/96, IPv4-mapped: a connect() to ::ffff:a.b.c.d on a dual-stack socket reaches the IPv4 host a.b.c.d. */
+export const V4_MAPPED_BASE = 0xffffn << 32n;
+
+/**
+ * Every /96 whose low 32 bits name an IPv4 host, by some path: IPv4-compatible ::a.b.c.d (deprecated, not routed
+ * by Linux, but still what a list may say), IPv4-mapped ::ffff:a.b.c.d (routed to the IPv4 host by the kernel),
+ * IPv4-translated ::ffff:0:a.b.c.d (SIIT) and the NAT64 well-known prefix 64:ff9b::a.b.c.d (reaches the IPv4 host
+ * on a network with NAT64). An exclusion of a.b.c.d covers all of them, and an exclusion written in any of them
+ * covers a.b.c.d: never contacting an excluded host matters more than the rare over-exclusion.
+ */
+export const V4_EMBEDDING_BASES: readonly bigint[] = [0n, V4_MAPPED_BASE, 0xffffn << 48n, 0x64ff9bn << 96n];
+
+/** The IPv4 address of an IPv4-mapped IPv6 address (::ffff:a.b.c.d), or null for any other IPv6 address. */
+export function unmapIPv4(v: bigint): number | null {
+  return v >> 32n === 0xffffn ? Number(v & 0xffffffffn) : null;
+}
+
+/**
+ * An address in one canonical family: IPv4-mapped IPv6 becomes the IPv4 address it reaches, so that
+ * `::ffff:192.0.2.1` and `192.0.2.1` are one host (one scan, one record, one rate-limit bucket).
+ */
+export function canonicalIp(ip: IpValue): IpValue {
+  if (ip.family === 6) {
+    const v4 = unmapIPv4(ip.value);
+    if (v4 !== null) return { family: 4, value: v4 };
+  }
+  return ip;
+}
+
+/**
+ * The IPv4 ranges hidden in an IPv6 range through the embedding /96s, and the IPv6 aliases of an IPv4 range:
+ * together they close a pair of range lists under "is the same IPv4 host".
+ */
+export function closeUnderV4Embedding(
+  r4: ReadonlyArray<readonly [number, number]>,
+  r6: ReadonlyArray<readonly [bigint, bigint]>,
+): { r4: Array<[number, number]>; r6: Array<[bigint, bigint]> } {
+  const out4: Array<[number, number]> = r4.map(([a, b]) => [a, b]);
+  for (const [a, b] of r6) {
+    for (const base of V4_EMBEDDING_BASES) {
+      const top = base + 0xffffffffn;
+      const lo = a > base ? a : base;
+      const hi = b < top ? b : top;
+      if (lo <= hi) out4.push([Number(lo - base), Number(hi - base)]);
+    }
+  }
+  const out6: Array<[bigint, bigint]> = r6.map(([a, b]) => [a, b]);
+  for (const [a, b] of out4) for (const base of V4_EMBEDDING_BASES) out6.push([base + BigInt(a), base + BigInt(b)]);
+  return { r4: out4, r6: out6 };
+}
+
+/**
+ * Every number a dotted quad may mean, for lists written by other tools: strict decimal, and for zero-padded parts
+ * ("010.001.002.003", common in sorted lists) both the decimal reading (10.1.2.3) and the octal one that
+ * inet_aton() gives (8.1.2.3) when every padded part is valid octal. Empty when it is no dotted quad at all.
+ * Only for exclusion lists (where reading too much is the safe side); targets stay strict.
+ */
+export function ipv4Readings(s: string): number[] {
+  const parts = s.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,6}$/.test(p))) return [];
+  const dec = parts.map((p) => Number(p));
+  if (dec.some((n) => n > 255)) return [];
+  const value = (q: readonly number[]): number => q.reduce((acc, x) => acc * 256 + x, 0);
+  const out = [value(dec)];
+  const padded = parts.some((p) => p.length > 1 && p.startsWith('0'));
+  if (padded && parts.every((p) => !(p.length > 1 && p.startsWith('0')) || /^[0-7]+$/.test(p))) {
+    const oct = parts.map((p) => (p.length > 1 && p.startsWith('0') ? parseInt(p, 8) : Number(p)));
+    if (oct.every((n) => n <= 255)) {
+      const v = value(oct);
+      if (v !== out[0]) out.push(v);
+    }
+  }
+  return out;
+}
+
+/**
+ * Every address an exclusion-list entry may mean (see ipv4Readings), each in strict text form; IPv6 with an
+ * embedded zero-padded dotted quad too. Empty when it is no address.
+ */
+export function addressReadings(s: string): string[] {
+  const strict = parseIp(s);
+  if (strict !== null) return [formatIp(strict)];
+  const inner = s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s;
+  const colon = inner.lastIndexOf(':');
+  const head = colon < 0 ? '' : inner.slice(0, colon + 1);
+  const out: string[] = [];
+  for (const n of ipv4Readings(inner.slice(colon + 1))) {
+    const text = `${head}${formatIPv4(n)}`;
+    const ip = parseIp(text);
+    if (ip !== null) out.push(formatIp(ip));
+  }
+  return out;
+}

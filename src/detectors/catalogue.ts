@@ -3,7 +3,7 @@
  * generated from them). Pure: returns the Markdown; scripts/gen-detector-docs.ts writes it and a test
  * fails when the committed file is out of date.
  */
-import { EXCHANGE_SIGNAL_KINDS } from './exchange/common.js';
+import { EXCHANGE_SIGNAL_KINDS, formatIis, IIS_PLATFORM_TABLE } from './exchange/common.js';
 import type { Detector, ProbeRequest } from './sdk.js';
 
 /** Markdown table cell: no pipes or newlines from metadata break the table. */
@@ -34,7 +34,8 @@ export function renderDetectorCatalogue(detectors: readonly Detector[], probes: 
   out.push('');
   out.push('`nextProbes(answered, sent)` is called with empty maps, then after each batch, until it returns nothing.');
   out.push('Typical costs: Exchange 2010-SE showing X-OWA-Version: 1 request; Exchange 2013+ without it: 2-3; Exchange 2010');
-  out.push('without it: 2 (plus the followed /owa/ redirect); non-Exchange: 1; an OWA phishing clone: 3; Exchange Online: 1.');
+  out.push('without it: 2 (plus the followed /owa/ redirect); non-Exchange: 1; an OWA phishing clone: 3; Exchange Online: 1;');
+  out.push('a 2013+ claim that its IIS version contradicts: 2 (the export tool manifest is asked to confirm it).');
   out.push('');
   out.push('| Probe | Method | Path | Purpose |');
   out.push('| --- | --- | --- | --- |');
@@ -49,14 +50,40 @@ export function renderDetectorCatalogue(detectors: readonly Detector[], probes: 
   out.push('  (X-OWA-Version, X-FEServer, X-CalculatedBETarget, ...) is one kind because an imitating proxy copies all headers;');
   out.push('  the export tool manifest at the ECP path is the third; OWA\'s forms-based-authentication redirect of /owa/ (server');
   out.push('  routing, which a copied page does not bring) is the fourth. A build never counts as a signal by itself.');
-  out.push('- Contradictions veto copyable evidence: an `inconsistency` (e.g. a 2016 page served by IIS 7.5, which 2016 cannot');
-  out.push('  run on: a honeypot tell) makes a service with only page/routing signals "not Exchange"; with Exchange headers or');
-  out.push('  the manifest it is only noted (a reverse proxy in front of a real server is likelier).');
+  out.push('- Contradictions (`inconsistency` facts): the IIS version in the Server header cannot run the claimed build (table');
+  out.push('  below; e.g. a 2016 page with X-OWA-Version 15.1.x served by IIS 7.5: a known honeypot pattern), or a claimed 2013+');
+  out.push('  exact build whose export tool manifest answers 404 at its path. Headers are copyable too, so a contradicted claim');
+  out.push('  needs a consistent second signal; the plan asks for the export tool manifest whenever the platform contradicts a');
+  out.push('  2013+ build. Then:');
+  out.push('  - a valid manifest naming the same CU as every other build seen: the build stands (exact), the contradiction is');
+  out.push('    noted (a reverse proxy rewriting Server is the likelier story);');
+  out.push('  - only page/routing signals, or Exchange headers facing both contradictions at once (platform and a 404 manifest):');
+  out.push('    not Exchange, noted "suspected honeypot";');
+  out.push('  - otherwise (e.g. ECP blocked, or Exchange 2010, which has no manifest): Exchange at CU precision at most, with a');
+  out.push('    "suspected honeypot" note in the record\'s notes.');
+  out.push('- X-OWA-Version and the manifest naming different CUs (decision): the lower exact build is kept (a load balancer in');
+  out.push('  front of servers at different CUs, or one value is made up: a warning for the older one beats silence), noted; with');
+  out.push('  a contradiction as well, the manifest confirms nothing and the CU is the most reported. Within one CU the');
+  out.push('  X-OWA-Version build is kept (revisions of web components drift).');
   out.push('- Exchange Online front ends (`exchange-online` facts, any 15.20+ build) are `ms-exchange-online`, never on-premises;');
   out.push('  their build is noted, not reported.');
   out.push('- Build preference: exact over CU-level; then X-OWA-Version > export tool manifest > asset path. Equally trusted');
   out.push('  conflicting builds keep the lower one. Every conflict is noted. Builds are digits and dots only (3 parts for');
   out.push('  `cu`, 4 for `exact`) with an Exchange major (8, 14, 15); anything else is rejected with a note.');
+  out.push('');
+  out.push('## Platforms: which IIS versions each Exchange version runs on');
+  out.push('');
+  out.push('From Microsoft Learn "Exchange Server supportability matrix" (Windows Server sections) and the Exchange 2010/2007');
+  out.push('system requirements; IIS 6.0 = Windows Server 2003, 7.0 = 2008, 7.5 = 2008 R2, 8.0 = 2012, 8.5 = 2012 R2, 10.0 =');
+  out.push('2016/2019/2022/2025. Written down from those documents, not machine-transcribed. Versions marked * depend on a');
+  out.push('service pack or CU that the check does not model; they count as plausible (a contradiction must be certain).');
+  out.push('');
+  out.push('| Edition | IIS versions | Why |');
+  out.push('| --- | --- | --- |');
+  for (const row of IIS_PLATFORM_TABLE) {
+    const versions = row.iis.map((v) => `${formatIis(v)}${row.uncertain.includes(v) ? '*' : ''}`).join(', ');
+    out.push(`| ${cell(row.edition)} | ${versions} | ${cell(row.why)} |`);
+  }
   out.push('');
   out.push('## Opt-in check (described only: not implemented, never sent by default)');
   out.push('');

@@ -53,8 +53,14 @@ export type Fact =
   | { readonly kind: 'exchange-online'; readonly evidence: Evidence }
   /** Any other product seen (e.g. "iis", "nginx"), for the record. */
   | { readonly kind: 'product'; readonly product: string; readonly evidence: Evidence }
-  /** Something that contradicts the service being what it claims (e.g. an Exchange 2016 page on IIS 7.5: a honeypot tell). */
-  | { readonly kind: 'inconsistency'; readonly reason: string; readonly evidence: Evidence };
+  /**
+   * Something that contradicts the service being what it claims. `topic` says what: "platform" (e.g. an
+   * Exchange 2016 build served by IIS 7.5, which 2016 cannot run on: a honeypot tell) or "missing-manifest"
+   * (a 2013+ exact build claimed, yet the export tool manifest that such a server serves answered 404).
+   */
+  | { readonly kind: 'inconsistency'; readonly topic: InconsistencyTopic; readonly reason: string; readonly evidence: Evidence };
+
+export type InconsistencyTopic = 'platform' | 'missing-manifest';
 
 export interface DetectorMeta {
   /** kebab-case id, unique, e.g. "exchange-x-owa-version". */

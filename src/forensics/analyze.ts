@@ -14,6 +14,7 @@ import type { IocSet } from './iocs.js';
 import type {
   AnalysisResult,
   CampaignCoverage,
+  DayRange,
   FileKind,
   FindingRecord,
   FolderCoverage,
@@ -44,7 +45,22 @@ const HEAD_BYTES = 64 * 1024;
 /** Extensions that are read as logs; anything else is a plain file (checked by path, content, hash). */
 const LOG_EXT = /\.(log|csv|txt|xml|tsv|out|evtx)$/i;
 
+/**
+ * Logs whose days decide whether a campaign window is covered: HttpProxy and IIS request logs, where
+ * every campaign's requests are seen. CSV extracts are left out: an extract holds chosen rows only.
+ */
 const REQUEST_LOG_KINDS: readonly FileKind[] = ['exchange-httpproxy', 'iis-w3c'];
+
+/** Kinds that are Exchange or IIS logs or exports of them: without one, no verdict can rest on logs. */
+const EXCHANGE_LOG_KINDS: readonly FileKind[] = [
+  'exchange-httpproxy',
+  'exchange-ecp-server',
+  'exchange-oab-generator',
+  'exchange-log',
+  'iis-w3c',
+  'csv-table',
+  'event-export',
+];
 
 /** UTF-16LE exports (PowerShell Out-File, Event Viewer) are re-encoded as UTF-8 chunk by chunk. */
 async function* utf16ToUtf8(first: Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
@@ -85,9 +101,15 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
   // --since narrows what is listed, never the verdict: an indicator dated before it still means the server
   // was compromised, so it is counted, named in a warning, and keeps the exit code at 1.
   let beforeSince = 0;
+  let attemptsBeforeSince = 0;
+  let indicators = 0;
+  let attempts = 0;
   const keep = (f: FindingRecord): void => {
+    if (f.severity === 'info') attempts++;
+    else indicators++;
     if (sinceMs !== null && f.time !== null && Date.parse(f.time) < sinceMs) {
       if (f.severity !== 'info') beforeSince++;
+      else attemptsBeforeSince++;
       return;
     }
     if (findings.length < MAX_FINDINGS) findings.push(f);
@@ -104,9 +126,10 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
     }
     return rs;
   };
-  const coverage = new Map<string, { folder: string; kind: FileKind; files: number; first: string | null; last: string | null }>();
+  const coverage = new Map<string, { folder: string; kind: FileKind; files: number; first: string | null; last: string | null; days: Set<string> }>();
   let files = 0;
   let logFiles = 0;
+  let exchangeLogs = 0;
   let bytes = 0;
   let lines = 0;
   let candidates = 0;
@@ -175,6 +198,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
       notice({ level: 'warning', file: src.display, line: null, message: 'no #Fields header; AnchorMailbox, URL, status and client address guessed from the text' });
     }
     logFiles++;
+    if (EXCHANGE_LOG_KINDS.includes(det.kind)) exchangeLogs++;
     const scanner = new LineScanner({ file: src.display, kind: det.kind, layout: det.layout, rules: ruleSetFor(det.kind), sink });
     if (headBuf.length > 0) scanner.push(headBuf);
     let lastReport = Date.now();
@@ -186,11 +210,12 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
       }
     }
     const st = scanner.end();
-    if (st.first !== null || st.last !== null) {
+    if (st.first !== null || st.last !== null || st.days.size > 0) {
       const folder = dirOf(src.display);
       const key = `${folder}\u0000${det.kind}`;
-      const c = coverage.get(key) ?? { folder, kind: det.kind, files: 0, first: null, last: null };
+      const c = coverage.get(key) ?? { folder, kind: det.kind, files: 0, first: null, last: null, days: new Set<string>() };
       c.files++;
+      for (const d of st.days) if (c.days.size < MAX_COVERAGE_DAYS) c.days.add(d);
       if (st.first !== null && (c.first === null || st.first < c.first)) c.first = st.first;
       if (st.last !== null && (c.last === null || st.last > c.last)) c.last = st.last;
       if (st.first !== null && (c.last === null || st.first > c.last)) c.last = st.first;
@@ -240,45 +265,184 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalysisResult> {
   if (dropped > 0) {
     notices.push({ level: 'warning', file: '(all)', line: null, message: `more than ${MAX_FINDINGS} records; ${dropped} more were found but not kept (narrow the input or use --since)` });
   }
-  const folderCoverage: FolderCoverage[] = [...coverage.values()].sort((a, b) => a.folder.localeCompare(b.folder));
+  const folderCoverage: FolderCoverage[] = [...coverage.values()]
+    .sort((a, b) => a.folder.localeCompare(b.folder) || a.kind.localeCompare(b.kind))
+    .map((c) => {
+      const days = [...c.days].sort();
+      return { folder: c.folder, kind: c.kind, family: familyOf(c.folder, c.kind), files: c.files, first: c.first, last: c.last, days, gaps: gapsOf(days) };
+    });
   const campaigns = campaignCoverage(folderCoverage);
+  if (exchangeLogs === 0) {
+    notices.push({
+      level: 'error',
+      file: '(all)',
+      line: null,
+      message:
+        `no Exchange or IIS log found in the input (${files} file(s) read; ${logFiles} text file(s), none an Exchange or IIS log or an export of one): ` +
+        'give the Exchange install folder, copies of its Logging folders (HttpProxy, ECP\\Server, OABGeneratorLog), IIS W3SVC* logs, ' +
+        'or XML/CSV exports of the Application event log',
+    });
+  }
   findings.sort(compareFindings);
   return {
-    verdict: beforeSince > 0 ? 'indicators-found' : verdictOf(findings, campaigns),
+    verdict: verdictOf(indicators, campaigns, exchangeLogs),
     findings,
+    counts: { indicators, attempts, indicatorsBeforeSince: beforeSince, attemptsBeforeSince, notKept: dropped },
     notices,
     coverage: folderCoverage,
     campaigns,
-    stats: { files, logFiles, bytes, lines, candidateLines: candidates },
+    stats: { files, logFiles, exchangeLogs, bytes, lines, candidateLines: candidates },
     hadErrors,
+    since: opts.since === undefined || opts.since === null ? null : opts.since.toISOString(),
   };
+}
+
+/** Distinct days kept per folder and kind at most (see MAX_DAYS in scanner.ts). */
+const MAX_COVERAGE_DAYS = 20_000;
+const DAY_MS = 86_400_000;
+
+function dayMs(d: string): number {
+  return Date.parse(`${d}T00:00:00Z`);
+}
+
+function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** Gaps between consecutive days of a sorted list: the days without records between first and last. */
+export function gapsOf(sortedDays: readonly string[]): DayRange[] {
+  const out: DayRange[] = [];
+  for (let i = 1; i < sortedDays.length; i++) {
+    const prev = dayMs(sortedDays[i - 1]!);
+    const cur = dayMs(sortedDays[i]!);
+    if (cur - prev > DAY_MS) out.push({ from: dayOf(prev + DAY_MS), to: dayOf(cur - DAY_MS) });
+  }
+  return out;
+}
+
+/** Every day from `from` to `to` inclusive. */
+function daysOf(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let t = dayMs(from), end = dayMs(to); t <= end; t += DAY_MS) out.push(dayOf(t));
+  return out;
+}
+
+/** Groups a sorted list of days into runs of consecutive days. */
+export function rangesOf(sortedDays: readonly string[]): DayRange[] {
+  const out: DayRange[] = [];
+  for (const d of sortedDays) {
+    const last = out[out.length - 1];
+    if (last !== undefined && dayMs(d) - dayMs(last.to) === DAY_MS) out[out.length - 1] = { from: last.from, to: d };
+    else out.push({ from: d, to: d });
+  }
+  return out;
+}
+
+/** `2021-03-05, 2021-03-10..2021-03-12, ... and 4 more` (at most `max` ranges). */
+export function formatRanges(rs: readonly DayRange[], max = 6): string {
+  const shown = rs.slice(0, max).map((r) => (r.from === r.to ? r.from : `${r.from}..${r.to}`));
+  return shown.join(', ') + (rs.length > max ? ` and ${rs.length - max} more range(s)` : '');
+}
+
+/** The log family of a folder: "HttpProxy/Ecp", "IIS W3SVC1", "ECP server", ... */
+export function familyOf(folder: string, kind: FileKind): string {
+  const hp = /(?:^|[\\/])HttpProxy[\\/]([^\\/!]+)$/i.exec(folder);
+  if (hp !== null && kind === 'exchange-httpproxy') return `HttpProxy/${hp[1]}`;
+  const w3 = /(?:^|[\\/])(W3SVC\d+)(?:[\\/]|$)/i.exec(folder);
+  if (w3 !== null && kind === 'iis-w3c') return `IIS ${w3[1]!.toUpperCase()}`;
+  switch (kind) {
+    case 'exchange-httpproxy':
+      return 'HttpProxy';
+    case 'iis-w3c':
+      return 'IIS';
+    case 'exchange-ecp-server':
+      return 'ECP server';
+    case 'exchange-oab-generator':
+      return 'OAB generator';
+    case 'exchange-log': {
+      const m = /([^\\/!]+)$/.exec(folder);
+      return `Exchange log (${m === null ? folder : m[1]})`;
+    }
+    case 'csv-table':
+      return 'CSV export';
+    case 'event-export':
+      return 'event-log export';
+    default:
+      return 'text';
+  }
 }
 
 function compareFindings(a: FindingRecord, b: FindingRecord): number {
   return a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0) || a.check.localeCompare(b.check);
 }
 
-/** The period at risk of each campaign against the request logs' first and last timestamps. */
+/**
+ * The coverage of each campaign's window by the request logs (HttpProxy and IIS together: every campaign's
+ * requests show in both). Rule: a campaign is `covered` only when those logs have at least one dated
+ * record on every day of its window; otherwise `insufficient`, with the missing days listed, overall and
+ * per log family. First and last timestamps alone say nothing: one line from 2020 and one file from 2023
+ * cover nothing in between.
+ */
 export function campaignCoverage(cov: readonly FolderCoverage[]): CampaignCoverage[] {
   const req = cov.filter((c) => REQUEST_LOG_KINDS.includes(c.kind));
+  const all = new Set<string>();
+  for (const c of req) for (const d of c.days) all.add(d);
   const earliest = req.reduce<string | null>((m, c) => (c.first !== null && (m === null || c.first < m) ? c.first : m), null);
-  const latest = req.reduce<string | null>((m, c) => (c.last !== null && (m === null || c.last > m) ? c.last : m), null);
+  const sortedAll = [...all].sort();
   return CAMPAIGNS.map((k) => {
-    const base = { campaign: k.id, cves: k.cves, needLogsFrom: k.needLogsFrom, earliestLog: earliest };
-    if (earliest === null) return { ...base, status: 'insufficient', reason: 'no HttpProxy or IIS logs with timestamps in the input' };
-    if (latest !== null && latest < `${k.exploitedSince}T00:00:00.000Z`) {
-      return { ...base, status: 'insufficient', reason: `logs end ${latest.slice(0, 10)}, before exploitation began (${k.exploitedSince})` };
+    const window = { from: k.window.from, to: k.window.to };
+    const windowList = daysOf(window.from, window.to);
+    const missingList = windowList.filter((d) => !all.has(d));
+    const missing = rangesOf(missingList);
+    // Every log family with records in the window, request logs or not, so the analyst sees which
+    // days each one lacks (only the request logs decide the status).
+    const families = cov
+      .filter((c) => c.days.some((d) => d >= window.from && d <= window.to))
+      .map((c) => {
+        const has = new Set(c.days);
+        const m = windowList.filter((d) => !has.has(d));
+        return { folder: c.folder, family: c.family, decides: REQUEST_LOG_KINDS.includes(c.kind), missing: rangesOf(m), missingDays: m.length };
+      });
+    const base = {
+      campaign: k.id,
+      cves: k.cves,
+      window,
+      needLogsFrom: window.from,
+      earliestLog: earliest,
+      missing,
+      missingDays: missingList.length,
+      windowDays: windowList.length,
+      families,
+    };
+    if (sortedAll.length === 0) {
+      return { ...base, status: 'insufficient', reason: 'no HttpProxy or IIS log with dated records in the input' };
     }
-    // "After 2021-03-03" means from the next day on: a log that starts during the day counts.
-    if (earliest.slice(0, 10) > k.needLogsFrom) {
-      return { ...base, status: 'insufficient', reason: `logs begin ${earliest.slice(0, 10)}, after ${k.needLogsFrom} (${k.note})` };
+    if (missingList.length === windowList.length) {
+      const span = `${sortedAll[0]}..${sortedAll[sortedAll.length - 1]}`;
+      return {
+        ...base,
+        status: 'insufficient',
+        reason: `no request-log record on any of the ${windowList.length} day(s) of the window (the logs have records on ${sortedAll.length} day(s) within ${span})`,
+      };
     }
-    return { ...base, status: 'covered', reason: `logs begin ${earliest.slice(0, 10)}` };
+    if (missingList.length > 0) {
+      return {
+        ...base,
+        status: 'insufficient',
+        reason: `request logs lack ${missingList.length} of ${windowList.length} day(s) of the window: ${formatRanges(missing)}`,
+      };
+    }
+    return { ...base, status: 'covered', reason: `request logs have records on all ${windowList.length} day(s) of the window` };
   });
 }
 
-export function verdictOf(findings: readonly FindingRecord[], campaigns: readonly CampaignCoverage[]): Verdict {
-  if (findings.some((f) => f.severity !== 'info')) return 'indicators-found';
+/**
+ * The verdict: indicators decide first (a compromise seen is a compromise, whatever else is missing);
+ * then no Exchange or IIS log at all; then any campaign window not covered.
+ */
+export function verdictOf(indicators: number, campaigns: readonly CampaignCoverage[], exchangeLogs: number): Verdict {
+  if (indicators > 0) return 'indicators-found';
+  if (exchangeLogs === 0) return 'no-logs';
   if (campaigns.some((c) => c.status === 'insufficient')) return 'insufficient-logs';
   return 'none-found';
 }

@@ -95,3 +95,30 @@ test('CHIRP YAML: ips, log strings (any of) and content signatures (at 0, and, f
   assert.equal(matchSignature(sig, shell, 5000), false, 'filesize < 1KB');
   assert.ok(s.warnings.some((w) => w.includes('events')));
 });
+
+test('the list type comes from the file\'s own name and the lines, never from parent folders (issue 6, finding 8)', () => {
+  const names = 'web.aspx\nhelp.aspx\naspnet\\_client.aspx\n';
+  const paths = 'C:\\inetpub\\wwwroot\\aspnet_client\\\n%PROGRAMFILES%\\Microsoft\\Exchange Server\\V15\\FrontEnd\\HttpProxy\\owa\\auth\\\n';
+  // Folders named like hash, sha256, md5, ip, path or name lists (Windows and POSIX separators).
+  for (const dir of ['/cases/hashes/', '/cases/sha256/', 'C:\\iocs\\md5\\', '/x/ip-lists/', '/x/paths/', '/x/names/']) {
+    const n = parseIocFile(names, `${dir}scs-labs-hafnium-webshell_names.txt`);
+    assert.deepEqual([...n.fileNames].sort(), ['aspnet_client.aspx', 'help.aspx', 'web.aspx'], dir);
+    assert.equal(n.warnings.length, 0, `${dir}: ${n.warnings.join('; ')}`);
+    const p = parseIocFile(paths, `${dir}scs-labs-hafnium-webshell_paths.txt`);
+    assert.deepEqual(p.paths, ['inetpub/wwwroot/aspnet_client', 'frontend/httpproxy/owa/auth'], dir);
+    assert.equal(p.warnings.length, 0, dir);
+  }
+  // A list whose name says "hashes" but holds IPs and names: read by the lines' shapes, and said so.
+  const mixed = parseIocFile('203.0.113.9\nshell.aspx\nnot a thing at all\n', 'hashes.txt');
+  assert.deepEqual([...mixed.ips], ['203.0.113.9']);
+  assert.deepEqual([...mixed.fileNames], ['shell.aspx']);
+  assert.equal(mixed.warnings.length, 1);
+  assert.match(mixed.warnings[0]!, /fits no indicator type/);
+  assert.match(mixed.understood[0]!, /hashes\.txt: 1 IP address\(es\), 1 file name\(s\); 1 line\(s\) fit no type and were skipped/);
+  // No name hint: every line by its shape; a domain name is not a file name, and is reported.
+  const plain = parseIocFile('198.51.100.4\nevil.example.com\npython-requests/2.25.1\n', 'case-7.txt');
+  assert.deepEqual([...plain.ips], ['198.51.100.4']);
+  assert.deepEqual(plain.userAgents, ['python-requests/2.25.1']);
+  assert.equal(plain.fileNames.size, 0);
+  assert.match(plain.warnings.join('\n'), /evil\.example\.com/);
+});

@@ -1,8 +1,10 @@
 /**
  * Indicator-of-compromise lists loaded from files (`--iocs FILE...`). Two formats:
  *  - plain lists, one indicator a line (`#` comments), e.g. the SCS-Labs HAFNIUM lists: each line is
- *    classified as IP, hash (MD5/SHA-1/SHA-256), path, file name or user agent; a file name hint
- *    (`ip`, `useragent`, `hash`, `name`, `path`) decides when the line alone is ambiguous;
+ *    classified by its own shape as IP, hash (MD5/SHA-1/SHA-256), path, file name or user agent; the
+ *    file's own name (never its folders) is a hint (`ip`, `useragent`, `hash`, `name`, `path`) used only
+ *    for lines whose shape is ambiguous (a user agent that looks like a file name, a bare folder name).
+ *    Lines that fit no type are counted and reported, never silently dropped;
  *  - CISA CHIRP YAML (e.g. AA21-062A): `ips:` blocks, and YARA rules whose string literals are
  *    matched in log lines (rules aimed at `*.log` files) or in file contents (rules aimed at `\**`).
  * Parsing is pure (text in, IocSet out); reading the files is the caller's job.
@@ -45,6 +47,8 @@ export interface IocSet {
   readonly contentSignatures: readonly ContentSignature[];
   /** Problems found while reading (unparseable lines, skipped rule types). */
   readonly warnings: readonly string[];
+  /** One line per file read: what was understood (`hafnium-ips.txt: 15 IP address(es)`). */
+  readonly understood: readonly string[];
 }
 
 interface MutableIocs {
@@ -56,10 +60,11 @@ interface MutableIocs {
   logStrings: LogStringSet[];
   contentSignatures: ContentSignature[];
   warnings: string[];
+  understood: string[];
 }
 
 export function emptyIocs(): IocSet {
-  return { ips: new Set(), userAgents: [], fileNames: new Set(), paths: [], hashes: new Map(), logStrings: [], contentSignatures: [], warnings: [] };
+  return { ips: new Set(), userAgents: [], fileNames: new Set(), paths: [], hashes: new Map(), logStrings: [], contentSignatures: [], warnings: [], understood: [] };
 }
 
 export function iocCount(s: IocSet): number {
@@ -88,59 +93,123 @@ export function normIocPath(p: string): string {
   return s.replace(/^inetpub\//, 'inetpub/');
 }
 
-type ListHint = 'ip' | 'ua' | 'hash' | 'name' | 'path' | null;
+type IocKind = 'ip' | 'ua' | 'hash' | 'name' | 'path';
+type ListHint = IocKind | null;
+
+/** The file's own name: a list under a folder called "hashes" or "ip-lists" is not thereby a hash list. */
+export function baseName(fileName: string): string {
+  return fileName.slice(Math.max(fileName.lastIndexOf('/'), fileName.lastIndexOf('\\')) + 1);
+}
 
 function hintFromName(fileName: string): ListHint {
-  const n = fileName.toLowerCase();
+  const n = baseName(fileName).toLowerCase();
   if (/user.?agent/.test(n)) return 'ua';
-  if (/hash|sha|md5/.test(n)) return 'hash';
+  if (/hash|sha\d|sha(?:[^a-z]|$)|md5/.test(n)) return 'hash';
   if (/ip.?addr|(^|[^a-z])ips?([^a-z]|$)/.test(n)) return 'ip';
-  if (/path/.test(n)) return 'path';
+  if (/path|folder|director/.test(n)) return 'path';
   if (/name/.test(n)) return 'name';
   return null;
 }
 
-function classify(line: string, hint: ListHint): ListHint {
+const HASH_RE = /^(?:[a-f0-9]{32}|[a-f0-9]{40}|[a-f0-9]{64})$/i;
+/** Extensions a file-name indicator has (web shells, tools, dumps); a domain name is not a file name. */
+const FILE_EXT_RE =
+  /^[^\s\\/]+\.(?:aspx|ashx|asmx|asp|axd|cshtml|config|php|jsp|jspx|js|vbs|hta|ps1|psm1|bat|cmd|dll|exe|sys|msi|lnk|jar|py|sh|zip|7z|rar|gz|tar|cab|dmp|dat|bin|tmp|txt|log|xml|html?|pst|ost|edb|evtx|rem|soap)$/i;
+
+/** The type a line has by its own shape, or null when it fits none. */
+function shapeOf(line: string): IocKind | null {
   if (isIP(line) !== 0) return 'ip';
-  if (/^([a-f0-9]{32}|[a-f0-9]{40}|[a-f0-9]{64})$/i.test(line)) return 'hash';
-  if (hint !== null) return hint;
-  if (/[\\/]$/.test(line) || /^[a-z]:\\/i.test(line) || /^%[^%]+%\\/.test(line) || line.startsWith('\\')) return 'path';
-  if (/^[^\s\\/]+\.[a-z0-9]{2,5}$/i.test(line)) return 'name';
-  return 'ua';
+  if (HASH_RE.test(line)) return 'hash';
+  if (/[\\/]$/.test(line) || /^[a-z]:\\/i.test(line) || /^%[^%]+%\\/.test(line) || line.startsWith('\\') || /^[^\s/]*\\[^\s/]*$/.test(line)) return 'path';
+  if (FILE_EXT_RE.test(line)) return 'name';
+  // "Product/version ..." (Mozilla/5.0, python-requests/2.25.1, antSword/v2.1).
+  if (/^[a-z][\w.!-]*\/[\w.]/i.test(line)) return 'ua';
+  return null;
 }
 
-function addTo(acc: MutableIocs, kind: ListHint, value: string, source: string): void {
+/** Shape first (an IP is an IP, a hash a hash); the file-name hint settles only ambiguous lines. */
+function classify(line: string, hint: ListHint): IocKind | null {
+  const shape = shapeOf(line);
+  if (shape === 'ip' || shape === 'hash') return shape;
+  if (hint === 'ua') return 'ua';
+  if (hint === 'name' && shape !== 'path' && /^[^\s\\/]+$/.test(line)) return 'name';
+  if (hint === 'path' && shape !== 'name' && !/\s/.test(line)) return 'path';
+  return shape;
+}
+
+const KIND_LABEL: Readonly<Record<IocKind, string>> = {
+  ip: 'IP address(es)',
+  hash: 'hash(es)',
+  path: 'folder path(s)',
+  name: 'file name(s)',
+  ua: 'user agent(s)',
+};
+
+/** How many example lines that fit no type are quoted per file (the rest are counted). */
+const MAX_UNKNOWN_QUOTED = 5;
+
+function addTo(acc: MutableIocs, kind: IocKind, value: string, source: string): boolean {
   switch (kind) {
     case 'ip':
-      if (isIP(value) !== 0) acc.ips.add(value.toLowerCase());
-      else acc.warnings.push(`${source}: not an IP address: ${value.slice(0, 80)}`);
-      break;
+      if (isIP(value) === 0) {
+        acc.warnings.push(`${source}: not an IP address: ${value.slice(0, 80)}`);
+        return false;
+      }
+      acc.ips.add(value.toLowerCase());
+      return true;
     case 'hash':
-      if (/^([a-f0-9]{32}|[a-f0-9]{40}|[a-f0-9]{64})$/i.test(value)) acc.hashes.set(value.toLowerCase(), source);
-      else acc.warnings.push(`${source}: not an MD5/SHA-1/SHA-256 hash: ${value.slice(0, 80)}`);
-      break;
+      if (!HASH_RE.test(value)) {
+        acc.warnings.push(`${source}: not an MD5/SHA-1/SHA-256 hash: ${value.slice(0, 80)}`);
+        return false;
+      }
+      acc.hashes.set(value.toLowerCase(), source);
+      return true;
     case 'name':
       acc.fileNames.add(value.replace(/\\_/g, '_').toLowerCase());
-      break;
+      return true;
     case 'path': {
       const p = normIocPath(value);
-      if (p !== '') acc.paths.push(p);
-      break;
+      if (p === '') return false;
+      acc.paths.push(p);
+      return true;
     }
     default:
       acc.userAgents.push(normUserAgent(value));
+      return true;
   }
 }
 
-/** Parses a plain indicator list. */
+/** Parses a plain indicator list, line by line, and records what was understood. */
 function parsePlainList(text: string, fileName: string, acc: MutableIocs): void {
   const hint = hintFromName(fileName);
+  const counts: Record<IocKind, number> = { ip: 0, hash: 0, path: 0, name: 0, ua: 0 };
+  let unknown = 0;
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.replace(/^\uFEFF/, '').trim();
     if (line === '' || line.startsWith('#') || line.startsWith('//')) continue;
     const value = line.replace(/\\_/g, '_');
-    addTo(acc, classify(value, hint), value, fileName);
+    const kind = classify(value, hint);
+    if (kind !== null && addTo(acc, kind, value, fileName)) {
+      counts[kind]++;
+      continue;
+    }
+    if (kind === null) {
+      unknown++;
+      if (unknown <= MAX_UNKNOWN_QUOTED) {
+        acc.warnings.push(
+          `${fileName}: fits no indicator type (IP, hash, path, file name, user agent): ${value.slice(0, 80)}` +
+            (hint === 'ip' ? ' (not an IP address)' : hint === 'hash' ? ' (not an MD5/SHA-1/SHA-256 hash)' : ''),
+        );
+      }
+    } else unknown++;
   }
+  if (unknown > MAX_UNKNOWN_QUOTED) acc.warnings.push(`${fileName}: ${unknown - MAX_UNKNOWN_QUOTED} more line(s) fit no indicator type`);
+  const parts = (Object.keys(counts) as IocKind[]).filter((k) => counts[k] > 0).map((k) => `${counts[k]} ${KIND_LABEL[k]}`);
+  acc.understood.push(
+    `${fileName}: ${parts.length === 0 ? 'no indicator' : parts.join(', ')}` +
+      (unknown > 0 ? `; ${unknown} line(s) fit no type and were skipped` : '') +
+      (hint !== null && parts.length > 0 && counts[hint] === 0 ? ` (the file name suggests ${KIND_LABEL[hint]}; lines were read by their shape)` : ''),
+  );
 }
 
 function unescapeYara(s: string): string {
@@ -268,10 +337,20 @@ export function parseIocFile(text: string, fileName: string, into?: IocSet): Ioc
     logStrings: [...base.logStrings],
     contentSignatures: [...base.contentSignatures],
     warnings: [...base.warnings],
+    understood: [...base.understood],
   };
-  const isYaml = /\.ya?ml$/i.test(fileName) || /^\s*ioc_type:/m.test(text);
-  if (isYaml) parseChirp(text, fileName, acc);
-  else parsePlainList(text, fileName, acc);
+  const isYaml = /\.ya?ml$/i.test(baseName(fileName)) || /^\s*ioc_type:/m.test(text);
+  if (isYaml) {
+    const before = { ips: acc.ips.size, ua: acc.userAgents.length, ls: acc.logStrings.length, cs: acc.contentSignatures.length };
+    parseChirp(text, fileName, acc);
+    const parts = [
+      [acc.ips.size - before.ips, 'IP address(es)'],
+      [acc.userAgents.length - before.ua, 'user agent(s)'],
+      [acc.logStrings.length - before.ls, 'log-string rule(s)'],
+      [acc.contentSignatures.length - before.cs, 'content signature(s)'],
+    ].filter(([n]) => (n as number) > 0).map(([n, l]) => `${n} ${l}`);
+    acc.understood.push(`${fileName}: ${parts.length === 0 ? 'no indicator' : parts.join(', ')} (CHIRP YAML)`);
+  } else parsePlainList(text, fileName, acc);
   acc.userAgents = [...new Set(acc.userAgents)].filter((u) => u !== '');
   acc.paths = [...new Set(acc.paths)];
   return acc;

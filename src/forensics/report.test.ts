@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { csvCell } from '../core/csv.js';
 import { escapeText, exitCodeOf, formatCsv, formatJsonl, formatText } from './report.js';
-import { campaignCoverage, verdictOf } from './analyze.js';
-import type { AnalysisResult, FindingRecord } from './types.js';
+import { campaignCoverage, gapsOf, rangesOf, verdictOf } from './analyze.js';
+import type { AnalysisResult, FindingRecord, FolderCoverage } from './types.js';
 
 const F: FindingRecord = {
   check: 'webshell-request',
@@ -16,16 +16,44 @@ const F: FindingRecord = {
   evidence: '=HYPERLINK("x")\u001b[2J\u202eevil',
 };
 
-function result(findings: FindingRecord[], hadErrors = false): AnalysisResult {
-  const campaigns = campaignCoverage([{ folder: 'W3SVC1', kind: 'iis-w3c', files: 1, first: '2021-03-01T00:00:00.000Z', last: '2023-01-01T00:00:00.000Z' }]);
+/** Coverage of one folder with records on the given days (first/last from the days). */
+function cov(kind: FolderCoverage['kind'], days: readonly string[], folder = 'W3SVC1'): FolderCoverage {
+  const sorted = [...days].sort();
   return {
-    verdict: verdictOf(findings, campaigns),
+    folder,
+    kind,
+    family: kind === 'iis-w3c' ? 'IIS W3SVC1' : 'HttpProxy/Ecp',
+    files: 1,
+    first: sorted.length === 0 ? null : `${sorted[0]}T00:00:00.000Z`,
+    last: sorted.length === 0 ? null : `${sorted[sorted.length - 1]}T23:00:00.000Z`,
+    days: sorted,
+    gaps: gapsOf(sorted),
+  };
+}
+
+/** Every day from a to b inclusive. */
+function span(a: string, b: string): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(`${a}T00:00:00Z`); t <= Date.parse(`${b}T00:00:00Z`); t += 86_400_000) out.push(new Date(t).toISOString().slice(0, 10));
+  return out;
+}
+
+/** Request logs with records on every day of every campaign window. */
+const FULL = [...span('2021-02-20', '2021-09-10'), ...span('2022-09-01', '2023-01-10')];
+
+function result(findings: FindingRecord[], hadErrors = false, days: readonly string[] = FULL, exchangeLogs = 1): AnalysisResult {
+  const campaigns = campaignCoverage([cov('iis-w3c', days)]);
+  const indicators = findings.filter((f) => f.severity !== 'info').length;
+  return {
+    verdict: verdictOf(indicators, campaigns, exchangeLogs),
     findings,
+    counts: { indicators, attempts: findings.length - indicators, indicatorsBeforeSince: 0, attemptsBeforeSince: 0, notKept: 0 },
     notices: [],
     coverage: [],
     campaigns,
-    stats: { files: 1, logFiles: 1, bytes: 10, lines: 1, candidateLines: 1 },
+    stats: { files: 1, logFiles: 1, exchangeLogs, bytes: 10, lines: 1, candidateLines: 1 },
     hadErrors,
+    since: null,
   };
 }
 
@@ -57,21 +85,66 @@ test('JSONL records have exactly the documented fields, cve null where none appl
   assert.equal(rec.line, 8);
 });
 
-test('exit codes follow ClamAV: 1 indicators, 0 nothing or attempts only, 2 errors with nothing found', () => {
+test('exit codes: 1 indicators, 0 nothing with sufficient logs, 2 errors or no logs, 3 nothing but logs insufficient', () => {
   assert.equal(exitCodeOf(result([F])), 1);
   assert.equal(exitCodeOf(result([F], true)), 1);
   assert.equal(exitCodeOf(result([{ ...F, severity: 'info' }])), 0);
   assert.equal(exitCodeOf(result([], true)), 2);
   assert.equal(result([]).verdict, 'none-found');
+  assert.equal(exitCodeOf(result([])), 0);
+  // No Exchange or IIS log at all: an error, not "insufficient" and not 0.
+  assert.equal(result([], false, [], 0).verdict, 'no-logs');
+  assert.equal(exitCodeOf(result([], false, [], 0)), 2);
+  // Indicators in files (web shells) still win without logs.
+  assert.equal(exitCodeOf(result([F], false, [], 0)), 1);
+  // Logs with a gap in a window: 3.
+  const gap = FULL.filter((d) => d !== '2021-03-15');
+  assert.equal(result([], false, gap).verdict, 'insufficient-logs');
+  assert.equal(exitCodeOf(result([], false, gap)), 3);
 });
 
-test('coverage: logs beginning after 2021-03-03 are insufficient for ProxyLogon; no logs is insufficient', () => {
-  const late = campaignCoverage([{ folder: 'x', kind: 'exchange-httpproxy', files: 1, first: '2021-03-05T00:00:00.000Z', last: '2021-09-01T00:00:00.000Z' }]);
-  assert.equal(late.find((c) => c.campaign === 'ProxyLogon')?.status, 'insufficient');
-  assert.equal(late.find((c) => c.campaign === 'ProxyShell')?.status, 'covered');
-  assert.equal(verdictOf([], late), 'insufficient-logs');
-  const none = campaignCoverage([]);
-  assert.ok(none.every((c) => c.status === 'insufficient'));
-  const early = campaignCoverage([{ folder: 'x', kind: 'iis-w3c', files: 1, first: '2020-12-01T00:00:00.000Z', last: '2020-12-31T00:00:00.000Z' }]);
-  assert.match(early.find((c) => c.campaign === 'ProxyLogon')!.reason, /before exploitation began/);
+test('coverage per day: one 2020 line and one 2023 file cover no campaign; every day of a window covers it', () => {
+  // Finding 7 of issue 6: first and last timestamps alone made this "covered" for all three campaigns.
+  const sparse = campaignCoverage([cov('iis-w3c', ['2020-12-01', '2023-01-01'])]);
+  assert.ok(sparse.every((c) => c.status === 'insufficient'), JSON.stringify(sparse.map((c) => c.status)));
+  assert.equal(sparse.find((c) => c.campaign === 'ProxyLogon')!.missingDays, 32);
+  assert.match(sparse.find((c) => c.campaign === 'ProxyLogon')!.reason, /no request-log record on any of the 32 day\(s\)/);
+  assert.equal(verdictOf(0, sparse, 1), 'insufficient-logs');
+
+  const full = campaignCoverage([cov('iis-w3c', FULL)]);
+  assert.ok(full.every((c) => c.status === 'covered'));
+
+  // One day missing in March 2021: ProxyLogon is not covered, the missing day is named, the others stay covered.
+  const hole = campaignCoverage([cov('exchange-httpproxy', FULL.filter((d) => d !== '2021-03-15' && d !== '2021-03-16'), 'Logging/HttpProxy/Ecp')]);
+  const pl = hole.find((c) => c.campaign === 'ProxyLogon')!;
+  assert.equal(pl.status, 'insufficient');
+  assert.deepEqual(pl.missing, [{ from: '2021-03-15', to: '2021-03-16' }]);
+  assert.match(pl.reason, /lack 2 of 32 day\(s\) of the window: 2021-03-15\.\.2021-03-16/);
+  assert.deepEqual(pl.families.map((f) => [f.family, f.missingDays, f.decides]), [['HttpProxy/Ecp', 2, true]]);
+  assert.equal(hole.find((c) => c.campaign === 'ProxyShell')!.status, 'covered');
+
+  // HttpProxy and IIS together cover a window; CSV extracts and other logs do not count.
+  const halves = campaignCoverage([cov('iis-w3c', span('2021-02-28', '2021-03-15')), cov('exchange-httpproxy', span('2021-03-16', '2021-03-31'), 'x')]);
+  assert.equal(halves.find((c) => c.campaign === 'ProxyLogon')!.status, 'covered');
+  const extract = campaignCoverage([cov('csv-table', FULL)]);
+  assert.ok(extract.every((c) => c.status === 'insufficient'));
+  assert.ok(campaignCoverage([]).every((c) => c.status === 'insufficient'));
+});
+
+test('gaps and ranges of days', () => {
+  assert.deepEqual(gapsOf(['2020-12-01', '2023-01-01']), [{ from: '2020-12-02', to: '2022-12-31' }]);
+  assert.deepEqual(gapsOf(['2021-02-28', '2021-03-01', '2021-03-03']), [{ from: '2021-03-02', to: '2021-03-02' }]);
+  assert.deepEqual(rangesOf(['2021-02-27', '2021-02-28', '2021-03-01', '2021-03-05']), [
+    { from: '2021-02-27', to: '2021-03-01' },
+    { from: '2021-03-05', to: '2021-03-05' },
+  ]);
+});
+
+test('the text report lists gaps per log family and prints the kit version and rules revision', () => {
+  const r = { ...result([]), coverage: [cov('iis-w3c', ['2020-12-01', '2023-01-01'])] };
+  const t = formatText({ ...r, campaigns: campaignCoverage(r.coverage), verdict: 'insufficient-logs' });
+  assert.match(t, /^tocsin forensics: INSUFFICIENT LOGS/);
+  assert.match(t, /IIS W3SVC1 +W3SVC1 +\[iis-w3c, 1 file\(s\)\] 2020-12-01\.\.2023-01-01: 2 day\(s\) with records/);
+  assert.match(t, /gaps: 2020-12-02\.\.2022-12-31/);
+  assert.match(t, /tocsin-forensics \d+\.\d+\.\d+, rules [0-9a-f]{12}; exit code 3/);
 });

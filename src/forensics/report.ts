@@ -5,6 +5,8 @@
  */
 import { csvDocument } from '../core/csv.js';
 import { FILE_RULES, LOG_RULES, type RuleMeta } from './rules.js';
+import { formatRanges } from './analyze.js';
+import { KIT_VERSION, kitBanner, rulesRevision } from './version.js';
 import { SEVERITY_ORDER, type AnalysisResult, type FindingRecord } from './types.js';
 
 export type OutputFormat = 'text' | 'jsonl' | 'csv';
@@ -55,6 +57,25 @@ export function formatJsonl(findings: readonly FindingRecord[]): string {
     .join('');
 }
 
+/**
+ * The first line of `--format jsonl`: one object with a single key `meta` (records never have it), naming
+ * the kit, its version and rules revision, the verdict and exit code, the counts and the campaign coverage.
+ */
+export function formatJsonlMeta(r: AnalysisResult): string {
+  const meta = {
+    tool: 'tocsin-forensics',
+    version: KIT_VERSION,
+    rulesRevision: rulesRevision(),
+    verdict: r.verdict,
+    exitCode: exitCodeOf(r),
+    since: r.since,
+    counts: r.counts,
+    campaigns: r.campaigns.map((c) => ({ campaign: c.campaign, status: c.status, window: c.window, missingDays: c.missingDays, windowDays: c.windowDays, missing: c.missing })),
+    coverage: r.coverage.map((c) => ({ folder: c.folder, family: c.family, kind: c.kind, files: c.files, first: c.first, last: c.last, days: c.days.length, gaps: c.gaps })),
+  };
+  return `${jsonSafe(JSON.stringify({ meta }))}\n`;
+}
+
 export function formatCsv(findings: readonly FindingRecord[]): string {
   return csvDocument(RECORD_FIELDS, findings.map((f) => [f.check, f.cve, f.severity, f.file, f.line, f.time, f.clientIp, f.evidence]));
 }
@@ -65,31 +86,65 @@ function loc(f: FindingRecord): string {
 
 /** The verdict line and counts; printed first in text output and on stderr for jsonl/csv. */
 export function formatSummary(r: AnalysisResult): string {
-  const indicators = r.findings.filter((f) => f.severity !== 'info').length;
-  const attempts = r.findings.length - indicators;
+  const { indicators, attempts, indicatorsBeforeSince, attemptsBeforeSince } = r.counts;
+  const seen = attempts > 0 ? ` (${attempts} attempt(s) seen)` : '';
+  // The counts are over every record found: --since and the in-memory cap hide records from the
+  // listing, never from the headline.
+  const hidden =
+    indicatorsBeforeSince + attemptsBeforeSince > 0 && r.since !== null
+      ? `; ${indicatorsBeforeSince} indicator(s) and ${attemptsBeforeSince} attempt(s) dated before --since ${r.since.slice(0, 10)} are not listed`
+      : '';
   const head =
     r.verdict === 'indicators-found'
-      ? `INDICATORS FOUND: ${indicators} indicator record(s)${attempts > 0 ? `, ${attempts} attempt(s)` : ''}`
-      : r.verdict === 'insufficient-logs'
-        ? `INSUFFICIENT LOGS: no indicators found${attempts > 0 ? ` (${attempts} attempt(s) seen)` : ''}, but the logs do not cover every period at risk`
-        : `NONE FOUND: no indicators${attempts > 0 ? ` (${attempts} attempt(s) seen)` : ''}`;
+      ? `INDICATORS FOUND: ${indicators} indicator record(s)${attempts > 0 ? `, ${attempts} attempt(s)` : ''}${hidden}`
+      : r.verdict === 'no-logs'
+        ? `NO LOGS: no Exchange or IIS log found in the input; no indicators in the files checked${seen}, but nothing can be said about exploitation${hidden}`
+        : r.verdict === 'insufficient-logs'
+          ? `INSUFFICIENT LOGS: no indicators found${seen}, but the logs do not cover every period at risk${hidden}`
+          : `NONE FOUND: no indicators${seen}; the logs cover every period at risk${hidden}`;
   const out = [`tocsin forensics: ${head}`];
   out.push(
-    `read ${r.stats.files} file(s), ${r.stats.logFiles} log(s), ${r.stats.bytes < 1e6 ? `${(r.stats.bytes / 1e3).toFixed(1)} kB` : `${(r.stats.bytes / 1e6).toFixed(1)} MB`}, ${r.stats.lines} line(s); ` +
+    `read ${r.stats.files} file(s), ${r.stats.logFiles} log(s) (${r.stats.exchangeLogs} Exchange/IIS), ${r.stats.bytes < 1e6 ? `${(r.stats.bytes / 1e3).toFixed(1)} kB` : `${(r.stats.bytes / 1e6).toFixed(1)} MB`}, ${r.stats.lines} line(s); ` +
       `${r.notices.length} notice(s)${r.hadErrors ? ' (some input could not be read)' : ''}`,
   );
+  if (r.verdict === 'insufficient-logs') {
+    for (const c of r.campaigns) if (c.status === 'insufficient') out.push(`  ${c.campaign} ${c.window.from}..${c.window.to}: ${escapeText(c.reason)}`);
+  }
+  out.push(`${kitBanner()}; exit code ${exitCodeOf(r)} (${EXIT_MEANING[exitCodeOf(r)] ?? '?'})`);
   return `${out.join('\n')}\n`;
 }
 
+/** The exit codes, as printed by --help of the command and of the bundle. */
+export const EXIT_CODES =
+  'Exit code: 0 nothing found and the logs cover every campaign window, 1 indicators found, 2 error ' +
+  '(unreadable input, or no Exchange or IIS log found), 3 nothing found but the logs are insufficient for a verdict.';
+
+const EXIT_MEANING: Readonly<Record<number, string>> = {
+  0: 'nothing found, logs sufficient',
+  1: 'indicators found',
+  2: 'error',
+  3: 'nothing found, logs insufficient for a verdict',
+};
+
 export function formatText(r: AnalysisResult): string {
   const L: string[] = [formatSummary(r).trimEnd(), ''];
-  L.push('Periods at risk');
-  for (const c of r.campaigns) L.push(`  ${c.campaign.padEnd(14)} ${c.status.padEnd(12)} ${escapeText(c.reason)}`);
+  L.push('Periods at risk (covered only when the HttpProxy/IIS logs have records on every day of the window)');
+  for (const c of r.campaigns) {
+    L.push(`  ${c.campaign.padEnd(14)} ${`${c.window.from}..${c.window.to}`.padEnd(23)} ${c.status.padEnd(12)} ${escapeText(c.reason)}`);
+    for (const f of c.families) {
+      L.push(
+        `    ${escapeText(f.family)} (${escapeText(f.folder)})${f.decides ? '' : ' [not a request log]'}: ` +
+          (f.missingDays === 0 ? 'every day' : `missing ${f.missingDays} day(s): ${formatRanges(f.missing)}`),
+      );
+    }
+  }
   L.push('');
-  L.push('Log coverage (first and last timestamp per folder)');
+  L.push('Log coverage (days with dated records, per log family and folder)');
   if (r.coverage.length === 0) L.push('  (no logs with timestamps)');
   for (const c of r.coverage) {
-    L.push(`  ${escapeText(c.folder)}  [${c.kind}, ${c.files} file(s)]  ${c.first ?? '?'} .. ${c.last ?? '?'}`);
+    const span = c.days.length === 0 ? '' : ` ${c.days[0]}..${c.days[c.days.length - 1]}: ${c.days.length} day(s) with records`;
+    L.push(`  ${escapeText(c.family)}  ${escapeText(c.folder)}  [${c.kind}, ${c.files} file(s)]${span}`);
+    L.push(`    first ${c.first ?? '?'}, last ${c.last ?? '?'}; ${c.gaps.length === 0 ? 'no gaps' : `gaps: ${formatRanges(c.gaps, 10)}`}`);
   }
   L.push('');
   if (r.findings.length > 0) {
@@ -155,8 +210,14 @@ function firstTime(fs: readonly FindingRecord[]): string {
   return fs.map((f) => f.time ?? '~').sort()[0] ?? '~';
 }
 
-/** Exit code (ClamAV convention): 1 indicators found, 2 error (and nothing found), 0 otherwise. */
+/**
+ * Exit code: 1 indicators found (even when some input could not be read); 2 error: an unreadable input,
+ * or no Exchange or IIS log in the input; 3 nothing found but the logs do not cover every campaign window;
+ * 0 nothing found and the logs cover every window.
+ */
 export function exitCodeOf(r: AnalysisResult): number {
   if (r.verdict === 'indicators-found') return 1;
-  return r.hadErrors ? 2 : 0;
+  if (r.hadErrors || r.verdict === 'no-logs') return 2;
+  if (r.verdict === 'insufficient-logs') return 3;
+  return 0;
 }

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describeCondition } from './matcher.js';
 import { CAMPAIGNS, FILE_RULES, LOG_RULES, SHIPPED_AUTH_FILES, type RuleMeta } from './rules.js';
+import { rulesRevision } from './version.js';
 
 export const BEGIN = '<!-- rules:begin (generated from src/forensics/rules.ts; do not edit by hand) -->';
 export const END = '<!-- rules:end -->';
@@ -26,7 +27,7 @@ function meta(r: RuleMeta): string[] {
 }
 
 export function renderRules(): string {
-  const L: string[] = [BEGIN, ''];
+  const L: string[] = [BEGIN, '', `Rules revision \`${rulesRevision()}\` (printed by every run; it changes with any rule, needle, severity or window).`, ''];
   L.push('### Log rules', '');
   L.push('| id | CVE | severity | runs on | title |', '|---|---|---|---|---|');
   for (const r of LOG_RULES) {
@@ -52,8 +53,9 @@ export function renderRules(): string {
   L.push('Files Exchange ships in `FrontEnd\\HttpProxy\\owa\\auth`: ' + SHIPPED_AUTH_FILES.owa.map((n) => `\`${n}\``).join(', ') + '.');
   L.push('In `ecp\\auth`: ' + SHIPPED_AUTH_FILES.ecp.map((n) => `\`${n}\``).join(', ') + '.', '');
   L.push('### Periods at risk', '');
-  L.push('| campaign | CVEs | exploited since | logs needed from | note |', '|---|---|---|---|---|');
-  for (const c of CAMPAIGNS) L.push(`| ${c.id} | ${c.cves.join(', ')} | ${c.exploitedSince} | ${c.needLogsFrom} | ${md(c.note)} |`);
+  L.push('A campaign is covered only when the HttpProxy and IIS logs have at least one dated record on every day of its window.', '');
+  L.push('| campaign | CVEs | exploited since | window (every day needed) | note |', '|---|---|---|---|---|');
+  for (const c of CAMPAIGNS) L.push(`| ${c.id} | ${c.cves.join(', ')} | ${c.exploitedSince} | ${c.window.from} .. ${c.window.to} | ${md(c.note)} |`);
   L.push('', END);
   return L.join('\n');
 }

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { CAMPAIGNS, FILE_RULES, LOG_RULES } from './rules.js';
+import { createHash } from 'node:crypto';
+import { CAMPAIGNS, FILE_RULES, LOG_RULES, SHIPPED_AUTH_FILES } from './rules.js';
+import { KIT_VERSION, kitBanner, rulesRevision } from './version.js';
 import { compileCondition, fieldsOf } from './matcher.js';
 import { BEGIN, DOC_PATH, END, renderRules, withRules } from './rules-doc.js';
 import { SEVERITY_ORDER } from './types.js';
@@ -34,12 +36,25 @@ test('every needle and condition compiles; log rules read only fields a log row 
   }
 });
 
-test('campaign dates are ISO dates and ProxyLogon needs logs from 2021-03-03', () => {
+test('campaign windows are ISO dates in order, after exploitation began', () => {
   for (const c of CAMPAIGNS) {
-    assert.match(c.needLogsFrom, /^\d{4}-\d{2}-\d{2}$/);
-    assert.ok(c.exploitedSince <= c.needLogsFrom, c.id);
+    assert.match(c.window.from, /^\d{4}-\d{2}-\d{2}$/);
+    assert.match(c.window.to, /^\d{4}-\d{2}-\d{2}$/);
+    assert.ok(c.exploitedSince <= c.window.from && c.window.from <= c.window.to, c.id);
   }
-  assert.equal(CAMPAIGNS.find((c) => c.id === 'ProxyLogon')?.needLogsFrom, '2021-03-03');
+  assert.deepEqual(CAMPAIGNS.find((c) => c.id === 'ProxyLogon')?.window, { from: '2021-02-28', to: '2021-03-31' });
+});
+
+test('the kit version is the package version; the rules revision is a hash of the rule table', () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  assert.equal(KIT_VERSION, pkg.version);
+  assert.match(rulesRevision(), /^[0-9a-f]{12}$/);
+  const text = JSON.stringify({ LOG_RULES, FILE_RULES, SHIPPED_AUTH_FILES, CAMPAIGNS });
+  assert.equal(rulesRevision(), createHash('sha256').update(text).digest('hex').slice(0, 12));
+  // Any change to a rule changes the revision.
+  const changed = JSON.stringify({ LOG_RULES: LOG_RULES.map((r, i) => (i === 0 ? { ...r, severity: 'low' } : r)), FILE_RULES, SHIPPED_AUTH_FILES, CAMPAIGNS });
+  assert.notEqual(createHash('sha256').update(changed).digest('hex').slice(0, 12), rulesRevision());
+  assert.equal(kitBanner(), `tocsin-forensics ${KIT_VERSION}, rules ${rulesRevision()}`);
 });
 
 test('docs/forensics.md carries the current rule reference (regenerate: node --import tsx src/forensics/rules-doc.ts --write)', () => {

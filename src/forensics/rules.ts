@@ -182,7 +182,33 @@ export const LOG_RULES: readonly LogRule[] = [
   },
   {
     id: 'proxylogon-ssrf-autodiscover',
-    title: 'ProxyLogon SSRF to autodiscover with the X-BEResource cookie (attempt)',
+    title: 'ProxyLogon SSRF to autodiscover with the X-BEResource cookie answered 2xx (the SSRF worked)',
+    cves: ['CVE-2021-26855'],
+    severity: 'high',
+    on: 'request',
+    needles: ['ServerInfo~'],
+    when: {
+      all: [
+        { field: 'AnchorMailbox', like: 'ServerInfo~*/autodiscover*' },
+        { not: { field: 'AnchorMailbox', like: 'ServerInfo~localhost*/*' } },
+        { field: 'RoutingHint', equals: 'X-BEResource-Cookie' },
+        OK_2XX,
+      ],
+    },
+    description:
+      'The first step of the public ProxyLogon chain: the X-BEResource cookie (which no client sends) routes the ' +
+      'request to the back end\'s autodiscover.xml, and the answer was 2xx, so the front end proxied an ' +
+      'attacker-chosen request: CVE-2021-26855 was exploited on an unpatched server (the step reads the ' +
+      'back end\'s legacyDN and mailbox details). Test-ProxyLogon leaves autodiscover targets out to avoid noise ' +
+      '(CSS-Exchange PR #306); this kit counts a 2xx with the exploit cookie as an indicator (the HelseCERT ' +
+      'extract of a real compromise starts with exactly this row). Not answered 2xx, it is an attempt ' +
+      '(proxylogon-ssrf-autodiscover-attempt).',
+    references: [REF.volexity, REF.testProxyLogon],
+    remediation: FIX_PROXYLOGON,
+  },
+  {
+    id: 'proxylogon-ssrf-autodiscover-attempt',
+    title: 'ProxyLogon SSRF to autodiscover with the X-BEResource cookie, not answered 2xx (attempt)',
     cves: ['CVE-2021-26855'],
     severity: 'info',
     on: 'request',
@@ -192,16 +218,14 @@ export const LOG_RULES: readonly LogRule[] = [
         { field: 'AnchorMailbox', like: 'ServerInfo~*/autodiscover*' },
         { not: { field: 'AnchorMailbox', like: 'ServerInfo~localhost*/*' } },
         { field: 'RoutingHint', equals: 'X-BEResource-Cookie' },
+        NOT_2XX,
       ],
     },
     description:
-      'The first step of the public ProxyLogon chain (reading autodiscover through the SSRF to learn the ' +
-      'back end\'s legacyDN), routed by the X-BEResource cookie, which normal clients do not send. On its own it ' +
-      'is a failed attempt (the exploit needs a valid mailbox to go further), which is why Test-ProxyLogon leaves ' +
-      'autodiscover targets out (CSS-Exchange PR #306): listed in the timeline, not counted as an indicator. A ' +
-      'successful chain shows up in the next rows as proxylogon-ssrf-anchor.',
+      'The same first step answered with another status (blocked, failed, patched server): someone tried. ' +
+      'Listed in the timeline; not counted as an indicator of compromise.',
     references: [REF.volexity, REF.testProxyLogon],
-    remediation: FIX_PROXYLOGON,
+    remediation: 'None needed if the server is patched; the client IP is hostile.',
   },
   {
     id: 'proxylogon-static-post',
@@ -230,14 +254,38 @@ export const LOG_RULES: readonly LogRule[] = [
   {
     id: 'proxylogon-oab-reset',
     title: 'ProxyLogon: ResetOABVirtualDirectory through the SSRF answered 200',
-    cves: ['CVE-2021-27065'],
+    cves: ['CVE-2021-27065', 'CVE-2021-26855'],
     severity: 'critical',
     on: 'request',
     needles: ['ServerInfo~'],
     when: { all: [{ field: 'AnchorMailbox', like: 'ServerInfo~*/*Reset*VirtualDirectory*' }, { field: 'HttpStatus', equals: '200' }] },
     description:
       'HttpProxy ECP rows whose AnchorMailbox carries a Reset*VirtualDirectory DDI call and that were answered 200: ' +
-      'the step that writes the OAB virtual directory (with the attacker\'s script in ExternalUrl) to a file.',
+      'the step that writes the OAB virtual directory (with the attacker\'s script in ExternalUrl) to a file ' +
+      '(CVE-2021-27065, reached through the CVE-2021-26855 SSRF).',
+    references: [REF.msHafnium, REF.testProxyLogon],
+    remediation: FIX_PROXYLOGON,
+  },
+  {
+    id: 'proxylogon-oab-setobject',
+    title: 'ProxyLogon: SetObject on a virtual directory (OABVirtualDirectory) through the SSRF answered 200',
+    cves: ['CVE-2021-27065', 'CVE-2021-26855'],
+    severity: 'critical',
+    on: 'request',
+    needles: ['ServerInfo~'],
+    when: {
+      all: [
+        { field: 'AnchorMailbox', like: 'ServerInfo~*/*DDIService.svc/SetObject*schema=*VirtualDirectory*' },
+        { not: { field: 'AnchorMailbox', like: 'ServerInfo~*/*schema=Reset*VirtualDirectory*' } },
+        { not: { field: 'AnchorMailbox', like: 'ServerInfo~localhost*/*' } },
+        { field: 'HttpStatus', equals: '200' },
+      ],
+    },
+    description:
+      'HttpProxy ECP rows whose AnchorMailbox carries a DDIService SetObject call on a virtual-directory schema ' +
+      '(OABVirtualDirectory) answered 200: the step that puts the attacker\'s script into ExternalUrl before the ' +
+      'reset writes it to disk (CVE-2021-27065, reached through the CVE-2021-26855 SSRF). The matching ECP ' +
+      'server log line is proxylogon-vdir-script.',
     references: [REF.msHafnium, REF.testProxyLogon],
     remediation: FIX_PROXYLOGON,
   },
@@ -621,12 +669,16 @@ export const FILE_RULES: readonly FileRule[] = [
   },
 ];
 
-/** Periods at risk: logs must begin on or before `needLogsFrom` to judge the campaign. */
+/**
+ * Campaign windows. A campaign is judged `covered` only when the request logs (HttpProxy, IIS, CSV exports
+ * of them) have records on every day of its window; see analyze.ts `campaignCoverage`.
+ */
 export interface Campaign {
   readonly id: string;
   readonly cves: readonly string[];
   readonly exploitedSince: string;
-  readonly needLogsFrom: string;
+  /** The days (inclusive, YYYY-MM-DD) the logs must cover: the period of mass exploitation. */
+  readonly window: { readonly from: string; readonly to: string };
   readonly note: string;
 }
 
@@ -635,21 +687,21 @@ export const CAMPAIGNS: readonly Campaign[] = [
     id: 'ProxyLogon',
     cves: ['CVE-2021-26855', 'CVE-2021-26857', 'CVE-2021-26858', 'CVE-2021-27065'],
     exploitedSince: '2021-01-06',
-    needLogsFrom: '2021-03-03',
-    note: 'exploited from 2021-01-06; mass exploitation from 2021-03-03 (the day after the fixes)',
+    window: { from: '2021-02-28', to: '2021-03-31' },
+    note: 'targeted from 2021-01-06; many groups from 2021-02-28; mass exploitation through March 2021',
   },
   {
     id: 'ProxyShell',
     cves: ['CVE-2021-34473', 'CVE-2021-34523', 'CVE-2021-31207'],
     exploitedSince: '2021-08-06',
-    needLogsFrom: '2021-08-06',
-    note: 'mass exploitation from 2021-08-06; unpatched servers stay at risk until patched',
+    window: { from: '2021-08-06', to: '2021-08-31' },
+    note: 'mass scanning and exploitation from 2021-08-06; unpatched servers stay at risk until patched',
   },
   {
     id: 'ProxyNotShell',
     cves: ['CVE-2022-41040', 'CVE-2022-41082', 'CVE-2022-41080'],
     exploitedSince: '2022-08-01',
-    needLogsFrom: '2022-09-29',
-    note: 'exploited from August 2022, disclosed 2022-09-29; OWASSRF from 2022-12',
+    window: { from: '2022-09-29', to: '2022-12-31' },
+    note: 'exploited from August 2022, disclosed 2022-09-29; OWASSRF (CVE-2022-41080) exploited in November-December 2022',
   },
 ];

@@ -1,13 +1,15 @@
 /**
  * The `tocsin forensics` command body, shared by the main CLI (commander) and the standalone bundle
  * (node:util parseArgs): validates options, loads IoC files, runs the analysis, writes the output,
- * and returns the exit code (0 nothing found, 1 indicators found, 2 error).
+ * and returns the exit code: 0 nothing found with logs covering every campaign window, 1 indicators found,
+ * 2 error (an unreadable input, or no Exchange or IIS log found), 3 nothing found but the logs are
+ * insufficient for a verdict.
  */
 import { stat, readFile, writeFile } from 'node:fs/promises';
 import { TocsinError } from '../core/errors.js';
 import { analyze, type Progress } from './analyze.js';
 import { emptyIocs, iocCount, parseIocFile, type IocSet } from './iocs.js';
-import { exitCodeOf, formatCsv, formatJsonl, formatSummary, formatText, escapeText, OUTPUT_FORMATS, type OutputFormat } from './report.js';
+import { exitCodeOf, formatCsv, formatJsonl, formatJsonlMeta, formatSummary, formatText, escapeText, OUTPUT_FORMATS, type OutputFormat } from './report.js';
 
 export interface ForensicsOptions {
   readonly paths: readonly string[];
@@ -51,10 +53,13 @@ export async function loadIocs(files: readonly string[], warn: (s: string) => vo
     if (!st.isFile()) fail(`--iocs: not a file: ${f}`);
     if (st.size > MAX_IOC_FILE) fail(`--iocs: ${f} is larger than ${MAX_IOC_FILE} bytes`);
     const text = await readFile(f, 'utf8');
+    // Never lose a list silently: a file that yields nothing is an error, with what was not understood.
+    const alone = parseIocFile(text, f);
+    if (iocCount(alone) === 0) fail(`--iocs: no indicator understood in ${f}`, alone.warnings.slice(0, 10));
     set = parseIocFile(text, f, set);
   }
   for (const w of set.warnings) warn(`tocsin forensics: iocs: ${w}\n`);
-  if (iocCount(set) === 0) fail('--iocs: no indicators could be read from the given file(s)');
+  for (const u of set.understood) warn(`tocsin forensics: iocs: ${u}\n`);
   return set;
 }
 
@@ -91,7 +96,8 @@ export async function runForensics(o: ForensicsOptions, io: ForensicsIo): Promis
   const result = await analyze({ paths: o.paths, since, iocs, ...(onProgress === undefined ? {} : { onProgress }) });
   if (showProgress && lastLen > 0) io.stderr.write(`\r${' '.repeat(lastLen)}\r`);
 
-  const body = format === 'text' ? formatText(result) : format === 'jsonl' ? formatJsonl(result.findings) : formatCsv(result.findings);
+  const body =
+    format === 'text' ? formatText(result) : format === 'jsonl' ? formatJsonlMeta(result) + formatJsonl(result.findings) : formatCsv(result.findings);
   if (o.output !== undefined) {
     try {
       await writeFile(o.output, body, 'utf8');

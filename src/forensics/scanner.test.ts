@@ -19,7 +19,7 @@ const LOG = [
   '',
 ].join('\r\n');
 
-function scan(text: string, chunk: number): { findings: FindingRecord[]; notices: Notice[]; lines: number; first: string | null; last: string | null } {
+function scan(text: string, chunk: number): { findings: FindingRecord[]; notices: Notice[]; lines: number; first: string | null; last: string | null; days: string[] } {
   const det = detectKind('Logging/HttpProxy/Ecp/HttpProxy_1.LOG', text.slice(0, 65536));
   const findings: FindingRecord[] = [];
   const notices: Notice[] = [];
@@ -33,7 +33,7 @@ function scan(text: string, chunk: number): { findings: FindingRecord[]; notices
   const buf = Buffer.from(text, 'utf8');
   for (let i = 0; i < buf.length; i += chunk) s.push(buf.subarray(i, i + chunk));
   const st = s.end();
-  return { findings, notices, lines: st.lines, first: st.first, last: st.last };
+  return { findings, notices, lines: st.lines, first: st.first, last: st.last, days: [...st.days].sort() };
 }
 
 test('finds rows by header name, exact line numbers, a torn line reported and skipped, a mid-file #Fields honoured', () => {
@@ -163,4 +163,17 @@ test('event CSV records span lines while the quoted message is open, whatever th
   s.push(Buffer.from(text, 'utf8'));
   s.end();
   assert.deepEqual(found.map((f) => [f.check, f.line, f.time]), [['proxylogon-um-invalidcast', 2, '2021-03-03T07:20:11.000Z']]);
+});
+
+test('every day with a record is seen, not only the first and last (any chunk size); non-dates are not days', () => {
+  const rows = ['#Software: Microsoft Exchange Server', '#Log-type: HttpProxy Logs', `#Fields: ${FIELDS}`];
+  // 2021-03-01 .. 2021-03-04 dense, nothing on 03-05, one row on 03-06, then 03-07 at the end.
+  for (const d of ['01', '01', '02', '03', '03', '04', '06']) rows.push(`2021-03-${d}T10:00:00.000Z,r,Ecp,/owa/,,Sid~S-1,ua,10.0.0.1,200,GET,x`);
+  rows.push('1234-56-78T00:00:00.000Z,not a date,Ecp,/owa/,,,ua,10.0.0.1,200,GET,x');
+  rows.push('2021-02-31T00:00:00.000Z,no such day,Ecp,/owa/,,,ua,10.0.0.1,200,GET,x');
+  rows.push('"2021-03-07T00:00:00.000Z",quoted,Ecp,/owa/,,,ua,10.0.0.1,200,GET,x', '');
+  for (const chunk of [7, 64, 1 << 20]) {
+    const r = scan(rows.join('\r\n'), chunk);
+    assert.deepEqual(r.days, ['2021-03-01', '2021-03-02', '2021-03-03', '2021-03-04', '2021-03-06', '2021-03-07'], `chunk ${chunk}`);
+  }
 });

@@ -46,7 +46,15 @@ export interface ScanStats {
   first: string | null;
   last: string | null;
   malformed: number;
+  /** Days (YYYY-MM-DD) with at least one dated record: coverage per day, not just first and last. */
+  days: Set<string>;
+  /** True when more than MAX_DAYS distinct days were seen (the rest were not recorded). */
+  daysCapped: boolean;
 }
+
+/** Distinct days recorded per file at most (55 years): a hostile log cannot fill memory with dates. */
+export const MAX_DAYS = 20_000;
+const DAY_RE = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])$/;
 
 function percentDecode(s: string): string {
   if (!s.includes('%')) return s;
@@ -200,7 +208,9 @@ const SEV_IOC: Record<'ip' | 'ua' | 'name' | 'string', Severity> = { ip: 'medium
  * Per-file state machine. Feed it chunks with `push`, then call `end`.
  */
 export class LineScanner {
-  readonly stats: ScanStats = { bytes: 0, lines: 0, candidates: 0, first: null, last: null, malformed: 0 };
+  readonly stats: ScanStats = { bytes: 0, lines: 0, candidates: 0, first: null, last: null, malformed: 0, days: new Set(), daysCapped: false };
+  /** The day of the last dated line (fast path: consecutive lines of a log share their day). */
+  private curDay = '';
   private carry: Buffer | null = null;
   private skippingLongLine = false;
   private layout: Layout | null;
@@ -269,6 +279,9 @@ export class LineScanner {
     }
     if (this.isEvent) this.flushRecord();
     if (this.lastDataLine !== '') this.stats.last = this.timeOfLine(this.lastDataLine);
+    // Logs whose lines do not begin with their date (some exports) still count their first and last day.
+    if (this.stats.first !== null) this.addDay(this.stats.first.slice(0, 10));
+    if (this.stats.last !== null) this.addDay(this.stats.last.slice(0, 10));
     return this.stats;
   }
 
@@ -289,9 +302,11 @@ export class LineScanner {
       const hit = m.index;
       const ls = hit === 0 ? 0 : s.lastIndexOf('\n', hit - 1) + 1;
       for (let k = s.indexOf('\n', pos); k !== -1 && k < ls; k = s.indexOf('\n', pos)) {
+        this.noteDay(s, pos);
         lineNo++;
         pos = k + 1;
       }
+      this.noteDay(s, ls);
       const le = s.indexOf('\n', hit);
       this.stats.candidates++;
       let lineEnd = le;
@@ -302,10 +317,43 @@ export class LineScanner {
       re.lastIndex = le + 1;
     }
     for (let k = s.indexOf('\n', pos); k !== -1; k = s.indexOf('\n', pos)) {
+      this.noteDay(s, pos);
       lineNo++;
       pos = k + 1;
     }
     this.stats.lines = lineNo;
+  }
+
+  /**
+   * Records the day of the line starting at `p` when it begins with an ISO date (`2021-03-03T...`,
+   * `2021-03-03 ...`, or quoted in a CSV export): HttpProxy, ECP, OAB generator and IIS lines all do.
+   * Called for every line, so the common case (same day as the line before) is one startsWith.
+   */
+  private noteDay(s: string, p: number): void {
+    const q = s.charCodeAt(p) === 34 ? p + 1 : p;
+    if (this.curDay !== '' && s.startsWith(this.curDay, q)) return;
+    const c = s.charCodeAt(q);
+    if (c < 48 || c > 57 || s.charCodeAt(q + 4) !== 45 || s.charCodeAt(q + 7) !== 45) return;
+    const n = s.charCodeAt(q + 10);
+    // T, space, tab, comma, quote or the line's end: a date, not the start of a longer number.
+    if (!(n === 84 || n === 32 || n === 9 || n === 44 || n === 34 || n === 13 || n === 10)) return;
+    const d = s.slice(q, q + 10);
+    if (!DAY_RE.test(d)) return;
+    this.curDay = d;
+    this.addDay(d);
+  }
+
+  private addDay(d: string): void {
+    if (this.stats.days.has(d)) return;
+    if (this.stats.days.size >= MAX_DAYS) {
+      if (!this.stats.daysCapped) {
+        this.stats.daysCapped = true;
+        this.input.sink.notice({ level: 'warning', file: this.input.file, line: null, message: `more than ${MAX_DAYS} distinct days; coverage of the rest is not recorded` });
+      }
+      return;
+    }
+    // A real calendar day only: 2021-02-31 matches the pattern but is no day a log was written on.
+    if (DAY_RE.test(d) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d)) this.stats.days.add(d);
   }
 
   private findFirstTime(s: string, work: Buffer): void {
@@ -507,6 +555,7 @@ export class LineScanner {
     // XML exports carry TimeCreated SystemTime; CSV exports a (locale) date in the first line.
     const sys = /SystemTime=['"]([^'"]+)['"]/.exec(text)?.[1];
     const time = (sys === undefined ? null : parseIsoTime(sys)) ?? findTimeInLine(text);
+    if (time !== null) this.addDay(time.slice(0, 10));
     const evidence = clip(text.replace(/\s+/g, ' '));
     for (const cr of [...this.input.rules.event, ...this.input.rules.line]) {
       if (!cr.test(row)) continue;

@@ -5,9 +5,12 @@
  */
 import { parseArgs } from 'node:util';
 import { isTocsinError } from '../core/errors.js';
+import { EXIT_CODES } from './report.js';
 import { runForensics } from './run.js';
+import { kitBanner } from './version.js';
 
 const USAGE = `Usage: node tocsin-forensics.cjs PATH... [options]
+(${kitBanner()})
 
 Offline compromise assessment for Microsoft Exchange servers (ProxyLogon, ProxyShell, ProxyNotShell,
 web shells). PATH: an Exchange install tree or copies of its Logging folders, IIS W3SVC logs, single
@@ -19,9 +22,10 @@ Options:
   --since DATE              leave out records before DATE (YYYY-MM-DD or ISO 8601)
   --iocs FILE               load indicators (plain lists or CISA CHIRP YAML); repeat for more files
   --no-progress             no progress line on stderr
+  --version                 print the kit version and rules revision
   -h, --help                this text
 
-Exit code: 0 nothing found, 1 indicators found, 2 error.
+${EXIT_CODES}
 `;
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -36,6 +40,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         since: { type: 'string' },
         iocs: { type: 'string', multiple: true },
         'no-progress': { type: 'boolean' },
+        version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -46,6 +51,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   const v = parsed.values;
   if (v.help === true) {
     process.stdout.write(USAGE);
+    return 0;
+  }
+  if (v.version === true) {
+    process.stdout.write(`${kitBanner()}\n`);
     return 0;
   }
   try {

@@ -6,7 +6,11 @@
  * a timer samples the loop's lag every TICK_MS, and while the smoothed lag is above `maxLagMs`, new
  * attempts wait (those in flight continue). Concurrency is then what the CPU sustains, up to the
  * configured ceiling. One timer per thread, no per-attempt polling.
+ *
+ * Also here: the retry queue (RetryQueue), which gives attempts that failed the way congestion makes
+ * them fail (no answer to the connect, a TLS handshake timeout) more tries after a backoff.
  */
+import type { Clock } from './rate-limit.js';
 
 export interface AdmissionOptions {
   /** Smoothed event-loop lag above which no new attempt starts. */
@@ -52,6 +56,9 @@ export class AdmissionGate {
   /** Resolves when a new attempt may start (immediately while the loop keeps up). */
   admit(): Promise<void> | void {
     if (this.timer === null || (this.lag <= this.maxLag && this.waiters.length === 0)) return;
+    // While attempts wait here, the timer is what releases them: it must keep the process alive
+    // (unref'd, a scan whose every attempt waits at the gate let Node exit with the scan unfinished).
+    if (this.waiters.length === 0) this.timer.ref();
     return new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
@@ -65,6 +72,7 @@ export class AdmissionGate {
     // Release proportionally to how much headroom the loop has.
     const n = Math.max(1, Math.floor(this.burst * (1 - this.lag / this.maxLag)));
     for (const w of this.waiters.splice(0, n)) w();
+    if (this.waiters.length === 0) this.timer?.unref();
   }
 }
 
@@ -144,5 +152,150 @@ export class CongestionWindow {
       this.active++;
       this.waiters.shift()?.();
     }
+  }
+}
+
+/**
+ * Attempts waiting for another try, each due after an exponential backoff: try n+1 waits
+ * `baseMs * 2^(n-1)` times a spread factor in [1, 2) (deterministic, so attempts that failed together,
+ * e.g. SYNs dropped by one full accept queue, do not all come back in the same millisecond).
+ *
+ * Loops take due items without waiting (`popDue`) while they still have fresh work; once the fresh work
+ * is gone they `take()`: the next item when it is due, or null once the engine says no more can come
+ * (`finish`). One timer for all waiters, on the injected clock. Bounded: `push` refuses past `max`.
+ */
+export class RetryQueue<T> {
+  private readonly heap: Array<{ due: number; seq: number; item: T }> = [];
+  private readonly waiters: Array<(item: T | null) => void> = [];
+  private timer: AbortController | null = null;
+  private timerDue = Infinity;
+  private seq = 0;
+  private finished = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly baseMs: number,
+    private readonly max: number,
+  ) {}
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  /** Queues `item` for its try number `tries + 1` (tries = how often it was tried so far, >= 1). */
+  push(item: T, tries: number): boolean {
+    if (this.heap.length >= this.max) return false;
+    const spread = 1 + (this.seq % 8) / 8;
+    const due = this.clock.now() + this.baseMs * 2 ** Math.max(0, tries - 1) * spread;
+    this.heapPush({ due, seq: this.seq++, item });
+    this.arm();
+    return true;
+  }
+
+  /** A due item, or undefined (never waits). */
+  popDue(): T | undefined {
+    const top = this.heap[0];
+    if (top === undefined || top.due > this.clock.now()) return undefined;
+    return this.heapPop()?.item;
+  }
+
+  /** The next item once it is due; null after finish() or stop() when nothing is left for this caller. */
+  take(): Promise<T | null> | T | null {
+    const due = this.popDue();
+    if (due !== undefined) return due;
+    if (this.finished && this.heap.length === 0) return null;
+    return new Promise<T | null>((resolve) => {
+      this.waiters.push(resolve);
+      this.arm();
+    });
+  }
+
+  /** No more pushes will come once the queue is empty: waiters get null when nothing is queued. */
+  finish(): void {
+    this.finished = true;
+    if (this.heap.length === 0) this.releaseAll();
+  }
+
+  /** Scan stopping: every waiter gets null, queued items are dropped (a resume redoes them). */
+  stop(): void {
+    this.finished = true;
+    this.heap.length = 0;
+    this.releaseAll();
+  }
+
+  private releaseAll(): void {
+    this.timer?.abort();
+    this.timer = null;
+    this.timerDue = Infinity;
+    for (const w of this.waiters.splice(0)) w(null);
+  }
+
+  /** One timer, for the earliest item, only while someone waits. */
+  private arm(): void {
+    const top = this.heap[0];
+    if (this.waiters.length === 0 || top === undefined) return;
+    if (this.timer !== null && this.timerDue <= top.due) return;
+    this.timer?.abort();
+    const ac = new AbortController();
+    this.timer = ac;
+    this.timerDue = top.due;
+    this.clock.sleep(Math.max(0, top.due - this.clock.now()), ac.signal).then(() => {
+      if (this.timer !== ac) return;
+      this.timer = null;
+      this.timerDue = Infinity;
+      this.hand();
+    }, () => undefined);
+  }
+
+  /** Hands due items to waiters in arrival order, then re-arms for the next one. */
+  private hand(): void {
+    while (this.waiters.length > 0) {
+      const item = this.popDue();
+      if (item === undefined) break;
+      this.waiters.shift()?.(item);
+    }
+    if (this.finished && this.heap.length === 0) this.releaseAll();
+    else this.arm();
+  }
+
+  private less(a: number, b: number): boolean {
+    const x = this.heap[a] as { due: number; seq: number };
+    const y = this.heap[b] as { due: number; seq: number };
+    return x.due < y.due || (x.due === y.due && x.seq < y.seq);
+  }
+
+  private swap(a: number, b: number): void {
+    const t = this.heap[a] as { due: number; seq: number; item: T };
+    this.heap[a] = this.heap[b] as { due: number; seq: number; item: T };
+    this.heap[b] = t;
+  }
+
+  private heapPush(e: { due: number; seq: number; item: T }): void {
+    this.heap.push(e);
+    let i = this.heap.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(i, p)) break;
+      this.swap(i, p);
+      i = p;
+    }
+  }
+
+  private heapPop(): { due: number; seq: number; item: T } | undefined {
+    const top = this.heap[0];
+    const last = this.heap.pop();
+    if (top === undefined || last === undefined || this.heap.length === 0) return top;
+    this.heap[0] = last;
+    for (let i = 0; ;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < this.heap.length && this.less(l, m)) m = l;
+      if (r < this.heap.length && this.less(r, m)) m = r;
+      if (m === i) break;
+      this.swap(i, m);
+      i = m;
+    }
+    return top;
   }
 }

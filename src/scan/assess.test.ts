@@ -87,3 +87,35 @@ test('a drifted wire revision is reported as the listed build its verdicts are a
   assert.deepEqual(r.vulnerable, kb.assess('15.2.858.2', 'exact').vulnerable);
   assert.ok(r.notes.some((n) => n.includes('15.2.858.2')));
 });
+
+test('honeypot pattern (IIS 7.5 + X-OWA-Version 15.1.1466.3): never an exact build; the record says "suspected honeypot"', async () => {
+  // End to end over the recorded-style fixtures: real detectors, fingerprint and knowledge base.
+  const { loadFixture } = await import('../../test/helpers/detector-fixtures.js');
+  const { runDetectors, fingerprintExchange } = await import('../detectors/registry.js');
+  const dir = new URL('../detectors/exchange/fixtures/', import.meta.url).pathname;
+  const record = (name: string): ReturnType<typeof assess> => {
+    const fx = loadFixture(`${dir}${name}.json`);
+    const run = runDetectors(fx.responses);
+    return assess(target, fx.responses, run.facts, fingerprintExchange(run.facts), kb, at);
+  };
+  const exactClaim = kb.assess('15.1.1466.3', 'exact');
+  // The manifest answered 404 as well: two tells against copyable claims: not Exchange, no verdicts.
+  const honeypot = record('honeypot-iis75-owa-version');
+  assert.notEqual(honeypot.product, 'ms-exchange');
+  assert.equal(honeypot.buildPrecision, null);
+  assert.deepEqual([honeypot.vulnerable, honeypot.indeterminate], [[], []]);
+  assert.ok(honeypot.notes.some((n) => n.startsWith('suspected honeypot')), JSON.stringify(honeypot.notes));
+  // ECP blocked: Exchange at CU precision, no SU, fewer certain verdicts than the copied exact build claims.
+  const blocked = record('honeypot-iis75-owa-version-ecp-blocked');
+  assert.equal(blocked.product, 'ms-exchange');
+  assert.equal(blocked.buildPrecision, 'cu');
+  assert.equal(blocked.build, '15.1.1466');
+  assert.equal(blocked.su, null);
+  assert.ok(blocked.notes.some((n) => n.startsWith('suspected honeypot')), JSON.stringify(blocked.notes));
+  assert.ok(blocked.vulnerable.length < exactClaim.vulnerable.length, `${blocked.vulnerable.length} vs ${exactClaim.vulnerable.length}`);
+  // A real server behind an IIS 7.5 proxy whose manifest confirms the build keeps its exact build.
+  const proxied = record('exchange-2016-behind-old-proxy');
+  assert.equal(proxied.buildPrecision, 'exact');
+  assert.equal(proxied.build, '15.1.2176.9');
+  assert.ok(!proxied.notes.some((n) => n.startsWith('suspected honeypot')));
+});

@@ -116,7 +116,7 @@ test('resume: done keys are skipped without contact', async () => {
 test('the probe plan runs until nextProbes is empty; a failure before any answer ends the attempt', async () => {
   const net = fakeKit((t, p) => {
     if (t.ip.endsWith('.0')) return { kind: 'ok', response: response(p.id, 200, [['x-more', '1']]) };
-    return { kind: 'timeout', detail: 'request: 5000 ms' };
+    return { kind: 'timeout', phase: 'request', detail: 'request: 5000 ms' };
   });
   const results: AttemptResult[] = [];
   await runScan({ targets: targets(2), ports: [{ port: 443, mode: 'tls' }], concurrency: 2, limits: DEFAULT_LIMITS, kit: net.kit, onResult: (r) => void results.push(r) });
@@ -130,7 +130,7 @@ test('the probe plan runs until nextProbes is empty; a failure before any answer
 });
 
 test("port mode 'auto' tries TLS first, then plain HTTP when the peer does not speak TLS", async () => {
-  const net = fakeKit((t, p) => (t.tls ? { kind: 'tls-error', detail: 'tls: wrong version' } : { kind: 'ok', response: response(p.id, 404) }));
+  const net = fakeKit((t, p) => (t.tls ? { kind: 'tls-error', phase: 'tls', detail: 'tls: wrong version' } : { kind: 'ok', response: response(p.id, 404) }));
   const results: AttemptResult[] = [];
   await runScan({ targets: targets(1), ports: [{ port: 8000, mode: 'auto' }, { port: 81, mode: 'tls' }], concurrency: 2, limits: DEFAULT_LIMITS, kit: net.kit, onResult: (r) => void results.push(r) });
   assert.deepEqual(net.opened.filter((t) => t.port === 8000).map((t) => t.tls), [true, false]);
@@ -207,7 +207,7 @@ test('TLS handshake timeouts (congestion) get one more try at the end; each host
     const n = (tries.get(t.ip) ?? 0) + 1;
     tries.set(t.ip, n);
     // .1 is congested on its first try only; .2 is a tarpit (always times out).
-    if ((t.ip.endsWith('.1') && n === 1) || t.ip.endsWith('.2')) return { kind: 'timeout', detail: 'TLS handshake timeout after 3000 ms' };
+    if ((t.ip.endsWith('.1') && n === 1) || t.ip.endsWith('.2')) return { kind: 'timeout', phase: 'tls', detail: 'TLS handshake timeout after 3000 ms' };
     return { kind: 'ok', response: response(p.id, 404) };
   });
   const results: AttemptResult[] = [];

@@ -14,10 +14,19 @@
  * Port modes (see port-spec.ts): 'tls', 'http', or 'auto' = TLS first, then plain HTTP on the same port
  * if the peer did not speak TLS.
  *
+ * Rate limits count connections, not hosts: the limiter is handed to the session as `beforeConnect`,
+ * so every socket it opens (first connection, reconnect after `Connection: close`, redirect hop, the
+ * plain-HTTP try of an 'auto' port, every retry) takes a token.
+ *
  * A new attempt starts only while this thread's event loop keeps up, and within a congestion window
- * that shrinks when TLS handshakes time out after connect (admission.ts): past what our CPU or the
- * peers' sustain, more concurrency only turns live hosts into timeouts. Attempts that ended in a TLS
- * timeout or TLS-phase reset are tried once more after the first pass (then reported as they end).
+ * (admission.ts) that shrinks on the signs of a peer queueing us: a TLS handshake timeout after
+ * connect, or a connect timeout into a network that accepted connections recently (a listener whose
+ * accept queue is full drops SYNs silently; silent dead address space does not shrink the window).
+ * The probe client says what failed and in which phase ({kind, phase}); no message text is read.
+ * Failures congestion explains are tried again after an exponential backoff (RetryQueue): a connect
+ * timeout up to MAX_CONNECT_TRIES times, a TLS timeout or TLS-phase reset once more. An attempt whose
+ * connect still went unanswered is reported with `unanswered: true` (stored so that a resume tries it
+ * again), every retried one with its `tries`.
  *
  * Results are handed to `onResult`; if it returns a promise the loop waits for it (back-pressure from
  * storage/output to the network). Stopping: abort the signal; no new job starts, open sessions are
@@ -26,11 +35,13 @@
 import type { AttemptOutcome, AttemptResult } from './store.js';
 import { attemptKey } from './store.js';
 import type { Fact, ProbeResponse } from '../detectors/sdk.js';
-import type { HostSession, NetLimits, ProbeOutcome } from '../platform/net/types.js';
+import type { HostSession, NetLimits, ProbeFailure, SessionOptions } from '../platform/net/types.js';
 import type { PortSpec } from './port-spec.js';
 import type { ScanKit } from './kit.js';
 import { assess, EXCHANGE } from './assess.js';
-import { AdmissionGate, CongestionWindow } from './admission.js';
+import { AdmissionGate, CongestionWindow, RetryQueue } from './admission.js';
+import { systemClock, type Clock } from './rate-limit.js';
+import { networkKey } from '../core/ip.js';
 
 /** One address to scan, with the hostname it was given as (sent as SNI and Host), if any. */
 export interface ScanTarget {
@@ -60,6 +71,8 @@ export interface EngineOptions {
   readonly shard?: { readonly index: number; readonly count: number };
   /** Injected clock (tests). */
   readonly now?: () => Date;
+  /** Injected clock for retry backoff and the congestion window (tests); default: the real clock. */
+  readonly clock?: Clock;
   /** Event-loop lag above which no new attempt starts (see admission.ts); 0 disables the gate. Default 50. */
   readonly maxLoopLagMs?: number;
   onResult(result: AttemptResult): void | Promise<void>;
@@ -73,43 +86,96 @@ export interface EngineStats {
   exchange: number;
   excluded: number;
   skipped: number;
+  /** Attempts reported as a timeout (any phase), after their retries. */
+  timedOut: number;
+  /** Attempts tried more than once. */
+  retried: number;
+  /** Attempts whose connect went unanswered even after their retries (a resume tries them again). */
+  unanswered: number;
+}
+
+export function emptyStats(): EngineStats {
+  return { attempted: 0, answered: 0, exchange: 0, excluded: 0, skipped: 0, timedOut: 0, retried: 0, unanswered: 0 };
 }
 
 interface Job {
   readonly target: ScanTarget;
   readonly port: PortSpec;
+  /** Tries already made (0 for a fresh job). */
+  readonly tries: number;
+}
+
+/** What one try produced: the result to report, and the failure that ended it (null if it answered). */
+interface Tried {
+  readonly result: AttemptResult;
+  readonly failure: ProbeFailure | null;
 }
 
 /** Failures after which 'auto' mode retries the same port without TLS. */
 const PLAIN_RETRY: ReadonlySet<string> = new Set(['tls-error', 'protocol-error', 'reset']);
 /** Safety net against a plan that never converges (each round must send something new anyway). */
 const MAX_PLAN_ROUNDS = 8;
-/** At most this many congestion timeouts are kept for the second pass (each is a few dozen bytes). */
+/** At most this many attempts wait for a retry at once (each is a few dozen bytes); beyond, they end as they are. */
 const MAX_RETRIES = 100_000;
 /** Congestion window at the start (slow start grows it to `concurrency` within a few hundred attempts). */
 const INITIAL_WINDOW = 128;
+/** Tries for an attempt whose connect went unanswered (SYN dropped: full accept queue, loss, filter). */
+export const MAX_CONNECT_TRIES = 3;
+/** Tries for an attempt whose TLS handshake timed out or was reset after connect. */
+export const MAX_TLS_TRIES = 2;
+/** Backoff before the first retry; doubled for each further one (times a spread in [1, 2)). */
+export const RETRY_BACKOFF_MS = 1000;
+/** A network (/24 or /64) that accepted a connection this recently is alive: its connect timeouts are congestion. */
+const ALIVE_MS = 30_000;
 
-/**
- * A TLS handshake that timed out after the TCP connect succeeded: the sign of a peer queueing our
- * handshakes (see CongestionWindow). The probe client words it "TLS handshake timeout after N ms";
- * connect timeouts (dead addresses, normal on the internet) are not congestion.
- */
-function isCongestion(r: AttemptResult): boolean {
-  return r.outcome === 'timeout' && /tls/i.test(r.detail ?? '');
+/** No TCP connection within the connect deadline: nothing came back from the address. */
+function isConnectTimeout(f: ProbeFailure | null): boolean {
+  return f !== null && f.kind === 'timeout' && f.phase === 'connect';
+}
+
+/** How many tries a failure deserves in all (1 = no retry). */
+function triesFor(f: ProbeFailure | null): number {
+  if (f === null) return 1;
+  if (isConnectTimeout(f)) return MAX_CONNECT_TRIES;
+  // A peer queueing handshakes times them out; an overloaded one resets what it cannot serve (a peer
+  // that resets every handshake costs one fast extra try).
+  if (f.phase === 'tls' && (f.kind === 'timeout' || (f.kind === 'tls-error' && f.code === 'ECONNRESET'))) return MAX_TLS_TRIES;
+  return 1;
 }
 
 /**
- * Worth one more try after the congestion has passed: congestion timeouts, and connections reset
- * during the TLS handshake (an overloaded peer drops what it cannot serve; a peer that resets every
- * handshake costs one fast extra attempt).
+ * Networks that accepted a TCP connection recently. A connect timeout into one of them is a sign of
+ * congestion (its listener or a middlebox drops our SYNs); into a network that never answered it is
+ * dead or filtered address space, normal on the internet, and must not shrink the window. Bounded.
  */
-function isRetryable(r: AttemptResult): boolean {
-  return isCongestion(r) || (r.outcome === 'tls-error' && /ECONNRESET/.test(r.detail ?? ''));
+class AliveNetworks {
+  private readonly seen = new Map<number | string, number>();
+  constructor(private readonly clock: Clock) {}
+
+  connected(ip: string): void {
+    const k = networkKey(ip);
+    if (k === null) return;
+    if (this.seen.size >= 65_536 && !this.seen.has(k)) this.sweep();
+    this.seen.set(k, this.clock.now());
+  }
+
+  recentlyAlive(ip: string): boolean {
+    const k = networkKey(ip);
+    const t = k === null ? undefined : this.seen.get(k);
+    return t !== undefined && this.clock.now() - t <= ALIVE_MS;
+  }
+
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const [k, t] of this.seen) if (now - t > ALIVE_MS) this.seen.delete(k);
+    if (this.seen.size >= 65_536) this.seen.clear();
+  }
 }
 
 export async function runScan(options: EngineOptions): Promise<EngineStats> {
-  const stats: EngineStats = { attempted: 0, answered: 0, exchange: 0, excluded: 0, skipped: 0 };
+  const stats = emptyStats();
   const now = options.now ?? (() => new Date());
+  const clock = options.clock ?? systemClock;
   // Our own signal: the caller's abort, or the first failure of onResult (storage down, disk full),
   // stops every loop instead of leaving the others running with nowhere to put their results.
   const stop = new AbortController();
@@ -126,67 +192,94 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
   stop.signal.addEventListener('abort', closeAll, { once: true });
   let failure: { error: unknown } | null = null;
   const gate = options.maxLoopLagMs === 0 ? null : new AdmissionGate({ maxLagMs: options.maxLoopLagMs ?? 50 }).start();
-  stop.signal.addEventListener('abort', () => gate?.stop(), { once: true });
   const n = Math.max(1, Math.floor(o.concurrency));
   // Never below an eighth of the configured concurrency (at least 32): tarpits also time out TLS.
-  const cwnd = new CongestionWindow(n, Math.min(n, Math.max(32, Math.floor(n / 8))), o.limits.tlsTimeoutMs, undefined, INITIAL_WINDOW);
-  stop.signal.addEventListener('abort', () => cwnd.stop(), { once: true });
-  // Attempts whose TLS handshake timed out while the window was being cut are tried once more at the
-  // end, after the congestion has passed: a live server behind a momentarily saturated front end must
-  // not be recorded as a timeout. A tarpit costs one more deadline; the list is bounded.
-  const retry: Job[] = [];
-  const pass = (source: AsyncIterator<Job>, final: boolean): Promise<void>[] => {
-    const loops: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) {
-      loops.push((async () => {
-        try {
-          for (;;) {
-            if (stop.signal.aborted) return;
-            const next = await source.next();
-            if (next.done === true || stop.signal.aborted) return;
+  const cwnd = new CongestionWindow(n, Math.min(n, Math.max(32, Math.floor(n / 8))), o.limits.tlsTimeoutMs, () => clock.now(), INITIAL_WINDOW);
+  // Attempts that failed the way congestion makes them fail come back after a backoff, ahead of fresh
+  // jobs: a live server behind a momentarily saturated front end must not be recorded as a timeout.
+  const retries = new RetryQueue<Job>(clock, RETRY_BACKOFF_MS, MAX_RETRIES);
+  const alive = new AliveNetworks(clock);
+  stop.signal.addEventListener('abort', () => {
+    gate?.stop();
+    cwnd.stop();
+    retries.stop();
+  }, { once: true });
+  let sourceDone = false;
+  /** Jobs taken and not yet reported or re-queued (each may still add a retry). */
+  let held = 0;
+  const nextJob = async (): Promise<Job | null> => {
+    for (;;) {
+      if (stop.signal.aborted) return null;
+      const due = retries.popDue();
+      if (due !== undefined) return due;
+      if (!sourceDone) {
+        const next = await jobs.next();
+        if (next.done !== true) return next.value;
+        sourceDone = true;
+        continue;
+      }
+      if (held === 0 && retries.size === 0) {
+        retries.finish();
+        return null;
+      }
+      return retries.take();
+    }
+  };
+  const loops: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    loops.push((async () => {
+      try {
+        for (;;) {
+          const job = await nextJob();
+          if (job === null || stop.signal.aborted) return;
+          held++;
+          try {
             await gate?.admit();
             await cwnd.acquire();
-            let result: AttemptResult | null;
+            let tried: Tried | null;
             try {
               if (stop.signal.aborted) return;
-              result = await attempt(o, next.value, now, open);
+              tried = await attempt(o, job, now, open);
             } finally {
               cwnd.release();
             }
-            if (result === null) continue; // aborted mid-attempt: not reported, resume redoes it
-            if (isCongestion(result)) cwnd.onCongestion();
+            if (tried === null) continue; // aborted mid-attempt: not reported, resume redoes it
+            const { result, failure: f } = tried;
+            const ip = job.target.ip;
+            if (f === null || f.phase !== 'connect') alive.connected(ip); // TCP connected: the network lives
+            if ((f?.kind === 'timeout' && f.phase === 'tls') || (isConnectTimeout(f) && alive.recentlyAlive(ip))) cwnd.onCongestion();
             else cwnd.onCompleted();
-            if (!final && isRetryable(result) && retry.length < MAX_RETRIES) {
-              retry.push(next.value);
-              continue;
-            }
+            const tries = job.tries + 1;
+            if (tries < triesFor(f) && !stop.signal.aborted && retries.push({ ...job, tries }, tries)) continue;
+            const unanswered = isConnectTimeout(f);
             stats.attempted++;
             if (result.outcome === 'answered') stats.answered++;
             if (result.record?.product === EXCHANGE) stats.exchange++;
-            await o.onResult(result);
+            if (result.outcome === 'timeout') stats.timedOut++;
+            if (tries > 1) stats.retried++;
+            if (unanswered) stats.unanswered++;
+            await o.onResult(tries > 1 || unanswered ? { ...result, tries, unanswered } : result);
+          } finally {
+            held--;
+            if (sourceDone && held === 0 && retries.size === 0) retries.finish();
           }
-        } catch (e) {
-          failure ??= { error: e };
-          stop.abort();
         }
-      })());
-    }
-    return loops;
-  };
+      } catch (e) {
+        failure ??= { error: e };
+        stop.abort();
+      }
+    })());
+  }
   try {
-    await Promise.all(pass(jobs, false));
-    if (retry.length > 0 && !stop.signal.aborted) await Promise.all(pass(listSource(retry), true));
+    await Promise.all(loops);
   } finally {
     gate?.stop();
     cwnd.stop();
+    retries.stop();
     options.signal?.removeEventListener('abort', forward);
   }
   if (failure !== null) throw (failure as { error: unknown }).error;
   return stats;
-}
-
-async function* listSource(jobs: readonly Job[]): AsyncGenerator<Job> {
-  yield* jobs;
 }
 
 /**
@@ -210,7 +303,7 @@ async function* jobSource(o: EngineOptions, stats: EngineStats, now: () => Date)
         await o.onResult(failure(target, port.port, 'excluded', 'in an exclusion list; not contacted', null, now()));
         continue;
       }
-      yield { target, port };
+      yield { target, port, tries: 0 };
     }
   }
 }
@@ -225,39 +318,44 @@ function failure(
   };
 }
 
-async function attempt(o: EngineOptions, job: Job, now: () => Date, open: Set<HostSession>): Promise<AttemptResult | null> {
+async function attempt(o: EngineOptions, job: Job, now: () => Date, open: Set<HostSession>): Promise<Tried | null> {
   const modes = job.port.mode === 'auto' ? [true, false] : [job.port.mode === 'tls'];
-  let last: AttemptResult | null = null;
+  let last: Tried | null = null;
   for (const tls of modes) {
     last = await attemptWith(o, job, tls, now, open);
-    if (last === null || last.outcome === 'answered' || !PLAIN_RETRY.has(last.outcome)) return last;
+    if (last === null || last.result.outcome === 'answered' || !PLAIN_RETRY.has(last.result.outcome)) return last;
   }
   return last;
 }
 
-async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => Date, open: Set<HostSession>): Promise<AttemptResult | null> {
+async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => Date, open: Set<HostSession>): Promise<Tried | null> {
   const { target } = job;
   const port = job.port.port;
-  if (o.limiter !== undefined) {
-    try {
-      await o.limiter.acquire(target.ip, o.signal);
-    } catch {
-      return null; // aborted while waiting for a token
-    }
-  }
   if (o.signal?.aborted) return null;
   const startedAt = now();
+  // Every connection the session opens takes a token (not only the first); the wait is our pacing,
+  // not the host's slowness, so it extends the host budget here as it does in the session.
+  let waited = 0;
+  const limiter = o.limiter;
+  const signal = o.signal;
+  const sessionOptions: SessionOptions | undefined = limiter === undefined ? undefined : {
+    beforeConnect: async () => {
+      const t = Date.now();
+      await limiter.acquire(target.ip, signal);
+      waited += Date.now() - t;
+    },
+  };
   let session: HostSession;
   try {
-    session = await o.kit.openSession({ ip: target.ip, port, tls, hostname: target.hostname }, o.limits);
+    session = await o.kit.openSession({ ip: target.ip, port, tls, hostname: target.hostname }, o.limits, sessionOptions);
   } catch (e) {
     o.onWarning?.(`probe client failed to open ${target.ip}:${port}: ${errorText(e)}`);
-    return failure(target, port, 'unreachable', `client error: ${errorText(e)}`, null, startedAt);
+    return { result: failure(target, port, 'unreachable', `client error: ${errorText(e)}`, null, startedAt), failure: null };
   }
   open.add(session);
   const answered = new Map<string, ProbeResponse>();
   const sent = new Set<string>();
-  let firstFailure: Exclude<ProbeOutcome, { kind: 'ok' }> | null = null;
+  let firstFailure: ProbeFailure | null = null;
   let budgetNote: string | null = null;
   const deadline = startedAt.getTime() + o.limits.hostBudgetMs;
   try {
@@ -266,7 +364,7 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
       if (probes.length === 0) break;
       for (const probe of probes) {
         if (o.signal?.aborted) return null;
-        if (Date.now() >= deadline) {
+        if (Date.now() >= deadline + waited) {
           budgetNote = `host budget of ${o.limits.hostBudgetMs} ms spent; ${probe.id} and later probes not sent`;
           break plan;
         }
@@ -287,7 +385,7 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
     }
   } catch (e) {
     o.onWarning?.(`probe plan failed for ${target.ip}:${port}: ${errorText(e)}`);
-    if (answered.size === 0) return failure(target, port, 'protocol-error', `internal error: ${errorText(e)}`, safeCert(session), startedAt);
+    if (answered.size === 0) return { result: failure(target, port, 'protocol-error', `internal error: ${errorText(e)}`, safeCert(session), startedAt), failure: null };
   } finally {
     open.delete(session);
     session.close();
@@ -297,7 +395,7 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
   if (answered.size === 0) {
     const kind = firstFailure?.kind ?? 'protocol-error';
     const detail = firstFailure?.detail ?? budgetNote ?? 'no probe answered';
-    return failure(target, port, kind, detail, tlsCert, startedAt);
+    return { result: failure(target, port, kind, detail, tlsCert, startedAt), failure: firstFailure };
   }
   try {
     const { facts, revisions, errors } = o.kit.runDetectors(answered);
@@ -306,14 +404,17 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
     const record = assess({ ip: target.ip, port, hostname: target.hostname, tls }, answered, facts, fp, o.kit.kb, startedAt.toISOString());
     const notes = budgetNote === null ? record.notes : [...record.notes, budgetNote];
     return {
-      ip: target.ip, port, hostname: target.hostname, outcome: 'answered', detail: null,
-      record: notes === record.notes ? record : { ...record, notes },
-      facts: facts as Fact[], detectorRevisions: revisions, tlsCert, attemptedAt: startedAt.toISOString(),
+      result: {
+        ip: target.ip, port, hostname: target.hostname, outcome: 'answered', detail: null,
+        record: notes === record.notes ? record : { ...record, notes },
+        facts: facts as Fact[], detectorRevisions: revisions, tlsCert, attemptedAt: startedAt.toISOString(),
+      },
+      failure: null,
     };
   } catch (e) {
     // A detector or the KB threw on hostile input: our bug. Keep the scan going, keep the host visible.
     o.onWarning?.(`assessment failed for ${target.ip}:${port}: ${errorText(e)}`);
-    return failure(target, port, 'protocol-error', `internal error while assessing: ${errorText(e)}`, tlsCert, startedAt);
+    return { result: failure(target, port, 'protocol-error', `internal error while assessing: ${errorText(e)}`, tlsCert, startedAt), failure: null };
   }
 }
 

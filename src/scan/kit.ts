@@ -4,7 +4,7 @@
  * fakes and so the wiring to the real modules lives in one place (default-kit.ts).
  */
 import type { BuildPrecision, Evidence, Fact, ProbeRequest, ProbeResponse } from '../detectors/sdk.js';
-import type { HostSession, NetLimits, ProbeTarget } from '../platform/net/types.js';
+import type { HostSession, NetLimits, ProbeTarget, SessionOptions } from '../platform/net/types.js';
 
 /** The Exchange fingerprint of one (ip, port): the conclusion drawn from all facts. */
 export interface FingerprintLike {
@@ -44,7 +44,8 @@ export interface DetectionResult {
 
 /** Everything the engine calls for one (ip, port). */
 export interface ScanKit {
-  openSession(target: ProbeTarget, limits: NetLimits): HostSession | Promise<HostSession>;
+  /** `options.beforeConnect` must be called before every new connection (the engine's rate limiter). */
+  openSession(target: ProbeTarget, limits: NetLimits, options?: SessionOptions): HostSession | Promise<HostSession>;
   /** Probes to send next, given what was answered and what was sent; empty = done. */
   nextProbes(answered: ReadonlyMap<string, ProbeResponse>, sent: ReadonlySet<string>): readonly ProbeRequest[];
   runDetectors(responses: ReadonlyMap<string, ProbeResponse>): DetectionResult;

@@ -2,12 +2,14 @@
  * Record output for `tocsin scan`: jsonl (the contract, one ScanRecord per line), csv (RFC 4180,
  * spreadsheet-safe cells) and table (for humans). Every value that came from a scanned host is hostile:
  * JSON escapes it by construction, csv neutralises formula prefixes, and the table replaces control
- * characters (no terminal escape sequence from a host ever reaches a terminal).
+ * characters (no terminal escape sequence from a host ever reaches a terminal) and caps every cell.
  * Writers respect the stream's back-pressure.
  */
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import type { ScanRecord } from '../core/scan-record.js';
+import type { Evidence } from '../core/evidence.js';
+import { parseIp } from '../core/ip.js';
 import { TocsinError } from '../core/errors.js';
 import { CSV_EOL, csvRow } from '../core/csv.js';
 
@@ -36,8 +38,17 @@ export function toJsonLine(r: ScanRecord): string {
   return JSON.stringify({
     ip: r.ip, port: r.port, hostname: r.hostname, tls: r.tls, product: r.product, edition: r.edition,
     build: r.build, buildPrecision: r.buildPrecision, cu: r.cu, su: r.su, vulnerable: r.vulnerable,
-    indeterminate: r.indeterminate, evidence: r.evidence, scannedAt: r.scannedAt, status: r.status, notes: r.notes,
+    indeterminate: r.indeterminate, evidence: r.evidence.map(evidenceFields), scannedAt: r.scannedAt, status: r.status, notes: r.notes,
   });
+}
+
+/**
+ * Evidence with its keys in contract order. Records read back from the database come from jsonb, which
+ * reorders object keys (shortest first); without this, `tocsin results` (and a resumed --output) would
+ * print the same evidence as different bytes than the scan did.
+ */
+function evidenceFields(e: Evidence): Evidence {
+  return { detector: e.detector, probe: e.probe, url: e.url, where: e.where, ...(e.name === undefined ? {} : { name: e.name }), excerpt: e.excerpt };
 }
 
 function evidenceText(r: ScanRecord): string {
@@ -59,34 +70,222 @@ export function safeText(s: string, max = 80): string {
   return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
 }
 
-const TABLE_COLS: ReadonlyArray<readonly [string, number]> = [
-  ['ADDRESS', 22], ['TLS', 3], ['PRODUCT', 18], ['BUILD', 14], ['PREC', 5], ['EDITION', 20], ['CU', 9], ['SU', 9], ['VULN', 4], ['INDET', 5],
+// ---------------------------------------------------------------------------------------------------
+// Headline CVEs and the table
+
+/** One CVE a CERT asks about first; `group` is its name in data/exchange/cves.csv (null for a lone CVE). */
+export interface HeadlineCve {
+  readonly cve: string;
+  readonly group: string | null;
+}
+
+/**
+ * The CVEs a CERT asks about first, in display order: the named crises (their members are the rows of
+ * data/exchange/cves.csv with that `group`; test/scan-cli.test.ts keeps the two in step) and two lone CVEs
+ * that the CSV has no group for. Kept as code, not read from the knowledge base at start: it defines the
+ * report's "patched" and "vulnerable" counts, and a bad knowledge-base file must not break every command.
+ */
+export const HEADLINE_CVES: readonly HeadlineCve[] = [
+  { cve: 'CVE-2021-26855', group: 'ProxyLogon' },
+  { cve: 'CVE-2021-26857', group: 'ProxyLogon' },
+  { cve: 'CVE-2021-26858', group: 'ProxyLogon' },
+  { cve: 'CVE-2021-27065', group: 'ProxyLogon' },
+  { cve: 'CVE-2021-34473', group: 'ProxyShell' },
+  { cve: 'CVE-2021-34523', group: 'ProxyShell' },
+  { cve: 'CVE-2021-31207', group: 'ProxyShell' },
+  { cve: 'CVE-2022-41040', group: 'ProxyNotShell' },
+  { cve: 'CVE-2022-41082', group: 'ProxyNotShell' },
+  { cve: 'CVE-2023-21529', group: null },
+  { cve: 'CVE-2024-21410', group: null },
 ];
 
-function pad(s: string, w: number): string {
-  const t = s.length > w ? `${s.slice(0, w - 1)}…` : s;
-  return t.padEnd(w);
+const HEADLINE_RANK = new Map(HEADLINE_CVES.map((h, i) => [h.cve, i]));
+
+/**
+ * Display order of CVE ids: headline CVEs first (in HEADLINE_CVES order), then the others newest first
+ * (by year, then number), then anything that is not a CVE id (advisories) by name.
+ */
+export function compareCveDisplay(a: string, b: string): number {
+  const ha = HEADLINE_RANK.get(a);
+  const hb = HEADLINE_RANK.get(b);
+  if (ha !== undefined || hb !== undefined) return (ha ?? Infinity) - (hb ?? Infinity);
+  const ma = /^CVE-(\d{4})-(\d+)$/.exec(a);
+  const mb = /^CVE-(\d{4})-(\d+)$/.exec(b);
+  if (ma !== null && mb !== null) return Number(mb[1]) - Number(ma[1]) || Number(mb[2]) - Number(ma[2]);
+  if (ma !== null || mb !== null) return ma !== null ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export function toTableRow(r: ScanRecord): string {
-  const addr = r.ip.includes(':') ? `[${r.ip}]:${r.port}` : `${r.ip}:${r.port}`;
-  const cells = [
-    addr, r.tls ? 'yes' : 'no', r.product ?? '-', r.build ?? '-', r.buildPrecision ?? '-', r.edition ?? '-', r.cu ?? '-', r.su ?? '-',
-    String(r.vulnerable.length), String(r.indeterminate.length),
-  ].map((c) => safeText(c));
-  const head = cells.map((c, i) => pad(c, TABLE_COLS[i]?.[1] ?? 10)).join(' ');
-  const host = r.hostname === null ? '' : ` ${safeText(r.hostname, 60)}`;
-  const cves = r.vulnerable.length === 0 ? '' : ` ${safeText(r.vulnerable.slice(0, 4).join(','), 60)}${r.vulnerable.length > 4 ? ',…' : ''}`;
-  return `${head}${host}${cves}`.trimEnd();
+/**
+ * The vulnerable CVEs of one record for a narrow cell, headline first: a headline group whose CVEs are
+ * ALL vulnerable is shown by its name (ProxyLogon), a partly vulnerable group by its CVE ids; as many as
+ * fit in `width`, then "+N" for the rest (the VULN column has the full count).
+ */
+export function cveCell(vulnerable: readonly string[], width: number): string {
+  const set = new Set(vulnerable);
+  const items: Array<{ text: string; covers: number }> = [];
+  const named = new Set<string>();
+  for (const h of HEADLINE_CVES) {
+    if (h.group === null || named.has(h.group)) continue;
+    const members = HEADLINE_CVES.filter((x) => x.group === h.group).map((x) => x.cve);
+    if (members.every((m) => set.has(m))) {
+      named.add(h.group);
+      items.push({ text: h.group, covers: members.length });
+    }
+  }
+  const inNamedGroup = (cve: string): boolean => HEADLINE_CVES.some((h) => h.cve === cve && h.group !== null && named.has(h.group));
+  for (const cve of [...set].sort(compareCveDisplay)) if (!inNamedGroup(cve)) items.push({ text: cve, covers: 1 });
+  let text = '';
+  let covered = 0;
+  for (const [i, item] of items.entries()) {
+    const next = text === '' ? safeText(item.text, 30) : `${text},${safeText(item.text, 30)}`;
+    const restAfter = set.size - covered - item.covers;
+    const suffix = i === items.length - 1 || restAfter === 0 ? '' : ` +${restAfter}`;
+    if (next.length + suffix.length > width) break;
+    text = next;
+    covered += item.covers;
+  }
+  const rest = set.size - covered;
+  if (rest === 0) return text;
+  return text === '' ? `+${rest}` : `${text} +${rest}`;
 }
 
-export function tableHeader(): string {
-  // The free-form tail of each row: the hostname (when given) and the first vulnerable CVEs.
-  return `${TABLE_COLS.map(([n, w]) => pad(n, w)).join(' ')} HOSTNAME / VULNERABLE CVES`;
+/** Widest a table line may be: it must fit a 100-column terminal. */
+export const TABLE_WIDTH = 100;
+
+/** "2016 CU19", "2010 SP3 RU32", "SE RTM", "Online", "no (iis)": what the host runs, briefly. */
+function exchangeCell(r: ScanRecord): string {
+  if (r.product === 'ms-exchange') {
+    const edition = r.edition === null ? '?' : r.edition.replace(/^Exchange Server /, '');
+    return `${edition} ${r.cu ?? '?'}`;
+  }
+  if (r.product === 'ms-exchange-online') return 'Online';
+  return r.product === null ? 'no' : `no (${r.product})`;
 }
 
+function addressOf(r: ScanRecord): string {
+  return r.ip.includes(':') ? `[${r.ip}]:${r.port}` : `${r.ip}:${r.port}`;
+}
+
+/** A buffered table row: the sort key and its cells (already free of control characters and capped). */
+interface TableRow {
+  readonly family: number;
+  readonly value: bigint;
+  readonly port: number;
+  readonly ip: string;
+  readonly cells: readonly string[];
+  readonly vulnerable: readonly string[];
+  readonly exchange: boolean;
+  readonly headlineVulnerable: boolean;
+}
+
+/** Numeric order of addresses (IPv4 before IPv6), then port; an unparseable address sorts last by text. */
+function compareRows(a: TableRow, b: TableRow): number {
+  if (a.family !== b.family) return a.family - b.family;
+  if (a.value !== b.value) return a.value < b.value ? -1 : 1;
+  if (a.family === 9 && a.ip !== b.ip) return a.ip < b.ip ? -1 : 1;
+  return a.port - b.port;
+}
+
+function tableRow(r: ScanRecord): TableRow {
+  const ip = parseIp(r.ip);
+  const headline = new Set(HEADLINE_CVES.map((h) => h.cve));
+  return {
+    family: ip?.family ?? 9,
+    value: ip === null ? 0n : BigInt(ip.value),
+    port: r.port,
+    ip: r.ip,
+    // ADDRESS, HOSTNAME, EXCHANGE, BUILD, PREC, VULN, INDET
+    cells: [
+      safeText(addressOf(r), 60),
+      r.hostname === null ? '-' : safeText(r.hostname, 64),
+      safeText(exchangeCell(r), 40),
+      safeText(r.build ?? '-', 40),
+      safeText(r.buildPrecision ?? '-', 10),
+      String(r.vulnerable.length),
+      String(r.indeterminate.length),
+    ],
+    vulnerable: r.vulnerable,
+    exchange: r.product === 'ms-exchange',
+    headlineVulnerable: r.vulnerable.some((c) => headline.has(c)),
+  };
+}
+
+const HEAD = ['ADDRESS', 'HOSTNAME', 'EXCHANGE', 'BUILD', 'PREC', 'VULN', 'INDET'] as const;
+const CVE_HEAD = 'VULNERABLE CVES (headline first)';
+/** Column widths: [min, max] (the address and hostname widths follow the data within them). */
+const WIDTH: ReadonlyArray<readonly [number, number]> = [[7, 47], [8, 20], [8, 14], [5, 12], [5, 5], [4, 4], [5, 5]];
+// (47 = the longest address: "[" + 39 characters of IPv6 + "]:65535".)
+const RIGHT = new Set([5, 6]);
+const MIN_CVE_WIDTH = 16;
+
+function fit(s: string, w: number, right: boolean): string {
+  const t = s.length > w ? `${s.slice(0, Math.max(w - 1, 0))}…` : s;
+  return right ? t.padStart(w) : t.padEnd(w);
+}
+
+/**
+ * The whole table for reading: header, rows sorted by address then port, and a footer that says what
+ * the counts mean. At most TABLE_WIDTH characters a line: the hostname column appears only when some
+ * host was given by name, and the CVE column takes the width that is left.
+ */
+export function renderTable(records: readonly ScanRecord[]): string[] {
+  return renderRows(records.map(tableRow));
+}
+
+function renderRows(unsorted: readonly TableRow[]): string[] {
+  const rows = [...unsorted].sort(compareRows);
+  const withHost = rows.some((r) => r.cells[1] !== '-');
+  const cols = HEAD.map((_, i) => i).filter((i) => i !== 1 || withHost);
+  const widths = new Map<number, number>();
+  for (const i of cols) {
+    const [min, max] = WIDTH[i] ?? [4, 12];
+    const data = Math.max(0, ...rows.map((r) => (r.cells[i] ?? '').length));
+    widths.set(i, Math.min(Math.max(min, (HEAD[i] ?? '').length, data), max));
+  }
+  const used = (): number => cols.reduce((n, i) => n + (widths.get(i) ?? 0) + 1, 0);
+  const shrink = (i: number, min: number, cveRoom: number): void => {
+    const short = cveRoom - (TABLE_WIDTH - used());
+    if (short > 0 && cols.includes(i)) widths.set(i, Math.max(min, (widths.get(i) ?? 0) - short));
+  };
+  // An address is never cut. Hostnames give way first so the CVE column stays readable; with a long
+  // IPv6 address, the edition/CU and the hostname give way further, down to room for "+NNN".
+  shrink(1, 8, MIN_CVE_WIDTH);
+  shrink(1, 8, 5);
+  shrink(2, 9, 5);
+  shrink(1, 4, 5);
+  const cveWidth = Math.max(TABLE_WIDTH - used(), 1);
+  const line = (cells: readonly string[], cve: string): string =>
+    `${cols.map((i) => fit(cells[i] ?? '', widths.get(i) ?? 0, RIGHT.has(i))).join(' ')} ${fit(cve, cveWidth, false)}`.trimEnd();
+  const out = [line(HEAD, CVE_HEAD)];
+  if (rows.length === 0) {
+    out.push('(no host answered HTTP or HTTPS)');
+    return out;
+  }
+  for (const r of rows) out.push(line(r.cells, cveCell(r.vulnerable, cveWidth)));
+  const exchange = rows.filter((r) => r.exchange);
+  const anyVuln = exchange.filter((r) => r.vulnerable.length > 0).length;
+  const headlineVuln = exchange.filter((r) => r.headlineVulnerable).length;
+  out.push(
+    '',
+    `${rows.length} ip:port answered; ${exchange.length} on-premises Exchange; ${anyVuln} with at least one CVE vulnerable`,
+    `(${headlineVuln} with a headline CVE vulnerable, which is what \`tocsin report\` counts as vulnerable).`,
+    'VULN: how many CVEs of the knowledge base (every CVE, not only headline ones) are vulnerable for',
+    'the build seen; INDET: how many the build alone cannot settle. VULNERABLE CVES: headline CVEs first',
+    '(ProxyLogon, ProxyShell, ProxyNotShell, CVE-2023-21529, CVE-2024-21410), a name standing for all',
+    'of its CVEs, then the newest. Every CVE id and the evidence: --format jsonl or csv.',
+  );
+  return out;
+}
+
+/**
+ * jsonl and csv are streamed, one line per record as it comes. A table is for reading: its rows are
+ * kept (only their short cells, not the records) and the sorted table is written by close(), so on a
+ * terminal it comes after the progress bar is gone instead of interleaving with it.
+ */
 export function createRecordWriter(format: OutputFormat, out: Writable): RecordWriter {
   let started = false;
+  const rows: TableRow[] = [];
   // CSV rows end with CRLF (RFC 4180); jsonl and table lines with LF.
   const eol = format === 'csv' ? CSV_EOL : '\n';
   const put = async (line: string): Promise<void> => {
@@ -94,25 +293,29 @@ export function createRecordWriter(format: OutputFormat, out: Writable): RecordW
   };
   return {
     async write(r) {
+      if (format === 'table') {
+        rows.push(tableRow(r));
+        return;
+      }
       if (!started) {
         started = true;
         if (format === 'csv') await put(csvRow(CSV_COLUMNS));
-        if (format === 'table') await put(tableHeader());
       }
       if (format === 'jsonl') await put(toJsonLine(r));
-      else if (format === 'csv') await put(csvRow(toCsvCells(r)));
-      else await put(toTableRow(r));
+      else await put(csvRow(toCsvCells(r)));
     },
     async close() {
-      // Headers even when nothing answered, so an empty result still says what it is.
+      if (format === 'table') {
+        if (started) return;
+        started = true;
+        for (const line of renderRows(rows)) await put(line);
+        rows.length = 0;
+        return;
+      }
+      // The CSV header even when nothing answered, so an empty result still says what it is.
       if (!started && format === 'csv') {
         started = true;
         await put(csvRow(CSV_COLUMNS));
-      }
-      if (!started && format === 'table') {
-        started = true;
-        await put(tableHeader());
-        await put('(no host answered HTTP or HTTPS)');
       }
     },
   };

@@ -22,3 +22,10 @@ test('formatPorts round-trips', () => {
   const p = parsePorts('443,80,8000,81/tls');
   assert.deepEqual(parsePorts(formatPorts(p)), p);
 });
+
+test('an empty entry (443,,80 or a trailing comma) is refused, naming the entry', () => {
+  for (const [bad, entry] of [['443,,80', 2], ['443,', 2], [',443', 1], ['443, ,80', 2]] as const) {
+    assert.throws(() => parsePorts(bad), (e: unknown) => e instanceof TocsinError && e.code === 'TOCSIN_ARG_INVALID' && e.message.includes(`entry ${entry} of`) && e.message.includes('is empty'), bad);
+  }
+  assert.throws(() => parsePorts(' '), /no port given/);
+});

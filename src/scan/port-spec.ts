@@ -27,9 +27,15 @@ export const DEFAULT_PORTS: readonly PortSpec[] = [{ port: 443, mode: 'tls' }];
 export function parsePorts(text: string): readonly PortSpec[] {
   const out: PortSpec[] = [];
   const seen = new Set<number>();
-  for (const raw of text.split(',')) {
+  const entries = text.split(',');
+  for (const [i, raw] of entries.entries()) {
     const item = raw.trim().toLowerCase();
-    if (item === '') continue;
+    // `443,,80` or `443,` is a typo (a port left out?), not a shorter list: say which entry is empty.
+    if (item === '') {
+      if (text.trim() === '') break;
+      const shown = text.length > 60 ? `${text.slice(0, 59)}…` : text;
+      throw new TocsinError('TOCSIN_ARG_INVALID', `--ports: entry ${i + 1} of ${JSON.stringify(shown)} is empty (separate ports with single commas, e.g. 443,80)`);
+    }
     const m = /^(\d{1,5})(?:\/(tls|https|http))?$/.exec(item);
     const port = m ? Number(m[1]) : NaN;
     if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {

@@ -2,6 +2,10 @@
  * Progress on stderr: a one-line bar redrawn at most every `intervalMs` when stderr is a terminal
  * (done/total, rate, ETA, Exchange servers found); nothing while running when it is not (logs and
  * pipes stay clean), and one summary line at the end either way. Never writes to stdout.
+ *
+ * When stdout is the same terminal, whoever writes there first calls erase() (the bar's line is cleared
+ * and redrawn on the next add()), or clear() for good before output that must not meet the bar (the
+ * scan table). Messages for stderr go through note(), which puts them above the bar.
  */
 
 export interface ProgressSink {
@@ -32,6 +36,10 @@ export class Progress {
   private vulnerable = 0;
   private lastDraw = 0;
   private drawn = false;
+  /** Erased by erase(): the next add() redraws at once, whatever the interval. */
+  private erased = false;
+  /** Cleared by clear(): never drawn again. */
+  private cleared = false;
   private readonly started: number;
   private readonly now: () => number;
   private readonly interval: number;
@@ -48,9 +56,9 @@ export class Progress {
     this.answered += c.answered;
     this.exchange += c.exchange;
     this.vulnerable += c.vulnerable;
-    if (this.sink.isTTY !== true) return;
+    if (this.sink.isTTY !== true || this.cleared) return;
     const t = this.now();
-    if (t - this.lastDraw < this.interval) return;
+    if (!this.erased && t - this.lastDraw < this.interval) return;
     this.lastDraw = t;
     this.draw(t);
   }
@@ -78,6 +86,28 @@ export class Progress {
     const text = this.line(t).slice(0, Math.max(cols - 1, 20));
     this.sink.write(`\r${text}\u001b[K`);
     this.drawn = true;
+    this.erased = false;
+  }
+
+  /** Removes the bar from the terminal until the next add() (e.g. before records go to the same terminal). */
+  erase(): void {
+    if (this.drawn) this.sink.write('\r\u001b[K');
+    this.drawn = false;
+    this.erased = true;
+  }
+
+  /** Removes the bar for good: later add() calls only count. finish() still writes the summary. */
+  clear(): void {
+    this.erase();
+    this.cleared = true;
+  }
+
+  /** Writes one message line (ending in a newline) on its own line, above the bar, which is redrawn. */
+  note(line: string): void {
+    const wasDrawn = this.drawn;
+    this.erase();
+    this.sink.write(line);
+    if (wasDrawn && !this.cleared) this.draw(this.now());
   }
 
   /** Clears the bar and writes the summary line. */
@@ -86,7 +116,7 @@ export class Progress {
     if (this.drawn) this.sink.write('\r\u001b[K');
     const secs = (t - this.started) / 1000;
     this.sink.write(`${prefix}: ${this.done} attempts in ${secs.toFixed(1)} s (${(this.done / Math.max(secs, 0.001)).toFixed(0)}/s); `
-      + `answered ${this.answered}, Exchange ${this.exchange}, vulnerable ${this.vulnerable}\n`);
+      + `answered ${this.answered}, Exchange ${this.exchange}, vulnerable ${this.vulnerable} (to any CVE)\n`);
   }
 }
 

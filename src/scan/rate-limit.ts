@@ -20,6 +20,33 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * Sleepers per abort signal, with ONE 'abort' listener per signal. Thousands of attempts can wait for
+ * a token at once on the scan's signal; a listener each made Node print MaxListenersExceededWarning on
+ * every `--rate` run (and cost an add/remove per token).
+ */
+const sleepersBySignal = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
+
+function onAbortOnce(signal: AbortSignal, cancel: (reason: unknown) => void): () => void {
+  let set = sleepersBySignal.get(signal);
+  if (set === undefined) {
+    const fresh = new Set<(reason: unknown) => void>();
+    set = fresh;
+    sleepersBySignal.set(signal, fresh);
+    signal.addEventListener('abort', () => {
+      sleepersBySignal.delete(signal);
+      const reason: unknown = signal.reason ?? new Error('aborted');
+      for (const c of fresh) c(reason);
+      fresh.clear();
+    }, { once: true });
+  }
+  set.add(cancel);
+  const owner = set;
+  return () => {
+    owner.delete(cancel);
+  };
+}
+
 export const systemClock: Clock = {
   now: () => performance.now(),
   sleep: (ms, signal) =>
@@ -28,15 +55,18 @@ export const systemClock: Clock = {
         reject(signal.reason ?? new Error('aborted'));
         return;
       }
-      const onAbort = (): void => {
+      if (signal === undefined) {
+        setTimeout(resolve, ms);
+        return;
+      }
+      const forget = onAbortOnce(signal, (reason) => {
         clearTimeout(t);
-        reject(signal?.reason ?? new Error('aborted'));
-      };
+        reject(reason);
+      });
       const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
+        forget();
         resolve();
       }, ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
     }),
 };
 

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isTocsinError } from '../core/errors.js';
-import { AddressSet, exclusionMatcher, loadExclusions, parseExclusionText } from './scope.js';
+import { AddressSet, exclusionMatcher, loadExclusions, looksLikeAddress, parseExclusionText } from './scope.js';
+import { loadExclusions as loadCliExclusions } from './setup.js';
 
 let dir = '';
 before(() => {
@@ -62,4 +63,41 @@ test('loadExclusions: files and --exclude values (with @file), errors name file 
   await assert.rejects(loadExclusions([bad]), (e: unknown) => isTocsinError(e) && /bad\.txt:3: '127\.0\.0\.0\/40' is not a CIDR/.test(e.message));
   await assert.rejects(loadExclusions([], ['nope']), (e: unknown) => isTocsinError(e) && /--exclude 1: 'nope'/.test(e.message));
   await assert.rejects(loadExclusions([join(dir, 'missing')]), (e: unknown) => isTocsinError(e) && e.code === 'TOCSIN_INPUT_UNREADABLE');
+});
+
+test('an exclusion matches its host in every address form, in both directions', () => {
+  const v4 = exclusionMatcher(['127.93.0.64/26']);
+  for (const ip of ['127.93.0.64', '::ffff:127.93.0.64', '::ffff:7f5d:7f', '[::ffff:127.93.0.100]', '::127.93.0.70', '::ffff:0:127.93.0.70', '64:ff9b::127.93.0.127']) {
+    assert.equal(v4(ip), true, ip);
+  }
+  assert.equal(v4('::ffff:127.93.0.128'), false);
+  assert.equal(v4('127.93.0.63'), false);
+  assert.equal(v4('2001:db8::127.93.0.64'), false, 'an unrelated IPv6 prefix embeds nothing');
+  const v6 = exclusionMatcher(['::ffff:127.93.0.0/120']);
+  for (const ip of ['127.93.0.0', '127.93.0.255', '::ffff:127.93.0.9', '64:ff9b::7f5d:9']) assert.equal(v6(ip), true, ip);
+  assert.equal(v6('127.93.1.0'), false);
+  // IPv4-compatible and NAT64 written in a list exclude the IPv4 host too
+  assert.equal(exclusionMatcher(['::127.93.0.5'])('127.93.0.5'), true);
+  assert.equal(exclusionMatcher(['64:ff9b::127.93.0.0/120'])('::ffff:127.93.0.5'), true);
+});
+
+test('zero-padded IPv4 in a list is read both ways (decimal and octal), never refused', () => {
+  const e = parseExclusionText('010.001.002.003\n192.168.001.010/31\n127.093.000.000/24\n::FFFF:010.0.0.1\n', 'padded.txt');
+  assert.deepEqual(e.map((x) => x.text), [
+    '10.1.2.3', '8.1.2.3', '192.168.1.10/31', '192.168.1.8/31', '127.93.0.0/24', '::ffff:10.0.0.1', '::ffff:8.0.0.1',
+  ]);
+  assert.deepEqual(e.map((x) => x.where).slice(0, 2), ['padded.txt:1', 'padded.txt:1']);
+  // 093 is not octal: decimal only
+  assert.equal(exclusionMatcher(e.map((x) => x.text))('127.93.0.77'), true);
+  assert.throws(() => parseExclusionText('010.0.0.300\n', 'p.txt'), /p\.txt:1: '010\.0\.0\.300' is not an IPv4 address/);
+});
+
+test('--exclude: an address-like value is parsed as an address, not looked up as a file', async () => {
+  for (const v of ['300.0.0.0/8', '10.0.0.0/33', '1.2.3', '2001:db8::zz/64', '::ffff:300.1.1.1']) {
+    assert.equal(looksLikeAddress(v), true, v);
+    await assert.rejects(loadCliExclusions([], [v]), (e: unknown) => isTocsinError(e) && e.code === 'TOCSIN_TARGET_INVALID' && e.message.includes(`--exclude 1: '${v}'`), v);
+  }
+  for (const v of ['excludes.txt', './2024/list', 'optout', '/etc/tocsin/excl']) assert.equal(looksLikeAddress(v), false, v);
+  await assert.rejects(loadCliExclusions([], ['no-such-list.txt']), (e: unknown) => isTocsinError(e) && e.code === 'TOCSIN_INPUT_UNREADABLE');
+  assert.deepEqual(await loadCliExclusions([], ['::ffff:127.93.0.64/122', '127.093.0.1']), ['::ffff:127.93.0.64/122', '127.93.0.1']);
 });

@@ -12,7 +12,8 @@
 import { readFile } from 'node:fs/promises';
 import { TocsinError } from '../core/errors.js';
 import {
-  formatIPv4, formatIPv6, ipv4Problem, normalizeIp, parseCidr, parseIp, v4Set, v6Set, type V4Set, type V6Set,
+  addressReadings, closeUnderV4Embedding, formatIPv4, formatIPv6, ipv4Problem, parseCidr, parseIp, v4Set, v6Set,
+  type V4Set, type V6Set,
 } from '../core/ip.js';
 
 /** One validated exclusion entry with where it came from (for messages). */
@@ -23,25 +24,52 @@ export interface ExclusionEntry {
   readonly where: string;
 }
 
-/** Why a line is not an exclusion entry, or null when it is one. */
-export function exclusionProblem(text: string): string | null {
+/**
+ * Every canonical entry (address or CIDR) a line may mean, or why it means none. Lists come from other tools:
+ * zero-padded IPv4 ("010.001.002.003") is read both ways it can be (decimal and inet_aton's octal), IPv6 in any
+ * spelling (upper case, zero groups, embedded dotted quad, brackets) is accepted; CIDR host bits are masked off
+ * (for an exclusion, widening is the safe side). IPv4-in-IPv6 forms are matched by AddressSet, not here.
+ */
+export function exclusionReadings(text: string): string[] | string {
   if (text.includes('/')) {
-    const c = parseCidr(text);
-    return typeof c === 'string' ? `'${text}' is not a CIDR: ${c}` : null;
+    const slash = text.indexOf('/');
+    const addrs = addressReadings(text.slice(0, slash));
+    const prefix = text.slice(slash + 1);
+    if (addrs.length === 0) {
+      const c = parseCidr(text);
+      return `'${text}' is not a CIDR: ${typeof c === 'string' ? c : 'invalid'}`;
+    }
+    const out: string[] = [];
+    for (const a of addrs) {
+      const c = parseCidr(`${a}/${prefix}`);
+      if (typeof c === 'string') return `'${text}' is not a CIDR: ${c}`;
+      const entry = `${c.family === 4 ? formatIPv4(c.first) : formatIPv6(c.first)}/${c.prefix}`;
+      if (!out.includes(entry)) out.push(entry);
+    }
+    return out;
   }
-  if (parseIp(text) !== null) return null;
+  const addrs = addressReadings(text);
+  if (addrs.length > 0) return addrs;
   if (/^[\d.]+$/.test(text)) return `'${text}' is not an IPv4 address: ${ipv4Problem(text) ?? 'invalid'}`;
+  if (text.includes(':')) return `'${text}' is not an IPv6 address`;
   return `'${text}' is not an address or CIDR (exclusion lists take IPv4/IPv6 addresses and CIDRs, not names)`;
 }
 
-/** Canonical form of a valid address or CIDR (network address, RFC 5952 for IPv6). */
-function canonical(text: string): string {
-  if (text.includes('/')) {
-    const c = parseCidr(text);
-    if (typeof c === 'string') return text;
-    return `${c.family === 4 ? formatIPv4(c.first) : formatIPv6(c.first)}/${c.prefix}`;
-  }
-  return normalizeIp(text) ?? text;
+/** Why a line is not an exclusion entry, or null when it is one. */
+export function exclusionProblem(text: string): string | null {
+  const r = exclusionReadings(text);
+  return typeof r === 'string' ? r : null;
+}
+
+/**
+ * True for a value that is meant as an address or CIDR rather than a file name: digits and dots, or letters, digits
+ * and at least two colons (with an optional /prefix). `--exclude 300.0.0.0/8` is then reported as a bad address, not as a
+ * missing file; a file with such a name can still be given as `@300.0.0.0`.
+ */
+export function looksLikeAddress(text: string): boolean {
+  const t = text.trim();
+  // IPv6 attempts: at least two colons (a Windows path has one), letters allowed so that typos are caught too
+  return /^[\d.]+(\/\d*)?$/.test(t) || /^\[?[\w.]*:[\w.]*:[\w:.]*\]?(\/\d*)?$/.test(t);
 }
 
 /**
@@ -58,9 +86,9 @@ export function parseExclusionText(text: string, source: string): ExclusionEntry
     const t = (hash >= 0 ? raw.slice(0, hash) : raw).trim();
     if (t === '') continue;
     const where = `${source}:${i + 1}`;
-    const p = exclusionProblem(t);
-    if (p !== null) problems.push(`${where}: ${p}`);
-    else out.push({ text: canonical(t), where });
+    const r = exclusionReadings(t);
+    if (typeof r === 'string') problems.push(`${where}: ${r}`);
+    else for (const e of r) out.push({ text: e, where });
   }
   if (problems.length > 0) throwInvalid(problems);
   return out;
@@ -100,9 +128,9 @@ export async function loadExclusions(files: readonly string[], extra: readonly s
       await readList(t.slice(1));
       continue;
     }
-    const p = exclusionProblem(t);
-    if (p !== null) problems.push(`--exclude ${i + 1}: ${p}`);
-    else out.push(canonical(t));
+    const r = exclusionReadings(t);
+    if (typeof r === 'string') problems.push(`--exclude ${i + 1}: ${r}`);
+    else out.push(...r);
   }
   if (problems.length > 0) throwInvalid(problems);
   return out;
@@ -115,7 +143,10 @@ export class AddressSet {
     readonly v6: V6Set,
   ) {}
 
-  /** From validated entries (addresses or CIDRs); invalid strings are ignored (validate first). */
+  /**
+   * From validated entries (addresses or CIDRs); invalid strings are ignored (validate first). Every IPv4 range is
+   * also held in its IPv6 spellings (V4_EMBEDDING_BASES) and every IPv6 range that embeds IPv4 also as IPv4.
+   */
   static from(entries: readonly string[]): AddressSet {
     const r4: Array<[number, number]> = [];
     const r6: Array<[bigint, bigint]> = [];
@@ -132,7 +163,10 @@ export class AddressSet {
         else r6.push([ip.value, ip.value]);
       }
     }
-    return new AddressSet(v4Set(r4), v6Set(r6));
+    // ::ffff:a.b.c.d reaches a.b.c.d: each family's set also holds the other's aliases, so `has` and the
+    // target subtraction in TargetSet need no further normalisation.
+    const closed = closeUnderV4Embedding(r4, r6);
+    return new AddressSet(v4Set(closed.r4), v6Set(closed.r6));
   }
 
   static empty(): AddressSet {

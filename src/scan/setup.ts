@@ -10,7 +10,7 @@ import type { EngineOptions } from './engine.js';
 import type { ScanPlan } from './plan.js';
 import { defaultKit } from './default-kit.js';
 import { countTargets, dnsResolver, expandTargets, loadTargets as readTargets, resolveTargets } from './targets.js';
-import { exclusionMatcher, exclusionProblem, loadExclusions as readExclusions } from './scope.js';
+import { exclusionMatcher, exclusionProblem, loadExclusions as readExclusions, looksLikeAddress } from './scope.js';
 import { createRateLimiter } from './rate-limit.js';
 
 export interface SetupCallbacks {
@@ -59,11 +59,12 @@ export async function loadTargets(
 }
 
 /**
- * Exclusion files from the configuration plus `--exclude` values; a value that is an address or CIDR
- * is taken as such, anything else as a file. Validated before anything is sent.
+ * Exclusion files from the configuration plus `--exclude` values; a value that is, or looks like an attempt
+ * at, an address or CIDR is parsed as one (so `300.0.0.0/8` is a bad address, not a missing file); anything
+ * else is a file (`@name` forces a file). Validated before anything is sent.
  */
 export async function loadExclusions(configFiles: readonly string[], flagValues: readonly string[]): Promise<readonly string[]> {
-  const extra = flagValues.map((v) => (exclusionProblem(v.trim()) === null || v.startsWith('@') ? v : `@${v}`));
+  const extra = flagValues.map((v) => (v.trim().startsWith('@') || exclusionProblem(v.trim()) === null || looksLikeAddress(v) ? v : `@${v}`));
   return readExclusions(configFiles, extra);
 }
 

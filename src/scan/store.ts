@@ -27,7 +27,8 @@ export interface ScanSpec {
 
 export interface StoredScan extends ScanSpec {
   readonly id: string;
-  readonly status: 'running' | 'finished' | 'failed';
+  /** `interrupted`: its process stopped or died before the end (`--resume` finishes it). */
+  readonly status: 'running' | 'finished' | 'failed' | 'interrupted';
   readonly startedAt: string;
   readonly finishedAt: string | null;
 }
@@ -48,6 +49,14 @@ export interface AttemptResult {
   /** TLS certificate summary, if any (for attribution later). */
   readonly tlsCert: TlsCertSummary | null;
   readonly attemptedAt: string;
+  /** Tries made (absent = 1): attempts that failed the way congestion makes them fail are tried again. */
+  readonly tries?: number;
+  /**
+   * True when nothing came back from the address even after the retries (connect timeouts: a full
+   * accept queue, loss, a filter or no host). Stored, but not "done": a resume tries it again, and a
+   * later answer replaces it.
+   */
+  readonly unanswered?: boolean;
 }
 
 export interface TlsCertSummary {
@@ -62,9 +71,9 @@ export interface TlsCertSummary {
 export interface ScanStore {
   createScan(spec: ScanSpec): Promise<StoredScan>;
   getScan(id: string): Promise<StoredScan | null>;
-  /** Keys "ip|port" already recorded for this scan (any outcome). */
+  /** Keys "ip|port" already recorded for this scan (any outcome except `unanswered`: a resume redoes those). */
   doneKeys(scanId: string): Promise<Set<string>>;
-  /** Store a batch in one transaction; rows already present are left as they are. */
+  /** Store a batch in one transaction; rows already present are left as they are, except unanswered ones, which a new result replaces. */
   recordBatch(scanId: string, results: readonly AttemptResult[]): Promise<void>;
   /** Every stored answered record of the scan, in (ip, port) order: used to rewrite --output on resume. */
   records(scanId: string): AsyncIterable<ScanRecord>;

@@ -9,7 +9,7 @@ import {
   countTargets, dnsResolver, expandTargets, hostnameProblem, loadTargets, parseTargetSpec, readTargetSpecs,
   resolveTargets, TargetSet, type Resolver,
 } from './targets.js';
-import { AddressSet } from './scope.js';
+import { AddressSet, parseExclusionText } from './scope.js';
 
 let dir = '';
 before(() => {
@@ -36,7 +36,13 @@ test('good target specs are canonicalised', () => {
     ['192.0.2.10', 'ipv4', '192.0.2.10'],
     ['2001:DB8::0:10', 'ipv6', '2001:db8::10'],
     ['[::1]', 'ipv6', '::1'],
-    ['192.0.2.77/24', 'cidr4', '192.0.2.0/24'],
+    ['192.0.2.0/24', 'cidr4', '192.0.2.0/24'],
+    // IPv4-mapped IPv6 reaches the IPv4 host: it is that IPv4 target
+    ['::ffff:192.0.2.10', 'ipv4', '192.0.2.10'],
+    ['::FFFF:c000:20a', 'ipv4', '192.0.2.10'],
+    ['::ffff:127.93.0.64/122', 'cidr4', '127.93.0.64/26'],
+    ['::ffff:192.0.2.1-::ffff:192.0.2.9', 'range4', '192.0.2.1-192.0.2.9'],
+    ['mail.example.org=::ffff:127.0.0.5', 'pinned', 'mail.example.org=127.0.0.5'],
     ['2001:db8::1:0/112', 'cidr6', '2001:db8::1:0/112'],
     ['10.0.0.1-10.0.0.9', 'range4', '10.0.0.1-10.0.0.9'],
     ['Mail.Example.ORG.', 'hostname', 'mail.example.org'],
@@ -55,6 +61,11 @@ test('bad target specs are refused with a reason', () => {
     ['10.0.0.300', /argument 1: '10\.0\.0\.300' is not an IPv4 address \(part 4 is 300, must be 0-255\)/],
     ['10.0.0', /is not an IPv4 address \(has 3 parts/],
     ['10.0.0.0/33', /prefix '\/33' must be 0-32/],
+    // host bits set: refused (never silently widened), naming the network
+    ['127.1.0.1/8', /'127\.1\.0\.1\/8' has host bits set: it lies in the network 127\.0\.0\.0\/8 \(16,777,216 addresses\); give 127\.0\.0\.0\/8 .* or 127\.1\.0\.1 for the one address/],
+    ['192.0.2.77/24', /network 192\.0\.2\.0\/24/],
+    ['2001:db8::1:5/112', /host bits set: it lies in the network 2001:db8::1:0\/112/],
+    ['::ffff:127.93.0.65/122', /host bits set: it lies in the network ::ffff:127\.93\.0\.64\/122/],
     ['2001:db8::/64', /IPv6 prefix \/64 is too large to scan \(2\^64 addresses\); use \/112 or longer/],
     ['2001:db8::zz', /is not an IPv6 address/],
     ['10.0.0.1:443', /looks like address:port; give ports with --ports/],
@@ -195,4 +206,29 @@ test('resolveTargets: injectable resolver, order kept, failures listed, never re
 test('dnsResolver resolves localhost through the system resolver', async () => {
   const addrs = await dnsResolver({ timeoutMs: 2000 })('localhost');
   assert.ok(addrs.some((a) => a === '127.0.0.1' || a === '::1'), addrs.join(','));
+});
+
+test('a host given as IPv4 and as IPv4-mapped IPv6 is scanned once, as IPv4', () => {
+  const set = TargetSet.from(['127.93.1.5', '::ffff:127.93.1.5', '::ffff:127.93.1.4/127', '127.93.1.4-127.93.1.6'], { order: 'sequential' });
+  assert.deepEqual([...set].map((t) => t.ip), ['127.93.1.4', '127.93.1.5', '127.93.1.6']);
+  // an IPv6 range that crosses into the mapped block: the mapped part is the IPv4 hosts
+  const cross = TargetSet.from(['::fffe:ffff:fffe-::fffe:ffff:ffff', '::ffff:0.0.0.0/126', '0.0.0.1'], { order: 'sequential' });
+  assert.deepEqual([...cross].map((t) => t.ip), ['0.0.0.0', '0.0.0.1', '0.0.0.2', '0.0.0.3', '::fffe:ffff:fffe', '::fffe:ffff:ffff']);
+});
+
+test('exclusions in any address form take out the targets in any other form', () => {
+  const cases: Array<[string[], string[], number]> = [
+    [['::ffff:127.93.0.64/122'], ['127.93.0.64/26'], 64],
+    [['127.93.0.0/24'], ['::ffff:127.93.0.0/120'], 256],
+    [['127.93.0.0/24'], ['::127.93.0.0/120'], 256], // IPv4-compatible
+    [['127.93.0.0/24'], ['64:ff9b::127.93.0.0/120'], 256], // NAT64 well-known prefix
+    [['127.93.0.0/24'], ['127.093.000.000/24'], 256], // zero-padded, read as decimal (and as octal)
+    [['::127.93.0.5'], ['127.93.0.5'], 1],
+  ];
+  for (const [targets, excl, n] of cases) {
+    const entries = parseExclusionText(excl.join('\n'), 'excludes.txt').map((e) => e.text);
+    const set = TargetSet.from(targets, { exclude: AddressSet.from(entries) });
+    assert.equal(set.size, 0, `${targets.join(' ')} minus ${excl.join(' ')}`);
+    assert.equal(set.excludedCount, n);
+  }
 });

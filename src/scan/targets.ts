@@ -20,8 +20,8 @@ import { lookup } from 'node:dns/promises';
 import type { Readable } from 'node:stream';
 import { TocsinError } from '../core/errors.js';
 import {
-  formatIPv4, formatIPv6, ipv4Problem, normalizeIp, parseCidr, parseIp, v4Set, v6Set,
-  type V4Set, type V6Set,
+  V4_MAPPED_BASE, canonicalIp, formatIp, formatIPv4, formatIPv6, ipv4Problem, parseCidr, parseIp, v4Set, v6Set,
+  type IpValue, type V4Set, type V6Set,
 } from '../core/ip.js';
 import type { AddressSet } from './scope.js';
 
@@ -72,6 +72,21 @@ export function hostnameProblem(s: string): string | null {
   return null;
 }
 
+/**
+ * Strict parse in the canonical family: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 host the
+ * kernel connects to, so it is scanned, excluded, deduplicated and rate-limited as that IPv4 address.
+ */
+function parseHost(s: string): IpValue | null {
+  const ip = parseIp(s);
+  return ip === null ? null : canonicalIp(ip);
+}
+
+/** Canonical text of an address (IPv4-mapped written as IPv4), or null. */
+function normalizeHost(s: string): string | null {
+  const ip = parseHost(s);
+  return ip === null ? null : formatIp(ip);
+}
+
 type Parsed = { kind: TargetKind; text: string } | { problem: string };
 
 /** Classifies and validates one token (already trimmed, non-empty). */
@@ -85,13 +100,29 @@ function parseToken(t: string): Parsed {
     const addr = t.slice(eq + 1);
     const hp = hostnameProblem(name);
     if (hp !== null || parseIp(name) !== null) return { problem: `${q}: ${quote(name)} is not a host name${hp !== null ? ` (${hp})` : ''}` };
-    const ip = normalizeIp(addr);
+    const ip = normalizeHost(addr);
     if (ip === null) return { problem: `${q}: ${quote(addr)} is not an IPv4 or IPv6 address` };
     return { kind: 'pinned', text: `${name.toLowerCase().replace(/\.$/, '')}=${ip}` };
   }
   if (t.includes('/')) {
-    const c = parseCidr(t);
-    if (typeof c === 'string') return { problem: `${q} is not a CIDR: ${c}` };
+    const parsed = parseCidr(t);
+    if (typeof parsed === 'string') return { problem: `${q} is not a CIDR: ${parsed}` };
+    let c = parsed;
+    const given = parseIp(t.slice(0, t.indexOf('/')));
+    if (given !== null && given.value !== c.first) {
+      // nmap widens 127.1.0.1/8 to 127.0.0.0/8 without a word: 16.7M addresses where one was probably meant.
+      // For a CERT that is a legal risk, so the user must say which one they mean.
+      const net = `${c.family === 4 ? formatIPv4(c.first) : formatIPv6(c.first)}/${c.prefix}`;
+      const size = c.family === 4 ? (c.last - c.first + 1).toLocaleString('en-US') : `2^${128 - c.prefix}`;
+      return {
+        problem: `${q} has host bits set: it lies in the network ${net} (${size} addresses); give ${net} to scan that network, or ${formatIp(given)} for the one address`,
+      };
+    }
+    if (c.family === 6 && c.first >> 32n === 0xffffn && c.prefix >= 96) {
+      // ::ffff:a.b.c.d/N is the IPv4 network a.b.c.d/(N-96): the same hosts, written the IPv4 way.
+      const first = Number(c.first - V4_MAPPED_BASE);
+      c = { family: 4, prefix: c.prefix - 96, first, last: Number(c.last - V4_MAPPED_BASE) };
+    }
     if (c.family === 6 && c.prefix < MIN_V6_PREFIX) {
       return { problem: `${q}: IPv6 prefix /${c.prefix} is too large to scan (2^${128 - c.prefix} addresses); use /${MIN_V6_PREFIX} or longer` };
     }
@@ -100,8 +131,8 @@ function parseToken(t: string): Parsed {
   }
   const dash = t.indexOf('-');
   if (dash > 0 && (parseIp(t.slice(0, dash)) !== null || /^[\d.]+$/.test(t.slice(0, dash)))) {
-    const a = parseIp(t.slice(0, dash));
-    const b = parseIp(t.slice(dash + 1));
+    const a = parseHost(t.slice(0, dash));
+    const b = parseHost(t.slice(dash + 1));
     if (a === null || b === null) return { problem: `${q} is not an address range (expected FIRST-LAST, two addresses of one family)` };
     if (a.family !== b.family) return { problem: `${q} mixes IPv4 and IPv6` };
     if (a.value > b.value) return { problem: `${q}: the first address is after the last` };
@@ -114,14 +145,15 @@ function parseToken(t: string): Parsed {
   }
   if (t.includes(':')) {
     if (/^[^:[\]]+:\d+$/.test(t)) return { problem: `${q} looks like address:port; give ports with --ports` };
-    const ip = parseIp(t);
-    if (ip === null || ip.family !== 6) return { problem: `${q} is not an IPv6 address` };
-    return { kind: 'ipv6', text: formatIPv6(ip.value) };
+    const raw = parseIp(t);
+    if (raw === null || raw.family !== 6) return { problem: `${q} is not an IPv6 address` };
+    const ip = canonicalIp(raw);
+    return ip.family === 4 ? { kind: 'ipv4', text: formatIPv4(ip.value) } : { kind: 'ipv6', text: formatIPv6(ip.value) };
   }
   if (/^[\d.]+$/.test(t)) {
     const p = ipv4Problem(t);
     if (p !== null) return { problem: `${q} is not an IPv4 address (${p})` };
-    return { kind: 'ipv4', text: normalizeIp(t) ?? t };
+    return { kind: 'ipv4', text: normalizeHost(t) ?? t };
   }
   const hp = hostnameProblem(t);
   if (hp !== null) return { problem: `${q} is not an address, CIDR or host name (the name ${hp})` };
@@ -276,7 +308,7 @@ export async function resolveTargets(
       try {
         const addrs: string[] = [];
         for (const a of await resolve(name)) {
-          const n = normalizeIp(a);
+          const n = normalizeHost(a);
           if (n !== null && !addrs.includes(n)) addrs.push(n);
           if (addrs.length >= MAX_ADDRESSES_PER_NAME) break;
         }
@@ -407,8 +439,17 @@ export class TargetSet implements Iterable<ResolvedTarget> {
           break;
       }
     }
-    let s4 = v4Set(r4);
     let s6 = v6Set(r6);
+    // Ranges mixing IPv4-mapped and other IPv6 (or plans stored before mapped forms were canonicalised): the
+    // mapped part is moved to IPv4, so a host given both ways is scanned once, as IPv4.
+    const mapped = s6.intersect(v6Set([[V4_MAPPED_BASE, V4_MAPPED_BASE + 0xffffffffn]]));
+    if (mapped.size > 0n) {
+      s6 = s6.minus(mapped);
+      for (let i = 0; i < mapped.rangeCount; i++) {
+        r4.push([Number((mapped.starts[i] as bigint) - V4_MAPPED_BASE), Number((mapped.ends[i] as bigint) - V4_MAPPED_BASE)]);
+      }
+    }
+    let s4 = v4Set(r4);
     const max = opts.maxAddresses ?? DEFAULT_MAX_ADDRESSES;
     const total = s4.size + s6.size + BigInt(pinned.length);
     if (total > BigInt(max)) {

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { AttemptResult } from './store.js';
 import type { EngineStats } from './engine.js';
-import { runScan } from './engine.js';
+import { emptyStats, runScan } from './engine.js';
 import type { ScanPlan } from './plan.js';
 import { Batcher } from './batcher.js';
 import { engineOptionsFor } from './setup.js';
@@ -92,7 +92,7 @@ function spawnWorker(init: WorkerInit): Worker {
 async function runInWorkers(o: PoolOptions): Promise<EngineStats> {
   const count = o.workers;
   const done = [...o.done];
-  const total: EngineStats = { attempted: 0, answered: 0, exchange: 0, excluded: 0, skipped: 0 };
+  const total: EngineStats = emptyStats();
   // Storage/output is serialised across workers: one batch at a time, in arrival order.
   let chain: Promise<void> = Promise.resolve();
   let failure: unknown = null;

@@ -369,3 +369,134 @@ export function findPageMarkers(body: Buffer): ReadonlyArray<{ label: string; at
   markerCache.set(body, out);
   return out;
 }
+
+/**
+ * Which IIS versions each Exchange version can be served by, through the Windows Server releases it installs
+ * on (IIS 6.0 = Windows Server 2003, 7.0 = 2008, 7.5 = 2008 R2, 8.0 = 2012, 8.5 = 2012 R2, 10.0 = 2016, 2019,
+ * 2022 and 2025, which all report "Microsoft-IIS/10.0"). A Server header outside the set is a contradiction
+ * (a honeypot tell, or a reverse proxy that rewrites Server): see platform-consistency.ts.
+ *
+ * Provenance: Microsoft Learn "Exchange Server supportability matrix" (Windows Server sections) for 2013,
+ * 2016, 2019 and SE; the Exchange 2010 and 2007 "System requirements" pages (learn.microsoft.com,
+ * previous-versions) for 2010 and 2007; the IIS version per Windows Server release from Microsoft's IIS
+ * documentation. Written down from those documents (not machine-transcribed). Rows whose `uncertain`
+ * versions depend on a service pack or CU we do not model are counted as plausible: a contradiction must
+ * be certain before it costs a server its exact build.
+ */
+export interface IisPlatformRow {
+  readonly edition: string;
+  /** Build prefix test: Exchange major, minor (null = any), and for 15.2 whether it is SE (build >= 2562). */
+  readonly major: number;
+  readonly minor: number | null;
+  readonly se?: boolean;
+  /** IIS versions (major*10+minor) the edition runs on. */
+  readonly iis: readonly number[];
+  /** Versions allowed only from some SP/CU on, or not verified: still counted as plausible. */
+  readonly uncertain: readonly number[];
+  readonly why: string;
+}
+
+export const IIS_PLATFORM_TABLE: readonly IisPlatformRow[] = [
+  {
+    edition: 'Exchange Server 2007',
+    major: 8,
+    minor: null,
+    iis: [60, 70, 75],
+    uncertain: [75],
+    why: 'Windows Server 2003 (IIS 6.0) and 2008 (IIS 7.0); 2008 R2 (IIS 7.5) only with SP3',
+  },
+  {
+    edition: 'Exchange Server 2010',
+    major: 14,
+    minor: null,
+    iis: [70, 75, 80, 85],
+    uncertain: [80, 85],
+    why: 'Windows Server 2008 (IIS 7.0) and 2008 R2 (IIS 7.5); 2012 (IIS 8.0) and 2012 R2 (IIS 8.5) only with SP3 (2012 R2 from SP3 RU5); never 2016 or later',
+  },
+  {
+    edition: 'Exchange Server 2013',
+    major: 15,
+    minor: 0,
+    iis: [75, 80, 85],
+    uncertain: [],
+    why: 'Windows Server 2008 R2 SP1 (IIS 7.5), 2012 (IIS 8.0) and 2012 R2 (IIS 8.5); never 2016 or later',
+  },
+  {
+    edition: 'Exchange Server 2016',
+    major: 15,
+    minor: 1,
+    iis: [80, 85, 100],
+    uncertain: [],
+    why: 'Windows Server 2012 (IIS 8.0), 2012 R2 (IIS 8.5) and 2016 (IIS 10.0, from CU3); never 2008 R2',
+  },
+  {
+    edition: 'Exchange Server 2019',
+    major: 15,
+    minor: 2,
+    se: false,
+    iis: [100],
+    uncertain: [],
+    why: 'Windows Server 2019, 2022 (from CU12) and 2025 (from CU15): IIS 10.0 only',
+  },
+  {
+    edition: 'Exchange Server SE',
+    major: 15,
+    minor: 2,
+    se: true,
+    iis: [100],
+    uncertain: [],
+    why: 'Windows Server 2019, 2022 and 2025: IIS 10.0 only',
+  },
+];
+
+/** The platform row of a build checked with isBuild (3 or 4 parts), or null (unknown major, Exchange Online). */
+export function iisPlatformOf(build: string): IisPlatformRow | null {
+  const [major, minor, b] = buildParts(build);
+  if (isOnlineBuild(build)) return null;
+  for (const row of IIS_PLATFORM_TABLE) {
+    if (row.major !== major) continue;
+    if (row.minor !== null && row.minor !== minor) continue;
+    if (row.se !== undefined && row.se !== ((b ?? 0) >= 2562)) continue;
+    return row;
+  }
+  return null;
+}
+
+/** "Microsoft-IIS/7.5" → 75; anything else (other servers, hostile values) → null. */
+export function iisVersionOf(server: string): number | null {
+  const m = /^Microsoft-IIS\/(\d{1,2})\.(\d)$/.exec(server);
+  if (m === null) return null;
+  return Number(m[1]) * 10 + Number(m[2]);
+}
+
+export function formatIis(v: number): string {
+  return `${Math.floor(v / 10)}.${v % 10}`;
+}
+
+/** The IIS version of a response's (first) Server header, or null when it is not IIS. */
+export function iisOfResponse(r: ProbeResponse): number | null {
+  const raw = headerValues(r, 'server')[0];
+  if (raw === undefined || raw.length > 64) return null;
+  return iisVersionOf(trimOws(raw));
+}
+
+/** A claimed build that cannot run on the IIS version seen, with the platform row that says so. */
+export interface PlatformContradiction {
+  readonly build: string;
+  readonly iis: number;
+  readonly row: IisPlatformRow;
+}
+
+/** The first of `builds` (3- or 4-part, checked) whose edition cannot run on IIS `iis`, or null. */
+export function platformContradiction(iis: number, builds: readonly string[]): PlatformContradiction | null {
+  for (const build of builds) {
+    const row = iisPlatformOf(build);
+    if (row !== null && !row.iis.includes(iis)) return { build, iis, row };
+  }
+  return null;
+}
+
+/** True for a 404 answered at the export tool path itself (not after a redirect elsewhere). */
+export function isExporttoolNotFound(r: ProbeResponse): boolean {
+  return r.status === 404 && EXPORTTOOL_PATH_RE.test(urlPath(r.url));
+}

@@ -77,6 +77,11 @@ test('plan cost: Exchange with X-OWA-Version needs 1 request, a non-Exchange hos
   assert.equal(cost('owa-phishing-clone'), 3);
   assert.equal(cost('exchange-2010-sp3-header-stripped'), 2);
   assert.equal(cost('exchange-2013-cu23-exporttool'), 2);
+  // A 2013+ claim that the IIS version contradicts: the manifest is asked to confirm it (issue 6, finding 5).
+  assert.equal(cost('honeypot-iis75-owa-version'), 2);
+  assert.equal(cost('exchange-2016-behind-old-proxy'), 2);
+  // Exchange 2010 has no export tool: nothing more to ask.
+  assert.equal(cost('honeypot-iis10-exchange-2010'), 1);
 });
 
 // ---- fingerprint rules on hand-made facts ----

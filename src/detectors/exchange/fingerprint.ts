@@ -18,9 +18,17 @@
  * "ms-exchange-online" (never on-premises); one such fact is enough because that label never leads to
  * a warning. Its build is not reported as a build (it says nothing about on-premises CVEs); it is noted.
  *
- * Contradictions: an `inconsistency` fact (e.g. an Exchange 2016 page served by IIS 7.5, which 2016
- * cannot run on: a honeypot tell) vetoes services whose signals are all copyable (page body, /owa/
- * routing); with Exchange headers or the manifest it is only noted.
+ * Contradictions (`inconsistency` facts, platform-consistency.ts): a platform contradiction (an Exchange
+ * 2016 build served by IIS 7.5, which 2016 cannot run on: a honeypot tell) or a 404 for the export tool
+ * manifest that a claimed 2013+ exact build would serve. Headers are copyable too, so:
+ *   - with a valid export tool manifest naming the same CU as every other build seen: the build stands
+ *     (a reverse proxy rewriting Server is the likelier story); the contradiction is noted;
+ *   - page/routing signals only, or Exchange headers facing both contradictions at once: not Exchange
+ *     ("suspected honeypot");
+ *   - otherwise Exchange, but never an exact build: the CU at most, with a "suspected honeypot" note.
+ * A manifest naming another CU than X-OWA-Version: the lower exact build is kept (a load balancer in
+ * front of servers at different CUs, or a made-up value; a warning for the older one beats silence);
+ * with a contradiction as well it confirms nothing, so the CU at most.
  *
  * Build rule: only builds of digits and dots (3 parts for "cu", 4 for "exact") with an Exchange major
  * (8 = 2007, 14 = 2010, 15 = 2013 and later) are considered; anything else is rejected with a note.
@@ -141,20 +149,26 @@ export function fingerprintExchange(facts: readonly Fact[]): ExchangeFingerprint
   }
 
   const kinds = [...signals.keys()];
-  // A contradiction (e.g. a 2016 page on IIS 7.5) vetoes copyable evidence; Exchange headers or the
-  // manifest outweigh it (a reverse proxy in front of a real server), and it is then only noted.
-  const strong = signals.has('exchange-headers') || signals.has('exporttool-manifest');
-  for (const c of inconsistencies) {
-    notes.push(`inconsistent: ${excerpt(String(c.reason), 160)}${strong ? ' (outweighed by Exchange headers or manifest)' : ''}`);
-  }
-  const vetoed = !strong && inconsistencies.length > 0;
+  const platform = inconsistencies.filter((c) => c.topic === 'platform');
+  const missingManifest = inconsistencies.filter((c) => c.topic !== 'platform');
+  // Every kind but the manifest can be copied (page, headers, routing). A contradiction (e.g. a 2016 page
+  // on IIS 7.5) vetoes page/routing evidence outright; with Exchange headers as well, two contradictions
+  // at once (the platform AND a 404 for the manifest a 2013+ server serves) leave only copyable claims
+  // against two independent tells: not Exchange either. One contradiction with Exchange headers: Exchange,
+  // but the build is taken at CU precision at most unless the manifest confirms it (below).
+  const hasManifest = signals.has('exporttool-manifest');
+  const vetoed =
+    !hasManifest && inconsistencies.length > 0 && (!signals.has('exchange-headers') || (platform.length > 0 && missingManifest.length > 0));
   if (kinds.length < 2 || vetoed) {
-    for (const c of inconsistencies) pushEvidence(evidence, c.evidence);
+    for (const c of inconsistencies) {
+      notes.push(`inconsistent: ${excerpt(String(c.reason), 200)}`);
+      pushEvidence(evidence, c.evidence);
+    }
     for (const e of signals.values()) pushEvidence(evidence, e);
     const p = products[0];
     if (p !== undefined) pushEvidence(evidence, p.evidence);
     if (vetoed && kinds.length >= 2) {
-      notes.push(`not called Exchange: its signals (${kinds.join(', ')}) can be copied and the platform contradicts them`);
+      notes.push(`suspected honeypot: not called Exchange: its signals (${kinds.join(', ')}) can all be copied and ${inconsistencies.length > 1 ? 'two tells contradict' : 'the platform contradicts'} them`);
     } else if (kinds.length === 1) {
       notes.push(
         `only one Exchange signal kind (${kinds.join(', ')}): not called Exchange; a clone or honeypot can copy one kind` +
@@ -166,17 +180,43 @@ export function fingerprintExchange(facts: readonly Fact[]): ExchangeFingerprint
 
   // On-premises Exchange.
   const sorted = [...builds].sort(better);
-  const chosen = sorted[0];
+  let chosen = sorted[0];
+  const manifestBuild = builds.find((b) => b.evidence.detector === EXPORTTOOL_MANIFEST_ID);
+  // X-OWA-Version and the manifest disagree on the CU (decision, see docs/detectors.md): a load balancer in
+  // front of servers at different CUs, or one of the two is made up. Keep the LOWER exact build, as for
+  // equally trusted sources: a warning for the older backend beats silence. Within one CU the revisions may
+  // drift (web components): the X-OWA-Version build is kept.
+  if (chosen !== undefined && manifestBuild !== undefined && chosen !== manifestBuild && chosen.precision === 'exact' && cuOf(chosen.build) !== cuOf(manifestBuild.build)) {
+    const lower = compareBuilds(manifestBuild.build, chosen.build) < 0 ? manifestBuild : chosen;
+    notes.push(
+      `X-OWA-Version ${chosen.evidence.detector === X_OWA_VERSION_ID ? chosen.build : '?'} and the export tool manifest ${manifestBuild.build} name different CUs: kept the lower, ${lower.build}`,
+    );
+    pushEvidence(evidence, lower === chosen ? manifestBuild.evidence : chosen.evidence);
+    chosen = lower;
+  }
   if (chosen !== undefined) pushEvidence(evidence, chosen.evidence);
   for (const e of signals.values()) pushEvidence(evidence, e);
+  // The manifest confirms a contradicted claim only if it names the same CU as every other build seen.
+  const confirmed = manifestBuild !== undefined && builds.every((b) => cuOf(b.build) === cuOf(manifestBuild.build));
+  for (const c of inconsistencies) {
+    pushEvidence(evidence, c.evidence);
+    if (confirmed) {
+      notes.push(`inconsistent: ${excerpt(String(c.reason), 200)} (outweighed: the export tool manifest confirms the build; likely a reverse proxy rewriting the Server header)`);
+    } else if (c.topic === 'platform') {
+      notes.push(`suspected honeypot: ${excerpt(String(c.reason), 200)}; no export tool manifest confirms the build`);
+    } else {
+      notes.push(`inconsistent: ${excerpt(String(c.reason), 200)}`);
+    }
+  }
   if (chosen === undefined) {
     notes.push(`Exchange (${kinds.join(' + ')}) but no build was visible`);
     return { product: 'ms-exchange', build: null, precision: null, evidence, notes };
   }
   const seenBuilds = new Set([chosen.build]);
-  for (const other of sorted.slice(1)) {
+  for (const other of sorted) {
     if (seenBuilds.has(other.build)) continue;
     seenBuilds.add(other.build);
+    if (other === manifestBuild && chosen.precision === 'exact' && cuOf(chosen.build) !== cuOf(other.build)) continue; // noted above
     if (other.precision === chosen.precision) {
       notes.push(
         `conflicting ${other.precision} builds: kept ${chosen.build} (${chosen.evidence.detector}), ignored ${other.build} (${other.evidence.detector})`,
@@ -186,6 +226,12 @@ export function fingerprintExchange(facts: readonly Fact[]): ExchangeFingerprint
       notes.push(`CU-level build ${other.build} (${other.evidence.detector}) disagrees with exact build ${chosen.build} (${chosen.evidence.detector})`);
       pushEvidence(evidence, other.evidence);
     }
+  }
+  // Without a consistent second signal a contradicted claim is not an exact build: the CU at most.
+  if (inconsistencies.length > 0 && !confirmed && chosen.precision === 'exact') {
+    const cu = cuOf(chosen.build);
+    notes.push(`build ${chosen.build} reported at CU precision (${cu}): contradicted, and no export tool manifest confirms it`);
+    return { product: 'ms-exchange', build: cu, precision: 'cu', evidence, notes };
   }
   return { product: 'ms-exchange', build: chosen.build, precision: chosen.precision, evidence, notes };
 }

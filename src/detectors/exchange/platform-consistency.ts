@@ -1,70 +1,92 @@
 /**
- * Detector: Exchange builds that cannot run on the web server the host reports. Each Exchange version
- * installs only on certain Windows Server releases, hence a minimum IIS: 2007 needs IIS 6.0+, 2010
- * IIS 7.0+, 2013 IIS 7.5+ (Windows Server 2008 R2), 2016 IIS 8.0+ (2012), 2019 and SE IIS 10.0+
- * (2016 and later). A 2016 logon page served with "Server: Microsoft-IIS/7.5" is a honeypot tell
- * (the captured OWA honeypot page in ../shared/data/samples/owa/ is served exactly so).
+ * Detector: claims that contradict the rest of what the host shows (honeypot tells).
  *
- * States an `inconsistency`; the fingerprint lets it veto only services whose other evidence is
- * copyable (page body, /owa/ routing): with Exchange headers or the export tool manifest a reverse
- * proxy in front of a real server is the likelier story, and the conflict is only noted.
+ * 1. Platform (`topic: "platform"`): an Exchange build (X-OWA-Version or the OWA asset path) that cannot
+ *    run on the IIS version in the Server header of the logon page. Each Exchange version installs only
+ *    on certain Windows Server releases, hence certain IIS versions (IIS_PLATFORM_TABLE in common.ts, with
+ *    provenance): a 2016 page served with "Server: Microsoft-IIS/7.5" (the captured OWA honeypot in
+ *    ../shared/data/samples/owa/ is served exactly so), or IIS 10 claiming Exchange 2010 or 2013.
+ * 2. Missing manifest (`topic: "missing-manifest"`): X-OWA-Version claims an exact 2013+ build, yet the
+ *    export tool ClickOnce manifest, which every 2013+ server serves at /ecp/Current/exporttool/, answered
+ *    404 at that very path. (The plan asks for the manifest whenever the platform contradicts the claim.)
+ *
+ * Copyable headers are not proof: the fingerprint (fingerprint.ts) keeps an exact build despite a
+ * contradiction only when the export tool manifest confirms it; otherwise it reports the CU at most with a
+ * "suspected honeypot" note, or, with both contradictions and nothing but copyable signals, not Exchange.
  */
 import type { Detector, Fact, ProbeResponse } from '../sdk.js';
-import { buildParts, findAssetBuilds, headerEvidence, headerValues, owaVersionHeader, trimOws } from './common.js';
-import { PROBE_OWA_LOGON, PROBE_OWA_ROOT } from './probes.js';
+import {
+  findAssetBuilds,
+  formatIis,
+  headerEvidence,
+  headerValues,
+  iisOfResponse,
+  isExporttoolNotFound,
+  isOnlineBuild,
+  owaVersionHeader,
+  platformContradiction,
+  statusEvidence,
+  trimOws,
+} from './common.js';
+import { PROBE_AUTODISCOVER, PROBE_EXPORTTOOL, PROBE_OWA_LOGON, PROBE_OWA_ROOT } from './probes.js';
 
 export const PLATFORM_CONSISTENCY_ID = 'exchange-platform-consistency';
 
-/** Minimum IIS version (major*10+minor) per Exchange major.minor. */
-function minIis(build: string): number | null {
-  const [major, minor] = buildParts(build);
-  if (major === 15) return minor === 0 ? 75 : minor === 1 ? 80 : minor === 2 ? 100 : null;
-  if (major === 14) return 70;
-  if (major === 8) return 60;
-  return null;
-}
-
-/** "Microsoft-IIS/7.5" → 75; anything else → null. */
-function iisVersion(server: string): number | null {
-  const m = /^Microsoft-IIS\/(\d{1,2})\.(\d)$/.exec(server);
-  if (m === null) return null;
-  return Number(m[1]) * 10 + Number(m[2]);
+/** Exact on-premises builds claimed by X-OWA-Version on the probes that carry it. */
+function headerClaims(responses: ReadonlyMap<string, ProbeResponse>): string[] {
+  const out: string[] = [];
+  for (const id of [PROBE_OWA_LOGON, PROBE_AUTODISCOVER]) {
+    const r = responses.get(id);
+    const v = r === undefined ? null : owaVersionHeader(r);
+    if (v !== null && !isOnlineBuild(v) && !out.includes(v)) out.push(v);
+  }
+  return out;
 }
 
 export const platformConsistency: Detector = {
   id: PLATFORM_CONSISTENCY_ID,
-  revision: 1,
+  revision: 2,
   product: 'ms-exchange',
-  description: 'Flags an Exchange build (asset path or X-OWA-Version) that cannot run on the IIS version in the Server header (honeypot tell).',
-  probes: [PROBE_OWA_LOGON, PROBE_OWA_ROOT],
+  description:
+    'Flags an Exchange build (asset path or X-OWA-Version) that cannot run on the IIS version in the Server header, and a claimed ' +
+    '2013+ exact build whose export tool manifest answers 404 (honeypot tells).',
+  probes: [PROBE_OWA_LOGON, PROBE_OWA_ROOT, PROBE_EXPORTTOOL, PROBE_AUTODISCOVER],
   emits: ['inconsistency'],
   references: [
     'https://learn.microsoft.com/en-us/exchange/plan-and-deploy/supportability-matrix',
+    'https://learn.microsoft.com/en-us/previous-versions/office/exchange-server-2010/aa996719(v=exchg.141)',
     'https://github.com/joda32/owa-honeypot',
   ],
   detect(responses: ReadonlyMap<string, ProbeResponse>): readonly Fact[] {
-    const r = responses.get(PROBE_OWA_LOGON);
-    if (r === undefined) return [];
-    const raw = headerValues(r, 'server')[0];
-    if (raw === undefined || raw.length > 64) return [];
-    const server = trimOws(raw);
-    const iis = iisVersion(server);
-    if (iis === null) return [];
-    const builds = findAssetBuilds(r.body).map((h) => h.build);
-    const header = owaVersionHeader(r);
-    if (header !== null) builds.push(header);
-    for (const b of builds) {
-      const min = minIis(b);
-      if (min !== null && iis < min) {
-        return [
-          {
+    const facts: Fact[] = [];
+    const logon = responses.get(PROBE_OWA_LOGON);
+    const claims = headerClaims(responses);
+    if (logon !== undefined) {
+      const iis = iisOfResponse(logon);
+      if (iis !== null) {
+        const builds = [...findAssetBuilds(logon.body).map((h) => h.build), ...claims];
+        const c = platformContradiction(iis, builds);
+        if (c !== null) {
+          const server = trimOws(headerValues(logon, 'server')[0] ?? '');
+          facts.push({
             kind: 'inconsistency',
-            reason: `Exchange build ${b} cannot run on IIS ${Math.floor(iis / 10)}.${iis % 10} (needs ${Math.floor(min / 10)}.${min % 10} or later)`,
-            evidence: headerEvidence(PLATFORM_CONSISTENCY_ID, r, 'server', server),
-          },
-        ];
+            topic: 'platform',
+            reason: `${c.row.edition} build ${c.build} cannot run on IIS ${formatIis(c.iis)} (it runs on IIS ${c.row.iis.map(formatIis).join(', ')}: ${c.row.why})`.slice(0, 200),
+            evidence: headerEvidence(PLATFORM_CONSISTENCY_ID, logon, 'server', server),
+          });
+        }
       }
     }
-    return [];
+    const manifest = responses.get(PROBE_EXPORTTOOL);
+    const claimed2013plus = claims.find((b) => b.startsWith('15.'));
+    if (manifest !== undefined && claimed2013plus !== undefined && isExporttoolNotFound(manifest)) {
+      facts.push({
+        kind: 'inconsistency',
+        topic: 'missing-manifest',
+        reason: `X-OWA-Version claims ${claimed2013plus}, but the export tool manifest that Exchange 2013 and later serve answered 404`,
+        evidence: statusEvidence(PLATFORM_CONSISTENCY_ID, manifest, `${manifest.status} at the export tool path`),
+      });
+    }
+    return facts;
   },
 };

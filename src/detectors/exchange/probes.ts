@@ -10,7 +10,8 @@
  *      exact build in ONE request. A non-Exchange host answers 404 (or anything) and we stop there.
  *   1. `ecp-exporttool` only when stage 0 showed some Exchange sign but we still lack an exact build or
  *      a second signal kind (headers stripped by a reverse proxy, 2013+ page showing only the CU, or a
- *      phishing clone, which we must judge fairly).
+ *      phishing clone, which we must judge fairly), or when the IIS version in the Server header cannot
+ *      run the claimed 2013+ build (a honeypot tell: copyable headers then need the manifest to confirm).
  *      Skipped for Exchange 2010/2007 pages (no export tool there).
  *   2. `autodiscover-xml` only when the exact build is still missing and Exchange headers were seen:
  *      the front end adds X-OWA-Version to its anonymous 401 for Autodiscover, which helps where only
@@ -20,7 +21,8 @@
  *      no export tool on 2010), and what a phishing clone fails.
  * Costs: Exchange showing X-OWA-Version: 1 request; Exchange 2013+ without it: 2-3; Exchange 2010
  * without it: 2 (the /owa/ redirect is followed by the engine: one more round trip); non-Exchange: 1;
- * an OWA phishing clone: 3 (2 for a 2010 clone). Exchange Online front ends stop after stage 0.
+ * an OWA phishing clone: 3 (2 for a 2010 clone); a 2013+ claim its IIS version contradicts: 2. Exchange Online
+ * front ends stop after stage 0.
  */
 import type { ProbeRequest, ProbeResponse } from '../sdk.js';
 import {
@@ -29,6 +31,8 @@ import {
   findPageMarkers,
   headerValues,
   findAssetBuilds,
+  iisOfResponse,
+  platformContradiction,
   isOnlineBuild,
   isOnlineHostName,
   isServerName,
@@ -60,8 +64,9 @@ export const EXCHANGE_PROBES: readonly ProbeRequest[] = [
     method: 'GET',
     path: EXPORTTOOL_PATH,
     purpose:
-      'Stage 1, only Exchange-like hosts without an exact build or with a single signal kind: the eDiscovery export tool ' +
-      'ClickOnce manifest, whose <assemblyIdentity version> is the exact build (2013 and later).',
+      'Stage 1, only Exchange-like hosts without an exact build or with a single signal kind, or whose IIS version cannot ' +
+      'run the claimed 2013+ build (a honeypot tell): the eDiscovery export tool ClickOnce manifest, whose <assemblyIdentity ' +
+      'version> is the exact build (2013 and later); a 404 there contradicts a claimed 2013+ exact build.',
   },
   {
     id: PROBE_AUTODISCOVER,
@@ -137,6 +142,24 @@ function scanResponse(r: ProbeResponse, seen: Seen): void {
 }
 
 /**
+ * True when the logon page's Server header is an IIS version that the claimed 2013+ build (X-OWA-Version or
+ * asset path) cannot run on. Cheap: one header and the asset paths already found for the plan.
+ */
+function contradicted2013Plus(answered: ReadonlyMap<string, ProbeResponse>): boolean {
+  const logon = answered.get(PROBE_OWA_LOGON);
+  if (logon === undefined) return false;
+  const iis = iisOfResponse(logon);
+  if (iis === null) return false;
+  const builds = findAssetBuilds(logon.body).map((h) => h.build);
+  for (const id of [PROBE_OWA_LOGON, PROBE_AUTODISCOVER]) {
+    const r = answered.get(id);
+    const v = r === undefined ? null : owaVersionHeader(r);
+    if (v !== null) builds.push(v);
+  }
+  return platformContradiction(iis, builds.filter((b) => b.startsWith('15.') && !isOnlineBuild(b))) !== null;
+}
+
+/**
  * Pure: the next batch of probes for one (host, port), given what was answered and what was sent.
  * Returns [] when nothing more is worth asking. Never returns a probe that was already sent.
  */
@@ -147,6 +170,9 @@ export function nextProbes(answered: ReadonlyMap<string, ProbeResponse>, sent: R
   // Nothing Exchange-like, or Exchange Online: done.
   if (seen.online || (!seen.exchangeHeaders && !seen.page)) return [];
   const kinds = [seen.exchangeHeaders, seen.page, seen.manifest, seen.fba].filter(Boolean).length;
+  // A 2013+ build the server's platform contradicts (a 2016 page on IIS 7.5: a honeypot tell) is not taken
+  // on copyable headers alone: the export tool manifest is the second, consistent signal it needs.
+  if (!sent.has(PROBE_EXPORTTOOL) && contradicted2013Plus(answered)) return [probe(PROBE_EXPORTTOOL)];
   if (seen.exact && kinds >= 2) return [];
   // The export tool manifest gives an exact build and a signal kind at once (2013 and later only).
   if (!sent.has(PROBE_EXPORTTOOL) && !seen.legacy) return [probe(PROBE_EXPORTTOOL)];

@@ -291,3 +291,140 @@ export function diffTables<T extends Readonly<Record<string, string>>>(before: r
 export const buildKey = (r: BuildRecord): string => r.build;
 export const fixKey = (r: FixRecord): string => `${r.cve} ${r.edition} ${r.cu} ${r.fixed_build || '(no build)'} ${r.status}`;
 export const cveKey = (r: CveRecord): string => r.id;
+
+/** One MSRC "affectedProduct" entry of a CVE: CU key ("15.1.2176"), product name as MSRC spells it, release date. */
+export interface MsrcProduct {
+  readonly key: string;
+  readonly product: string;
+  readonly date: string;
+}
+export type MsrcProducts = ReadonlyMap<string, readonly MsrcProduct[]>;
+
+/** Reads righel's cves_affected_products_dict.json shape with product names: { CVE: { "15.1.2176": { product, releaseDate } } }. */
+export function msrcProductsFromJson(json: unknown): MsrcProducts {
+  const out = new Map<string, MsrcProduct[]>();
+  if (typeof json !== 'object' || json === null) return out;
+  for (const [cve, perKey] of Object.entries(json)) {
+    const list: MsrcProduct[] = [];
+    if (typeof perKey === 'object' && perKey !== null) {
+      for (const [key, entry] of Object.entries(perKey as Record<string, unknown>)) {
+        if (typeof entry !== 'object' || entry === null) continue;
+        const e = entry as { product?: unknown; releaseDate?: unknown };
+        if (typeof e.product !== 'string' || typeof e.releaseDate !== 'string' || !/^\d{4}-\d{2}-\d{2}/.test(e.releaseDate)) continue;
+        list.push({ key, product: e.product, date: e.releaseDate.slice(0, 10) });
+      }
+    }
+    out.set(cve, list);
+  }
+  return out;
+}
+
+/**
+ * Fix rows for CVEs that MSRC's affected-product extract lists but no fix source covers (`covered`: the CVEs
+ * that already have rows). Every CVE of the extract then appears in the tables, with what MSRC says and no more:
+ *  - a product naming a CU or service pack ("... 2016 Cumulative Update 10", "... 2013 Service Pack 1"): the
+ *    update of that CU released in the MSRC release month, on or after its day (2010/2007 service packs:
+ *    the rollup of that SP released then). Exactly one such build: `confirmed`; several: the lowest,
+ *    `uncertain`; none: an `uncertain` row without a build (the CU is listed, no fixing build is known), dated;
+ *  - a product naming only the edition ("Microsoft Exchange Server 2016"): MSRC names no CU and no fixing
+ *    build (e.g. Malware Protection Engine CVEs, fixed outside Exchange builds; CVE-2018-8581, an advisory
+ *    fixed by later CUs): a dated `no-build-fix` row for every CU of the edition released before that date.
+ *    Those CUs are indeterminate; CUs released after the date are not vulnerable (the date orders them).
+ * CVEs whose extract lists no product at all get no row here (they need another source, e.g.
+ * sources/tenable-bulletin-cve-fixes.csv); their ids are returned in `problems`.
+ */
+export function deriveMsrcOnlyFixes(msrc: MsrcProducts, builds: readonly BuildRecord[], covered: ReadonlySet<string>): Derived<FixRecord> {
+  const rows: FixRecord[] = [];
+  const problems: string[] = [];
+  const source = 'MSRC affectedProduct (msrc/righel-cves_affected_products_dict.json; CVE absent from the shared fix table) + builds.csv';
+  /** Builds grouped by CU key, ascending. */
+  const groups = new Map<string, Array<{ r: BuildRecord; b: BuildNumber }>>();
+  for (const r of builds) {
+    const b = tryParseBuildNumber(r.build);
+    if (b === null || r.uncertain === 'true') continue;
+    const list = groups.get(cuKeyOf(b)) ?? [];
+    list.push({ r, b });
+    groups.set(cuKeyOf(b), list);
+  }
+  for (const list of groups.values()) list.sort((x, y) => compareBuilds(x.b, y.b));
+  const cuRelease = (list: ReadonlyArray<{ r: BuildRecord }>): string => list.map((x) => x.r.release_date).sort()[0] ?? '';
+  const ids = [...msrc.keys()].filter((id) => !covered.has(id)).sort(compareCveIds);
+  for (const cve of ids) {
+    const entries = msrc.get(cve) ?? [];
+    if (entries.length === 0) {
+      problems.push(`${cve}: MSRC lists no affected product and no fix source has rows for it; not in the tables`);
+      continue;
+    }
+    const seen = new Set<string>();
+    const push = (r: FixRecord): void => {
+      const k = `${r.edition}|${r.cu}|${r.fixed_build}`;
+      if (seen.has(k)) return;
+      seen.add(k);
+      rows.push(r);
+    };
+    for (const e of entries) {
+      const keyBuild = tryParseBuildNumber(`${e.key}.0`);
+      const edition = keyBuild === null ? null : editionByRule(keyBuild);
+      if (keyBuild === null || edition === null) {
+        problems.push(`${cve}: MSRC product "${e.product}" (${e.key}) is not an on-premises Exchange CU`);
+        continue;
+      }
+      const month = e.date.slice(0, 7);
+      const specific = /Cumulative Update|Service Pack|Update Rollup/i.test(e.product);
+      if (!specific) {
+        for (const [, list] of groups) {
+          const first = list[0];
+          if (first === undefined || first.r.edition !== edition || first.r.cu === 'Preview') continue;
+          if (cuRelease(list) >= e.date) continue;
+          push({
+            cve, edition, cu: first.r.cu, fixed_build: '', su: '', fix_date: e.date, status: 'no-build-fix',
+            note: `MSRC lists "${e.product}" as a whole (${e.date}), no CU and no fixing build: a build does not settle it`,
+            source,
+          });
+        }
+        continue;
+      }
+      // 2010/2007 "Service Pack N": MSRC's key is the SP's own build; the fix is a rollup of that SP.
+      const sp = /^(?:8|14)$/.test(String(keyBuild.major)) ? /Service Pack (\d)/.exec(e.product)?.[1] : undefined;
+      const candidates: Array<{ r: BuildRecord; b: BuildNumber }> = [];
+      let cuName: string | undefined;
+      for (const [key, list] of groups) {
+        const first = list[0];
+        if (first === undefined || first.r.edition !== edition) continue;
+        const inScope = sp !== undefined ? first.r.cu === `SP${sp}` || first.r.cu.startsWith(`SP${sp} RU`) : key === e.key;
+        if (!inScope) continue;
+        if (key === e.key) cuName = first.r.cu;
+        for (const x of list) {
+          const d = x.r.release_date;
+          if (d.slice(0, 7) !== month || (d.length === 10 && d < e.date)) continue;
+          // A CU or rollup's own first build counts only for 2010/2007 rollups (they are the updates).
+          if (sp === undefined && x === first && x.r.su === '') continue;
+          candidates.push(x);
+        }
+      }
+      candidates.sort((x, y) => compareBuilds(x.b, y.b));
+      const fix = candidates[0];
+      if (fix === undefined) {
+        if (cuName === undefined) {
+          problems.push(`${cve}: MSRC product "${e.product}" (${e.key}) is in no CU of builds.csv`);
+          continue;
+        }
+        push({
+          cve, edition, cu: cuName, fixed_build: '', su: '', fix_date: e.date, status: 'uncertain',
+          note: `UNCERTAIN: MSRC lists ${e.product} (${e.date}); no build of it released that month in builds.csv`,
+          source,
+        });
+        continue;
+      }
+      push({
+        cve, edition, cu: fix.r.cu, fixed_build: fix.r.build, su: fix.r.su, fix_date: e.date,
+        status: candidates.length === 1 ? 'confirmed' : 'uncertain',
+        note:
+          (candidates.length === 1 ? '' : `UNCERTAIN: ${candidates.length} builds of it released that month (${candidates.map((c) => c.r.build).join(', ')}); the lowest is taken; `) +
+          `fixing build = the update released in the MSRC release month (${e.date})`,
+        source,
+      });
+    }
+  }
+  return { rows, problems };
+}

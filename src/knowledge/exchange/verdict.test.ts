@@ -341,10 +341,89 @@ test('editions and CUs not listed for a CVE: assessed (not-vulnerable), unassess
   assert.equal(e2007.cu, 'SP3 RU23');
   assert.equal(e2007.known, true);
   assert.equal(e2007.vulnerable.length, 0);
-  assert.equal(e2007.indeterminate.length, kb.cves.length, 'no CVE here was assessed for 2007');
+  // 2007 SP3 is listed by MS13-105, MS14-075, MS16-079 and MS16-108 (fixed in RU12, RU15, RU20, RU21): RU23 is past them.
+  for (const cve of ['CVE-2013-5072', 'CVE-2014-6319', 'CVE-2016-0028', 'CVE-2016-0138']) assert.equal(verdict('8.3.517.0', cve), N, cve);
+  assert.equal(verdict('8.3.327.1', 'CVE-2013-5072'), V, '2007 SP3 RU11, before the MS13-105 rollup');
+  // Every CVE from 2018 on came after 2007's end of support (2017-04-11): never assessed for it.
+  for (const v of e2007.verdicts) if (/^(?:CVE-20(?:1[89]|[2-9]\d)|ADV)/.test(v.cve)) assert.equal(v.verdict, I, `${v.cve}: ${v.reason}`);
   // A CU updated in the month of the fix but not listed: a gap, not a verdict.
   assert.equal(verdict('15.1.2176.4', 'CVE-2021-1730'), I, '2016 CU19 got Feb21SU but MSRC does not list it');
   assert.equal(verdict('15.2.922.27', 'CVE-2021-33766'), I, '2019 CU10 got Jul21SU but is not listed for ProxyToken');
   // A CU's one-off later update (March 2021 SU for long-unsupported CUs) does not make it "serviced".
   assert.equal(verdict('15.1.1415.10', 'CVE-2019-0686'), V, '2016 CU8 got nothing in February 2019');
+});
+
+test('ProxyToken on 2016 CU19 and 2019 CU8: listed as affected, no fix ever shipped for those CUs: vulnerable', () => {
+  // Their last updates were the May 2021 SUs; ProxyToken was fixed in July 2021 (CU20/CU21, CU9/CU10 only).
+  for (const build of ['15.1.2176.2', '15.1.2176.14', '15.2.792.3', '15.2.792.15']) {
+    assert.equal(verdict(build, 'CVE-2021-33766'), V, build);
+  }
+  assert.equal(verdict('15.1.2176', 'CVE-2021-33766', 'cu'), V, '2016 CU19 at CU level: no build of it is fixed');
+  assert.match(kb.assess('15.1.2176.14', 'exact').verdicts.find((v) => v.cve === 'CVE-2021-33766')?.reason ?? '', /never received a fix/);
+});
+
+test('property (whole table): a CU that never got a fix is vulnerable at every build and at CU level', () => {
+  // Rebuilt from the raw rows, independently of verdict.ts: for each CVE and each CU of an edition the CVE
+  // lists, if the CU has no fixing build (confirmed or uncertain), no configuration-only row, and nothing of
+  // that CU shipped in or after the month of the edition's first fix, then no build of the CU was ever fixed.
+  const byCu = new Map<string, { edition: string; builds: string[]; last: string; confirmed: boolean }>();
+  for (const b of kb.builds) {
+    const key = cuKeyOf(parseBuildNumber(b.build));
+    const g = byCu.get(key) ?? { edition: b.edition, builds: [], last: '', confirmed: false };
+    g.builds.push(b.build);
+    if (b.releaseDate > g.last) g.last = b.releaseDate;
+    if (!b.uncertain) g.confirmed = true;
+    byCu.set(key, g);
+  }
+  const cuKeyOfRow = (f: (typeof kb.fixes)[number]): string | undefined =>
+    f.fixedBuild !== null
+      ? cuKeyOf(parseBuildNumber(f.fixedBuild))
+      : [...byCu].find(([, g]) => g.edition === f.edition && kb.builds.some((b) => b.edition === f.edition && b.cu === f.cu && g.builds.includes(b.build)))?.[0];
+  let checked = 0;
+  for (const cve of kb.cves) {
+    const rows = kb.fixes.filter((f) => f.cve === cve.id);
+    const editions = new Set(rows.map((f) => f.edition));
+    for (const edition of editions) {
+      const dated = rows.filter((f) => f.edition === edition && f.fixDate !== null && f.status !== 'no-build-fix' && f.status !== 'derived');
+      const fixMonth = dated.map((f) => (f.fixDate ?? '').slice(0, 7)).sort()[0];
+      if (fixMonth === undefined) continue;
+      for (const [key, g] of byCu) {
+        if (g.edition !== edition || !g.confirmed || g.last.slice(0, 7) >= fixMonth) continue;
+        const own = rows.filter((f) => cuKeyOfRow(f) === key && f.status !== 'derived');
+        if (own.some((f) => f.fixedBuild !== null || f.status === 'no-build-fix')) continue;
+        for (const build of g.builds) assert.equal(verdict(build, cve.id), V, `${cve.id} @ ${build}: its CU never got the fix (${fixMonth})`);
+        assert.equal(verdict(key, cve.id, 'cu'), V, `${cve.id} @ ${key} (cu)`);
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked > 1000, `checked ${checked} CVE × CU pairs`);
+});
+
+test('an uncertain build row names its own SU and date, not those of the nearest confirmed build', () => {
+  // CSS-Exchange names 15.1.1466.13 / 15.1.1415.8 the Mar21SU of 2016 CU9 / CU8; the nearest confirmed
+  // builds are 2018 hotfixes (15.1.1466.10 KB4340731, 15.1.1415.7 May18SU), which they are not.
+  for (const [build, cu] of [['15.1.1466.13', 'CU9'], ['15.1.1415.8', 'CU8']] as const) {
+    const a = kb.assess(build, 'exact');
+    assert.equal(a.cu, cu, build);
+    assert.equal(a.su, 'Mar21SU', build);
+    assert.equal(a.releaseDate, '2021-03', build);
+    assert.equal(a.listedBuild, build, `${build} is listed (in an uncertain row)`);
+    assert.ok(a.notes.some((n) => n.includes('uncertain')), build);
+    // Verdicts stay cautious: the March 2021 CVEs are indeterminate, never not-vulnerable.
+    assert.equal(a.verdicts.find((v) => v.cve === 'CVE-2021-26855')?.verdict, I, build);
+  }
+  // Another source's spelling of the same release stays revision drift to the confirmed row.
+  const drift = kb.assess('15.2.858.2', 'exact');
+  assert.equal(drift.listedBuild, '15.2.858.5');
+  assert.equal(drift.su, null);
+  assert.equal(drift.releaseDate, '2021-03-16');
+  // Every uncertain row: what is shown is that row or the confirmed row of the same release, never another release.
+  for (const row of kb.builds.filter((b) => b.uncertain)) {
+    const a = kb.assess(row.build, 'exact');
+    const shown = kb.builds.find((b) => b.build === a.listedBuild);
+    assert.ok(shown !== undefined, row.build);
+    assert.equal(shown.su, row.su, `${row.build} (${row.name}) shown as ${shown.name}`);
+    assert.equal(shown.cu, row.cu, `${row.build} (${row.name}) shown as ${shown.name}`);
+  }
 });

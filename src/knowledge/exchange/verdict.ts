@@ -49,6 +49,8 @@ interface CuGroup {
   readonly releaseDate: string | null;
   /** Latest release date of a confirmed row: the CU's last update (its support ended around then). */
   readonly lastUpdate: string | null;
+  /** Latest release date of any row, uncertain ones included: nothing of this CU shipped after it. */
+  readonly lastRelease: string | null;
   /** Months (YYYY-MM) in which a confirmed build of this CU was released. */
   readonly updateMonths: ReadonlySet<string>;
 }
@@ -159,15 +161,23 @@ export function createKb(tables: KbTables): ExchangeKb {
     const below = precision === 'exact' && compareBuilds(parsed, match.listed.b) < 0 ? formatBuild(parsed) : '';
     const key = `${precision}|${precision === 'cu' ? group.key : match.listed.row.build}|${match.claimed?.build ?? ''}|${below}`;
     const verdicts = sharedVerdicts(key, () => cves.map((c) => verdictFor(c, ctx)));
+    // What the build IS: the row that lists it, even an uncertain one (15.1.1466.13 is CSS-Exchange's
+    // Mar21SU for 2016 CU9, not the 2018 hotfix that happens to be the nearest confirmed build). Only the
+    // verdicts lean on the nearest confirmed build; the record names the build's own SU and date. An
+    // uncertain row naming the same release as the confirmed one (15.2.858.2, another source's spelling of
+    // 2019 CU9 = 15.2.858.5) is revision drift: the confirmed row is shown.
+    const claimed = match.claimed !== null && (match.claimed.su !== match.listed.row.su || match.claimed.cu !== match.listed.row.cu) ? match.claimed : null;
+    const shown = claimed ?? match.listed.row;
+    if (claimed !== null) notes.push(`SU and release date as that uncertain row names them (${claimed.su ?? 'no SU'}, ${claimed.releaseDate}); verdicts use ${match.listed.row.build}`);
     return finish({
       input,
       precision,
       known: true,
       edition: group.edition,
-      cu: match.listed.row.cu,
-      su: precision === 'cu' ? null : match.listed.row.su,
-      releaseDate: precision === 'cu' ? group.releaseDate ?? match.listed.row.releaseDate : match.listed.row.releaseDate,
-      listedBuild: precision === 'cu' ? null : match.listed.row.build,
+      cu: shown.cu,
+      su: precision === 'cu' ? null : shown.su,
+      releaseDate: precision === 'cu' ? group.releaseDate ?? match.listed.row.releaseDate : shown.releaseDate,
+      listedBuild: precision === 'cu' ? null : shown.build,
       notes,
       verdicts,
     });
@@ -225,7 +235,7 @@ export function createKb(tables: KbTables): ExchangeKb {
     }
 
     const fix = c.byKey.get(group.key);
-    if (fix !== undefined) return decideListedCu(fix, x, cuName);
+    if (fix !== undefined) return decideListedCu(fix, x, cuName, c.fixDateByEdition.get(E) ?? c.fixDate);
 
     const fixDate = c.fixDateByEdition.get(E) ?? c.fixDate;
     const order = compareDates(group.releaseDate, fixDate);
@@ -242,8 +252,18 @@ export function createKb(tables: KbTables): ExchangeKb {
     return ind(`cannot order ${cuName} (${group.releaseDate ?? 'no date'}) against the fix (${fixDate ?? 'no date'})`);
   }
 
-  function decideListedCu(fix: CuFix, x: BuildContext, cuName: string): Decision {
+  function decideListedCu(fix: CuFix, x: BuildContext, cuName: string, fixDate: string | null): Decision {
     const configurable = fix.noBuild !== null;
+    // Listed as affected, no fixing build known for this CU, and nothing of this CU (not even an uncertain
+    // row) shipped in or after the month the fix shipped: the CU never got the fix (2016 CU19 and 2019 CU8
+    // for ProxyToken, whose last updates came in May 2021, two months before the July 2021 fix). Only a
+    // "no-build-fix" row (configuration protects it) keeps such a CU indeterminate.
+    if (fix.confirmed === null && fix.uncertain === null && fix.noBuild !== null && fix.noBuild.status !== 'no-build-fix') {
+      const last = x.group.lastRelease;
+      if (fixDate !== null && last !== null && last.slice(0, 7) < fixDate.slice(0, 7)) {
+        return vuln(`${cuName} is listed as affected and never received a fix (its last update, ${last}, came before the fix shipped, ${fixDate})`);
+      }
+    }
     if (x.precision === 'cu') {
       const first = x.group.confirmed[0];
       if (fix.confirmed !== null && first !== undefined && compareBuilds(first.b, fix.confirmed.b) >= 0) {
@@ -330,6 +350,7 @@ function indexGroups(rows: readonly ExchangeBuildRow[]): Map<string, CuGroup> {
     list.sort((p, q) => compareBuilds(p.b, q.b));
     const confirmed = list.filter((l) => !l.row.uncertain);
     const dates = confirmed.map((l) => l.row.releaseDate).sort();
+    const anyDates = list.map((l) => l.row.releaseDate).sort();
     out.set(key, {
       key,
       edition: list[0]?.row.edition ?? '',
@@ -337,6 +358,7 @@ function indexGroups(rows: readonly ExchangeBuildRow[]): Map<string, CuGroup> {
       confirmed,
       releaseDate: dates[0] ?? null,
       lastUpdate: dates[dates.length - 1] ?? null,
+      lastRelease: anyDates[anyDates.length - 1] ?? null,
       updateMonths: new Set(dates.map((d) => d.slice(0, 7))),
     });
   }
@@ -366,8 +388,10 @@ function indexCve(info: CveInfo, fixes: readonly ExchangeFixRow[], groups: Reado
       if (entry.confirmed === null || compareBuilds(fb, entry.confirmed.b) < 0) entry.confirmed = { row: f, b: fb };
     } else if (entry.uncertain === null || compareBuilds(fb, entry.uncertain.b) < 0) entry.uncertain = { row: f, b: fb };
     byKey.set(key, entry);
+    // A dated "no-build-fix" row (MSRC lists the edition as a whole, no fixing build) still dates the fix:
+    // CUs released after it are fixed (rule 4). Undated ones (Extended Protection rows) say nothing about time.
     const date = f.fixDate;
-    if (date !== null && f.status !== 'no-build-fix') {
+    if (date !== null) {
       const prior = fixDateByEdition.get(f.edition);
       if (prior === undefined || date < prior) fixDateByEdition.set(f.edition, date);
       if (fixDate === null || date < fixDate) fixDate = date;

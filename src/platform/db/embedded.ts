@@ -3,7 +3,10 @@
  * with its data under `${home}/pg`, listening on 127.0.0.1 only, on a port chosen once and remembered.
  *
  * Files under TOCSIN_HOME:
- *   pg/            data directory (owned by the `postgres` system user when we run as root)
+ *   pg/            data directory (owned by the `postgres` system user when we run as root); it appears only
+ *                  complete: initdb runs in pg.init-PID/ and the result is renamed into place at the end
+ *   pg.init-PID/   a first start in progress: data/ and the initial password file (mode 600); removed at the
+ *                  end, and by the next start if that process was killed (closing the terminal during initdb)
  *   pg.json        port and the random password of the `tocsin` role (mode 600)
  *   pg.log         the server's log
  *   pg.lock        held (O_EXCL file with our pid) while starting or stopping, so two tocsin processes
@@ -30,7 +33,8 @@ import { arch, platform } from 'node:os';
 import { dirname, join, parse as parsePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { TocsinError } from '../../core/errors.js';
+import { TocsinError, type ErrorCode } from '../../core/errors.js';
+import { ensureDir, errno, homeFsError } from '../paths.js';
 
 /** Role and database created in the embedded cluster. */
 export const EMBEDDED_USER = 'tocsin';
@@ -40,6 +44,15 @@ const SYSTEM_USER = 'postgres';
 const LOCK_TIMEOUT_MS = 60_000;
 const START_TIMEOUT_S = 60;
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
+/**
+ * Appended to postgresql.conf as the last step of a first start: a data directory without it is half made
+ * (clusters made before the atomic first start have it too, so they are recognised as complete).
+ */
+const COMPLETE_MARKER = '# tocsin: embedded server';
+/** Staging directory of a first start: `pg.init-<pid>`. */
+const STAGING_PREFIX = 'pg.init-';
+/** Test-only hook: sleep this many ms after initdb, before the result is renamed into place (kill -9 tests). */
+const TEST_PAUSE_ENV = 'TOCSIN_TEST_PAUSE_AFTER_INITDB_MS';
 
 export interface EmbeddedPaths {
   readonly home: string;
@@ -117,7 +130,9 @@ function serial<T>(home: string, fn: () => Promise<T>): Promise<T> {
 export async function acquireEmbedded(home: string): Promise<EmbeddedLease> {
   let hold = holds.get(home);
   if (hold === undefined) {
-    const ready = serial(home, () => withLock(home, () => ensureRunning(home)));
+    const ready = serial(home, () => withLock(home, () => ensureRunning(home)).catch((e: unknown) => {
+      throw homeFsError(e, home, 'starting the embedded database');
+    }));
     hold = { count: 0, ready };
     holds.set(home, hold);
     ready.catch(() => {
@@ -142,7 +157,11 @@ export async function acquireEmbedded(home: string): Promise<EmbeddedLease> {
       h.count--;
       if (h.count > 0) return;
       if (holds.get(home) === h) holds.delete(home);
-      await serial(home, () => withLock(home, () => releaseLocked(home)));
+      // A home removed meanwhile has nothing left to release (and must not be created again just for that).
+      if ((await stat(home).catch(() => null)) === null) return;
+      await serial(home, () => withLock(home, () => releaseLocked(home))).catch((e: unknown) => {
+        throw homeFsError(e, home, 'releasing the embedded database');
+      });
     },
   };
 }
@@ -150,6 +169,7 @@ export async function acquireEmbedded(home: string): Promise<EmbeddedLease> {
 async function ensureRunning(home: string): Promise<{ url: string; port: number; reused: boolean }> {
   const p = embeddedPaths(home);
   const runAs = await systemUser();
+  await removeStaleSetup(p);
   const state = await readOrCreateState(p);
   if (!(await isInitialised(p))) await initialise(p, runAs, state);
 
@@ -166,8 +186,15 @@ async function ensureRunning(home: string): Promise<{ url: string; port: number;
     }
   }
   if (port === null) port = await start(p, runAs, state);
-  await ensureDatabase(state.password, port);
-  await registerClient(p);
+  try {
+    await ensureDatabase(state.password, port);
+    await registerClient(p);
+  } catch (e) {
+    // A server we started and cannot use must not stay behind (each failed command would leave one more);
+    // one adopted from a live client is theirs.
+    if (!reused || (await liveClients(p)).length === 0) await pgCtlStop(p, runAs).catch(() => undefined);
+    throw e;
+  }
   return { url: embeddedUrl(state.password, port, EMBEDDED_DATABASE), port, reused };
 }
 
@@ -197,6 +224,7 @@ export async function embeddedStatus(home: string): Promise<EmbeddedStatus> {
 
 /** Stop the embedded server whatever the leases say (`tocsin db stop`). Returns false if it was not running. */
 export async function stopEmbedded(home: string): Promise<boolean> {
+  if ((await stat(join(home, 'pg')).catch(() => null)) === null) return false;
   return serial(home, () => withLock(home, async () => {
     const p = embeddedPaths(home);
     const running = await runningServer(p);
@@ -213,12 +241,41 @@ export function embeddedUrl(password: string, port: number, database: string): s
 // ---------------------------------------------------------------------------------------------------
 // Initialisation
 
+/**
+ * A complete cluster: PG_VERSION and our settings, which are appended last. initdb writes PG_VERSION early,
+ * so PG_VERSION alone is what a killed first start (kill -9, a closed terminal) left: the role's password
+ * was never set, and using it failed with "password authentication failed" on every later command.
+ */
 async function isInitialised(p: EmbeddedPaths): Promise<boolean> {
-  return (await stat(join(p.dataDir, 'PG_VERSION')).catch(() => null)) !== null;
+  if ((await stat(join(p.dataDir, 'PG_VERSION')).catch(() => null)) === null) return false;
+  const conf = await readFile(join(p.dataDir, 'postgresql.conf'), 'utf8').catch(() => '');
+  return conf.includes(COMPLETE_MARKER);
+}
+
+/**
+ * Remove what an interrupted first start left (we hold the lock, so no live process is making one):
+ * staging directories, a half-made data directory of older versions, and their plain-text password files.
+ */
+async function removeStaleSetup(p: EmbeddedPaths): Promise<void> {
+  const names = await readdir(p.home).catch(() => [] as string[]);
+  for (const name of names) {
+    const stale = name.startsWith(STAGING_PREFIX) || /^pg-password\.\d+\.tmp$/.test(name) || /^pg\.json\.\d+\.tmp$/.test(name);
+    // maxRetries: an initdb orphaned by the kill may still be writing into the staging directory.
+    if (stale) await rm(join(p.home, name), { recursive: true, force: true, maxRetries: 5 });
+  }
+  const hasData = (await stat(p.dataDir).catch(() => null)) !== null;
+  if (hasData && !(await isInitialised(p))) {
+    if ((await stat(join(p.dataDir, 'postmaster.pid')).catch(() => null)) !== null) {
+      throw startError(`${p.dataDir} is not a complete tocsin cluster but has a postmaster.pid`, [
+        'A PostgreSQL server may be using it: stop that server, then move the pg directory away to start afresh.',
+      ]);
+    }
+    await rm(p.dataDir, { recursive: true, force: true, maxRetries: 5 });
+  }
 }
 
 async function readOrCreateState(p: EmbeddedPaths): Promise<State> {
-  await mkdir(p.home, { recursive: true, mode: 0o755 });
+  await ensureDir(p.home);
   try {
     const parsed: unknown = JSON.parse(await readFile(p.stateFile, 'utf8'));
     if (typeof parsed === 'object' && parsed !== null && 'password' in parsed && typeof parsed.password === 'string') {
@@ -240,56 +297,77 @@ async function readOrCreateState(p: EmbeddedPaths): Promise<State> {
 
 async function saveState(p: EmbeddedPaths, state: State): Promise<void> {
   const tmp = `${p.stateFile}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify({ port: state.port, password: state.password })}\n`, { mode: 0o600 });
-  await rename(tmp, p.stateFile);
+  try {
+    await writeFile(tmp, `${JSON.stringify({ port: state.port, password: state.password })}\n`, { mode: 0o600 });
+    await rename(tmp, p.stateFile);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
 }
 
+/**
+ * First start, atomic: initdb runs in `pg.init-PID/data` with the password file beside it (mode 600, in a
+ * mode-700 directory); the settings are appended, the password file removed, and only then is the cluster
+ * renamed to `pg`. A kill at any point leaves no `pg`, or a complete one; the next start removes the
+ * staging directory (and the password file in it).
+ */
 async function initialise(p: EmbeddedPaths, runAs: RunAs | null, state: State): Promise<void> {
   if (runAs !== null) await assertReachable(p.home, runAs);
-  // A data directory without PG_VERSION is what an interrupted initdb leaves: it is ours, start again.
-  await rm(p.dataDir, { recursive: true, force: true });
-  await mkdir(p.dataDir, { recursive: true, mode: 0o700 });
-  const pwFile = join(p.home, `pg-password.${process.pid}.tmp`);
-  await writeFile(pwFile, `${state.password}\n`, { mode: 0o600 });
+  const staging = join(p.home, `${STAGING_PREFIX}${process.pid}`);
+  const stagingData = join(staging, 'data');
+  const pwFile = join(staging, 'pwfile');
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { mode: 0o700 });
   try {
+    await writeFile(pwFile, `${state.password}\n`, { mode: 0o600 });
     if (runAs !== null) {
-      await chown(p.dataDir, runAs.uid, runAs.gid);
+      await chown(staging, runAs.uid, runAs.gid);
       await chown(pwFile, runAs.uid, runAs.gid);
     }
     const { initdb } = await binaries();
-    await run(
-      initdb,
+    try {
+      await run(
+        initdb,
+        [
+          `--pgdata=${stagingData}`,
+          '--auth=scram-sha-256',
+          `--username=${EMBEDDED_USER}`,
+          `--pwfile=${pwFile}`,
+          '--encoding=UTF8',
+          // C locale: no dependency on the machine's installed locales, and byte-order text sorting.
+          '--locale=C',
+          '--no-instructions',
+        ],
+        runAs,
+        p.home,
+      );
+    } catch (e) {
+      throw startError(`initdb failed in ${stagingData}`, [errorText(e)], e);
+    }
+    await unlink(pwFile);
+    // Settings that do not change between starts; the port is given at each start. Appended last: the marker.
+    await writeFile(
+      join(stagingData, 'postgresql.conf'),
       [
-        `--pgdata=${p.dataDir}`,
-        '--auth=scram-sha-256',
-        `--username=${EMBEDDED_USER}`,
-        `--pwfile=${pwFile}`,
-        '--encoding=UTF8',
-        // C locale: no dependency on the machine's installed locales, and byte-order text sorting.
-        '--locale=C',
-        '--no-instructions',
-      ],
-      runAs,
-      p.home,
+        '',
+        `${COMPLETE_MARKER}, loopback only, no Unix socket (nothing to clean up in /tmp)`,
+        "listen_addresses = '127.0.0.1'",
+        "unix_socket_directories = ''",
+        'max_connections = 200',
+        '',
+      ].join('\n'),
+      { flag: 'a' },
     );
-  } catch (e) {
-    throw startError(`initdb failed in ${p.dataDir}`, [errorText(e)], e);
+    const pause = Number(process.env[TEST_PAUSE_ENV] ?? '');
+    if (process.env.TOCSIN_TEST === '1' && Number.isFinite(pause) && pause > 0) {
+      process.stderr.write(`tocsin-test: initdb done in ${staging}\n`);
+      await sleep(pause);
+    }
+    await rename(stagingData, p.dataDir);
   } finally {
-    await unlink(pwFile).catch(ignoreMissing);
+    await rm(staging, { recursive: true, force: true });
   }
-  // Settings that do not change between starts; the port is given at each start.
-  await writeFile(
-    join(p.dataDir, 'postgresql.conf'),
-    [
-      '',
-      '# tocsin: embedded server, loopback only, no Unix socket (nothing to clean up in /tmp)',
-      "listen_addresses = '127.0.0.1'",
-      "unix_socket_directories = ''",
-      'max_connections = 200',
-      '',
-    ].join('\n'),
-    { flag: 'a' },
-  );
 }
 
 /** PostgreSQL runs as the `postgres` system user when we are root; every directory above the data must let it in. */
@@ -325,7 +403,8 @@ async function runningServer(p: EmbeddedPaths): Promise<RunningServer | null> {
   try {
     text = await readFile(join(p.dataDir, 'postmaster.pid'), 'utf8');
   } catch (e) {
-    if (isCode(e, 'ENOENT')) return null;
+    // ENOTDIR: TOCSIN_HOME lies under a file; there is no server there either.
+    if (isCode(e, 'ENOENT') || isCode(e, 'ENOTDIR')) return null;
     throw e;
   }
   // Lines: pid, data dir, start time, port, socket dir, listen address, shm key, status.
@@ -434,7 +513,7 @@ async function logTail(file: string, lines = 8): Promise<string[]> {
 // Clients (leases on disk)
 
 async function registerClient(p: EmbeddedPaths): Promise<void> {
-  await mkdir(p.clientsDir, { recursive: true, mode: 0o755 });
+  await ensureDir(p.clientsDir);
   await writeFile(join(p.clientsDir, String(process.pid)), `${new Date().toISOString()}\n`);
 }
 
@@ -456,16 +535,27 @@ async function liveClients(p: EmbeddedPaths): Promise<number[]> {
 
 async function withLock<T>(home: string, fn: () => Promise<T>): Promise<T> {
   const p = embeddedPaths(home);
-  await mkdir(home, { recursive: true, mode: 0o755 });
+  await ensureDir(home);
   const deadline = Date.now() + LOCK_TIMEOUT_MS;
   for (;;) {
+    let fh;
     try {
-      const fh = await open(p.lockFile, 'wx', 0o644);
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
-      break;
+      fh = await open(p.lockFile, 'wx', 0o644);
     } catch (e) {
       if (!isCode(e, 'EEXIST')) throw e;
+    }
+    if (fh !== undefined) {
+      try {
+        await fh.writeFile(`${process.pid}\n`);
+        await fh.close();
+        break;
+      } catch (e) {
+        // A full disk: the empty lock file must not stay (every later start would wait for it), and the
+        // error to report is this one (ENOSPC → "disk full at ...").
+        await fh.close().catch(() => undefined);
+        await unlink(p.lockFile).catch(() => undefined);
+        throw e;
+      }
     }
     const holder = Number((await readFile(p.lockFile, 'utf8').catch(() => '')).trim());
     if (Number.isInteger(holder) && holder > 0) {
@@ -633,6 +723,17 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * A start failure; one whose output says the disk is full or read-only gets that code instead (the
+ * server and initdb report ENOSPC/EROFS only as text).
+ */
 function startError(message: string, details: readonly string[], cause?: unknown): TocsinError {
-  return new TocsinError('TOCSIN_DB_EMBEDDED_START', message, cause === undefined ? { details } : { details, cause });
+  const text = details.join('\n');
+  const code: ErrorCode = /No space left on device|Disk quota exceeded/i.test(text)
+    ? 'TOCSIN_DISK_FULL'
+    : /Read-only file system/i.test(text)
+      ? 'TOCSIN_DB_WRITE'
+      : 'TOCSIN_DB_EMBEDDED_START';
+  const msg = code === 'TOCSIN_DISK_FULL' ? `disk full: ${message}` : code === 'TOCSIN_DB_WRITE' ? `read-only file system: ${message}` : message;
+  return new TocsinError(code, msg, cause === undefined ? { details } : { details, cause });
 }

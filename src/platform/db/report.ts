@@ -23,25 +23,16 @@ import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { TocsinError } from '../../core/errors.js';
 import type { DbSchema } from './schema.js';
 import { parseScanId } from './scan-store.js';
+import { HEADLINE_CVES } from '../../scan/output.js';
 
-/** The CVEs a CERT asks about first, in display order. */
-export const HEADLINE_CVES: ReadonlyArray<{ readonly cve: string; readonly group: string | null }> = [
-  { cve: 'CVE-2021-26855', group: 'ProxyLogon' },
-  { cve: 'CVE-2021-26857', group: 'ProxyLogon' },
-  { cve: 'CVE-2021-26858', group: 'ProxyLogon' },
-  { cve: 'CVE-2021-27065', group: 'ProxyLogon' },
-  { cve: 'CVE-2021-34473', group: 'ProxyShell' },
-  { cve: 'CVE-2021-34523', group: 'ProxyShell' },
-  { cve: 'CVE-2021-31207', group: 'ProxyShell' },
-  { cve: 'CVE-2022-41040', group: 'ProxyNotShell' },
-  { cve: 'CVE-2022-41082', group: 'ProxyNotShell' },
-  { cve: 'CVE-2023-21529', group: null },
-  { cve: 'CVE-2024-21410', group: null },
-];
+/** The CVEs a CERT asks about first, in display order: one list for the report and the scan table. */
+export { HEADLINE_CVES } from '../../scan/output.js';
 
 export const PATCHED_DEFINITION =
   'patched = Exchange server (distinct IP) with a build seen and no headline CVE vulnerable or indeterminate; ' +
-  'vulnerable = at least one headline CVE vulnerable; undetermined = the rest; patchedShare = patched / servers';
+  'vulnerable = at least one headline CVE vulnerable; undetermined = the rest; patchedShare = patched / servers; ' +
+  'headline CVEs = ProxyLogon, ProxyShell, ProxyNotShell, CVE-2023-21529, CVE-2024-21410; other CVEs do not count here ' +
+  '(a host\'s `vulnerable` in `tocsin scan` and `tocsin results` output lists every CVE of the knowledge base)';
 
 export type ReportScope = { readonly kind: 'latest' } | { readonly kind: 'scan'; readonly id: string } | { readonly kind: 'all' };
 
@@ -55,6 +46,12 @@ export interface ScanSummary {
   readonly attempts: number;
   readonly answered: number;
   readonly exchangeServers: number;
+  /** Attempts stored as a timeout (any phase), after their retries. */
+  readonly timedOut: number;
+  /** Attempts tried more than once (congestion retries, resumes of unanswered attempts). */
+  readonly retried: number;
+  /** Attempts with no answer to the connect even after retries: `tocsin scan --resume ID` tries them again. */
+  readonly unanswered: number;
 }
 
 export interface CveCount {
@@ -131,10 +128,15 @@ export interface GroupStatus {
 export async function listScans(db: Kysely<DbSchema>): Promise<ScanSummary[]> {
   const r = await sql<ScanRow>`
     SELECT s.id, s.status, s.started_at, s.finished_at, jsonb_array_length(s.targets) AS targets, s.ports,
-           (SELECT count(*) FROM scan_attempts a WHERE a.scan_id = s.id) AS attempts,
-           (SELECT count(*) FROM scan_attempts a WHERE a.scan_id = s.id AND a.outcome = 'answered') AS answered,
+           a.attempts, a.answered, a.timed_out, a.retried, a.unanswered,
            (SELECT count(DISTINCT o.ip) FROM observations o WHERE o.scan_id = s.id AND o.product = 'ms-exchange') AS exchange_servers
-    FROM scans s ORDER BY s.id DESC`.execute(db);
+    FROM scans s
+    CROSS JOIN LATERAL (
+      SELECT count(*) AS attempts, count(*) FILTER (WHERE outcome = 'answered') AS answered,
+             count(*) FILTER (WHERE outcome = 'timeout') AS timed_out, count(*) FILTER (WHERE tries > 1) AS retried,
+             count(*) FILTER (WHERE unanswered) AS unanswered
+      FROM scan_attempts WHERE scan_id = s.id) a
+    ORDER BY s.id DESC`.execute(db);
   return r.rows.map(toSummary);
 }
 
@@ -148,6 +150,9 @@ interface ScanRow {
   readonly attempts: number;
   readonly answered: number;
   readonly exchange_servers: number;
+  readonly timed_out: number;
+  readonly retried: number;
+  readonly unanswered: number;
 }
 
 function toSummary(row: ScanRow): ScanSummary {
@@ -161,6 +166,9 @@ function toSummary(row: ScanRow): ScanSummary {
     attempts: row.attempts,
     answered: row.answered,
     exchangeServers: row.exchange_servers,
+    timedOut: row.timed_out,
+    retried: row.retried,
+    unanswered: row.unanswered,
   };
 }
 

@@ -4,9 +4,12 @@
  * recordBatch is one set-based statement (attempts, then observations and assessments for the attempts
  * that were new) that sends whole columns as arrays and expands them with unnest(): a batch of hundreds
  * is one round trip, whatever its size. Idempotent: attempts
- * already stored (same scan, ip, port) are skipped by ON CONFLICT DO NOTHING, and only attempts inserted
- * by this call get an observation, so replaying a batch after `kill -9` stores nothing twice.
+ * already stored (same scan, ip, port) are skipped by ON CONFLICT, and only attempts inserted by this call
+ * get an observation, so replaying a batch after `kill -9` stores nothing twice. The one exception: a
+ * stored `unanswered` attempt (no answer to the connect even after retries) is replaced by a later
+ * result for it, which is how a resume recovers it.
  */
+import { hostname } from 'node:os';
 import { sql, type Kysely } from 'kysely';
 import type { ScanRecord } from '../../core/scan-record.js';
 import type { Evidence } from '../../detectors/sdk.js';
@@ -30,7 +33,9 @@ export function createScanStore(db: Kysely<DbSchema>, options: ScanStoreOptions 
     async createScan(spec: ScanSpec): Promise<StoredScan> {
       const row = await db
         .insertInto('scans')
-        .values({ targets: JSON.stringify(spec.targets), ports: [...spec.ports], options: JSON.stringify(spec.options) })
+        // This process owns the scan from the start: owner + heartbeat tell running from interrupted (scan-liveness.ts).
+        .values({ targets: JSON.stringify(spec.targets), ports: [...spec.ports], options: JSON.stringify(spec.options),
+          owner_host: hostname(), owner_pid: process.pid, heartbeat_at: sql<Date>`now()` })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toStoredScan(row);
@@ -51,6 +56,8 @@ export function createScanStore(db: Kysely<DbSchema>, options: ScanStoreOptions 
         .selectFrom('scan_attempts')
         .select([sql<string>`host(ip)`.as('ip'), 'port'])
         .where('scan_id', '=', n)
+        // unanswered attempts (no answer to the connect even after retries) are not done: resume redoes them
+        .where('unanswered', '=', false)
         .execute();
       for (const r of rows) keys.add(attemptKey(r.ip, r.port));
       return keys;
@@ -87,6 +94,12 @@ export function parseScanId(id: string): number | null {
   return Number(id.trim());
 }
 
+/** Id of the most recently created scan, or null when none is stored. */
+export async function latestScanId(db: Kysely<DbSchema>): Promise<string | null> {
+  const row = await db.selectFrom('scans').select('id').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  return row === undefined ? null : String(row.id);
+}
+
 function requireScanId(id: string): number {
   const n = parseScanId(id);
   if (n === null) throw new Error(`invalid scan id ${JSON.stringify(id)}`);
@@ -98,7 +111,7 @@ function toStoredScan(row: {
   targets: readonly string[];
   ports: number[];
   options: { readonly [key: string]: Json };
-  status: 'running' | 'finished' | 'failed';
+  status: 'running' | 'finished' | 'failed' | 'interrupted';
   started_at: Date;
   finished_at: Date | null;
 }): StoredScan {
@@ -116,7 +129,7 @@ function toStoredScan(row: {
 /**
  * One statement: the batch goes as ONE jsonb parameter expanded by jsonb_to_recordset (one native
  * JSON.stringify; node-postgres's per-element array escaping cost more than the database work).
- * Attempts are inserted with ON CONFLICT DO NOTHING; the rows actually inserted are joined back to the
+ * Attempts are inserted with ON CONFLICT (updating only unanswered rows); the rows written are joined back to the
  * input (inet equality, so two spellings of one IPv6 address match; DISTINCT ON keeps the first) and
  * only those get an observation and its assessment. A single statement is atomic and one round trip;
  * the foreign keys between the CTEs' inserts are checked at its end. (Joining the assessments to the
@@ -133,6 +146,8 @@ async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly
       outcome: b.outcome,
       detail: b.detail,
       attempted_at: b.attemptedAt,
+      tries: Math.min(Math.max(1, Math.floor(b.tries ?? 1)), 1000),
+      unanswered: b.unanswered === true && r === null,
       has_record: r !== null,
       r_ip: r?.ip ?? null,
       r_port: r?.port ?? null,
@@ -159,14 +174,22 @@ async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly
     WITH input AS (
       SELECT * FROM jsonb_to_recordset(${jsonForPostgres(rows)}::jsonb) AS t (
         ord int, ip inet, port int, hostname text, outcome text, detail text, attempted_at timestamptz,
-        has_record boolean, r_ip inet, r_port int, r_hostname text, tls boolean, product text, edition text,
+        tries int, unanswered boolean, has_record boolean, r_ip inet, r_port int, r_hostname text, tls boolean, product text, edition text,
         build text, build_precision text, cu text, su text, status int, facts jsonb, evidence jsonb,
         detector_revisions jsonb, tls_cert jsonb, scanned_at timestamptz, vulnerable text[], indeterminate text[],
         notes jsonb)
     ), ins AS (
-      INSERT INTO scan_attempts (scan_id, ip, port, hostname, outcome, detail, attempted_at)
-      SELECT ${scanId}::bigint, ip, port, hostname, outcome, detail, attempted_at FROM input ORDER BY ord
-      ON CONFLICT (scan_id, ip, port) DO NOTHING
+      -- One row per address (inet equality: two spellings of one IPv6 address are one row; DO UPDATE may
+      -- touch a row only once per statement). A stored unanswered attempt is replaced by the new result
+      -- (its tries add up); every other stored attempt is left as it is.
+      INSERT INTO scan_attempts (scan_id, ip, port, hostname, outcome, detail, attempted_at, tries, unanswered)
+      SELECT ${scanId}::bigint, ip, port, hostname, outcome, detail, attempted_at, tries, unanswered
+      FROM (SELECT DISTINCT ON (ip, port) * FROM input ORDER BY ip, port, ord) d ORDER BY ord
+      ON CONFLICT (scan_id, ip, port) DO UPDATE
+        SET hostname = EXCLUDED.hostname, outcome = EXCLUDED.outcome, detail = EXCLUDED.detail,
+            attempted_at = EXCLUDED.attempted_at, tries = least(scan_attempts.tries + EXCLUDED.tries, 32000),
+            unanswered = EXCLUDED.unanswered
+        WHERE scan_attempts.unanswered
       RETURNING id, ip, port
     ), fresh AS (
       -- Observation ids are taken here (volatile, so this CTE is computed once) and used by both inserts below.

@@ -17,10 +17,18 @@ export interface ScansTable {
   targets: JsonColumn<readonly string[]>;
   ports: ColumnType<number[], readonly number[], readonly number[]>;
   options: JsonColumnDefault<{ readonly [key: string]: Json }>;
-  status: ColumnType<'running' | 'finished' | 'failed', 'running' | 'finished' | 'failed' | undefined>;
+  status: ColumnType<ScanStatus, ScanStatus | undefined>;
   started_at: ColumnType<Date, Date | string | undefined, Date | string>;
   finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Migration 0002: the process running the scan (host name, pid) and its last sign of life. */
+  owner_host: ColumnType<string | null, string | null | undefined, string | null>;
+  owner_pid: ColumnType<number | null, number | null | undefined, number | null>;
+  heartbeat_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  interrupted_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
+
+/** As stored; a reader shows a `running` scan whose owner is gone as `interrupted` (scan-store.ts). */
+export type ScanStatus = 'running' | 'finished' | 'failed' | 'interrupted';
 
 export interface ScanAttemptsTable {
   readonly id: GeneratedAlways<number>;
@@ -32,6 +40,9 @@ export interface ScanAttemptsTable {
   outcome: string;
   detail: string | null;
   attempted_at: Timestamp;
+  /** Migration 0003: tries made; unanswered = no answer to the connect even after retries (resume redoes it). */
+  tries: Generated<number>;
+  unanswered: Generated<boolean>;
 }
 
 export interface ObservationsTable {

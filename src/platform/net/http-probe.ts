@@ -19,7 +19,8 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { ProbeRequest } from '../../detectors/sdk.js';
 import type { TlsCertSummary } from '../../scan/store.js';
-import type { HostSession, NetFailure, NetLimits, ProbeOutcome, ProbeTarget } from './types.js';
+import { summaryFromSessionDer } from './cert-der.js';
+import type { HostSession, NetFailure, NetLimits, ProbeFailure, ProbeOutcome, ProbeTarget, SessionOptions } from './types.js';
 
 /** Status line kept at most this long (hostile text). */
 const MAX_STATUS_LINE = 512;
@@ -165,6 +166,18 @@ function sansOf(text: string | undefined): string[] {
  * hashes with SHA-1 and SHA-512 and copies the public key).
  */
 export function summarizeCert(sock: tls.TLSSocket): TlsCertSummary | null {
+  // Fast path (cert-der.ts): the leaf's DER from the session, no copy of the chain; null when unusual.
+  try {
+    const fast = summaryFromSessionDer(sock.getSession());
+    if (fast !== null) return fast;
+  } catch {
+    // the slow path below decides
+  }
+  return summarizeCertSlow(sock);
+}
+
+/** The X509Certificate view: right for every certificate, ~200 µs when the peer sends a chain. @internal */
+export function summarizeCertSlow(sock: tls.TLSSocket): TlsCertSummary | null {
   try {
     const x = sock.getPeerX509Certificate();
     if (x === undefined) return null;
@@ -640,14 +653,15 @@ function hasCtl(s: string): boolean {
 }
 
 /** Opens the session for one target. Connections are made lazily by the first request. */
-export function openHostSession(target: ProbeTarget, limits: NetLimits): HostSession {
-  return new Session(target, limits);
+export function openHostSession(target: ProbeTarget, limits: NetLimits, options?: SessionOptions): HostSession {
+  return new Session(target, limits, options?.beforeConnect);
 }
 
 class Session implements HostSession {
   tlsCert: TlsCertSummary | null = null;
   private readonly conns = new Map<string, Conn>();
-  private readonly budgetEnd: number;
+  /** Extended by the time spent waiting in beforeConnect (our pacing is not the host's slowness). */
+  private budgetEnd: number;
   private readonly hosts: Set<string>;
   private readonly hostHdr: string;
   private readonly ua: string;
@@ -661,6 +675,7 @@ class Session implements HostSession {
   constructor(
     private readonly target: ProbeTarget,
     private readonly limits: NetLimits,
+    private readonly beforeConnect?: SessionOptions['beforeConnect'],
   ) {
     this.budgetEnd = Date.now() + limits.hostBudgetMs;
     this.hosts = sameTargetHosts(target);
@@ -673,7 +688,7 @@ class Session implements HostSession {
   request(req: ProbeRequest): Promise<ProbeOutcome> {
     // Requests on one session are serialised: one connection, HTTP/1.1 without pipelining.
     const p = this.chain.then(() => this.run(req)).catch(
-      (e: unknown): ProbeOutcome => ({ kind: 'protocol-error', detail: `internal: ${String(e)}`.slice(0, 200) }),
+      (e: unknown): ProbeOutcome => ({ kind: 'protocol-error', phase: 'request', detail: `internal: ${String(e)}`.slice(0, 200) }),
     );
     this.chain = p;
     return p;
@@ -702,7 +717,7 @@ class Session implements HostSession {
       const r = await this.exchange(ep, method, path, req.headers);
       if (r.kind !== 'response') {
         if (lastAnswer !== null) return lastAnswer;
-        return r.kind === 'stale' ? { kind: 'reset', detail: 'connection closed by peer' } : r;
+        return r;
       }
       const s = r.status;
       const answer: ProbeOutcome = {
@@ -776,9 +791,9 @@ class Session implements HostSession {
     method: 'GET' | 'HEAD',
     path: string,
     extra: Readonly<Record<string, string>> | undefined,
-  ): Promise<ReadResult> {
+  ): Promise<Extract<ReadResult, { kind: 'response' }> | ProbeFailure> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (this.closed) return { kind: 'reset', detail: 'session closed' };
+      if (this.closed) return { kind: 'reset', phase: 'request', detail: 'session closed' };
       const key = endpointKey(ep);
       let conn = this.conns.get(key);
       if (conn !== undefined && conn.dead) {
@@ -799,14 +814,33 @@ class Session implements HostSession {
         conn.kill();
         if (this.conns.get(key) === conn) this.conns.delete(key);
       }
-      if (r.kind !== 'stale') return r;
+      if (r.kind === 'response') return r;
+      if (r.kind !== 'stale') return { kind: r.kind, phase: 'request', detail: r.detail };
     }
-    return { kind: 'reset', detail: 'connection closed by peer twice' };
+    return { kind: 'reset', phase: 'request', detail: 'connection closed by peer twice' };
   }
 
-  private connect(ep: Endpoint): Promise<Conn | { kind: NetFailure; detail: string }> {
+  /**
+   * Every new connection takes a token first (beforeConnect: the scan's rate limiter), so reconnects
+   * after `Connection: close`, redirect hops and retries are paced like first connections.
+   */
+  private async connect(ep: Endpoint): Promise<Conn | ProbeFailure> {
+    if (this.beforeConnect !== undefined) {
+      const t0 = Date.now();
+      try {
+        await this.beforeConnect();
+      } catch {
+        return { kind: 'reset', phase: 'connect', detail: 'session closed' };
+      }
+      this.budgetEnd += Date.now() - t0;
+      if (this.closed) return { kind: 'reset', phase: 'connect', detail: 'session closed' };
+    }
+    return this.open(ep);
+  }
+
+  private open(ep: Endpoint): Promise<Conn | ProbeFailure> {
     const left = this.budgetLeft();
-    if (left <= 0) return Promise.resolve({ kind: 'timeout', detail: 'host budget exhausted' });
+    if (left <= 0) return Promise.resolve({ kind: 'timeout', phase: 'connect', detail: 'host budget exhausted' });
     const { ip } = this.target;
     return new Promise((resolve) => {
       let sock: net.Socket;
@@ -830,7 +864,7 @@ class Session implements HostSession {
       let phase: Phase = 'connect';
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
-      const settle = (r: Conn | { kind: NetFailure; detail: string }): void => {
+      const settle = (r: Conn | ProbeFailure): void => {
         if (settled) return;
         settled = true;
         if (timer !== undefined) clearTimeout(timer);
@@ -844,14 +878,17 @@ class Session implements HostSession {
         const left2 = this.budgetLeft();
         const budget = left2 < ms;
         timer = setTimeout(
-          () => settle({ kind: 'timeout', detail: budget ? `${what}: host budget exhausted` : `${what} timeout after ${ms} ms` }),
+          () => settle({ kind: 'timeout', phase, detail: budget ? `${what}: host budget exhausted` : `${what} timeout after ${ms} ms` }),
           Math.max(1, Math.min(ms, left2)),
         );
       };
       conn.sink = {
         onData: () => undefined,
-        onEnd: () => settle({ kind: phase === 'tls' ? 'tls-error' : 'reset', detail: `${phase}: connection closed by peer` }),
-        onError: (err) => settle(classify(err, phase)),
+        onEnd: () => settle({ kind: phase === 'tls' ? 'tls-error' : 'reset', phase, detail: `${phase}: connection closed by peer` }),
+        onError: (err) => {
+          const code = errCode(err);
+          settle({ ...classify(err, phase), phase, ...(code === '' ? {} : { code }) });
+        },
       };
       arm(this.limits.connectTimeoutMs, 'connect');
       sock.once('connect', () => {
@@ -870,8 +907,8 @@ class Session implements HostSession {
           settle(conn);
         });
       }
-      this.abortConnect = () => settle({ kind: 'reset', detail: 'session closed' });
-      if (this.closed) settle({ kind: 'reset', detail: 'session closed' });
+      this.abortConnect = () => settle({ kind: 'reset', phase, detail: 'session closed' });
+      if (this.closed) settle({ kind: 'reset', phase, detail: 'session closed' });
     });
   }
 

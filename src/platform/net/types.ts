@@ -44,9 +44,38 @@ export const DEFAULT_LIMITS: NetLimits = {
 
 export type NetFailure = 'refused' | 'timeout' | 'tls-error' | 'reset' | 'protocol-error' | 'unreachable';
 
+/**
+ * Where a failure happened, so the engine can judge it without reading message text:
+ * 'connect' = no TCP connection (nothing came back from the address, or it refused/reset);
+ * 'tls' = connected, the TLS handshake failed or timed out; 'request' = connected (and TLS done),
+ * the request or its response failed.
+ */
+export type FailurePhase = 'connect' | 'tls' | 'request';
+
+/** A network failure as a value: what happened (kind), in which phase, and a short text for people. */
+export interface ProbeFailure {
+  readonly kind: NetFailure;
+  readonly phase: FailurePhase;
+  readonly detail: string;
+  /** The socket error code when there was one (e.g. 'ECONNRESET'). */
+  readonly code?: string;
+}
+
 export type ProbeOutcome =
   | { readonly kind: 'ok'; readonly response: ProbeResponse }
-  | { readonly kind: NetFailure; readonly detail: string };
+  | ProbeFailure;
+
+/** What the caller of openSession may hook into. */
+export interface SessionOptions {
+  /**
+   * Called before EVERY new connection the session opens (first connection, reconnects after
+   * `Connection: close` or a stale keep-alive, redirect hops to another endpoint): the scan's rate
+   * limiter. The connection is opened when it resolves; if it rejects, the request ends as a
+   * 'connect' failure. Time spent waiting here is not charged to the host budget (it is our pacing,
+   * not the host's slowness).
+   */
+  readonly beforeConnect?: () => Promise<void> | void;
+}
 
 /** One target's session: reuses one connection while the peer allows keep-alive. */
 export interface HostSession {

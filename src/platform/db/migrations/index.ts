@@ -5,6 +5,8 @@
  */
 import type { Kysely } from 'kysely';
 import * as m0001 from './0001-scans.js';
+import * as m0002 from './0002-scan-liveness.js';
+import * as m0003 from './0003-scan-counts.js';
 
 export interface Migration {
   readonly id: string;
@@ -13,4 +15,6 @@ export interface Migration {
 
 export const MIGRATIONS: readonly Migration[] = [
   { id: '0001-scans', up: m0001.up },
+  { id: '0002-scan-liveness', up: m0002.up },
+  { id: '0003-scan-counts', up: m0003.up },
 ];

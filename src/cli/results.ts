@@ -1,0 +1,87 @@
+/**
+ * `tocsin results [--scan ID] [--format table|jsonl|csv] [--output FILE]`: the stored hosts of one scan
+ * (default: the latest), as the same records `tocsin scan` printed for them. jsonl and csv are the
+ * scan's own writers over the stored records, so a line differs from the scan's only in its place (the
+ * scan prints in the order hosts answer; this prints in address, then port, order). The table is the
+ * scan's table: sorted, narrow, headline CVEs first.
+ *
+ * Read-only: it never changes a scan. A scan that is not finished is listed as far as it is stored, with
+ * a note on stderr saying so.
+ */
+import type { Command } from 'commander';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import type { CliContext } from './context.js';
+import { outputFormat, type FormatByExtension } from './args.js';
+import { TocsinError } from '../core/errors.js';
+import { openDatabase } from '../platform/db/connect.js';
+import { createScanStore, latestScanId, parseScanId } from '../platform/db/scan-store.js';
+import { createRecordWriter, parseFormat, safeText, type OutputFormat } from '../scan/output.js';
+
+export interface ResultsFlags {
+  scan?: string;
+  /** Unset: from the --output extension, else table. */
+  format?: string;
+  output?: string;
+}
+
+/** As for `tocsin scan --output`: a .csv file gets CSV, .jsonl/.ndjson/.json JSON Lines, .txt the table. */
+const FORMAT_BY_EXTENSION: FormatByExtension<OutputFormat> = { '.csv': 'csv', '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.json': 'jsonl', '.txt': 'table' };
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('results')
+    .description('list the stored hosts of a scan (default: the latest): the records the scan printed, as a table, jsonl or csv')
+    .option('--scan <id>', 'the scan to list (default: the latest; ids: tocsin report --scans)')
+    .option('--format <format>', 'table | jsonl | csv (default: from the --output extension .csv/.jsonl/.json/.txt, else table)')
+    .option('--output <file>', 'write to FILE instead of stdout')
+    .action(async (flags: ResultsFlags) => {
+      process.exitCode = await resultsCommand(ctx, flags);
+    });
+}
+
+export async function resultsCommand(ctx: CliContext, flags: ResultsFlags): Promise<number> {
+  const format = parseFormat(outputFormat(flags.format, flags.output, FORMAT_BY_EXTENSION, 'table'));
+  if (flags.scan !== undefined && parseScanId(flags.scan) === null) {
+    throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no scan with id ${JSON.stringify(safeText(flags.scan, 40))} (scan ids are numbers)`);
+  }
+  const database = await openDatabase(ctx.config());
+  let out: WriteStream | null = null;
+  try {
+    const id = flags.scan ?? (await latestScanId(database.db));
+    if (id === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', 'no scan is stored yet; run `tocsin scan TARGET...` (or `tocsin demo`) first');
+    const store = createScanStore(database.db);
+    const scan = await store.getScan(id);
+    if (scan === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(safeText(id, 40))}`);
+    // The file is opened only once the scan is found: a mistyped id must not truncate a good file.
+    if (flags.output !== undefined) out = await openOutput(flags.output);
+    const sink: Writable = out ?? ctx.stdout;
+    const writer = createRecordWriter(format, sink);
+    let n = 0;
+    for await (const r of store.records(scan.id)) {
+      // Nobody reads stdout any more (`tocsin results | head`): stop reading the database.
+      if (out === null && ctx.stdoutClosed?.aborted === true) break;
+      await writer.write(r);
+      n++;
+    }
+    await writer.close();
+    const state = scan.status === 'finished' ? 'finished' : `${scan.status}; not finished: finish it with \`tocsin scan --resume ${scan.id}\``;
+    ctx.stderr.write(`tocsin: scan ${scan.id} (${state}): ${n} host(s) answered${flags.output === undefined ? '' : `, written to ${safeText(flags.output, 200)}`}\n`);
+    return 0;
+  } finally {
+    if (out !== null) {
+      const o = out;
+      await new Promise<void>((resolve) => o.end(() => resolve()));
+    }
+    await database.close();
+  }
+}
+
+async function openOutput(path: string): Promise<WriteStream> {
+  const stream = createWriteStream(path, { flags: 'w' });
+  await once(stream, 'open').catch((e: unknown) => {
+    throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --output ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  });
+  return stream;
+}
