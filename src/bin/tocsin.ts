@@ -28,6 +28,23 @@ function stdoutStatus(ctx: CliContext, argv: readonly string[], program: Command
   return report(ctx, argv, program, new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write to standard output: ${detail}`));
 }
 
+/** Errno codes that name a condition of the machine or of a path the user gave, never a bug of ours. */
+const ENVIRONMENT_ERRNOS = new Set([
+  'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'ELOOP', 'ENAMETOOLONG', 'EMFILE', 'ENFILE', 'EIO', 'EEXIST',
+]);
+
+/**
+ * A file-system error that escaped a command uncoded (mkdir under a TOCSIN_HOME that is a file, a read-only or
+ * full disk): the user can act on it, so it is reported with its path and errno, without a stack trace or exit 70.
+ * Commands should still code their own errors; this is the net under them.
+ */
+function environmentError(e: unknown): TocsinError | null {
+  const x = e as NodeJS.ErrnoException | null;
+  if (!(e instanceof Error) || typeof x?.code !== 'string' || typeof x.syscall !== 'string' || !ENVIRONMENT_ERRNOS.has(x.code)) return null;
+  const path = typeof x.path === 'string' ? ` ${JSON.stringify(x.path.length > 200 ? `${x.path.slice(0, 199)}…` : x.path)}` : '';
+  return new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot ${x.syscall}${path}: ${x.code}`, { cause: e });
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const ctx = createContext();
   const program = new Command('tocsin')
@@ -47,6 +64,8 @@ async function main(argv: readonly string[]): Promise<number> {
     // with EPIPE): that is the closed output, not a bug.
     const closed = stdoutStatus(ctx, argv, program, 0);
     if (closed !== null) return closed;
+    const fsError = environmentError(e);
+    if (fsError !== null) return report(ctx, argv, program, fsError);
     ctx.stderr.write(`tocsin: TOCSIN_INTERNAL: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return 70;
   }

@@ -83,7 +83,9 @@ export function renderScans(scans: readonly ScanSummary[], format: ReportFormat)
   if (scans.length === 0) return 'No scans stored yet. Run `tocsin scan TARGET...` or `tocsin demo`.\n';
   // unanswered = no answer to the connect even after retries: not known to be down, so say how to retry them.
   const resumable = scans.filter((s) => s.unanswered > 0).map((s) => `scan ${s.id}: ${s.unanswered} unanswered; try them again with: tocsin scan --resume ${s.id}\n`);
-  return `${table(header, rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))), [0, 4, 6, 7, 8, 9, 10, 11])}\n${resumable.join('')}`;
+  // interrupted = its process stopped or died before the end (kill -9, Ctrl+C, a storage failure): say how to finish it.
+  const interrupted = scans.filter((s) => s.status === 'interrupted').map((s) => `scan ${s.id}: interrupted before its end; finish it with: tocsin scan --resume ${s.id}\n`);
+  return `${table(header, rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))), [0, 4, 6, 7, 8, 9, 10, 11])}\n${interrupted.join('')}${resumable.join('')}`;
 }
 
 function reportCsv(r: ExchangeReport): string {

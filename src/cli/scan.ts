@@ -18,6 +18,8 @@ import type { ScanRecord } from '../core/scan-record.js';
 import { DEFAULT_LIMITS, type NetLimits } from '../platform/net/types.js';
 import { openDatabase, type Database } from '../platform/db/connect.js';
 import { createScanStore } from '../platform/db/scan-store.js';
+import { claimScan, markScanInterrupted, startHeartbeat } from '../platform/db/scan-liveness.js';
+import { scanStorageError } from '../platform/db/storage-errors.js';
 import { loadExchangeKb } from '../knowledge/exchange/index.js';
 import type { AttemptResult, ScanStore } from '../scan/store.js';
 import { formatPorts, parsePorts, DEFAULT_PORTS } from '../scan/port-spec.js';
@@ -27,6 +29,14 @@ import { autoWorkers, runPlan } from '../scan/worker-pool.js';
 import type { ScanPlan } from '../scan/plan.js';
 import { countJobs, loadExclusions, loadTargets } from '../scan/setup.js';
 import { EXCHANGE } from '../scan/assess.js';
+import { MAX_CONNECT_TRIES } from '../scan/engine.js';
+
+/**
+ * Exit status of a scan that completed but left attempts unanswered after their retries (connect
+ * timeouts): the records are good, the picture is not complete; `--resume ID` tries those again.
+ * (0 = complete, 130/141 = interrupted/output closed, other codes = errors: see src/core/errors.ts.)
+ */
+export const EXIT_UNANSWERED = 3;
 
 export interface ScanFlags {
   ports?: string;
@@ -144,6 +154,9 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
   ctx.stdoutClosed?.addEventListener('abort', onStdoutClosed);
   let out: WriteStream | null = null;
   let storeReady: Promise<StoreHandle> | null = null;
+  // Liveness (src/platform/db/scan-liveness.ts): the stored scan this process runs, and its heartbeat.
+  let ownedScan: string | null = null;
+  let heartbeat: { stop(): void } | null = null;
   try {
     let done: Set<string> = new Set();
     let resumed: StoreHandle | null = null;
@@ -153,6 +166,10 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
       const stored = await store.getScan(flags.resume);
       if (stored === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(flags.resume)}`);
       plan = planFromStored(stored.options, stored.targets);
+      // Take it over (refused while another live process runs it); from here it shows as running again.
+      await claimScan(database.db, stored.id);
+      ownedScan = stored.id;
+      heartbeat = startHeartbeat(database.db, stored.id);
       done = await store.doneKeys(stored.id);
       resumed = { store, scanId: stored.id };
       storeReady = Promise.resolve(resumed);
@@ -168,6 +185,8 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
         database = await openDatabase(config);
         const store = createScanStore(database.db, { kbRevision: loadExchangeKb().version });
         const created = await store.createScan({ targets: p.targets, ports: p.ports.map((x) => x.port), options: planOptions(p) });
+        ownedScan = created.id;
+        heartbeat = startHeartbeat(database.db, created.id);
         ctx.stderr.write(`tocsin: scan ${created.id} (resume with: tocsin scan --resume ${created.id})\n`);
         return { store, scanId: created.id };
       })();
@@ -210,6 +229,7 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
         // Stored first, printed second: a record on the output is always in the database too.
         if (storeReady !== null) {
           const h = await storeReady;
+          (database as Database | null)?.assertUsable();
           await h.store.recordBatch(h.scanId, batch);
         }
         let answered = 0;
@@ -237,14 +257,42 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     const handle = storeReady === null ? null : await storeReady;
     progress.finish(handle === null ? 'scan' : `scan ${handle.scanId}`);
     if (stats.excluded > 0) ctx.stderr.write(`tocsin: ${stats.excluded} excluded (not contacted)\n`);
+    if (stats.timedOut > 0 || stats.retried > 0 || stats.unanswered > 0) {
+      ctx.stderr.write(`tocsin: ${stats.timedOut} timed out, ${stats.retried} retried, ${stats.unanswered} unanswered after retries\n`);
+    }
     if (ac.signal.aborted) {
-      if (handle !== null) ctx.stderr.write(`tocsin: interrupted; finish with: tocsin scan --resume ${handle.scanId}\n`);
+      if (handle !== null) {
+        heartbeat?.stop();
+        const db = (database as Database | null)?.db;
+        if (db !== undefined) await markScanInterrupted(db, handle.scanId, outputGone() ? 'standard output closed' : 'stopped by a signal');
+        ctx.stderr.write(`tocsin: interrupted; finish with: tocsin scan --resume ${handle.scanId}\n`);
+      }
       else if (outputGone()) ctx.stderr.write('tocsin: stopped early (nothing stored with --no-store: run the scan again to get every record)\n');
       return outputGone() ? 141 : 130;
     }
-    if (handle !== null) await handle.store.finishScan(handle.scanId, 'finished');
+    if (handle !== null) {
+      (database as Database | null)?.assertUsable();
+      await handle.store.finishScan(handle.scanId, 'finished');
+    }
+    if (stats.unanswered > 0) {
+      // Not known to be down: a full accept queue, loss or a filter look the same. Never a silent "done".
+      ctx.stderr.write(`tocsin: ${stats.unanswered} attempt(s) got no answer to the connect after ${MAX_CONNECT_TRIES} tries; ` +
+        (handle !== null ? `try them again with: tocsin scan --resume ${handle.scanId}\n` : 'nothing is stored with --no-store: scan those addresses again\n'));
+      return EXIT_UNANSWERED;
+    }
     return 0;
+  } catch (e) {
+    // A storage failure (database gone, disk full, read-only) is a coded error naming the scan and its
+    // resume command; the scan is marked interrupted if the database still takes that write.
+    heartbeat?.stop();
+    const failure = scanStorageError(e, { scanId: ownedScan, embeddedHome: config.databaseUrl === null ? config.home : null });
+    const db = (database as Database | null)?.db;
+    if (ownedScan !== null && db !== undefined) {
+      await markScanInterrupted(db, ownedScan, failure instanceof Error ? failure.message : String(failure));
+    }
+    throw failure;
   } finally {
+    heartbeat?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     ctx.stdoutClosed?.removeEventListener('abort', onStdoutClosed);
@@ -254,7 +302,8 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     }
     // The database may still be opening (an early error): wait for it, so it is closed, not leaked.
     if (storeReady !== null) await (storeReady as Promise<StoreHandle>).catch(() => undefined);
-    await (database as Database | null)?.close();
+    // Closing must not hide the scan's own error (with the database gone, releasing it can fail too).
+    await (database as Database | null)?.close().catch(() => undefined);
   }
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readConfig } from './config.js';
+import { deploymentProblems, inspectConfig, readConfig } from './config.js';
 import { TocsinError } from './errors.js';
 
 test('defaults: root keeps state under /var/lib/tocsin, others under XDG data home', () => {
@@ -24,4 +24,15 @@ test('every problem is listed, not just the first', () => {
     assert.equal(e.code, 'TOCSIN_CONFIG_INVALID');
     assert.equal(e.details.length, 4, e.details.join('\n'));
   }
+});
+
+test('deploymentProblems: the shipped or any example contact URL is a problem for `tocsin check`', () => {
+  const at = (url: string): string[] => deploymentProblems(inspectConfig({ TOCSIN_HOME: '/tmp/x', TOCSIN_CONTACT_URL: url }).config);
+  assert.match(at('')[0] ?? '', /TOCSIN_CONTACT_URL is not set: the shipped example/);
+  assert.match(at('https://cert.example.org/scan')[0] ?? '', /an example URL/);
+  assert.match(at('mailto:scans@example.com')[0] ?? '', /an example URL/);
+  assert.deepEqual(at('https://cert.gov.test/scanning'), []);
+  assert.deepEqual(at('https://example.org.cert.test/'), [], 'only the example domains themselves');
+  // inspectConfig lists problems instead of throwing
+  assert.equal(inspectConfig({ TOCSIN_HOME: 'relative', TOCSIN_CONCURRENCY: 'lots' }).problems.length, 2);
 });

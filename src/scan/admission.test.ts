@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdmissionGate, CongestionWindow } from './admission.js';
+import { AdmissionGate, CongestionWindow, RetryQueue } from './admission.js';
 
 function busy(ms: number): void {
   const end = performance.now() + ms;
@@ -91,4 +91,81 @@ test('congestion window: slow start doubles per window until the first decrease'
   assert.equal(w.limit, 70);
   for (let i = 0; i < 70; i++) w.onCompleted();
   assert.ok(w.limit < 80, `additive after the cut: ${w.limit}`);
+});
+
+/** Time moves only when the test says so. */
+class ManualClock {
+  t = 0;
+  private sleepers: Array<{ at: number; resolve: () => void }> = [];
+  now(): number {
+    return this.t;
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const s = { at: this.t + ms, resolve };
+      this.sleepers.push(s);
+      signal?.addEventListener('abort', () => {
+        this.sleepers = this.sleepers.filter((x) => x !== s);
+        reject(signal.reason);
+      }, { once: true });
+    });
+  }
+  async advance(ms: number): Promise<void> {
+    this.t += ms;
+    const due = this.sleepers.filter((s) => s.at <= this.t);
+    this.sleepers = this.sleepers.filter((s) => s.at > this.t);
+    for (const s of due) s.resolve();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  }
+}
+
+test('retry queue: exponential backoff with a spread, earliest due first, nothing before its time', async () => {
+  const clock = new ManualClock();
+  const q = new RetryQueue<string>(clock, 1000, 10);
+  assert.equal(q.push('a', 1), true); // first retry: 1000 ms (spread 1.0)
+  assert.equal(q.push('b', 2), true); // second retry: 2000 ms x 1.125
+  assert.equal(q.push('c', 1), true); // 1000 x 1.25
+  assert.equal(q.popDue(), undefined);
+  await clock.advance(999);
+  assert.equal(q.popDue(), undefined);
+  await clock.advance(1);
+  assert.equal(q.popDue(), 'a');
+  assert.equal(q.popDue(), undefined);
+  await clock.advance(250);
+  assert.equal(q.popDue(), 'c');
+  await clock.advance(999);
+  assert.equal(q.popDue(), undefined, 'b waits 2250 ms: twice the first backoff');
+  await clock.advance(1);
+  assert.equal(q.popDue(), 'b');
+  assert.equal(q.size, 0);
+});
+
+test('retry queue: take() waits for the next due item on the clock; finish() releases waiters with null', async () => {
+  const clock = new ManualClock();
+  const q = new RetryQueue<string>(clock, 100, 10);
+  q.push('x', 1);
+  const got: Array<string | null> = [];
+  const a = Promise.resolve(q.take()).then((v) => void got.push(v));
+  const b = Promise.resolve(q.take()).then((v) => void got.push(v));
+  await clock.advance(50);
+  assert.deepEqual(got, []);
+  await clock.advance(50);
+  await a;
+  assert.deepEqual(got, ['x']);
+  q.finish();
+  await b;
+  assert.deepEqual(got, ['x', null]);
+  assert.equal(q.take(), null);
+});
+
+test('retry queue: bounded, and stop() drops what waits', async () => {
+  const clock = new ManualClock();
+  const q = new RetryQueue<number>(clock, 100, 2);
+  assert.equal(q.push(1, 1), true);
+  assert.equal(q.push(2, 1), true);
+  assert.equal(q.push(3, 1), false, 'full: the caller reports the attempt as it ended');
+  const w = q.take();
+  q.stop();
+  assert.equal(await w, null);
+  assert.equal(q.size, 0);
 });

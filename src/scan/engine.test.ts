@@ -219,3 +219,91 @@ test('TLS handshake timeouts (congestion) get one more try at the end; each host
   assert.equal(tries.get('127.9.0.2'), 2, 'a tarpit costs exactly one more try');
   assert.equal(tries.get('127.9.0.0'), 1);
 });
+
+/** Time moves only when the test says so (retry backoff runs on it). */
+class ManualClock {
+  t = 0;
+  private sleepers: Array<{ at: number; resolve: () => void }> = [];
+  now(): number {
+    return this.t;
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const s = { at: this.t + ms, resolve };
+      this.sleepers.push(s);
+      signal?.addEventListener('abort', () => {
+        this.sleepers = this.sleepers.filter((x) => x !== s);
+        reject(signal.reason);
+      }, { once: true });
+    });
+  }
+  get waiting(): number {
+    return this.sleepers.length;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+    const due = this.sleepers.filter((s) => s.at <= this.t);
+    this.sleepers = this.sleepers.filter((s) => s.at > this.t);
+    for (const s of due) s.resolve();
+  }
+}
+
+test('connect timeouts are retried after a backoff; an address that never answers is reported once, unanswered', async () => {
+  const tries = new Map<string, number>();
+  const triedAt = new Map<string, number[]>();
+  const clock = new ManualClock();
+  const net = fakeKit((t, p) => {
+    const n = (tries.get(t.ip) ?? 0) + 1;
+    tries.set(t.ip, n);
+    triedAt.set(t.ip, [...(triedAt.get(t.ip) ?? []), clock.now()]);
+    // .1: SYN dropped once (a full accept queue); .2: never answers; the rest answer.
+    if ((t.ip.endsWith('.1') && n === 1) || t.ip.endsWith('.2')) return { kind: 'timeout', phase: 'connect', detail: 'connect timeout after 3000 ms' };
+    return { kind: 'ok', response: response(p.id, 404) };
+  });
+  const results: AttemptResult[] = [];
+  let finished = false;
+  const run = runScan({
+    targets: targets(4), ports: [{ port: 443, mode: 'tls' }], concurrency: 4, limits: DEFAULT_LIMITS, kit: net.kit, clock, maxLoopLagMs: 0,
+    onResult: (r) => void results.push(r),
+  }).finally(() => {
+    finished = true;
+  });
+  for (let i = 0; i < 400 && !finished; i++) {
+    await new Promise((r) => setTimeout(r, 2));
+    clock.advance(100);
+  }
+  const stats = await run;
+  assert.equal(results.length, 4, 'each address reported exactly once');
+  const by = (ip: string): AttemptResult | undefined => results.find((r) => r.ip === ip);
+  assert.equal(by('127.9.0.1')?.outcome, 'answered', 'a dropped SYN is not a lost host');
+  assert.equal(by('127.9.0.1')?.tries, 2);
+  assert.equal(by('127.9.0.2')?.outcome, 'timeout');
+  assert.equal(by('127.9.0.2')?.unanswered, true, 'stored as unanswered, so a resume tries it again');
+  assert.equal(by('127.9.0.2')?.tries, 3);
+  assert.equal(by('127.9.0.0')?.tries, undefined);
+  assert.equal(by('127.9.0.0')?.unanswered, undefined);
+  assert.equal(tries.get('127.9.0.0'), 1);
+  // Backoff: the second retry waits about twice as long as the first (times the spread), never 0.
+  const [t1, t2, t3] = triedAt.get('127.9.0.2') ?? [];
+  assert.ok(t1 !== undefined && t2 !== undefined && t3 !== undefined);
+  assert.ok(t2 - t1 >= 1000, `first retry after ${t2 - t1} ms`);
+  assert.ok(t3 - t2 >= 2000, `second retry after ${t3 - t2} ms`);
+  assert.deepEqual({ retried: stats.retried, unanswered: stats.unanswered, timedOut: stats.timedOut, answered: stats.answered },
+    { retried: 2, unanswered: 1, timedOut: 1, answered: 3 });
+});
+
+test('failures congestion does not explain are not retried (refused, request timeout, protocol error)', async () => {
+  const tries = new Map<string, number>();
+  const net = fakeKit((t) => {
+    tries.set(t.ip, (tries.get(t.ip) ?? 0) + 1);
+    if (t.ip.endsWith('.0')) return { kind: 'refused', phase: 'connect', detail: 'connect: ECONNREFUSED', code: 'ECONNREFUSED' };
+    if (t.ip.endsWith('.1')) return { kind: 'timeout', phase: 'request', detail: 'request timeout after 5000 ms' };
+    return { kind: 'protocol-error', phase: 'request', detail: 'not HTTP' };
+  });
+  const results: AttemptResult[] = [];
+  const stats = await runScan({ targets: targets(3), ports: [{ port: 443, mode: 'tls' }], concurrency: 3, limits: DEFAULT_LIMITS, kit: net.kit, clock: new ManualClock(), maxLoopLagMs: 0, onResult: (r) => void results.push(r) });
+  assert.deepEqual([...tries.values()], [1, 1, 1]);
+  assert.equal(results.every((r) => r.unanswered === undefined && r.tries === undefined), true);
+  assert.equal(stats.retried + stats.unanswered, 0);
+  assert.equal(stats.timedOut, 1);
+});

@@ -103,3 +103,33 @@ test('bounded memory: idle network buckets are evicted', () => {
   assert.ok(r.bucketCount <= 2100, `held ${r.bucketCount} buckets`);
   assert.ok(r.bucketCount > 0);
 });
+
+test('thousands of waiters on one abort signal: no MaxListenersExceededWarning, and abort rejects them all', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w.name);
+  process.on('warning', onWarning);
+  try {
+    // The real clock, as a `--rate` scan uses it: every attempt waiting for a token sleeps on the scan's signal.
+    const r = new RateLimiter({ perSecond: 1, perNetworkPerSecond: 0, burst: 1 });
+    const ac = new AbortController();
+    const waits = Array.from({ length: 2000 }, (_, i) => r.acquire(`127.94.${i >> 8}.${i & 255}`, ac.signal).then(() => 'ok', () => 'aborted'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    ac.abort(new Error('stop'));
+    const outcomes = await Promise.all(waits);
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    assert.equal(outcomes.filter((o) => o === 'ok').length, 1, 'only the burst got through');
+    assert.equal(outcomes.filter((o) => o === 'aborted').length, 1999);
+    assert.deepEqual(warnings.filter((w) => w === 'MaxListenersExceededWarning'), []);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
+test('a sleeper that woke leaves no listener behind on a long-lived signal', async () => {
+  const ac = new AbortController();
+  const { systemClock } = await import('./rate-limit.js');
+  for (let i = 0; i < 50; i++) await systemClock.sleep(0, ac.signal);
+  const events = await import('node:events');
+  const count = (events as unknown as { getEventListeners(t: EventTarget, name: string): unknown[] }).getEventListeners(ac.signal, 'abort').length;
+  assert.ok(count <= 1, `listeners: ${count}`);
+});

@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../../scripts/kb-refresh.js';
 import { parseCsvRecords } from './csv.js';
 import { loadTables } from './load.js';
-import { diffTables } from './refresh.js';
+import { deriveMsrcOnlyFixes, diffTables, msrcProductsFromJson } from './refresh.js';
+import type { BuildRecord } from './schema.js';
 import { parseReleaseName } from './normalise.js';
 import { parseSourceDate } from './sources.js';
 import { createKb } from './verdict.js';
@@ -184,4 +185,72 @@ test('source dates', () => {
   assert.equal(parseSourceDate('April, 2096'), null);
   assert.equal(parseSourceDate('Smarch 3, 2020'), null);
   assert.equal(parseSourceDate('March 32, 2020'), null);
+});
+
+/** A builds.csv row for the derivation tests. */
+function b(edition: string, name: string, cu: string, su: string, date: string, build: string): BuildRecord {
+  return { edition, name, cu, su, release_date: date, build, uncertain: 'false', note: '', source_repo: 'fixture', source_path: 'x' };
+}
+
+test('CVEs that MSRC lists but no fix source covers get rows from the MSRC extract itself', () => {
+  const builds: BuildRecord[] = [
+    b('Exchange Server 2016', 'Exchange Server 2016 CU1', 'CU1', '', '2016-03-15', '15.1.396.30'),
+    b('Exchange Server 2016', 'Exchange Version 2016 CU1 + KB3184736', 'CU1', 'KB3184736', '2016-09', '15.1.396.37'),
+    b('Exchange Server 2016', 'Exchange Server 2016 CU2', 'CU2', '', '2016-06-21', '15.1.466.34'),
+    b('Exchange Server 2016', 'Exchange Version 2016 CU2 + KB3184736', 'CU2', 'KB3184736', '2016-09', '15.1.466.37'),
+    b('Exchange Server 2016', 'Exchange Version 2016 CU2 + KB3184737', 'CU2', 'KB3184737', '2016-09', '15.1.466.38'),
+    b('Exchange Server 2016', 'Exchange Server 2016 CU3', 'CU3', '', '2016-09-20', '15.1.544.27'),
+    b('Exchange Server 2010', 'Update Rollup 14 for Exchange Server 2010 SP3', 'SP3 RU14', '', '2016-06-21', '14.3.301.0'),
+    b('Exchange Server 2010', 'Update Rollup 15 for Exchange Server 2010 SP3', 'SP3 RU15', '', '2016-09-20', '14.3.319.2'),
+    b('Exchange Server 2010', 'Exchange Server 2010 SP3', 'SP3', '', '2013-02-12', '14.3.123.4'),
+  ];
+  const msrc = msrcProductsFromJson({
+    'CVE-2016-9001': {
+      '15.1.396': { product: 'Microsoft Exchange Server 2016 Cumulative Update 1', releaseDate: '2016-09-13T07:00:00Z' },
+      '15.1.466': { product: 'Microsoft Exchange Server 2016 Cumulative Update 2', releaseDate: '2016-09-13T07:00:00Z' },
+      '14.3.123': { product: 'Microsoft Exchange Server 2010 Service Pack 3', releaseDate: '2016-09-13T07:00:00Z' },
+      '15.1.544': { product: 'Microsoft Exchange Server 2016 Cumulative Update 3', releaseDate: '2016-12-13T07:00:00Z' },
+    },
+    'CVE-2016-9002': { '15.1.225': { product: 'Microsoft Exchange Server 2016', releaseDate: '2016-07-01T07:00:00Z' } },
+    'CVE-2016-9003': {},
+    'CVE-2016-9004': { '15.1.396': { product: 'Microsoft Exchange Server 2016 Cumulative Update 1', releaseDate: '2016-09-13T07:00:00Z' } },
+  });
+  const { rows, problems } = deriveMsrcOnlyFixes(msrc, builds, new Set(['CVE-2016-9004']));
+  const of = (cve: string): string[] => rows.filter((r) => r.cve === cve).map((r) => `${r.edition.slice(-4)} ${r.cu} ${r.fixed_build || '-'} ${r.status} ${r.fix_date}`);
+  assert.deepEqual(of('CVE-2016-9001'), [
+    '2016 CU1 15.1.396.37 confirmed 2016-09-13', // the one update of CU1 released that month
+    '2016 CU2 15.1.466.37 uncertain 2016-09-13', // two that month: the lowest, uncertain
+    '2010 SP3 RU15 14.3.319.2 confirmed 2016-09-13', // 2010 "Service Pack 3": the SP3 rollup released then
+    '2016 CU3 - uncertain 2016-12-13', // listed, but nothing of it released that month
+  ]);
+  // The edition as a whole: every CU released before the date, no fixing build, dated.
+  assert.deepEqual(of('CVE-2016-9002'), ['2016 CU1 - no-build-fix 2016-07-01', '2016 CU2 - no-build-fix 2016-07-01']);
+  assert.deepEqual(of('CVE-2016-9004'), [], 'covered by a fix source: left alone');
+  assert.deepEqual(of('CVE-2016-9003'), []);
+  assert.ok(problems.some((p) => p.startsWith('CVE-2016-9003: MSRC lists no affected product')), problems.join('; '));
+});
+
+test('kb-refresh reads extra fix sources (sources/*-cve-fixes.csv) and adds MSRC-only CVEs', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tocsin-refresh-'));
+  const msrcFile = join(out, 'msrc-extra.json');
+  try {
+    mkdirSync(join(out, 'sources'));
+    writeFileSync(
+      join(out, 'sources', 'bulletin-cve-fixes.csv'),
+      'cve,product,cu,first_fixed_build,source,su_name,notes\nCVE-2015-0001,Exchange Server 2019,CU8,15.2.792.10,a bulletin check,Mar21SU,\n',
+    );
+    const msrc = { ...(JSON.parse(readFileSync(join(FIXTURE, 'msrc.json'), 'utf8')) as object), 'CVE-2021-9999': { '15.2.792': { product: 'Microsoft Exchange Server 2019 Cumulative Update 8', releaseDate: '2021-03-02T08:00:00Z' } } };
+    writeFileSync(msrcFile, JSON.stringify(msrc));
+    assert.equal(quietly(() => main(['--shared', FIXTURE, '--out', out, '--msrc', msrcFile])), 0, lastOutput);
+    const fixes = rows(out, 'cve-fixes.csv');
+    assert.equal(fixes.find((f) => f.cve === 'CVE-2015-0001')?.fixed_build, '15.2.792.10', 'row from sources/*-cve-fixes.csv');
+    const derived = fixes.find((f) => f.cve === 'CVE-2021-9999');
+    assert.equal(derived?.fixed_build, '15.2.792.10', 'the CU8 update released on the MSRC date');
+    assert.equal(derived?.status, 'confirmed');
+    assert.ok(rows(out, 'cves.csv').some((c) => c.id === 'CVE-2021-9999'));
+    // Refreshing again reproduces the same tables.
+    assert.equal(quietly(() => main(['--shared', FIXTURE, '--out', out, '--msrc', msrcFile, '--check'])), 0, lastOutput);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });

@@ -427,3 +427,31 @@ test('an uncertain build row names its own SU and date, not those of the nearest
     assert.equal(shown.cu, row.cu, `${row.build} (${row.name}) shown as ${shown.name}`);
   }
 });
+
+test('CVEs of 2013-2018 added from MSRC and the bulletins: verdicts at their boundaries', () => {
+  table(['CVE-2015-1628'], [
+    ['15.0.1044.25', 'exact', V, '2013 CU7 before MS15-026 (KB3040856)'],
+    ['15.0.1044.29', 'exact', N, '2013 CU7 + KB3040856'],
+    ['15.0.1076.9', 'exact', N, '2013 CU8 came after the bulletin'],
+    ['15.0.995.29', 'exact', V, '2013 CU6: never got MS15-026'],
+  ]);
+  table(['CVE-2016-0138'], [
+    ['15.0.1178.4', 'exact', V, '2013 CU12 before KB3184736'],
+    ['15.0.1178.9', 'exact', N, '2013 CU12 + KB3184736 (September 2016)'],
+    ['14.3.301.0', 'exact', V, '2010 SP3 RU14, before RU15'],
+    ['14.3.319.2', 'exact', N, '2010 SP3 RU15'],
+  ]);
+  // MSRC lists the editions as a whole and names no fixing build: CUs before are not settled by a build,
+  // CUs after contain the fix (2016 CU12 and 2019 CU1, February 2019, for CVE-2018-8581).
+  table(['CVE-2018-8581'], [
+    ['15.1.1591.10', 'exact', I, '2016 CU11'],
+    ['15.1.1713.5', 'exact', N, '2016 CU12'],
+    ['15.2.221.12', 'exact', I, '2019 RTM'],
+    ['15.2.330.5', 'exact', N, '2019 CU1'],
+  ]);
+  // Malware Protection Engine CVE (fixed outside Exchange builds): no build says vulnerable.
+  assert.equal(verdict('15.1.669.32', 'CVE-2017-8535'), I);
+  for (const id of ['CVE-2013-5072', 'CVE-2014-6319', 'CVE-2016-0028', 'CVE-2017-11761', 'CVE-2018-0986', 'CVE-2018-8581']) {
+    assert.ok(kb.cves.some((c) => c.id === id), `${id} in cves.csv`);
+  }
+});

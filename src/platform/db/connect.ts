@@ -2,6 +2,8 @@
  * Opening the database: a real server when TOCSIN_DATABASE_URL is set, else the embedded PostgreSQL
  * under TOCSIN_HOME. Migrations run at open, so every caller sees the current schema.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { TocsinConfig } from '../../core/config.js';
@@ -19,6 +21,12 @@ export interface Database {
   readonly embedded: boolean;
   /** Close the pool and give back the lease on the embedded server (which stops when no process needs it). */
   close(): Promise<void>;
+  /**
+   * Throws TOCSIN_DB_LOST when the embedded server's data directory is gone (TOCSIN_HOME deleted): the
+   * server keeps writing into deleted files for a while, so without this check a scan would end "done"
+   * with nothing kept. One stat(); a no-op for a server given by TOCSIN_DATABASE_URL.
+   */
+  assertUsable(): void;
 }
 
 export interface OpenOptions {
@@ -60,6 +68,12 @@ export async function openDatabase(config: Pick<TocsinConfig, 'home' | 'database
   // An idle client's error (server restarted, `tocsin db stop`) must not crash the process: the next
   // query on the pool fails with a clear error instead.
   pool.on('error', () => undefined);
+  // The same for a client that is checked out but between queries when the server dies (kill -9 of the
+  // postmaster): without a listener its 'error' event kills the process with a stack trace; with one, its
+  // next query fails, and that failure is reported as TOCSIN_DB_LOST with the scan's resume command.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   const db = new Kysely<DbSchema>({ dialect: new PostgresDialect({ pool }) });
   let closed = false;
   const close = async (): Promise<void> => {
@@ -84,7 +98,12 @@ export async function openDatabase(config: Pick<TocsinConfig, 'home' | 'database
       throw new TocsinError('TOCSIN_DB_MIGRATION', `migrations failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
   }
-  return { db, pool, url, embedded: lease !== null, close };
+  const home = lease === null ? null : config.home;
+  const assertUsable = (): void => {
+    if (home === null || existsSync(join(home, 'pg', 'PG_VERSION'))) return;
+    throw new TocsinError('TOCSIN_DB_LOST', `the embedded database under TOCSIN_HOME=${home} is gone (was the folder deleted?)`);
+  };
+  return { db, pool, url, embedded: lease !== null, close, assertUsable };
 }
 
 /** The URL with its password replaced by ***, for messages and `tocsin db status`. */

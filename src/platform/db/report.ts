@@ -21,7 +21,8 @@
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { TocsinError } from '../../core/errors.js';
-import type { DbSchema } from './schema.js';
+import type { DbSchema, ScanStatus } from './schema.js';
+import { LIVENESS_COLUMNS, liveStatusOfRow, type LivenessRow } from './scan-liveness.js';
 import { parseScanId } from './scan-store.js';
 import { HEADLINE_CVES } from '../../scan/output.js';
 
@@ -38,7 +39,8 @@ export type ReportScope = { readonly kind: 'latest' } | { readonly kind: 'scan';
 
 export interface ScanSummary {
   readonly id: string;
-  readonly status: 'running' | 'finished' | 'failed';
+  /** As stored, except that a `running` scan whose process is gone shows `interrupted` (scan-liveness.ts). */
+  readonly status: ScanStatus;
   readonly startedAt: string;
   readonly finishedAt: string | null;
   readonly targets: number;
@@ -128,6 +130,7 @@ export interface GroupStatus {
 export async function listScans(db: Kysely<DbSchema>): Promise<ScanSummary[]> {
   const r = await sql<ScanRow>`
     SELECT s.id, s.status, s.started_at, s.finished_at, jsonb_array_length(s.targets) AS targets, s.ports,
+           ${LIVENESS_COLUMNS},
            a.attempts, a.answered, a.timed_out, a.retried, a.unanswered,
            (SELECT count(DISTINCT o.ip) FROM observations o WHERE o.scan_id = s.id AND o.product = 'ms-exchange') AS exchange_servers
     FROM scans s
@@ -140,9 +143,8 @@ export async function listScans(db: Kysely<DbSchema>): Promise<ScanSummary[]> {
   return r.rows.map(toSummary);
 }
 
-interface ScanRow {
+interface ScanRow extends LivenessRow {
   readonly id: number;
-  readonly status: 'running' | 'finished' | 'failed';
   readonly started_at: Date;
   readonly finished_at: Date | null;
   readonly targets: number;
@@ -158,7 +160,7 @@ interface ScanRow {
 function toSummary(row: ScanRow): ScanSummary {
   return {
     id: String(row.id),
-    status: row.status,
+    status: liveStatusOfRow(row),
     startedAt: row.started_at.toISOString(),
     finishedAt: row.finished_at?.toISOString() ?? null,
     targets: row.targets,

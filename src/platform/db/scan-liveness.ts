@@ -82,8 +82,9 @@ export function liveStatusOfRow(row: LivenessRow): ScanStatus {
 export async function claimScan(db: Kysely<DbSchema>, scanId: string, owner: ScanOwner = currentOwner()): Promise<void> {
   const n = parseScanId(scanId);
   if (n === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(scanId)}`);
-  const r = await sql<LivenessRow & { heartbeat_at: Date | null }>`
-    SELECT s.status, s.heartbeat_at, ${LIVENESS_COLUMNS} FROM scans s WHERE s.id = ${n}::bigint`.execute(db);
+  // heartbeat_at as text: exact to the microsecond for the compare-and-swap below (a JS Date keeps ms).
+  const r = await sql<LivenessRow & { heartbeat: string | null }>`
+    SELECT s.status, s.heartbeat_at::text AS heartbeat, ${LIVENESS_COLUMNS} FROM scans s WHERE s.id = ${n}::bigint`.execute(db);
   const row = r.rows[0];
   if (row === undefined) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${n}`);
   const ours = row.owner_host === owner.host && row.owner_pid === owner.pid;
@@ -93,7 +94,7 @@ export async function claimScan(db: Kysely<DbSchema>, scanId: string, owner: Sca
                      finished_at = NULL, interrupted_reason = NULL
     WHERE id = ${n}::bigint AND status = ${row.status}
       AND owner_host IS NOT DISTINCT FROM ${row.owner_host}::text AND owner_pid IS NOT DISTINCT FROM ${row.owner_pid}::int
-      AND heartbeat_at IS NOT DISTINCT FROM ${row.heartbeat_at}::timestamptz`.execute(db);
+      AND heartbeat_at::text IS NOT DISTINCT FROM ${row.heartbeat}::text`.execute(db);
   if (Number(updated.numAffectedRows ?? 0) !== 1) throw busy(n, row);
 }
 
