@@ -4,7 +4,7 @@
  * else is contacted.
  *
  *   npm run build && node --import tsx bench/scan-vs-nmap.ts [--estate all-exchange,default] [--latency 0,100]
- *       [--hosts 4096] [--base 127.1.0.0] [--repeat 3] [--workers 0,1,2] [--skip-nmap] [--dist DIR]
+ *       [--hosts 4096] [--base 127.1.0.0] [--repeat 3] [--workers 0,1,2] [--skip-nmap] [--dist DIR] [--home DIR]
  *
  * Rounds: each estate at each latency (default: the all-Exchange estate at 0 and 100 ms, then the default
  * mix at 0 and 25 ms). Within a round the three runs alternate (tocsin, nmap, bare; tocsin, nmap, bare;
@@ -49,6 +49,8 @@ const CONCURRENCY = arg('--concurrency') === undefined ? null : Number(arg('--co
 const BARE_CONCURRENCY = Number(arg('--bare-concurrency') ?? 256);
 /** Directory of a compiled tree (default dist/): `npx tsc -p tsconfig.build.json --outDir DIR` keeps dist/ alone. */
 const DIST = resolve(root, arg('--dist') ?? 'dist');
+/** TOCSIN_HOME of the scans (a compiled tree of another version may need its own database). */
+const HOME = resolve(root, arg('--home') ?? join('bench', 'out', 'home'));
 const EXTRA_ARGS = (arg('--tocsin-args') ?? '').split(' ').filter((s) => s !== '');
 
 /** Default rounds: the all-Exchange estate (cost per host, latency ratio), then the default mix. */
@@ -219,7 +221,7 @@ async function round(estate: string, latencyMs: number): Promise<void> {
     runs.set(name, list);
   };
   const t = tocsinCommand();
-  const env = { ...process.env, TOCSIN_HOME: join(out, 'home') };
+  const env = { ...process.env, TOCSIN_HOME: HOME };
   const truth = join(out, `truth-${estate}-${latencyMs}.jsonl`);
   const ips = Array.from({ length: HOSTS }, (_, i) => {
     const n = baseInt + i;
@@ -241,7 +243,8 @@ async function round(estate: string, latencyMs: number): Promise<void> {
           cpu: r.cpu,
           ok: r.code === 0,
           note: `${r.code === 0 ? '' : `exit ${r.code} (${r.stderr.trim().split('\n').pop()?.slice(0, 200) ?? ''}); `}` +
-            `${c.exchange}/${lab.exchange} Exchange found, ${c.right} with the expected build; stored; ${Math.round(r.maxRssKb / 1024)} MB peak; ${t.how}`,
+            `${c.exchange}/${lab.exchange} Exchange found, ${c.right} with the expected build; ` +
+            `${/\d+ timed out, \d+ retried, \d+ unanswered/.exec(r.stderr)?.[0] ?? 'no timeouts'}; stored; ${Math.round(r.maxRssKb / 1024)} MB peak; ${t.how}`,
         });
       }
       if (SKIP_NMAP) add('nmap http-headers', { seconds: NaN, cpu: NaN, ok: false, note: 'skipped (--skip-nmap)' });

@@ -93,3 +93,15 @@ test('storage failures are recognised: lost connection, admin shutdown, disk ful
   assert.equal(storageErrorCode(new TypeError("Cannot read properties of undefined (reading 'x')")), null);
   assert.equal(storageErrorCode(pgError('42601', 'syntax error at or near')), null, 'our own SQL bug stays internal');
 });
+
+test('report --scans (table) says how to finish an interrupted scan', async () => {
+  const { renderScans } = await import('../src/cli/report.js');
+  const scan = {
+    id: '7', status: 'interrupted' as const, startedAt: '2026-03-02T10:00:00.000Z', finishedAt: null, targets: 1, ports: [443],
+    attempts: 4, answered: 3, exchangeServers: 2, timedOut: 0, retried: 0, unanswered: 0,
+  };
+  const text = renderScans([scan], 'table');
+  assert.match(text, /\binterrupted\b/);
+  assert.match(text, /scan 7: interrupted .*tocsin scan --resume 7/);
+  assert.doesNotMatch(renderScans([{ ...scan, status: 'finished' }], 'table'), /--resume 7/);
+});

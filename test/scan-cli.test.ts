@@ -196,7 +196,8 @@ test('tocsin results lists a stored scan: the same jsonl and csv records the sca
   try {
     const env = { TOCSIN_DATABASE_URL: fresh.url };
     // One target by (pinned) name: no DNS lookup; its hostname is in the records and the table.
-    const targets = [...quickTargets(l).slice(1), `mail.lab.test=${l.hosts[0]?.ip ?? ''}`];
+    const named = l.hosts.find((h) => h.kind === 'exchange')?.ip ?? '';
+    const targets = [...quickTargets(l).filter((ip) => ip !== named), `mail.lab.test=${named}`];
     const common = [...targets, '--ports', `${l.httpsPort}/tls,${l.httpPort}/http`, '--timeout-ms', '3000', '--no-progress'];
     const a = tocsin(['scan', ...common, '--format', 'jsonl'], env);
     assert.equal((await a.done).code, 0, a.stderr());

@@ -9,7 +9,7 @@
  * shows is what a CERT gets.
  */
 import type { Command } from 'commander';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { untilStopSignal, type CliContext } from './context.js';
 import { parseIntFlag } from './args.js';
@@ -17,6 +17,7 @@ import { scanCommand } from './scan.js';
 import { renderReport } from './report.js';
 import type { ScanRecord } from '../core/scan-record.js';
 import { openDatabase } from '../platform/db/connect.js';
+import { ensureDir, homeFsError } from '../platform/paths.js';
 import { buildReport } from '../platform/db/report.js';
 import { spawnLab } from '../../lab/spawn.js';
 import type { LabHost } from '../../lab/estate.js';
@@ -83,7 +84,10 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
     const first = lab.hosts[0]?.ip ?? lab.base;
     const last = lab.hosts[lab.hosts.length - 1]?.ip ?? lab.base;
     const outDir = join(config.home, 'demo');
-    await mkdir(outDir, { recursive: true });
+    // Not mkdir({ recursive: true }): it spins forever under /proc; an unusable TOCSIN_HOME is a coded error.
+    await ensureDir(outDir).catch((e: unknown) => {
+      throw homeFsError(e, config.home, 'creating the demo folder');
+    });
     const output = join(outDir, `scan-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
     err.write(`demo: lab listening: https on port ${lab.httpsPort}, http on port ${lab.httpPort}\n`);
     err.write(`demo: scanning ${first}-${last} (what you would type: tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls)\n`);

@@ -8,7 +8,12 @@ import type { AttemptResult } from './store.js';
 export interface BatcherOptions {
   readonly maxBatch: number;
   readonly maxAgeMs: number;
-  /** Batches handed to `sink` but not yet settled before push() starts waiting. */
+  /**
+   * At most this many batches are in `sink` at once, and push() waits while that many are there. Many
+   * concurrent pushers (the engine's loops) can fill further batches meanwhile: those wait here, in
+   * order, instead of entering the sink (where they would overlap, e.g. thousands of output writes
+   * waiting for 'drain' at once).
+   */
   readonly maxInFlight: number;
   sink(batch: readonly AttemptResult[]): Promise<void>;
 }
@@ -17,6 +22,8 @@ export class Batcher {
   private buf: AttemptResult[] = [];
   private timer: NodeJS.Timeout | null = null;
   private inFlight = 0;
+  /** Full batches waiting for a sink slot. */
+  private queued: AttemptResult[][] = [];
   private waiters: Array<() => void> = [];
   private failure: unknown = null;
   private readonly pending = new Set<Promise<void>>();
@@ -28,7 +35,7 @@ export class Batcher {
     this.buf.push(r);
     if (this.buf.length >= this.o.maxBatch) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.o.maxAgeMs);
-    while (this.inFlight >= this.o.maxInFlight && this.failure === null) {
+    while (this.inFlight + this.queued.length >= this.o.maxInFlight && this.failure === null) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
     if (this.failure !== null) throw this.failure;
@@ -41,10 +48,31 @@ export class Batcher {
       this.timer = null;
     }
     if (this.buf.length === 0) return;
-    const batch = this.buf;
+    this.queued.push(this.buf);
     this.buf = [];
+    this.pump();
+  }
+
+  /** Hands queued batches to the sink while fewer than maxInFlight are there. */
+  private pump(): void {
+    if (this.failure !== null) {
+      this.queued = [];
+      return;
+    }
+    while (this.inFlight < this.o.maxInFlight && this.queued.length > 0) {
+      this.start(this.queued.shift() as AttemptResult[]);
+    }
+  }
+
+  private start(batch: AttemptResult[]): void {
     this.inFlight++;
-    const p = this.o.sink(batch).then(
+    let p: Promise<void>;
+    try {
+      p = this.o.sink(batch);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p = p.then(
       () => undefined,
       (e: unknown) => {
         this.failure ??= e;
@@ -52,6 +80,8 @@ export class Batcher {
     ).finally(() => {
       this.inFlight--;
       this.pending.delete(p);
+      // After a failure nothing more goes to the sink (the caller stops; resume redoes the rest).
+      this.pump();
       const w = this.waiters;
       this.waiters = [];
       for (const f of w) f();

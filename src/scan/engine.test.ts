@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runScan, type ScanTarget } from './engine.js';
+import { MAX_TLS_TRIES, runScan, type ScanTarget } from './engine.js';
 import type { ScanKit, FingerprintLike, KbLike } from './kit.js';
 import type { AttemptResult } from './store.js';
 import type { HostSession, ProbeOutcome, ProbeTarget } from '../platform/net/types.js';
@@ -201,7 +201,7 @@ test('a failing result sink stops the whole scan and the error surfaces', async 
   assert.ok(net.opened.length < 200, `opened ${net.opened.length}`);
 });
 
-test('TLS handshake timeouts (congestion) get one more try at the end; each host is reported once', async () => {
+test('TLS handshake timeouts (congestion) are tried again after a backoff; each host is reported once', async () => {
   const tries = new Map<string, number>();
   const net = fakeKit((t, p) => {
     const n = (tries.get(t.ip) ?? 0) + 1;
@@ -211,12 +211,23 @@ test('TLS handshake timeouts (congestion) get one more try at the end; each host
     return { kind: 'ok', response: response(p.id, 404) };
   });
   const results: AttemptResult[] = [];
-  await runScan({ targets: targets(4), ports: [{ port: 443, mode: 'tls' }], concurrency: 4, limits: DEFAULT_LIMITS, kit: net.kit, onResult: (r) => void results.push(r) });
+  const clock = new ManualClock();
+  let finished = false;
+  const run = runScan({ targets: targets(4), ports: [{ port: 443, mode: 'tls' }], concurrency: 4, limits: DEFAULT_LIMITS, kit: net.kit, clock, onResult: (r) => void results.push(r) })
+    .finally(() => {
+      finished = true;
+    });
+  for (let i = 0; i < 400 && !finished; i++) {
+    await new Promise((r) => setTimeout(r, 2));
+    clock.advance(100);
+  }
+  await run;
   assert.equal(results.length, 4);
   assert.equal(new Set(results.map((r) => r.ip)).size, 4);
   assert.equal(results.find((r) => r.ip === '127.9.0.1')?.outcome, 'answered');
   assert.equal(results.find((r) => r.ip === '127.9.0.2')?.outcome, 'timeout');
-  assert.equal(tries.get('127.9.0.2'), 2, 'a tarpit costs exactly one more try');
+  assert.equal(tries.get('127.9.0.2'), MAX_TLS_TRIES, 'a tarpit costs a bounded number of tries');
+  assert.equal(results.find((r) => r.ip === '127.9.0.2')?.unanswered, false, 'it connected: a final timeout, not unanswered');
   assert.equal(tries.get('127.9.0.0'), 1);
 });
 

@@ -24,7 +24,8 @@
  * accept queue is full drops SYNs silently; silent dead address space does not shrink the window).
  * The probe client says what failed and in which phase ({kind, phase}); no message text is read.
  * Failures congestion explains are tried again after an exponential backoff (RetryQueue): a connect
- * timeout up to MAX_CONNECT_TRIES times, a TLS timeout or TLS-phase reset once more. An attempt whose
+ * timeout or a TLS handshake timeout up to MAX_CONNECT_TRIES / MAX_TLS_TRIES times, a TLS-phase reset
+ * once more. An attempt whose
  * connect still went unanswered is reported with `unanswered: true` (stored so that a resume tries it
  * again), every retried one with its `tries`.
  *
@@ -121,8 +122,10 @@ const MAX_RETRIES = 100_000;
 const INITIAL_WINDOW = 128;
 /** Tries for an attempt whose connect went unanswered (SYN dropped: full accept queue, loss, filter). */
 export const MAX_CONNECT_TRIES = 3;
-/** Tries for an attempt whose TLS handshake timed out or was reset after connect. */
-export const MAX_TLS_TRIES = 2;
+/** Tries for an attempt whose TLS handshake timed out after connect (a peer queueing handshakes, or a tarpit). */
+export const MAX_TLS_TRIES = 3;
+/** Tries for an attempt whose TLS handshake was reset (an overloaded peer drops what it cannot serve). */
+const MAX_TLS_RESET_TRIES = 2;
 /** Backoff before the first retry; doubled for each further one (times a spread in [1, 2)). */
 export const RETRY_BACKOFF_MS = 1000;
 /** A network (/24 or /64) that accepted a connection this recently is alive: its connect timeouts are congestion. */
@@ -139,7 +142,8 @@ function triesFor(f: ProbeFailure | null): number {
   if (isConnectTimeout(f)) return MAX_CONNECT_TRIES;
   // A peer queueing handshakes times them out; an overloaded one resets what it cannot serve (a peer
   // that resets every handshake costs one fast extra try).
-  if (f.phase === 'tls' && (f.kind === 'timeout' || (f.kind === 'tls-error' && f.code === 'ECONNRESET'))) return MAX_TLS_TRIES;
+  if (f.phase === 'tls' && f.kind === 'timeout') return MAX_TLS_TRIES;
+  if (f.phase === 'tls' && f.kind === 'tls-error' && f.code === 'ECONNRESET') return MAX_TLS_RESET_TRIES;
   return 1;
 }
 

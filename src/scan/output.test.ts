@@ -123,7 +123,7 @@ test('table: every line fits 100 columns, with long hostnames and IPv6 addresses
   assert.match(text, /^ADDRESS +HOSTNAME +EXCHANGE/);
   assert.match(text, /aaaa…/, 'a long hostname is cut, visibly');
   assert.match(text, /\[2001:db8:1234:5678:9abc:def0:1234:5678\]:65535 /, 'an address is never cut');
-  assert.match(text, / \+149\n/, 'the CVE column keeps room for the count of the rest');
+  assert.ok(text.includes(` +${many.length}\n`), 'the CVE column keeps room for the count of the rest');
   // IPv4 and a long hostname: the hostname gives way and the CVE column stays readable.
   const v4 = await render('table', [at('127.1.0.1', 443, { hostname: long, vulnerable: many })]);
   for (const l of v4.trimEnd().split('\n')) assert.ok(l.length <= TABLE_WIDTH, `${l.length}: ${l}`);

@@ -101,27 +101,39 @@ export const HEADLINE_CVES: readonly HeadlineCve[] = [
 
 const HEADLINE_RANK = new Map(HEADLINE_CVES.map((h, i) => [h.cve, i]));
 
+/** Sort keys of CVE ids seen so far (a few hundred: the ids come from the knowledge base). */
+const DISPLAY_KEYS = new Map<string, number>();
+const NOT_A_CVE = 1e13;
+
+/** Smaller first: headline CVEs by their rank, then CVE ids newest first; anything else last. */
+function displayKey(id: string): number {
+  let k = DISPLAY_KEYS.get(id);
+  if (k !== undefined) return k;
+  const m = /^CVE-(\d{4})-(\d{1,8})$/.exec(id);
+  k = HEADLINE_RANK.get(id) ?? (m === null ? NOT_A_CVE : 1e3 + (9999 - Number(m[1])) * 1e8 + (99_999_999 - Number(m[2])));
+  if (DISPLAY_KEYS.size < 100_000) DISPLAY_KEYS.set(id, k);
+  return k;
+}
+
 /**
  * Display order of CVE ids: headline CVEs first (in HEADLINE_CVES order), then the others newest first
  * (by year, then number), then anything that is not a CVE id (advisories) by name.
  */
 export function compareCveDisplay(a: string, b: string): number {
-  const ha = HEADLINE_RANK.get(a);
-  const hb = HEADLINE_RANK.get(b);
-  if (ha !== undefined || hb !== undefined) return (ha ?? Infinity) - (hb ?? Infinity);
-  const ma = /^CVE-(\d{4})-(\d+)$/.exec(a);
-  const mb = /^CVE-(\d{4})-(\d+)$/.exec(b);
-  if (ma !== null && mb !== null) return Number(mb[1]) - Number(ma[1]) || Number(mb[2]) - Number(ma[2]);
-  if (ma !== null || mb !== null) return ma !== null ? -1 : 1;
-  return a < b ? -1 : a > b ? 1 : 0;
+  const d = displayKey(a) - displayKey(b);
+  return d !== 0 ? d : a < b ? -1 : a > b ? 1 : 0;
 }
 
-/**
- * The vulnerable CVEs of one record for a narrow cell, headline first: a headline group whose CVEs are
- * ALL vulnerable is shown by its name (ProxyLogon), a partly vulnerable group by its CVE ids; as many as
- * fit in `width`, then "+N" for the rest (the VULN column has the full count).
- */
-export function cveCell(vulnerable: readonly string[], width: number): string {
+/** What the CVE cell of one row can show: its first display items and how many CVEs there are in all. */
+interface CveItems {
+  readonly items: ReadonlyArray<{ readonly text: string; readonly covers: number }>;
+  readonly total: number;
+}
+
+/** The CVE cell is at most ~60 characters wide, and an item at least 10: a row keeps no more than this. */
+const KEEP_ITEMS = 8;
+
+function cveItems(vulnerable: readonly string[]): CveItems {
   const set = new Set(vulnerable);
   const items: Array<{ text: string; covers: number }> = [];
   const named = new Set<string>();
@@ -134,20 +146,36 @@ export function cveCell(vulnerable: readonly string[], width: number): string {
     }
   }
   const inNamedGroup = (cve: string): boolean => HEADLINE_CVES.some((h) => h.cve === cve && h.group !== null && named.has(h.group));
-  for (const cve of [...set].sort(compareCveDisplay)) if (!inNamedGroup(cve)) items.push({ text: cve, covers: 1 });
+  for (const cve of [...set].sort(compareCveDisplay)) {
+    if (items.length >= KEEP_ITEMS) break;
+    if (!inNamedGroup(cve)) items.push({ text: safeText(cve, 30), covers: 1 });
+  }
+  return { items, total: set.size };
+}
+
+function fitCves(c: CveItems, width: number): string {
   let text = '';
   let covered = 0;
-  for (const [i, item] of items.entries()) {
-    const next = text === '' ? safeText(item.text, 30) : `${text},${safeText(item.text, 30)}`;
-    const restAfter = set.size - covered - item.covers;
-    const suffix = i === items.length - 1 || restAfter === 0 ? '' : ` +${restAfter}`;
+  for (const item of c.items) {
+    const next = text === '' ? item.text : `${text},${item.text}`;
+    const restAfter = c.total - covered - item.covers;
+    const suffix = restAfter === 0 ? '' : ` +${restAfter}`;
     if (next.length + suffix.length > width) break;
     text = next;
     covered += item.covers;
   }
-  const rest = set.size - covered;
+  const rest = c.total - covered;
   if (rest === 0) return text;
   return text === '' ? `+${rest}` : `${text} +${rest}`;
+}
+
+/**
+ * The vulnerable CVEs of one record for a narrow cell, headline first: a headline group whose CVEs are
+ * ALL vulnerable is shown by its name (ProxyLogon), a partly vulnerable group by its CVE ids; as many as
+ * fit in `width`, then "+N" for the rest (the VULN column has the full count).
+ */
+export function cveCell(vulnerable: readonly string[], width: number): string {
+  return fitCves(cveItems(vulnerable), width);
 }
 
 /** Widest a table line may be: it must fit a 100-column terminal. */
@@ -174,7 +202,8 @@ interface TableRow {
   readonly port: number;
   readonly ip: string;
   readonly cells: readonly string[];
-  readonly vulnerable: readonly string[];
+  /** Only what the CVE cell can show (not the whole list: a big table holds many rows). */
+  readonly cves: CveItems;
   readonly exchange: boolean;
   readonly headlineVulnerable: boolean;
 }
@@ -187,9 +216,10 @@ function compareRows(a: TableRow, b: TableRow): number {
   return a.port - b.port;
 }
 
+const HEADLINE_SET = new Set(HEADLINE_CVES.map((h) => h.cve));
+
 function tableRow(r: ScanRecord): TableRow {
   const ip = parseIp(r.ip);
-  const headline = new Set(HEADLINE_CVES.map((h) => h.cve));
   return {
     family: ip?.family ?? 9,
     value: ip === null ? 0n : BigInt(ip.value),
@@ -205,9 +235,9 @@ function tableRow(r: ScanRecord): TableRow {
       String(r.vulnerable.length),
       String(r.indeterminate.length),
     ],
-    vulnerable: r.vulnerable,
+    cves: cveItems(r.vulnerable),
     exchange: r.product === 'ms-exchange',
-    headlineVulnerable: r.vulnerable.some((c) => headline.has(c)),
+    headlineVulnerable: r.vulnerable.some((c) => HEADLINE_SET.has(c)),
   };
 }
 
@@ -262,9 +292,9 @@ function renderRows(unsorted: readonly TableRow[]): string[] {
     out.push('(no host answered HTTP or HTTPS)');
     return out;
   }
-  for (const r of rows) out.push(line(r.cells, cveCell(r.vulnerable, cveWidth)));
+  for (const r of rows) out.push(line(r.cells, fitCves(r.cves, cveWidth)));
   const exchange = rows.filter((r) => r.exchange);
-  const anyVuln = exchange.filter((r) => r.vulnerable.length > 0).length;
+  const anyVuln = exchange.filter((r) => r.cves.total > 0).length;
   const headlineVuln = exchange.filter((r) => r.headlineVulnerable).length;
   out.push(
     '',
