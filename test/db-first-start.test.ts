@@ -79,7 +79,7 @@ function killGroup(child: ChildProcess): void {
 }
 
 /** Wait until fn() is true (polled every few ms), or fail after the deadline. */
-async function until(fn: () => boolean, what: string, ms = 60_000): Promise<void> {
+async function until(fn: () => boolean, what: string, ms = 300_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -105,7 +105,7 @@ async function openAndCheck(home: string): Promise<void> {
   }
 }
 
-test('first start killed (whole process group) while initdb runs: the next start works, no password copy or temp file remains', { timeout: 180_000 }, async () => {
+test('first start killed (whole process group) while initdb runs: the next start works, no password copy or temp file remains', { timeout: 600_000 }, async () => {
   const home = await tempHome();
   const child = spawnChild(home);
   try {
@@ -124,7 +124,7 @@ test('first start killed (whole process group) while initdb runs: the next start
   }
 });
 
-test('first start killed after initdb, before the cluster is in place: no pg/ yet, password file only mode 600; the next start remakes it', { timeout: 180_000 }, async () => {
+test('first start killed after initdb, before the cluster is in place: no pg/ yet, password file only mode 600; the next start remakes it', { timeout: 600_000 }, async () => {
   const home = await tempHome();
   const child = spawnChild(home, { TOCSIN_TEST: '1', TOCSIN_TEST_PAUSE_AFTER_INITDB_MS: '60000' });
   try {
@@ -151,7 +151,7 @@ test('first start killed after initdb, before the cluster is in place: no pg/ ye
   }
 });
 
-test('a start that fails after starting the server (wrong password in pg.json) leaves no postmaster behind', { timeout: 120_000 }, async () => {
+test('a start that fails after starting the server (wrong password in pg.json) leaves no postmaster behind', { timeout: 600_000 }, async () => {
   const home = await tempHome();
   try {
     await openAndCheck(home);
@@ -176,7 +176,7 @@ interface CliRun {
   readonly stderr: string;
 }
 
-function runCli(args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs = 30_000): Promise<CliRun> {
+function runCli(args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs = 120_000): Promise<CliRun> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -199,13 +199,15 @@ function assertClean(r: CliRun, code: string, exit: number): void {
   assert.doesNotMatch(r.stderr, /TOCSIN_INTERNAL/);
 }
 
-test('TOCSIN_HOME under /proc or under a file: TOCSIN_HOME_UNUSABLE at once, no stack trace (was: 100% CPU for minutes; a stack trace)', { timeout: 120_000 }, async () => {
+// The old code spun at 100% CPU for minutes under /proc: a run the deadline kills (code null) fails the test.
+// The deadline is generous because a loaded machine starts the CLI slowly; no timing is asserted.
+test('TOCSIN_HOME under /proc or under a file: TOCSIN_HOME_UNUSABLE, no stack trace (was: 100% CPU for minutes; a stack trace)', { timeout: 900_000 }, async () => {
   const dir = await tempHome();
   try {
     await writeFile(join(dir, 'a-file'), 'x');
     for (const home of ['/proc/tocsin-nope', join(dir, 'a-file', 'home')]) {
       for (const args of [['report', '--scans'], ['db', 'stop'], ['db', 'status']]) {
-        const r = await runCli(args, { TOCSIN_HOME: home }, 20_000);
+        const r = await runCli(args, { TOCSIN_HOME: home }, 120_000);
         if (args[1] === 'status') {
           // status starts nothing and reads what is there: nothing, so it says so (no error needed).
           assert.equal(r.code, 0, r.stderr);
@@ -252,7 +254,7 @@ async function fill(dir: string): Promise<void> {
   }
 }
 
-test('a full disk: TOCSIN_DISK_FULL naming the path, and no empty pg.lock left (was: ENOSPC stack trace, pg.lock stayed)', { skip: ROOT_SKIP, timeout: 120_000 }, async () => {
+test('a full disk: TOCSIN_DISK_FULL naming the path, and no empty pg.lock left (was: ENOSPC stack trace, pg.lock stayed)', { skip: ROOT_SKIP, timeout: 600_000 }, async () => {
   await withTmpfs(512, async (mnt) => {
     const home = join(mnt, 'home');
     await mkdir(home, { mode: 0o755 });
@@ -270,7 +272,7 @@ test('a full disk: TOCSIN_DISK_FULL naming the path, and no empty pg.lock left (
   });
 });
 
-test('a read-only TOCSIN_HOME: a coded error naming it, no stack trace', { skip: ROOT_SKIP, timeout: 120_000 }, async () => {
+test('a read-only TOCSIN_HOME: a coded error naming it, no stack trace', { skip: ROOT_SKIP, timeout: 600_000 }, async () => {
   await withTmpfs(1024, async (mnt) => {
     const home = join(mnt, 'home');
     await mkdir(home, { mode: 0o755 });

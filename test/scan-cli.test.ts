@@ -20,7 +20,7 @@ import { freshDatabase, type FreshDatabase } from './helpers/db.js';
 import { Writable } from 'node:stream';
 import { readConfig } from '../src/core/config.js';
 import type { CliContext } from '../src/cli/context.js';
-import { scanCommand, type ScanFlags } from '../src/cli/scan.js';
+import { EXIT_UNANSWERED, scanCommand, type ScanFlags } from '../src/cli/scan.js';
 import { TABLE_WIDTH } from '../src/scan/output.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -199,11 +199,14 @@ test('tocsin results lists a stored scan: the same jsonl and csv records the sca
     const named = l.hosts.find((h) => h.kind === 'exchange')?.ip ?? '';
     const targets = [...quickTargets(l).filter((ip) => ip !== named), `mail.lab.test=${named}`];
     const common = [...targets, '--ports', `${l.httpsPort}/tls,${l.httpPort}/http`, '--timeout-ms', '3000', '--no-progress'];
+    // Complete, or complete but for connects that went unanswered on a loaded machine (exit 3): either
+    // way what was printed is what was stored, which is what this test compares.
+    const finished = (code: number | null): boolean => code === 0 || code === EXIT_UNANSWERED;
     const a = tocsin(['scan', ...common, '--format', 'jsonl'], env);
-    assert.equal((await a.done).code, 0, a.stderr());
+    assert.ok(finished((await a.done).code), a.stderr());
     const idA = /scan (\d+)/.exec(a.stderr())?.[1];
     const b = tocsin(['scan', ...common, '--format', 'csv'], env);
-    assert.equal((await b.done).code, 0, b.stderr());
+    assert.ok(finished((await b.done).code), b.stderr());
     const idB = /scan (\d+)/.exec(b.stderr())?.[1];
     assert.ok(idA !== undefined && idB !== undefined && idA !== idB, a.stderr() + b.stderr());
     const scanned = lineSet(a.stdout(), '\n');
@@ -291,7 +294,7 @@ const BAR = /\r\[[#.]+\] \d+\/\d+/;
 
 test('a table on a terminal comes whole, sorted, after the progress bar is cleared; never mixed with it', { timeout: 120_000 }, async () => {
   const { log, code } = await scanOnTerminal('table');
-  assert.equal(code, 0);
+  assert.ok(code === 0 || code === EXIT_UNANSWERED, String(code));
   const firstOut = log.findIndex((e) => e.stream === 'stdout');
   const bars = log.map((e, i) => (e.stream === 'stderr' && BAR.test(e.text) ? i : -1)).filter((i) => i >= 0);
   assert.ok(bars.length >= 1, 'the bar was drawn (else this test proves nothing)');
@@ -308,7 +311,7 @@ test('a table on a terminal comes whole, sorted, after the progress bar is clear
 
 test('jsonl on a terminal is streamed, but the bar steps aside before each batch of records', { timeout: 120_000 }, async () => {
   const { log, code } = await scanOnTerminal('jsonl');
-  assert.equal(code, 0);
+  assert.ok(code === 0 || code === EXIT_UNANSWERED, String(code));
   assert.ok(log.some((e) => e.stream === 'stderr' && BAR.test(e.text)), 'the bar was drawn');
   let barShown = false;
   let records = 0;

@@ -100,7 +100,7 @@ async function cli(args: readonly string[], home: string): Promise<{ code: numbe
   return { code, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function until(fn: () => boolean, what: string, ms = 120_000): Promise<void> {
+async function until(fn: () => boolean, what: string, ms = 300_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -152,7 +152,7 @@ async function tempHome(): Promise<string> {
   return home;
 }
 
-test('`tocsin db stop` under a running scan: TOCSIN_DB_LOST naming the resume command, shown interrupted, resume finishes it', { timeout: 300_000 }, async () => {
+test('`tocsin db stop` under a running scan: TOCSIN_DB_LOST naming the resume command, shown interrupted, resume finishes it', { timeout: 600_000 }, async () => {
   const home = await tempHome();
   try {
     const { run, id } = await midScan(home);
@@ -170,7 +170,7 @@ test('`tocsin db stop` under a running scan: TOCSIN_DB_LOST naming the resume co
   }
 });
 
-test('the PostgreSQL server killed (kill -9) under a running scan: a coded error with the resume command, then interrupted', { timeout: 300_000 }, async () => {
+test('the PostgreSQL server killed (kill -9) under a running scan: a coded error with the resume command, then interrupted', { timeout: 600_000 }, async () => {
   const home = await tempHome();
   try {
     const { run, id } = await midScan(home);
@@ -188,7 +188,7 @@ test('the PostgreSQL server killed (kill -9) under a running scan: a coded error
   }
 });
 
-test('SIGTERM, then kill -9 of a scan: interrupted in `report --scans` (never running forever); resume takes it over', { timeout: 300_000 }, async () => {
+test('SIGTERM, then kill -9 of a scan: interrupted in `report --scans` (never running forever); resume takes it over', { timeout: 600_000 }, async () => {
   const home = await tempHome();
   try {
     const first = await midScan(home);
@@ -211,7 +211,7 @@ test('SIGTERM, then kill -9 of a scan: interrupted in `report --scans` (never ru
   }
 });
 
-test('TOCSIN_HOME deleted under a running scan: TOCSIN_DB_LOST saying so, with the resume command (was: exit 0 or a stack trace)', { timeout: 300_000 }, async () => {
+test('TOCSIN_HOME deleted under a running scan: TOCSIN_DB_LOST saying so, with the resume command (was: exit 0 or a stack trace)', { timeout: 600_000 }, async () => {
   const home = await tempHome();
   try {
     const { run, id } = await midScan(home);

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { COMMANDS } from '../cli/commands.js';
 import { createContext, errorCode, type CliContext } from '../cli/context.js';
 import { isTocsinError, TocsinError } from '../core/errors.js';
+import { scanStorageError } from '../platform/db/storage-errors.js';
 
 function report(ctx: CliContext, argv: readonly string[], program: Command, e: TocsinError): number {
   ctx.stderr.write(`tocsin: ${e.code}: ${e.message}\n`);
@@ -66,6 +67,9 @@ async function main(argv: readonly string[]): Promise<number> {
     if (closed !== null) return closed;
     const fsError = environmentError(e);
     if (fsError !== null) return report(ctx, argv, program, fsError);
+    // The database lost, a full disk, a read-only file system under any command: the environment, not a bug.
+    const storage = scanStorageError(e, { scanId: null, embeddedHome: null });
+    if (isTocsinError(storage)) return report(ctx, argv, program, storage);
     ctx.stderr.write(`tocsin: TOCSIN_INTERNAL: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return 70;
   }

@@ -66,7 +66,10 @@ export async function resultsCommand(ctx: CliContext, flags: ResultsFlags): Prom
       n++;
     }
     await writer.close();
-    const state = scan.status === 'finished' ? 'finished' : `${scan.status}; not finished: finish it with \`tocsin scan --resume ${scan.id}\``;
+    const state =
+      scan.status === 'finished' ? 'finished'
+        : scan.status === 'running' ? 'running: listed as far as stored so far'
+          : `${scan.status}: listed as far as stored; finish it with \`tocsin scan --resume ${scan.id}\``;
     ctx.stderr.write(`tocsin: scan ${scan.id} (${state}): ${n} host(s) answered${flags.output === undefined ? '' : `, written to ${safeText(flags.output, 200)}`}\n`);
     return 0;
   } finally {

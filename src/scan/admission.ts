@@ -17,6 +17,8 @@ export interface AdmissionOptions {
   readonly maxLagMs?: number;
   /** Attempts started per tick while the loop is lagging not at all (bounds bursts after a pause). */
   readonly burstPerTick?: number;
+  /** Monotonic milliseconds (default performance.now); tests inject a clock and call tick() themselves. */
+  readonly now?: () => number;
 }
 
 const TICK_MS = 10;
@@ -25,26 +27,36 @@ export class AdmissionGate {
   private lag = 0;
   private expected = 0;
   private timer: NodeJS.Timeout | null = null;
+  private running = false;
   private readonly waiters: Array<() => void> = [];
   private readonly maxLag: number;
   private readonly burst: number;
+  private readonly now: () => number;
 
   constructor(o: AdmissionOptions = {}) {
     this.maxLag = o.maxLagMs ?? 50;
     this.burst = o.burstPerTick ?? 256;
+    this.now = o.now ?? (() => performance.now());
   }
 
-  /** Starts sampling. The timer does not keep the process alive. */
-  start(): this {
-    this.expected = performance.now() + TICK_MS;
-    this.timer = setInterval(() => this.tick(), TICK_MS);
-    this.timer.unref();
+  /**
+   * Starts sampling every TICK_MS. The timer does not keep the process alive (except while attempts
+   * wait on it). With `{ timer: false }` nothing is scheduled: the caller drives tick() (tests).
+   */
+  start(o: { readonly timer?: boolean } = {}): this {
+    this.running = true;
+    this.expected = this.now() + TICK_MS;
+    if (o.timer !== false) {
+      this.timer = setInterval(() => this.tick(), TICK_MS);
+      this.timer.unref();
+    }
     return this;
   }
 
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.running = false;
     for (const w of this.waiters.splice(0)) w();
   }
 
@@ -55,15 +67,16 @@ export class AdmissionGate {
 
   /** Resolves when a new attempt may start (immediately while the loop keeps up). */
   admit(): Promise<void> | void {
-    if (this.timer === null || (this.lag <= this.maxLag && this.waiters.length === 0)) return;
+    if (!this.running || (this.lag <= this.maxLag && this.waiters.length === 0)) return;
     // While attempts wait here, the timer is what releases them: it must keep the process alive
     // (unref'd, a scan whose every attempt waits at the gate let Node exit with the scan unfinished).
-    if (this.waiters.length === 0) this.timer.ref();
+    if (this.waiters.length === 0) this.timer?.ref();
     return new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
-  private tick(): void {
-    const now = performance.now();
+  /** One sample: how late this tick came is the loop's lag. Called by the timer (or a test). */
+  tick(): void {
+    const now = this.now();
     const sample = Math.max(0, now - this.expected);
     this.expected = now + TICK_MS;
     // Exponential smoothing: one slow tick (GC) does not stop admissions; a sustained backlog does.

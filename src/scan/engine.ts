@@ -5,7 +5,8 @@
  * Per job:
  *   excluded address → reported as 'excluded', never contacted (no connection, no DNS, no token taken);
  *   already done (resume) → skipped silently;
- *   otherwise one rate-limiter token, one host session (the client owns every deadline and byte cap),
+ *   otherwise one host session (the client owns every deadline and byte cap; each connection it opens
+ *   takes a rate-limiter token),
  *   then the probe plan loop: `nextProbes(answered, sent)` until it returns nothing new, each probe
  *   sent once, the first network failure before anything answered ends the attempt (a tarpit or a
  *   closed port costs one deadline, not one per probe), and the whole attempt is bounded by the host
@@ -25,9 +26,9 @@
  * The probe client says what failed and in which phase ({kind, phase}); no message text is read.
  * Failures congestion explains are tried again after an exponential backoff (RetryQueue): a connect
  * timeout or a TLS handshake timeout up to MAX_CONNECT_TRIES / MAX_TLS_TRIES times, a TLS-phase reset
- * once more. An attempt whose
- * connect still went unanswered is reported with `unanswered: true` (stored so that a resume tries it
- * again), every retried one with its `tries`.
+ * once more. An attempt whose connect still went unanswered is reported with `unanswered: true` (stored
+ * so that a resume tries it again), every retried one with its `tries`. (A TLS handshake that still
+ * times out is a final 'timeout': the host accepted the connection, and tarpits do exactly that.)
  *
  * Results are handed to `onResult`; if it returns a promise the loop waits for it (back-pressure from
  * storage/output to the network). Stopping: abort the signal; no new job starts, open sessions are

@@ -133,24 +133,48 @@ interface CveItems {
 /** The CVE cell is at most ~60 characters wide, and an item at least 10: a row keeps no more than this. */
 const KEEP_ITEMS = 8;
 
+/** Headline group name → its CVE ids, and CVE id → its headline group. */
+const GROUP_MEMBERS = new Map<string, string[]>();
+const GROUP_OF = new Map<string, string>();
+for (const h of HEADLINE_CVES) {
+  if (h.group === null) continue;
+  GROUP_OF.set(h.cve, h.group);
+  GROUP_MEMBERS.set(h.group, [...(GROUP_MEMBERS.get(h.group) ?? []), h.cve]);
+}
+
+/**
+ * The first KEEP_ITEMS display items of a vulnerable list: fully vulnerable headline groups by name (at
+ * the rank of their first CVE), every other CVE by id, in display order. A bounded selection, not a
+ * sort of the whole list: this runs once per answered host when the output is a table.
+ */
 function cveItems(vulnerable: readonly string[]): CveItems {
   const set = new Set(vulnerable);
-  const items: Array<{ text: string; covers: number }> = [];
   const named = new Set<string>();
-  for (const h of HEADLINE_CVES) {
-    if (h.group === null || named.has(h.group)) continue;
-    const members = HEADLINE_CVES.filter((x) => x.group === h.group).map((x) => x.cve);
+  const best: Array<{ key: number; id: string; covers: number }> = [];
+  const offer = (key: number, id: string, covers: number): void => {
+    const last = best[best.length - 1];
+    if (best.length >= KEEP_ITEMS && last !== undefined && (key > last.key || (key === last.key && id >= last.id))) return;
+    let i = best.length;
+    while (i > 0) {
+      const prev = best[i - 1];
+      if (prev === undefined || prev.key < key || (prev.key === key && prev.id < id)) break;
+      i--;
+    }
+    best.splice(i, 0, { key, id, covers });
+    if (best.length > KEEP_ITEMS) best.pop();
+  };
+  for (const [group, members] of GROUP_MEMBERS) {
     if (members.every((m) => set.has(m))) {
-      named.add(h.group);
-      items.push({ text: h.group, covers: members.length });
+      named.add(group);
+      offer(displayKey(members[0] ?? ''), group, members.length);
     }
   }
-  const inNamedGroup = (cve: string): boolean => HEADLINE_CVES.some((h) => h.cve === cve && h.group !== null && named.has(h.group));
-  for (const cve of [...set].sort(compareCveDisplay)) {
-    if (items.length >= KEEP_ITEMS) break;
-    if (!inNamedGroup(cve)) items.push({ text: safeText(cve, 30), covers: 1 });
+  for (const cve of set) {
+    const g = GROUP_OF.get(cve);
+    if (g !== undefined && named.has(g)) continue;
+    offer(displayKey(cve), cve, 1);
   }
-  return { items, total: set.size };
+  return { items: best.map(({ id, covers }) => ({ text: safeText(id, 30), covers })), total: set.size };
 }
 
 function fitCves(c: CveItems, width: number): string {

@@ -92,3 +92,12 @@ test('note(): a message goes on its own line above the bar, which is redrawn', (
   new Progress(plain, { total: null }).note('m\n');
   assert.deepEqual(plain.out, ['m\n']);
 });
+
+test('a terminal that reports no size (0 columns) still gets the whole bar, not 20 characters of it', () => {
+  const s = { ...sink(true), columns: 0 };
+  let t = 0;
+  const p = new Progress(s, { total: 100, now: () => t });
+  t = 1000;
+  p.add({ done: 10, answered: 1, exchange: 1, vulnerable: 0 });
+  assert.match(s.out[0] ?? '', /10\/100 10\.0%.*Exchange 1/);
+});

@@ -82,7 +82,8 @@ export class Progress {
   }
 
   private draw(t: number): void {
-    const cols = this.sink.columns ?? 100;
+    // A terminal with no size (0 columns, e.g. under `script`) is treated as 100 wide, not as 20.
+    const cols = this.sink.columns !== undefined && this.sink.columns > 0 ? this.sink.columns : 100;
     const text = this.line(t).slice(0, Math.max(cols - 1, 20));
     this.sink.write(`\r${text}\u001b[K`);
     this.drawn = true;

@@ -460,7 +460,10 @@ async function start(p: EmbeddedPaths, runAs: RunAs | null, state: State): Promi
       if (!(await logTail(p.logFile)).some((l) => /could not (bind|create listen)/i.test(l))) break;
     }
   }
-  throw startError(`the embedded PostgreSQL in ${p.dataDir} did not start`, [errorText(lastError), ...(await logTail(p.logFile))], lastError);
+  const tail = await logTail(p.logFile);
+  // pg_ctl can give up (timeout) on a server that is still coming up: never leave that one behind.
+  if ((await runningServer(p).catch(() => null)) !== null) await pgCtlStop(p, runAs).catch(() => undefined);
+  throw startError(`the embedded PostgreSQL in ${p.dataDir} did not start`, [errorText(lastError), ...tail], lastError);
 }
 
 async function pgCtlStop(p: EmbeddedPaths, runAs: RunAs | null): Promise<void> {

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { TocsinError, isTocsinError, type ErrorCode } from '../../core/errors.js';
 import { errno } from '../paths.js';
 
-const LOST_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+const LOST_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 const LOST_MESSAGES = [
   /Connection terminated/i,
   /connection error and is not queryable/i,
@@ -68,6 +68,8 @@ export function scanStorageError(e: unknown, ctx: ScanStorageContext): unknown {
   if (isTocsinError(e)) details.push(...e.details);
   if (ctx.embeddedHome !== null && !existsSync(ctx.embeddedHome)) {
     details.push(`TOCSIN_HOME=${ctx.embeddedHome} no longer exists (deleted while the scan ran?): the embedded database went with it`);
+  } else if ((code === 'TOCSIN_DISK_FULL' || code === 'TOCSIN_DB_WRITE') && ctx.embeddedHome !== null) {
+    details.push(`the embedded database is in ${ctx.embeddedHome}/pg (TOCSIN_HOME): free space there, or make it writable`);
   } else if (code === 'TOCSIN_DB_LOST' && ctx.embeddedHome !== null) {
     details.push('the embedded PostgreSQL stopped (`tocsin db stop`, or its server was killed); the next command starts it again');
   }
