@@ -151,6 +151,23 @@ test('first start killed after initdb, before the cluster is in place: no pg/ ye
   }
 });
 
+test('a half-made cluster in the layout older versions left (PG_VERSION, a stale postmaster.pid, pg-password.PID.tmp) is removed and remade', { timeout: 600_000 }, async () => {
+  const home = await tempHome();
+  try {
+    await mkdir(join(home, 'pg'), { mode: 0o700 });
+    await writeFile(join(home, 'pg', 'PG_VERSION'), '18\n');
+    await writeFile(join(home, 'pg', 'postmaster.pid'), '999999999\n');
+    await writeFile(join(home, 'pg.json'), JSON.stringify({ port: null, password: 'left-by-a-killed-start' }), { mode: 0o600 });
+    await writeFile(join(home, 'pg-password.12345.tmp'), 'left-by-a-killed-start\n', { mode: 0o600 });
+    await openAndCheck(home);
+    assert.equal(existsSync(join(home, 'pg-password.12345.tmp')), false, 'plain-text password file removed');
+    assert.deepEqual(await passwordCopies(home), []);
+  } finally {
+    await stopEmbedded(home).catch(() => false);
+    await rm(home, { recursive: true, force: true });
+  }
+});
+
 test('a start that fails after starting the server (wrong password in pg.json) leaves no postmaster behind', { timeout: 600_000 }, async () => {
   const home = await tempHome();
   try {

@@ -34,7 +34,7 @@ import { dirname, join, parse as parsePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { TocsinError, type ErrorCode } from '../../core/errors.js';
-import { ensureDir, errno, homeFsError } from '../paths.js';
+import { ensureDir, homeFsError } from '../paths.js';
 
 /** Role and database created in the embedded cluster. */
 export const EMBEDDED_USER = 'tocsin';
@@ -265,7 +265,8 @@ async function removeStaleSetup(p: EmbeddedPaths): Promise<void> {
   }
   const hasData = (await stat(p.dataDir).catch(() => null)) !== null;
   if (hasData && !(await isInitialised(p))) {
-    if ((await stat(join(p.dataDir, 'postmaster.pid')).catch(() => null)) !== null) {
+    // initdb's bootstrap writes a postmaster.pid too: only a live server there stops us.
+    if ((await runningServer(p)) !== null) {
       throw startError(`${p.dataDir} is not a complete tocsin cluster but has a postmaster.pid`, [
         'A PostgreSQL server may be using it: stop that server, then move the pg directory away to start afresh.',
       ]);
