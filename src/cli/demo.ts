@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { untilStopSignal, type CliContext } from './context.js';
 import { parseIntFlag } from './args.js';
-import { scanCommand } from './scan.js';
+import { EXIT_UNANSWERED, scanCommand } from './scan.js';
 import { renderReport } from './report.js';
 import type { ScanRecord } from '../core/scan-record.js';
 import { openDatabase } from '../platform/db/connect.js';
@@ -100,7 +100,9 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
       store: true,
       progress: flags.progress,
     });
-    if (code !== 0) return code;
+    // Exit 3 = the scan completed but some connects stayed unanswered after retries (a loaded machine):
+    // the report and the ground-truth check still say what was read; the mismatch list shows the gaps.
+    if (code !== 0 && code !== EXIT_UNANSWERED) return code;
     const seconds = (Date.now() - started) / 1000;
     err.write(`demo: scanned ${hosts} hosts in ${seconds.toFixed(1)} s; records in ${output}\n\n`);
 

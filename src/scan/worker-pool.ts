@@ -55,10 +55,7 @@ export const MAX_UNACKED = 4;
  * Measured with bench/scan-vs-nmap.ts (see bench/README.md).
  */
 export function autoWorkers(jobCount: number | null, cores: number = availableParallelism()): number {
-  // Two cores: this thread's storage and output, the embedded PostgreSQL and two scan threads would
-  // share them; one thread then costs ~20% less CPU per host and lost no host where two lost up to 180
-  // of 4,096 (all-Exchange estate, bench/README.md).
-  if (cores <= 2) return 1;
+  if (cores < 2) return 1;
   if (jobCount !== null && jobCount < 1024) return 1;
   return Math.min(cores, 4);
 }
