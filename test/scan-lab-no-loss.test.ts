@@ -45,6 +45,8 @@ test(`${HOSTS} Exchange servers behind one listener, default settings: every hos
     assert.equal(r.code, 0, r.stderr);
     const ips = new Set(readFileSync(out, 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { ip: string }).ip));
     assert.equal(ips.size, HOSTS, `printed ${ips.size} of ${HOSTS}\n${r.stderr}`);
+    // --no-progress draws no bar but still ends with the summary line (it used to go nowhere).
+    assert.match(r.stderr, new RegExp(`answered ${HOSTS}, Exchange ${HOSTS}`), r.stderr);
     const scans = JSON.parse((await tocsin(['report', '--scans', '--format', 'json'], env)).stdout) as Array<{ answered: number; unanswered: number; exchangeServers: number }>;
     assert.equal(scans[0]?.answered, HOSTS);
     assert.equal(scans[0]?.exchangeServers, HOSTS);

@@ -205,7 +205,8 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     const jobs = countJobs(plan.targets, plan.ports.length);
     const remaining = Math.max(jobs - done.size, 0);
     const workers = workersFlag > 0 ? workersFlag : autoWorkers(remaining);
-    const progress = new Progress(flags.progress ? ctx.stderr : { isTTY: false, write: () => true }, { total: remaining });
+    // --no-progress: no bar, but the summary line (counts, unanswered) still reaches stderr.
+    const progress = new Progress(flags.progress ? ctx.stderr : { isTTY: false, write: (s: string) => ctx.stderr.write(s) }, { total: remaining });
     // jsonl/csv records streamed to the terminal the bar is on: the bar steps aside for each batch.
     // (A table is written only after the bar is cleared for good: see writer.close() below.)
     const recordsOnTerminal = flags.output === undefined && ctx.stdout.isTTY === true && format !== 'table';
@@ -220,9 +221,8 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
         if (warned.size < 50 && !warned.has(m)) {
           warned.add(m);
           const line = `tocsin: warning: ${safeText(m, 300)}\n`;
-          // Above the bar when there is one (with --no-progress the bar's sink is a dummy).
-          if (flags.progress) progress.note(line);
-          else ctx.stderr.write(line);
+          // Above the bar when there is one (with --no-progress note() writes the plain line).
+          progress.note(line);
         }
       },
       onBatch: async (batch: readonly AttemptResult[]) => {
