@@ -326,3 +326,27 @@ test('jsonl on a terminal is streamed, but the bar steps aside before each batch
   }
   assert.ok(records >= 10);
 });
+
+test('report --output x.csv without --format writes CSV (and .json JSON); a contradicting --format is refused', { timeout: 120_000 }, async () => {
+  const fresh: FreshDatabase = await freshDatabase('embedded');
+  try {
+    const env = { TOCSIN_DATABASE_URL: fresh.url };
+    const s = tocsin(['scan', '127.4.0.1', '127.4.0.2', '--ports', `${lab.httpsPort}/tls`, '--no-progress'], env);
+    assert.ok([0, EXIT_UNANSWERED].includes((await s.done).code ?? -1), s.stderr());
+    const csvFile = join(dir, 'report.csv');
+    const r = tocsin(['report', '--output', csvFile], env);
+    assert.equal((await r.done).code, 0, r.stderr());
+    const csv = readFileSync(csvFile, 'utf8');
+    assert.doesNotMatch(csv, /^Exchange|\n {2}/, 'not the table');
+    assert.match(csv.split('\r\n')[0] ?? '', /,/, 'a CSV header row');
+    const jsonFile = join(dir, 'scans.json');
+    const j = tocsin(['report', '--scans', '--output', jsonFile], env);
+    assert.equal((await j.done).code, 0, j.stderr());
+    assert.equal((JSON.parse(readFileSync(jsonFile, 'utf8')) as unknown[]).length, 1);
+    const bad = tocsin(['report', '--format', 'table', '--output', join(dir, 'other.csv')], env);
+    assert.equal((await bad.done).code, 64, bad.stderr());
+    assert.match(bad.stderr(), /TOCSIN_ARG_INVALID: --format "table" contradicts --output/);
+  } finally {
+    await fresh.drop();
+  }
+});

@@ -6,6 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
+import { outputFormat, type FormatByExtension } from './args.js';
 import { csvDocument, type CsvValue } from '../core/csv.js';
 import { TocsinError } from '../core/errors.js';
 import { openDatabase } from '../platform/db/connect.js';
@@ -15,12 +16,14 @@ export type ReportFormat = 'table' | 'json' | 'csv';
 /** CVEs outside the headline list shown in the table (most exposed first). */
 const TABLE_OTHER_CVES = 10;
 const FORMATS: readonly ReportFormat[] = ['table', 'json', 'csv'];
+/** `--output x.csv` without --format writes CSV (not a table under a .csv name). */
+const REPORT_FORMAT_BY_EXTENSION: FormatByExtension<ReportFormat> = { '.csv': 'csv', '.json': 'json', '.txt': 'table' };
 
 interface ReportFlags {
   scan?: string;
   all?: boolean;
   scans?: boolean;
-  format: string;
+  format?: string;
   output?: string;
 }
 
@@ -31,7 +34,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--scan <id>', 'report on this scan (default: the latest); "all" is the same as --all')
     .option('--all', 'report on all scans: the latest observation of each ip:port')
     .option('--scans', 'list the stored scans instead')
-    .option('--format <format>', 'table | json | csv', 'table')
+    .option('--format <format>', 'table | json | csv (default: from the --output extension, else table)')
     .option('--output <file>', 'write to FILE instead of stdout')
     .action(async (flags: ReportFlags) => {
       await reportCommand(ctx, flags);
@@ -39,8 +42,9 @@ export function register(program: Command, ctx: CliContext): void {
 }
 
 async function reportCommand(ctx: CliContext, flags: ReportFlags): Promise<void> {
-  const format = FORMATS.find((f) => f === flags.format);
-  if (format === undefined) throw new TocsinError('TOCSIN_ARG_INVALID', `--format: ${JSON.stringify(flags.format)} is not one of ${FORMATS.join(', ')}`);
+  const wanted = outputFormat(flags.format, flags.output, REPORT_FORMAT_BY_EXTENSION, 'table');
+  const format = FORMATS.find((f) => f === wanted);
+  if (format === undefined) throw new TocsinError('TOCSIN_ARG_INVALID', `--format: ${JSON.stringify(wanted.slice(0, 40))} is not one of ${FORMATS.join(', ')}`);
   if (flags.scan !== undefined && flags.all === true) throw new TocsinError('TOCSIN_ARG_INVALID', '--scan and --all exclude each other');
   if (flags.scans === true && (flags.scan !== undefined || flags.all === true)) {
     throw new TocsinError('TOCSIN_ARG_INVALID', '--scans lists scans; it takes no --scan or --all');
