@@ -148,3 +148,58 @@ test('the text report lists gaps per log family and prints the kit version and r
   assert.match(t, /gaps: 2020-12-02\.\.2022-12-31/);
   assert.match(t, /tocsin-forensics \d+\.\d+\.\d+, rules [0-9a-f]{12}; exit code 3/);
 });
+
+/**
+ * Counts the array elements handed out through Array.prototype[Symbol.iterator] (spread, for...of,
+ * Array.from) while `fn` runs: an operation counter that needs no hook in the code under test.
+ * Replacing the iterator turns off V8's fast path, so every spread and for...of goes through it.
+ */
+function countArrayIteration<T>(fn: () => T): { value: T; steps: number } {
+  const proto = Array.prototype as unknown as { [Symbol.iterator]: (this: unknown[]) => Iterator<unknown> };
+  const orig = proto[Symbol.iterator];
+  let steps = 0;
+  proto[Symbol.iterator] = function* (this: unknown[]): Generator<unknown> {
+    for (let i = 0; i < this.length; i++) {
+      steps++;
+      yield this[i];
+    }
+  };
+  try {
+    return { value: fn(), steps };
+  } finally {
+    proto[Symbol.iterator] = orig;
+  }
+}
+
+test('text output groups records in linear work, not by copying the group on every record (issue 6 scale bug)', () => {
+  // 100,000 log lines took 71 s and 250,000 more than 10 minutes: each record was appended by copying its
+  // check's and client IP's whole list ([...group, f]), n^2/2 element copies per grouping.
+  const n = 2000;
+  const findings: FindingRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    findings.push({ ...F, evidence: 'x', line: n - i, time: `2021-03-03T07:${String(i % 60).padStart(2, '0')}:00.000Z`, clientIp: i % 2 === 0 ? '198.51.100.7' : '203.0.113.50' });
+  }
+  const { value: text, steps } = countArrayIteration(() => formatText(result(findings)));
+  // A handful of passes over the records (grouping, per-IP listing) and the fixed-size tables; the quadratic
+  // code made about n^2/2 = 2,000,000 steps here.
+  assert.ok(steps < 20 * n, `${steps} array iteration steps for ${n} records`);
+  assert.match(text, /198\.51\.100\.7: 1000 record\(s\), 2021-03-03T07:00:00\.000Z \.\. 2021-03-03T07:58:00\.000Z/);
+  assert.match(text, /203\.0\.113\.50: 1000 record\(s\), 2021-03-03T07:01:00\.000Z \.\. 2021-03-03T07:59:00\.000Z/);
+  assert.match(text, /high +2000 +webshell-request/);
+  // Within an IP, records are in time order, then by file:line.
+  const ip7 = text.slice(text.indexOf('198.51.100.7: 1000'), text.indexOf('203.0.113.50: 1000'));
+  const times = [...ip7.matchAll(/^ {4}(\S+) +high/gm)].map((m) => m[1]!);
+  assert.equal(times.length, 1000);
+  assert.deepEqual(times, [...times].sort());
+  const at = [...ip7.matchAll(/at W3SVC1\/u_ex1\.log:(\d+)/g)].map((m) => Number(m[1]));
+  assert.ok(at[0]! < at[1]!, 'equal times are ordered by file:line');
+});
+
+test('the summary says when the in-memory record cap was hit (counts still cover every record)', () => {
+  const base = result([F]);
+  const capped: AnalysisResult = { ...base, counts: { ...base.counts, indicators: 600_001, notKept: 100_000 } };
+  const t = formatText(capped);
+  assert.match(t, /INDICATORS FOUND: 600001 indicator record\(s\)/);
+  assert.match(t, /listing capped: 100000 record\(s\) beyond the first 500000 are counted above but not listed/);
+  assert.doesNotMatch(formatText(base), /listing capped/);
+});

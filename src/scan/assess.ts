@@ -81,8 +81,10 @@ export function assess(
     cu: a.cu,
     // With only the CU visible, the security update is unknown whatever the KB might infer.
     su: precision === 'exact' ? a.su : null,
-    vulnerable: [...a.vulnerable],
-    indeterminate: [...a.indeterminate],
+    // The knowledge base's lists as they are (frozen, one per build): no copy per host, and a batch posted
+    // from a worker thread carries each distinct list once (structured clone keeps shared references).
+    vulnerable: a.vulnerable,
+    indeterminate: a.indeterminate,
     evidence: evidence.slice(0, MAX_EVIDENCE),
     notes,
   };

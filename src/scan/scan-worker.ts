@@ -7,11 +7,13 @@ import { runScan } from './engine.js';
 import { Batcher } from './batcher.js';
 import { engineOptionsFor } from './setup.js';
 import type { AttemptResult } from './store.js';
+import { primeExchangeKb } from '../knowledge/exchange/index.js';
 import { BATCH_AGE_MS, BATCH_SIZE, MAX_UNACKED, type FromWorker, type ToWorker, type WorkerInit } from './worker-pool.js';
 
 const port = parentPort;
 if (port === null) throw new Error('scan-worker must run in a worker thread');
 const init = workerData as WorkerInit;
+if (init.kb !== undefined) primeExchangeKb(init.kb);
 const stop = new AbortController();
 let seq = 0;
 const acks = new Map<number, () => void>();

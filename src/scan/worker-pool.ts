@@ -16,6 +16,7 @@ import { emptyStats, runScan } from './engine.js';
 import type { ScanPlan } from './plan.js';
 import { Batcher } from './batcher.js';
 import { engineOptionsFor } from './setup.js';
+import { exchangeKbTables, type KbTables } from '../knowledge/exchange/index.js';
 
 export interface PoolOptions {
   readonly plan: ScanPlan;
@@ -43,6 +44,8 @@ export interface WorkerInit {
   readonly plan: ScanPlan;
   readonly done: readonly string[];
   readonly shard: { readonly index: number; readonly count: number };
+  /** The knowledge base the main thread loaded and validated: the worker does not read the CSV files again. */
+  readonly kb?: KbTables;
 }
 
 export const BATCH_SIZE = 256;
@@ -76,6 +79,13 @@ async function runInThread(o: PoolOptions): Promise<EngineStats> {
   return stats;
 }
 
+/**
+ * A larger young generation than V8's default (~16 MB of semi-space): thousands of connections in flight
+ * keep their sockets, buffers and parser state alive across several scavenges, which then promote them to
+ * the old generation only for them to die there (mark-compact work). Env override for measurement.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: Number(process.env['TOCSIN_WORKER_YOUNG_MB'] ?? 64) };
+
 /** The worker entry: compiled .js next to this file, or the .ts source under tsx (tests, dev). */
 function spawnWorker(init: WorkerInit): Worker {
   const self = import.meta.url;
@@ -84,14 +94,15 @@ function spawnWorker(init: WorkerInit): Worker {
     const tsx = import.meta.resolve('tsx/esm/api');
     const entry = new URL('./scan-worker.ts', self).href;
     const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-    return new Worker(code, { eval: true, workerData: init });
+    return new Worker(code, { eval: true, workerData: init, resourceLimits: WORKER_LIMITS });
   }
-  return new Worker(new URL('./scan-worker.js', self), { workerData: init });
+  return new Worker(new URL('./scan-worker.js', self), { workerData: init, resourceLimits: WORKER_LIMITS });
 }
 
 async function runInWorkers(o: PoolOptions): Promise<EngineStats> {
   const count = o.workers;
   const done = [...o.done];
+  const kb = exchangeKbTables();
   const total: EngineStats = emptyStats();
   // Storage/output is serialised across workers: one batch at a time, in arrival order.
   let chain: Promise<void> = Promise.resolve();
@@ -103,7 +114,7 @@ async function runInWorkers(o: PoolOptions): Promise<EngineStats> {
   o.signal?.addEventListener('abort', stopAll, { once: true });
   try {
     await Promise.all(Array.from({ length: count }, (_, index) => new Promise<void>((resolve, reject) => {
-      const w = spawnWorker({ plan: o.plan, done, shard: { index, count } });
+      const w = spawnWorker({ plan: o.plan, done, shard: { index, count }, kb });
       workers.push(w);
       let finished = false;
       w.on('message', (m: FromWorker) => {
