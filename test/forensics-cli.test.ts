@@ -4,7 +4,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,4 +147,27 @@ test('main CLI: `forensics` is registered and sets the exit code', async () => {
   const p2 = new Command('tocsin').exitOverride();
   register(p2, ctx);
   await assert.rejects(p2.parseAsync(['forensics', TREE, '--bogus'], { from: 'user' }), (e: unknown) => (e as { exitCode?: number }).exitCode === 2);
+});
+
+test('bundle: a reader that goes away (| head -1) ends the run quietly with its exit code, no stack trace', async () => {
+  // Enough records that the output outgrows the pipe buffer: the kit is still writing when the reader closes.
+  const fixture = readFileSync(join(TREE, 'inetpub/logs/LogFiles/W3SVC1/u_ex210303.log'), 'utf8').split('\n');
+  const data = fixture.slice(4, 13).join('\n') + '\n';
+  const dir = join(tmp, 'epipe/W3SVC1');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'u_ex210303.log'), fixture.slice(0, 4).join('\n') + '\n' + data.repeat(3000));
+  const child = spawn(process.execPath, [bundle, join(tmp, 'epipe'), '--format', 'jsonl', '--no-progress'], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  let first = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.once('data', (d: string) => {
+    first = d;
+    child.stdout.destroy();
+  });
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  assert.match(first, /^\{"meta":/);
+  assert.doesNotMatch(stderr, /Unhandled|EPIPE|\n\s+at /, stderr);
+  assert.match(stderr, /INDICATORS FOUND/);
+  assert.equal(status, 1, stderr);
 });

@@ -5,9 +5,10 @@
  * 2 error (an unreadable input, or no Exchange or IIS log found), 3 nothing found but the logs are
  * insufficient for a verdict.
  */
-import { stat, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, stat, readFile, writeFile } from 'node:fs/promises';
 import { TocsinError } from '../core/errors.js';
 import { analyze, type Progress } from './analyze.js';
+import type { AnalysisResult } from './types.js';
 import { emptyIocs, iocCount, parseIocFile, type IocSet } from './iocs.js';
 import { exitCodeOf, formatCsv, formatJsonl, formatJsonlMeta, formatSummary, formatText, escapeText, OUTPUT_FORMATS, type OutputFormat } from './report.js';
 
@@ -24,6 +25,22 @@ export interface ForensicsOptions {
 export interface ForensicsIo {
   readonly stdout: { write(s: string): unknown };
   readonly stderr: { write(s: string): unknown; readonly isTTY?: boolean };
+}
+
+/**
+ * JSONL records formatted per write. The whole listing as one string (up to 500,000 records, ~150 MB)
+ * was held three times over (lines, joined text, encoded buffer) at the end of a large run.
+ */
+const WRITE_BATCH = 10_000;
+
+/** The output in pieces: process.stdout writes to files and pipes synchronously on Linux, so memory stays bounded. */
+function* outputParts(format: OutputFormat, result: AnalysisResult): Generator<string> {
+  if (format === 'text') yield formatText(result);
+  else if (format === 'csv') yield formatCsv(result.findings);
+  else {
+    yield formatJsonlMeta(result);
+    for (let i = 0; i < result.findings.length; i += WRITE_BATCH) yield formatJsonl(result.findings.slice(i, i + WRITE_BATCH));
+  }
 }
 
 /** Largest IoC file read (64 MiB). */
@@ -96,18 +113,21 @@ export async function runForensics(o: ForensicsOptions, io: ForensicsIo): Promis
   const result = await analyze({ paths: o.paths, since, iocs, ...(onProgress === undefined ? {} : { onProgress }) });
   if (showProgress && lastLen > 0) io.stderr.write(`\r${' '.repeat(lastLen)}\r`);
 
-  const body =
-    format === 'text' ? formatText(result) : format === 'jsonl' ? formatJsonlMeta(result) + formatJsonl(result.findings) : formatCsv(result.findings);
   if (o.output !== undefined) {
     try {
-      await writeFile(o.output, body, 'utf8');
+      let first = true;
+      for (const part of outputParts(format, result)) {
+        if (first) await writeFile(o.output, part, 'utf8');
+        else await appendFile(o.output, part, 'utf8');
+        first = false;
+      }
     } catch (e: unknown) {
       fail(`--output: cannot write ${o.output}: ${e instanceof Error ? e.message : String(e)}`);
     }
     io.stderr.write(formatSummary(result));
     io.stderr.write(`written to ${o.output}\n`);
   } else {
-    io.stdout.write(body);
+    for (const part of outputParts(format, result)) io.stdout.write(part);
     if (format !== 'text') {
       io.stderr.write(formatSummary(result));
       for (const n of result.notices.slice(0, 50)) io.stderr.write(`  ${n.level}: ${escapeText(n.line === null ? n.file : `${n.file}:${n.line}`)}: ${escapeText(n.message)}\n`);

@@ -216,6 +216,12 @@ export class LineScanner {
   private layout: Layout | null;
   private lastDataLine = '';
   private firstPending = true;
+  /**
+   * Checks already reported for line `seenLine`. Lines (and event records) are judged in order and each
+   * once, so only the current line's checks need remembering: a set of every (check, line) ever emitted
+   * grew with the records, past the in-memory cap, and kept the garbage collector busy.
+   */
+  private seenLine = -1;
   private readonly seen = new Set<string>();
   // Event-export record state.
   private record: string[] = [];
@@ -488,9 +494,12 @@ export class LineScanner {
   }
 
   private emit(check: string, cves: readonly string[], severity: Severity, line: number, time: string | null, row: Row, evidence: string): void {
-    const key = `${check}\u0000${line}`;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
+    if (line !== this.seenLine) {
+      this.seen.clear();
+      this.seenLine = line;
+    }
+    if (this.seen.has(check)) return;
+    this.seen.add(check);
     const ip = row.get('ClientIpAddress');
     this.input.sink.finding({
       check,

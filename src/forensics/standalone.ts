@@ -81,9 +81,22 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * A reader that went away (`tocsin-forensics ... | head -1`) is no error of the run: without a handler the
+ * EPIPE became an unhandled 'error' event with a stack trace. Any other write failure (a full disk under
+ * `> file`) is reported in one line and exits 2.
+ */
+let stdoutFailed = false;
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE' || stdoutFailed) return;
+  stdoutFailed = true;
+  process.stderr.write(`tocsin-forensics: cannot write to standard output: ${e.code ?? e.message}\n`);
+  process.exitCode = 2;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    process.exitCode = stdoutFailed ? 2 : code;
   },
   () => {
     process.exitCode = 2;

@@ -119,3 +119,17 @@ test('honeypot pattern (IIS 7.5 + X-OWA-Version 15.1.1466.3): never an exact bui
   assert.equal(proxied.build, '15.1.2176.9');
   assert.ok(!proxied.notes.some((n) => n.startsWith('suspected honeypot')));
 });
+
+test('per-host cost: the record carries the knowledge base\'s verdict lists, not a copy per host', () => {
+  // A copy per host was allocated and then structured-cloned once per host from the worker threads;
+  // shared lists are sent once per batch. Values are the same either way (the lists are frozen).
+  const f = fp({ product: 'ms-exchange', build: '15.1.2176.2', precision: 'exact', evidence: [ev] });
+  const a = assess(target, responses(200), [], f, kb, at);
+  const b = assess({ ...target, ip: '127.0.0.6' }, responses(200), [], f, kb, at);
+  const want = kb.assess('15.1.2176.2', 'exact');
+  assert.ok(want.vulnerable.length > 0);
+  assert.equal(a.vulnerable, want.vulnerable);
+  assert.equal(a.indeterminate, want.indeterminate);
+  assert.equal(a.vulnerable, b.vulnerable);
+  assert.ok(Object.isFrozen(a.vulnerable));
+});

@@ -79,13 +79,6 @@ async function runInThread(o: PoolOptions): Promise<EngineStats> {
   return stats;
 }
 
-/**
- * A larger young generation than V8's default (~16 MB of semi-space): thousands of connections in flight
- * keep their sockets, buffers and parser state alive across several scavenges, which then promote them to
- * the old generation only for them to die there (mark-compact work). Env override for measurement.
- */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: Number(process.env['TOCSIN_WORKER_YOUNG_MB'] ?? 64) };
-
 /** The worker entry: compiled .js next to this file, or the .ts source under tsx (tests, dev). */
 function spawnWorker(init: WorkerInit): Worker {
   const self = import.meta.url;
@@ -94,9 +87,9 @@ function spawnWorker(init: WorkerInit): Worker {
     const tsx = import.meta.resolve('tsx/esm/api');
     const entry = new URL('./scan-worker.ts', self).href;
     const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-    return new Worker(code, { eval: true, workerData: init, resourceLimits: WORKER_LIMITS });
+    return new Worker(code, { eval: true, workerData: init });
   }
-  return new Worker(new URL('./scan-worker.js', self), { workerData: init, resourceLimits: WORKER_LIMITS });
+  return new Worker(new URL('./scan-worker.js', self), { workerData: init });
 }
 
 async function runInWorkers(o: PoolOptions): Promise<EngineStats> {
