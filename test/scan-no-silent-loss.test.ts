@@ -16,12 +16,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runScan, type ScanTarget } from '../src/scan/engine.js';
-import type { Clock } from '../src/scan/rate-limit.js';
 import { defaultKit } from '../src/scan/default-kit.js';
 import { DEFAULT_LIMITS } from '../src/platform/net/types.js';
 import type { AttemptResult } from '../src/scan/store.js';
 import { spawnClosePeer } from './helpers/close-peer.js';
 import { freshDatabase } from './helpers/db.js';
+import { ManualClock } from './helpers/manual-clock.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'src', 'bin', 'tocsin.ts');
@@ -33,32 +33,6 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-class ManualClock implements Clock {
-  t = 0;
-  private sleepers: Array<{ at: number; resolve: () => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = { at: this.t + ms, resolve };
-      this.sleepers.push(s);
-      signal?.addEventListener('abort', () => {
-        this.sleepers = this.sleepers.filter((x) => x !== s);
-        reject(signal.reason);
-      }, { once: true });
-    });
-  }
-  get waiting(): number {
-    return this.sleepers.length;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    const due = this.sleepers.filter((s) => s.at <= this.t);
-    this.sleepers = this.sleepers.filter((s) => s.at > this.t);
-    for (const s of due) s.resolve();
-  }
-}
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -88,7 +62,7 @@ test('engine: SYNs dropped by a full accept queue are retried with backoff; ever
     // 100 ms of backoff per 20 ms of real time: the retries' real connect deadlines (300 ms) still fit
     // between them on a loaded machine, so the peer has time to drain its queue.
     for (let i = 0; i < 3000 && !finished; i++) {
-      clock.advance(100);
+      void clock.advance(100);
       await pause(20);
     }
     const stats = await run;

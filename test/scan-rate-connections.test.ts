@@ -8,36 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runScan, type ScanTarget } from '../src/scan/engine.js';
-import { RateLimiter, type Clock } from '../src/scan/rate-limit.js';
+import { RateLimiter } from '../src/scan/rate-limit.js';
 import { defaultKit } from '../src/scan/default-kit.js';
 import { DEFAULT_LIMITS } from '../src/platform/net/types.js';
 import type { AttemptResult } from '../src/scan/store.js';
 import { startClosePeer, type ClosePeer } from './helpers/close-peer.js';
+import { ManualClock } from './helpers/manual-clock.js';
 
-/** Time moves only when the test says so. */
-class ManualClock implements Clock {
-  t = 0;
-  private sleepers: Array<{ at: number; resolve: () => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = { at: this.t + ms, resolve };
-      this.sleepers.push(s);
-      signal?.addEventListener('abort', () => {
-        this.sleepers = this.sleepers.filter((x) => x !== s);
-        reject(signal.reason);
-      }, { once: true });
-    });
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    const due = this.sleepers.filter((s) => s.at <= this.t);
-    this.sleepers = this.sleepers.filter((s) => s.at > this.t);
-    for (const s of due) s.resolve();
-  }
-}
 
 /** Waits (real time) until the peer has accepted nothing new for `quietMs`: the scan is waiting for tokens. */
 async function settle(peer: ClosePeer, quietMs: number): Promise<void> {
@@ -81,7 +58,7 @@ async function paced(opts: { perSecond: number; perNetwork: number; burst: numbe
     assert.ok(peer.accepted() <= opts.burst, `clock stopped: ${peer.accepted()} connections accepted with ${opts.burst} tokens`);
     let tokens = opts.burst;
     for (let step = 0; step < 2000 && !finished; step++) {
-      clock.advance(interval);
+      void clock.advance(interval);
       tokens++;
       await settle(peer, 20);
       assert.ok(peer.accepted() <= tokens, `${peer.accepted()} connections accepted with ${tokens} tokens issued`);

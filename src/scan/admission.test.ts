@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdmissionGate, CongestionWindow, RetryQueue } from './admission.js';
+import { ManualClock } from '../../test/helpers/manual-clock.js';
 
 /** A gate on a manual clock: each tick() samples how late it came, as the real timer does. */
 function manualGate(maxLagMs: number): { gate: AdmissionGate; tickAfter: (ms: number) => void } {
@@ -104,31 +105,6 @@ test('congestion window: slow start doubles per window until the first decrease'
   assert.ok(w.limit < 80, `additive after the cut: ${w.limit}`);
 });
 
-/** Time moves only when the test says so. */
-class ManualClock {
-  t = 0;
-  private sleepers: Array<{ at: number; resolve: () => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = { at: this.t + ms, resolve };
-      this.sleepers.push(s);
-      signal?.addEventListener('abort', () => {
-        this.sleepers = this.sleepers.filter((x) => x !== s);
-        reject(signal.reason);
-      }, { once: true });
-    });
-  }
-  async advance(ms: number): Promise<void> {
-    this.t += ms;
-    const due = this.sleepers.filter((s) => s.at <= this.t);
-    this.sleepers = this.sleepers.filter((s) => s.at > this.t);
-    for (const s of due) s.resolve();
-    for (let i = 0; i < 5; i++) await Promise.resolve();
-  }
-}
 
 test('retry queue: exponential backoff with a spread, earliest due first, nothing before its time', async () => {
   const clock = new ManualClock();

@@ -7,6 +7,7 @@ import type { HostSession, ProbeOutcome, ProbeTarget } from '../platform/net/typ
 import { DEFAULT_LIMITS } from '../platform/net/types.js';
 import type { ProbeRequest, ProbeResponse } from '../detectors/sdk.js';
 import { attemptKey } from './store.js';
+import { ManualClock } from '../../test/helpers/manual-clock.js';
 
 const PROBES: readonly ProbeRequest[] = [
   { id: 'a', method: 'GET', path: '/a', purpose: 'first' },
@@ -219,7 +220,7 @@ test('TLS handshake timeouts (congestion) are tried again after a backoff; each 
     });
   for (let i = 0; i < 400 && !finished; i++) {
     await new Promise((r) => setTimeout(r, 2));
-    clock.advance(100);
+    void clock.advance(100);
   }
   await run;
   assert.equal(results.length, 4);
@@ -231,33 +232,6 @@ test('TLS handshake timeouts (congestion) are tried again after a backoff; each 
   assert.equal(tries.get('127.9.0.0'), 1);
 });
 
-/** Time moves only when the test says so (retry backoff runs on it). */
-class ManualClock {
-  t = 0;
-  private sleepers: Array<{ at: number; resolve: () => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = { at: this.t + ms, resolve };
-      this.sleepers.push(s);
-      signal?.addEventListener('abort', () => {
-        this.sleepers = this.sleepers.filter((x) => x !== s);
-        reject(signal.reason);
-      }, { once: true });
-    });
-  }
-  get waiting(): number {
-    return this.sleepers.length;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    const due = this.sleepers.filter((s) => s.at <= this.t);
-    this.sleepers = this.sleepers.filter((s) => s.at > this.t);
-    for (const s of due) s.resolve();
-  }
-}
 
 test('connect timeouts are retried after a backoff; an address that never answers is reported once, unanswered', async () => {
   const tries = new Map<string, number>();
@@ -281,7 +255,7 @@ test('connect timeouts are retried after a backoff; an address that never answer
   });
   for (let i = 0; i < 400 && !finished; i++) {
     await new Promise((r) => setTimeout(r, 2));
-    clock.advance(100);
+    void clock.advance(100);
   }
   const stats = await run;
   assert.equal(results.length, 4, 'each address reported exactly once');

@@ -1,43 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRateLimiter, RateLimiter, type Clock } from './rate-limit.js';
+import { createRateLimiter, RateLimiter } from './rate-limit.js';
+import { ManualClock } from '../../test/helpers/manual-clock.js';
 
-/** A manual clock: time moves only when the test says so; sleeps resolve when their time comes. */
-class FakeClock implements Clock {
-  t = 0;
-  private sleepers: Array<{ at: number; resolve: () => void; reject: (e: unknown) => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = { at: this.t + ms, resolve, reject };
-      this.sleepers.push(s);
-      signal?.addEventListener('abort', () => {
-        this.sleepers = this.sleepers.filter((x) => x !== s);
-        reject(signal.reason);
-      }, { once: true });
-    });
-  }
-  async advance(ms: number): Promise<void> {
-    this.t += ms;
-    const due = this.sleepers.filter((s) => s.at <= this.t);
-    this.sleepers = this.sleepers.filter((s) => s.at > this.t);
-    for (const s of due) s.resolve();
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 test('unlimited when both rates are 0', async () => {
   assert.equal(createRateLimiter({ perSecond: 0, perNetworkPerSecond: 0 }), null);
-  const r = new RateLimiter({ perSecond: 0, perNetworkPerSecond: 0, clock: new FakeClock() });
+  const r = new RateLimiter({ perSecond: 0, perNetworkPerSecond: 0, clock: new ManualClock() });
   for (let i = 0; i < 1000; i++) assert.equal(r.reserveNetwork(`10.0.${i % 256}.1`) + r.reserveGlobal(), 0);
   await r.acquire('10.0.0.1');
   assert.equal(r.bucketCount, 0);
 });
 
 test('global rate: slots spaced 1/rate apart after the burst', () => {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const r = new RateLimiter({ perSecond: 100, perNetworkPerSecond: 0, burst: 3, clock });
   const waits = Array.from({ length: 6 }, (_, i) => r.reserveNetwork(`10.0.${i}.1`) + r.reserveGlobal());
   assert.deepEqual(waits, [0, 0, 0, 10, 20, 30]);
@@ -46,7 +22,7 @@ test('global rate: slots spaced 1/rate apart after the burst', () => {
 });
 
 test('per-network rate: one /24 is paced, another /24 is not held up by it', () => {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const r = new RateLimiter({ perSecond: 0, perNetworkPerSecond: 2, clock });
   assert.equal(r.reserveNetwork('192.0.2.1'), 0);
   assert.equal(r.reserveNetwork('192.0.2.2'), 500);
@@ -58,7 +34,7 @@ test('per-network rate: one /24 is paced, another /24 is not held up by it', () 
 });
 
 test('both limits: a network waiting for its turn does not hold back other networks', async () => {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const r = new RateLimiter({ perSecond: 10, perNetworkPerSecond: 1, burst: 1, networkBurst: 1, clock });
   const opened: Array<[string, number]> = [];
   const go = (ip: string): Promise<void> => r.acquire(ip).then(() => {
@@ -74,7 +50,7 @@ test('both limits: a network waiting for its turn does not hold back other netwo
 });
 
 test('acquire waits on the clock and rejects when aborted', async () => {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const r = new RateLimiter({ perSecond: 1, perNetworkPerSecond: 0, clock });
   await r.acquire('10.0.0.1');
   let done = false;
@@ -94,7 +70,7 @@ test('acquire waits on the clock and rejects when aborted', async () => {
 });
 
 test('bounded memory: idle network buckets are evicted', () => {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const r = new RateLimiter({ perSecond: 0, perNetworkPerSecond: 10, clock, maxBuckets: 1000 });
   for (let i = 0; i < 50_000; i++) {
     r.reserveNetwork(`10.${(i >> 8) & 255}.${i & 255}.1`);
