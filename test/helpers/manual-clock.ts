@@ -15,12 +15,21 @@ export class ManualClock implements Clock {
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      const s = { at: this.t + ms, resolve };
-      this.sleepers.push(s);
-      signal?.addEventListener('abort', () => {
+      // Like the real clock: a sleep that ends removes its abort listener, so a long-lived signal shared by
+      // thousands of sleeps never collects listeners (MaxListenersExceededWarning).
+      const onAbort = (): void => {
         this.sleepers = this.sleepers.filter((x) => x !== s);
-        reject(signal.reason);
-      }, { once: true });
+        reject(signal?.reason);
+      };
+      const s = {
+        at: this.t + ms,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      this.sleepers.push(s);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
