@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,4 +170,24 @@ test('bundle: a reader that goes away (| head -1) ends the run quietly with its 
   assert.doesNotMatch(stderr, /Unhandled|EPIPE|\n\s+at /, stderr);
   assert.match(stderr, /INDICATORS FOUND/);
   assert.equal(status, 1, stderr);
+});
+
+test('--output x.csv without --format writes CSV, .jsonl JSONL; a contradicting --format is refused (exit 2)', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tocsin-forensics-out-'));
+  try {
+    const csv = join(out, 'findings.csv');
+    const r = run([TREE, '--no-progress', '--output', csv]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(readFileSync(csv, 'utf8').split(/\r?\n/)[0] ?? '', /^check,/, 'a CSV header, not the text report');
+    const jsonl = join(out, 'findings.jsonl');
+    assert.equal(run([TREE, '--no-progress', '--output', jsonl]).status, 1);
+    assert.match(readFileSync(jsonl, 'utf8'), /^\{"meta":/);
+    const bad = join(out, 'other.csv');
+    const b = run([TREE, '--no-progress', '--format', 'text', '--output', bad]);
+    assert.equal(b.status, 2, b.stderr);
+    assert.match(b.stderr, /TOCSIN_FORENSICS_INPUT: --format "text" contradicts --output/);
+    assert.equal(existsSync(bad), false, 'nothing written');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });

@@ -13,7 +13,7 @@ export function register(program: Command, ctx: CliContext): void {
     .command('forensics')
     .description('look for ProxyLogon/ProxyShell/ProxyNotShell exploitation and web shells in Exchange logs and files (offline)')
     .argument('<paths...>', 'Exchange install tree, Logging folder copies, IIS W3SVC logs, single files, .zip or .gz')
-    .option('--format <format>', 'text | jsonl | csv', 'text')
+    .option('--format <format>', 'text | jsonl | csv (default: from the --output extension .csv/.jsonl, else text)')
     .option('--output <file>', 'write the output to FILE (the summary still goes to stderr)')
     .option('--since <date>', 'leave out records before DATE (YYYY-MM-DD or ISO 8601)')
     .option('--iocs <file>', 'indicator list (plain or CISA CHIRP YAML); repeat for more files', collect, [] as string[])
@@ -24,11 +24,11 @@ export function register(program: Command, ctx: CliContext): void {
       if (err.exitCode === 0) throw err;
       throw new TocsinError('TOCSIN_FORENSICS_INPUT', err.message.replace(/^error: /, ''));
     })
-    .action(async (paths: string[], o: { format: string; output?: string; since?: string; iocs: string[]; progress: boolean }) => {
+    .action(async (paths: string[], o: { format?: string; output?: string; since?: string; iocs: string[]; progress: boolean }) => {
       const code = await runForensics(
         {
           paths,
-          format: o.format,
+          ...(o.format === undefined ? {} : { format: o.format }),
           iocs: o.iocs,
           ...(o.output === undefined ? {} : { output: o.output }),
           ...(o.since === undefined ? {} : { since: o.since }),

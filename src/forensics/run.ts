@@ -80,8 +80,21 @@ export async function loadIocs(files: readonly string[], warn: (s: string) => vo
   return set;
 }
 
+/**
+ * `--output x.csv` without --format writes CSV (as `tocsin scan`, `results` and `report` do), `.jsonl`/`.ndjson`
+ * JSONL; a --format that contradicts such an extension is refused rather than writing one format under
+ * another's name. Kept here (not in the CLI) so the standalone bundle behaves the same.
+ */
+export function formatFor(flag: string | undefined, output: string | undefined): string {
+  const m = output === undefined ? null : /\.(csv|jsonl|ndjson)$/i.exec(output.replace(/^.*[\\/]/, ''));
+  const implied = m === null ? undefined : m[1]?.toLowerCase() === 'csv' ? 'csv' : 'jsonl';
+  if (flag === undefined) return implied ?? 'text';
+  if (implied !== undefined && flag !== implied) fail(`--format ${JSON.stringify(flag.slice(0, 20))} contradicts --output (a .${m?.[1] ?? ''} file gets ${implied}): drop --format, or name the file for the format`);
+  return flag;
+}
+
 export async function runForensics(o: ForensicsOptions, io: ForensicsIo): Promise<number> {
-  const format = (o.format ?? 'text') as OutputFormat;
+  const format = formatFor(o.format, o.output) as OutputFormat;
   if (!OUTPUT_FORMATS.includes(format)) fail(`--format must be one of ${OUTPUT_FORMATS.join(', ')}, not ${JSON.stringify(o.format)}`);
   if (o.paths.length === 0) fail('give at least one PATH (a folder, a log file, a .zip or a .gz)');
   const missing: string[] = [];

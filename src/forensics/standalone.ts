@@ -17,7 +17,7 @@ web shells). PATH: an Exchange install tree or copies of its Logging folders, II
 files, .zip or .gz archives.
 
 Options:
-  --format text|jsonl|csv   output format (default text)
+  --format text|jsonl|csv   output format (default: from --output .csv/.jsonl, else text)
   --output FILE             write the output to FILE (summary still on stderr)
   --since DATE              leave out records before DATE (YYYY-MM-DD or ISO 8601)
   --iocs FILE               load indicators (plain lists or CISA CHIRP YAML); repeat for more files
