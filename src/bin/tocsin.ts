@@ -2,8 +2,8 @@
 /** The `tocsin` CLI entry point: parse arguments, run one command, map errors to exit codes. */
 import { Command, CommanderError } from 'commander';
 import { COMMANDS } from '../cli/commands.js';
-import { createContext, errorCode, type CliContext } from '../cli/context.js';
-import { isTocsinError, TocsinError } from '../core/errors.js';
+import { createContext, type CliContext } from '../cli/context.js';
+import { errno, isTocsinError, TocsinError } from '../core/errors.js';
 import { scanStorageError } from '../platform/db/storage-errors.js';
 
 function report(ctx: CliContext, argv: readonly string[], program: Command, e: TocsinError): number {
@@ -23,7 +23,7 @@ function report(ctx: CliContext, argv: readonly string[], program: Command, e: T
 function stdoutStatus(ctx: CliContext, argv: readonly string[], program: Command, code: number): number | null {
   const signal = ctx.stdoutClosed;
   if (signal?.aborted !== true) return null;
-  const why = errorCode(signal.reason);
+  const why = errno(signal.reason);
   if (why === 'EPIPE') return code === 0 ? 141 : code;
   const detail = why ?? (signal.reason instanceof Error ? signal.reason.message : String(signal.reason));
   return report(ctx, argv, program, new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write to standard output: ${detail}`));

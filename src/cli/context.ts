@@ -3,6 +3,7 @@
  * and the standard streams. Commands print records on stdout and everything else on stderr.
  */
 import { readConfig, type TocsinConfig } from '../core/config.js';
+import { errno } from '../core/errors.js';
 
 export interface CliContext {
   config(): TocsinConfig;
@@ -16,12 +17,6 @@ export interface CliContext {
   readonly stdoutClosed?: AbortSignal;
 }
 
-/** The errno code of a stream error, e.g. 'EPIPE'. */
-export function errorCode(e: unknown): string | undefined {
-  const code = (e as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 /**
  * A closed stdout is not a crash. Without an 'error' listener, the EPIPE that a write to a closed pipe raises
  * is an uncaught exception (a stack trace and exit 70, or worse, a half-finished scan). Exit status 141
@@ -31,7 +26,7 @@ function guardStdio(onStdoutError: (e: unknown) => void): void {
   process.stdout.on('error', (e: unknown) => {
     onStdoutError(e);
     // For a failure after the command returned (its last write failed late); the entry point decides otherwise.
-    if (process.exitCode === undefined || process.exitCode === 0) process.exitCode = errorCode(e) === 'EPIPE' ? 141 : 66;
+    if (process.exitCode === undefined || process.exitCode === 0) process.exitCode = errno(e) === 'EPIPE' ? 141 : 66;
   });
   // Nowhere left to report a stderr failure: drop it (stdout's state still decides the exit status).
   process.stderr.on('error', () => undefined);

@@ -54,3 +54,9 @@ export class TocsinError extends Error {
 export function isTocsinError(e: unknown): e is TocsinError {
   return e instanceof TocsinError;
 }
+
+/** The errno code of a system error (e.g. 'ENOSPC', 'EPIPE'), or a driver's error code, if any. */
+export function errno(e: unknown): string | undefined {
+  const code = e instanceof Error && 'code' in e ? e.code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}

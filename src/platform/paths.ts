@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TocsinError } from '../core/errors.js';
+import { errno, TocsinError } from '../core/errors.js';
 
 const PACKAGE_NAME = 'tocsin';
 let cached: string | undefined;
@@ -83,11 +83,6 @@ export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
   }
 }
 
-/** The errno code of a file-system error (e.g. 'ENOSPC'), if any. */
-export function errno(e: unknown): string | undefined {
-  const code = e instanceof Error && 'code' in e ? e.code : undefined;
-  return typeof code === 'string' ? code : undefined;
-}
 
 /** File-system errors that mean "the environment", not a bug: each becomes a coded error. */
 const UNUSABLE = new Set(['ENOENT', 'ENOTDIR', 'EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ELOOP', 'ENAMETOOLONG', 'EEXIST']);

@@ -9,8 +9,7 @@
  * bug stays TOCSIN_INTERNAL).
  */
 import { existsSync } from 'node:fs';
-import { TocsinError, isTocsinError, type ErrorCode } from '../../core/errors.js';
-import { errno } from '../paths.js';
+import { errno, TocsinError, isTocsinError, type ErrorCode } from '../../core/errors.js';
 
 const LOST_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 const LOST_MESSAGES = [
