@@ -256,6 +256,19 @@ test('tocsin results lists a stored scan: the same jsonl and csv records the sca
     assert.match(missing.stderr(), /TOCSIN_SCAN_NOT_FOUND/);
     assert.doesNotMatch(missing.stderr(), /\n\s+at /);
     assert.equal(missing.stdout(), '');
+
+    // `tocsin results | head -1` as a reader that is gone before the first record: exit 141, and the note on
+    // stderr still names the scan and says how many hosts were listed before the output closed.
+    const gone = spawn(process.execPath, ['--import', 'tsx', bin, 'results', '--scan', idA, '--format', 'jsonl'], {
+      cwd: root, env: { ...process.env, TOCSIN_HOME: join(dir, 'home'), ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    gone.stdout.destroy();
+    let goneErr = '';
+    gone.stderr.on('data', (c: Buffer) => (goneErr += c.toString('utf8')));
+    const goneCode = await new Promise<number | null>((res) => gone.on('close', (code) => res(code)));
+    assert.equal(goneCode, 141, goneErr);
+    assert.match(goneErr, new RegExp(`tocsin: scan ${idA} \\(finished\\): \\d+ host\\(s\\) listed before the output was closed`), goneErr);
+    assert.doesNotMatch(goneErr, /\n\s+at |TOCSIN_INTERNAL/);
   } finally {
     await fresh.drop();
   }

@@ -58,19 +58,26 @@ export async function resultsCommand(ctx: CliContext, flags: ResultsFlags): Prom
     if (flags.output !== undefined) out = await openOutput(flags.output);
     const sink: Writable = out ?? ctx.stdout;
     const writer = createRecordWriter(format, sink);
+    // Nobody reads stdout any more (`tocsin results | head`): stop reading the database, but still say
+    // what the scan is (the note below goes to stderr, which is still there).
+    const outputGone = (): boolean => out === null && ctx.stdoutClosed?.aborted === true;
     let n = 0;
-    for await (const r of store.records(scan.id)) {
-      // Nobody reads stdout any more (`tocsin results | head`): stop reading the database.
-      if (out === null && ctx.stdoutClosed?.aborted === true) break;
-      await writer.write(r);
-      n++;
+    try {
+      for await (const r of store.records(scan.id)) {
+        if (outputGone()) break;
+        await writer.write(r);
+        n++;
+      }
+      if (!outputGone()) await writer.close();
+    } catch (e) {
+      if (!outputGone()) throw e;
     }
-    await writer.close();
     const state =
       scan.status === 'finished' ? 'finished'
         : scan.status === 'running' ? 'running: listed as far as stored so far'
           : `${scan.status}: listed as far as stored; finish it with \`tocsin scan --resume ${scan.id}\``;
-    ctx.stderr.write(`tocsin: scan ${scan.id} (${state}): ${n} host(s) answered${flags.output === undefined ? '' : `, written to ${safeText(flags.output, 200)}`}\n`);
+    const listed = outputGone() ? `${n} host(s) listed before the output was closed` : `${n} host(s) answered`;
+    ctx.stderr.write(`tocsin: scan ${scan.id} (${state}): ${listed}${flags.output === undefined ? '' : `, written to ${safeText(flags.output, 200)}`}\n`);
     return 0;
   } finally {
     if (out !== null) {
