@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
+import { loadExchangeKb } from '../src/products/exchange/kb/index.js';
 import { DEFAULT_MIX, generateEstate, kindCounts, LAB_KINDS, LAB_MIXES, VARIANTS, WIRE_DRIFT, type LabHost } from './estate.js';
 import { admitConnection, hostIndex, intToIpv4, ipv4ToInt, isLoopbackIpv4 } from './net-guard.js';
 

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { TocsinError } from '../src/core/errors.js';
-import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
+import { loadExchangeKb } from '../src/products/exchange/kb/index.js';
 import { packageRoot } from '../src/platform/paths.js';
 import { DEFAULT_MIX, generateEstate, MAX_HOSTS, type LabBuildRow, type LabHost, type LabMix } from './estate.js';
 import { BodyCache, httpMode, httpsRedirectParts, httpsRoutes } from './exchange-responses.js';

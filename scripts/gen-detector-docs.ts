@@ -4,8 +4,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { renderDetectorCatalogue } from '../src/detectors/catalogue.js';
-import { DETECTORS, PROBES } from '../src/detectors/registry.js';
+import { renderDetectorCatalogue } from '../src/products/catalogue.js';
+import { DETECTORS, PROBES } from '../src/products/registry.js';
 
 const target = fileURLToPath(new URL('../docs/detectors.md', import.meta.url));
 const text = renderDetectorCatalogue(DETECTORS, PROBES);

@@ -35,11 +35,11 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseCsvRecords, formatCsv } from '../src/knowledge/exchange/csv.js';
-import { BUILD_COLUMNS, BUILD_FILE, CVE_COLUMNS, CVE_FILE, FIX_COLUMNS, FIX_FILE, type BuildRecord, type CveRecord, type FixRecord } from '../src/knowledge/exchange/schema.js';
-import { buildKey, cveKey, deriveBuilds, deriveCves, deriveFixes, deriveMsrcOnlyFixes, diffTables, fixKey, msrcDatesFromJson, msrcProductsFromJson, type MsrcDates, type MsrcProducts, type SourceBuild, type SourceFix, type TableDiff } from '../src/knowledge/exchange/refresh.js';
-import { validateTables } from '../src/knowledge/exchange/load.js';
-import { fromLearnHtml, fromRighelVersions, mergeSources } from '../src/knowledge/exchange/sources.js';
+import { parseCsvRecords, formatCsv } from '../src/products/exchange/kb/csv.js';
+import { BUILD_COLUMNS, BUILD_FILE, CVE_COLUMNS, CVE_FILE, FIX_COLUMNS, FIX_FILE, type BuildRecord, type CveRecord, type FixRecord } from '../src/products/exchange/kb/schema.js';
+import { buildKey, cveKey, deriveBuilds, deriveCves, deriveFixes, deriveMsrcOnlyFixes, diffTables, fixKey, msrcDatesFromJson, msrcProductsFromJson, type MsrcDates, type MsrcProducts, type SourceBuild, type SourceFix, type TableDiff } from '../src/products/exchange/kb/refresh.js';
+import { validateTables } from '../src/products/exchange/kb/load.js';
+import { fromLearnHtml, fromRighelVersions, mergeSources } from '../src/products/exchange/kb/sources.js';
 import { dataPath } from '../src/platform/paths.js';
 
 interface Args {

@@ -5,10 +5,10 @@
  * retried and unanswered attempts.
  */
 import assert from 'node:assert/strict';
-import type { ScanRecord } from '../src/core/scan-record.js';
+import type { ScanRecord } from '../src/core/contracts/scan-record.js';
 import { listScans } from '../src/platform/db/report.js';
 import { createScanStore } from '../src/platform/db/scan-store.js';
-import { attemptKey, type AttemptResult } from '../src/scan/store.js';
+import { attemptKey, type AttemptResult } from '../src/scan/ports.js';
 import { testEachBackend } from './helpers/db.js';
 
 const AT = '2026-03-02T10:00:00.000Z';

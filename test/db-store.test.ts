@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import type { ScanRecord } from '../src/core/scan-record.js';
+import type { ScanRecord } from '../src/core/contracts/scan-record.js';
 import { appliedMigrations, runMigrations } from '../src/platform/db/migrate.js';
 import { MIGRATIONS } from '../src/platform/db/migrations/index.js';
 import { buildReport, HEADLINE_CVES, listScans } from '../src/platform/db/report.js';
 import { createScanStore } from '../src/platform/db/scan-store.js';
-import type { AttemptResult, ScanStore } from '../src/scan/store.js';
-import { attemptKey } from '../src/scan/store.js';
+import type { AttemptResult, ScanStore } from '../src/scan/ports.js';
+import { attemptKey } from '../src/scan/ports.js';
 import { testEachBackend } from './helpers/db.js';
 
 const T0 = Date.parse('2026-03-02T10:00:00.000Z');

@@ -8,8 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { normaliseBuild } from '../src/core/build-number.js';
 import { packageRoot } from '../src/platform/paths.js';
-import { parseCsvRecords } from '../src/knowledge/exchange/csv.js';
-import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
+import { parseCsvRecords } from '../src/products/exchange/kb/csv.js';
+import { loadExchangeKb } from '../src/products/exchange/kb/index.js';
 
 const SHARED = join(packageRoot(), '..', 'shared', 'data', 'exchange');
 const present = existsSync(join(SHARED, 'exchange-builds.csv')) && existsSync(join(SHARED, 'exchange-cve-fixes.csv'));

@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startLab, type Lab } from '../lab/server.js';
-import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
+import { loadExchangeKb } from '../src/products/exchange/kb/index.js';
 import { freshDatabase, type FreshDatabase } from './helpers/db.js';
 import { Writable } from 'node:stream';
 import { readConfig } from '../src/core/config.js';

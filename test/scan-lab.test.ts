@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { startLab, type Lab } from '../lab/server.js';
 import { runPlan } from '../src/scan/worker-pool.js';
 import type { ScanPlan } from '../src/scan/plan.js';
-import type { AttemptResult } from '../src/scan/store.js';
-import { DEFAULT_LIMITS, type NetLimits } from '../src/platform/net/types.js';
-import { loadExchangeKb } from '../src/knowledge/exchange/index.js';
+import type { AttemptResult } from '../src/scan/ports.js';
+import { DEFAULT_LIMITS, type NetLimits } from '../src/core/contracts/probe.js';
+import { loadExchangeKb } from '../src/products/exchange/kb/index.js';
 
 // Generous per-phase deadlines: the machine may be busy with other tests; a tarpit costs one of them.
 const LIMITS: NetLimits = { ...DEFAULT_LIMITS, connectTimeoutMs: 4000, tlsTimeoutMs: 4000, requestTimeoutMs: 4000, hostBudgetMs: 12_000, userAgent: 'tocsin-test' };

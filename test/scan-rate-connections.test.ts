@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runScan, type ScanTarget } from '../src/scan/engine.js';
 import { RateLimiter } from '../src/scan/rate-limit.js';
-import { defaultKit } from '../src/scan/default-kit.js';
-import { DEFAULT_LIMITS } from '../src/platform/net/types.js';
-import type { AttemptResult } from '../src/scan/store.js';
+import { defaultKit } from '../src/services/default-kit.js';
+import { DEFAULT_LIMITS } from '../src/core/contracts/probe.js';
+import type { AttemptResult } from '../src/scan/ports.js';
 import { startClosePeer, type ClosePeer } from './helpers/close-peer.js';
 import { ManualClock } from './helpers/manual-clock.js';
 

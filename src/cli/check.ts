@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { deploymentProblems, inspectConfig } from '../core/config.js';
 import { TocsinError } from '../core/errors.js';
-import { loadExchangeKb } from '../knowledge/exchange/index.js';
+import { loadExchangeKb } from '../products/exchange/kb/index.js';
 import { redactDatabaseUrl } from '../platform/db/connect.js';
 import { loadExclusions } from '../scan/scope.js';
 

@@ -15,7 +15,7 @@ import { untilStopSignal, type CliContext } from './context.js';
 import { parseIntFlag } from './args.js';
 import { EXIT_UNANSWERED, scanCommand } from './scan.js';
 import { renderReport } from './report.js';
-import type { ScanRecord } from '../core/scan-record.js';
+import type { ScanRecord } from '../core/contracts/scan-record.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { ensureDir, homeFsError } from '../platform/paths.js';
 import { buildReport } from '../platform/db/report.js';

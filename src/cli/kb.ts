@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { TocsinError } from '../core/errors.js';
 import { tryParseBuildNumber } from '../core/build-number.js';
-import { loadExchangeKb, type BuildAssessment, type ExchangeKb, type Verdict } from '../knowledge/exchange/index.js';
+import { loadExchangeKb, type BuildAssessment, type ExchangeKb, type Verdict } from '../products/exchange/kb/index.js';
 import type { CliContext } from './context.js';
 
 interface KbOptions {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assess } from './assess.js';
-import { loadExchangeKb } from '../knowledge/exchange/index.js';
-import type { Evidence, Fact, ProbeResponse } from '../detectors/sdk.js';
+import { loadExchangeKb } from '../products/exchange/kb/index.js';
+import type { Evidence, Fact, ProbeResponse } from '../products/sdk.js';
 import type { FingerprintLike } from './kit.js';
 
 const kb = loadExchangeKb();
@@ -91,8 +91,8 @@ test('a drifted wire revision is reported as the listed build its verdicts are a
 test('honeypot pattern (IIS 7.5 + X-OWA-Version 15.1.1466.3): never an exact build; the record says "suspected honeypot"', async () => {
   // End to end over the recorded-style fixtures: real detectors, fingerprint and knowledge base.
   const { loadFixture } = await import('../../test/helpers/detector-fixtures.js');
-  const { runDetectors, fingerprintExchange } = await import('../detectors/registry.js');
-  const dir = new URL('../detectors/exchange/fixtures/', import.meta.url).pathname;
+  const { runDetectors, fingerprintExchange } = await import('../products/registry.js');
+  const dir = new URL('../products/exchange/fixtures/', import.meta.url).pathname;
   const record = (name: string): ReturnType<typeof assess> => {
     const fx = loadFixture(`${dir}${name}.json`);
     const run = runDetectors(fx.responses);

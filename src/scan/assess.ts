@@ -6,8 +6,8 @@
  * (indeterminate), and the record's notes say why.
  */
 import { normaliseBuild } from '../core/build-number.js';
-import type { ScanRecord } from '../core/scan-record.js';
-import type { Evidence, Fact, ProbeResponse } from '../detectors/sdk.js';
+import type { ScanRecord } from '../core/contracts/scan-record.js';
+import type { Evidence, Fact, ProbeResponse } from '../products/sdk.js';
 import type { FingerprintLike, KbLike } from './kit.js';
 
 export const EXCHANGE = 'ms-exchange';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Batcher } from './batcher.js';
-import type { AttemptResult } from './store.js';
+import type { AttemptResult } from './ports.js';
 
 function result(i: number): AttemptResult {
   return { ip: `127.0.0.${i}`, port: 443, hostname: null, outcome: 'refused', detail: 'x', record: null, facts: [], detectorRevisions: {}, tlsCert: null, attemptedAt: '2026-01-01T00:00:00.000Z' };

@@ -3,7 +3,7 @@
  * that waits while too many batches are still being handled downstream (storage, output, or the
  * MessagePort to the main thread). This keeps memory bounded when the network outruns the database.
  */
-import type { AttemptResult } from './store.js';
+import type { AttemptResult } from './ports.js';
 
 export interface BatcherOptions {
   readonly maxBatch: number;

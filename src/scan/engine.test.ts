@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_TLS_TRIES, runScan, type ScanTarget } from './engine.js';
 import type { ScanKit, FingerprintLike, KbLike } from './kit.js';
-import type { AttemptResult } from './store.js';
-import type { HostSession, ProbeOutcome, ProbeTarget } from '../platform/net/types.js';
-import { DEFAULT_LIMITS } from '../platform/net/types.js';
-import type { ProbeRequest, ProbeResponse } from '../detectors/sdk.js';
-import { attemptKey } from './store.js';
+import type { AttemptResult } from './ports.js';
+import type { HostSession, ProbeOutcome, ProbeTarget } from '../core/contracts/probe.js';
+import { DEFAULT_LIMITS } from '../core/contracts/probe.js';
+import type { ProbeRequest, ProbeResponse } from '../products/sdk.js';
+import { attemptKey } from './ports.js';
 import { ManualClock } from '../../test/helpers/manual-clock.js';
 
 const PROBES: readonly ProbeRequest[] = [

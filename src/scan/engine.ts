@@ -34,10 +34,10 @@
  * storage/output to the network). Stopping: abort the signal; no new job starts, open sessions are
  * closed, and unfinished attempts are NOT reported (a resume does them again).
  */
-import type { AttemptOutcome, AttemptResult } from './store.js';
-import { attemptKey } from './store.js';
-import type { Fact, ProbeResponse } from '../detectors/sdk.js';
-import type { HostSession, NetLimits, ProbeFailure, SessionOptions } from '../platform/net/types.js';
+import type { AttemptOutcome, AttemptResult } from './ports.js';
+import { attemptKey } from './ports.js';
+import type { Fact, ProbeResponse } from '../products/sdk.js';
+import type { HostSession, NetLimits, ProbeFailure, SessionOptions } from '../core/contracts/probe.js';
 import type { PortSpec } from './port-spec.js';
 import type { ScanKit } from './kit.js';
 import { assess, EXCHANGE } from './assess.js';

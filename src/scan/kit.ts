@@ -3,8 +3,8 @@
  * structural interfaces. The engine and assess() depend only on these, so they can be tested with
  * fakes and so the wiring to the real modules lives in one place (default-kit.ts).
  */
-import type { BuildPrecision, Evidence, Fact, ProbeRequest, ProbeResponse } from '../detectors/sdk.js';
-import type { HostSession, NetLimits, ProbeTarget, SessionOptions } from '../platform/net/types.js';
+import type { BuildPrecision, Evidence, Fact, ProbeRequest, ProbeResponse } from '../products/sdk.js';
+import type { HostSession, NetLimits, ProbeTarget, SessionOptions } from '../core/contracts/probe.js';
 
 /** The Exchange fingerprint of one (ip, port): the conclusion drawn from all facts. */
 export interface FingerprintLike {

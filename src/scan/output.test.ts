@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { compareCveDisplay, createRecordWriter, cveCell, HEADLINE_CVES, parseFormat, renderTable, safeText, toJsonLine, CSV_COLUMNS, TABLE_WIDTH } from './output.js';
-import { loadExchangeKb } from '../knowledge/exchange/index.js';
+import { loadExchangeKb } from '../products/exchange/kb/index.js';
 import { csvCell } from '../core/csv.js';
-import type { ScanRecord } from '../core/scan-record.js';
+import type { ScanRecord } from '../core/contracts/scan-record.js';
 import { TocsinError } from '../core/errors.js';
 
 const rec: ScanRecord = {

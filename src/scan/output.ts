@@ -7,8 +7,8 @@
  */
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
-import type { ScanRecord } from '../core/scan-record.js';
-import type { Evidence } from '../core/evidence.js';
+import type { ScanRecord } from '../core/contracts/scan-record.js';
+import type { Evidence } from '../core/contracts/evidence.js';
 import { parseIp } from '../core/ip.js';
 import { TocsinError } from '../core/errors.js';
 import { CSV_EOL, csvRow } from '../core/csv.js';

@@ -3,7 +3,7 @@
  * reuses it) and handed to worker threads (structured clone). Each worker rebuilds its own target
  * iterator, exclusion matcher, rate limiter and probe kit from it (setup.ts).
  */
-import type { NetLimits } from '../platform/net/types.js';
+import type { NetLimits } from '../core/contracts/probe.js';
 import type { PortSpec } from './port-spec.js';
 
 export interface ScanPlan {

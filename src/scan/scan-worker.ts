@@ -6,8 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { runScan } from './engine.js';
 import { Batcher } from './batcher.js';
 import { engineOptionsFor } from './setup.js';
-import type { AttemptResult } from './store.js';
-import { primeExchangeKb } from '../knowledge/exchange/index.js';
+import type { AttemptResult } from './ports.js';
+import { primeExchangeKb } from '../products/exchange/kb/index.js';
 import { BATCH_AGE_MS, BATCH_SIZE, MAX_UNACKED, type FromWorker, type ToWorker, type WorkerInit } from './worker-pool.js';
 
 const port = parentPort;

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import type { EngineOptions } from './engine.js';
 import type { ScanPlan } from './plan.js';
-import { defaultKit } from './default-kit.js';
+import { defaultKit } from '../services/default-kit.js';
 import { countTargets, dnsResolver, expandTargets, loadTargets as readTargets, resolveTargets } from './targets.js';
 import { exclusionMatcher, exclusionProblem, loadExclusions as readExclusions, looksLikeAddress } from './scope.js';
 import { createRateLimiter } from './rate-limit.js';

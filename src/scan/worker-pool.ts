@@ -10,13 +10,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { AttemptResult } from './store.js';
+import type { AttemptResult } from './ports.js';
 import type { EngineStats } from './engine.js';
 import { emptyStats, runScan } from './engine.js';
 import type { ScanPlan } from './plan.js';
 import { Batcher } from './batcher.js';
 import { engineOptionsFor } from './setup.js';
-import { exchangeKbTables, type KbTables } from '../knowledge/exchange/index.js';
+import { exchangeKbTables, type KbTables } from '../products/exchange/kb/index.js';
 
 export interface PoolOptions {
   readonly plan: ScanPlan;

@@ -23,7 +23,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Fact, ProbeResponse } from '../../src/detectors/sdk.js';
+import type { Fact, ProbeResponse } from '../../src/products/sdk.js';
 
 export interface FixtureExpectation {
   readonly product: string | null;

@@ -11,9 +11,9 @@
  */
 import { hostname } from 'node:os';
 import { sql, type Kysely } from 'kysely';
-import type { ScanRecord } from '../../core/scan-record.js';
-import type { Evidence } from '../../detectors/sdk.js';
-import { attemptKey, type AttemptResult, type ScanSpec, type ScanStore, type StoredScan } from '../../scan/store.js';
+import type { ScanRecord } from '../../core/contracts/scan-record.js';
+import type { Evidence } from '../../core/contracts/evidence.js';
+import { attemptKey, type AttemptResult, type ScanSpec, type ScanStore, type StoredScan } from '../../scan/ports.js';
 import type { DbSchema, Json } from './schema.js';
 
 /** Rows fetched per page by records(); keyset pagination on (ip, port), so memory stays flat. */

@@ -68,7 +68,7 @@ export interface ObservationsTable {
   scanned_at: Timestamp;
 }
 
-export type Verdict = 'vulnerable' | 'not-vulnerable' | 'indeterminate';
+export type { Verdict } from '../../core/contracts/verdict.js';
 
 /** The knowledge base applied to one observation; the latest row per observation counts. */
 export interface AssessmentsTable {

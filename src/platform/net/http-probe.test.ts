@@ -11,8 +11,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openHostSession, readChunksForTest } from './http-probe.js';
-import { DEFAULT_LIMITS, type NetLimits, type ProbeOutcome, type ProbeTarget } from './types.js';
-import type { ProbeRequest, ProbeResponse } from '../../detectors/sdk.js';
+import { DEFAULT_LIMITS, type NetLimits, type ProbeOutcome, type ProbeTarget } from '../../core/contracts/probe.js';
+import type { ProbeRequest, ProbeResponse } from '../../core/contracts/probe.js';
 
 const LIMITS: NetLimits = {
   ...DEFAULT_LIMITS,

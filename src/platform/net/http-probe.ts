@@ -17,10 +17,10 @@
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { ProbeRequest } from '../../detectors/sdk.js';
-import type { TlsCertSummary } from '../../scan/store.js';
+import type { ProbeRequest } from '../../core/contracts/probe.js';
+import type { TlsCertSummary } from '../../core/contracts/probe.js';
 import { summaryFromSessionDer } from './cert-der.js';
-import type { HostSession, NetFailure, NetLimits, ProbeFailure, ProbeOutcome, ProbeTarget, SessionOptions } from './types.js';
+import type { HostSession, NetFailure, NetLimits, ProbeFailure, ProbeOutcome, ProbeTarget, SessionOptions } from '../../core/contracts/probe.js';
 
 /** Status line kept at most this long (hostile text). */
 const MAX_STATUS_LINE = 512;

@@ -12,4 +12,4 @@ export interface Evidence {
   readonly excerpt: string;
 }
 
-export type BuildPrecision = 'exact' | 'cu';
+export type { BuildPrecision } from './verdict.js';

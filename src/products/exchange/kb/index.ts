@@ -2,7 +2,7 @@
  * The Exchange knowledge base: every known build (edition, CU, SU, release date) and, per CVE and CU, the
  * first fixing build, with provenance; and the verdict logic that turns a build into per-CVE verdicts.
  *
- *   import { loadExchangeKb } from '../knowledge/exchange/index.js';
+ *   import { loadExchangeKb } from '../products/exchange/kb/index.js';
  *   const kb = loadExchangeKb();                       // synchronous, cached, validated
  *   const a = kb.assess('15.1.2176.9', 'exact');       // a.vulnerable, a.indeterminate, a.verdicts
  *   kb.assess('15.1.2176', 'cu');                      // only the CU visible (OWA asset path)

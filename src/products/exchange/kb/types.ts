@@ -1,7 +1,7 @@
 /** Public types of the Exchange knowledge base (re-exported by index.ts). */
 
-export type Verdict = 'vulnerable' | 'not-vulnerable' | 'indeterminate';
-export type BuildPrecision = 'exact' | 'cu';
+import type { BuildPrecision, Verdict } from '../../../core/contracts/verdict.js';
+export type { Verdict, BuildPrecision } from '../../../core/contracts/verdict.js';
 
 /** One CVE's verdict for one build, with the reason in words a CERT analyst can check against the tables. */
 export interface CveVerdict {

@@ -3,7 +3,7 @@
  * scripts/kb-refresh.ts. Pure: text in, rows out; the script does the file I/O. Upstream text is treated
  * as untrusted: sizes are capped, anything that does not parse is skipped and counted.
  */
-import { formatBuild, tryParseBuildNumber } from '../../core/build-number.js';
+import { formatBuild, tryParseBuildNumber } from '../../../core/build-number.js';
 import { editionByRule } from './normalise.js';
 import type { SourceBuild } from './refresh.js';
 

@@ -27,7 +27,7 @@
  *  they are not-vulnerable for "default-on" fixes (e.g. Extended Protection from 2019 CU14, with the
  *  caveat in the reason) and indeterminate for "opt-in" fixes (the update alone does not protect).
  */
-import { compareBuilds, cuKeyOf, formatBuild, parseBuildNumber, type BuildNumber } from '../../core/build-number.js';
+import { compareBuilds, cuKeyOf, formatBuild, parseBuildNumber, type BuildNumber } from '../../../core/build-number.js';
 import { editionByRule, END_OF_SUPPORT, isExchangeOnline, type Edition } from './normalise.js';
 import type { KbTables } from './load.js';
 import type { BuildAssessment, BuildPrecision, CveInfo, CveVerdict, ExchangeBuildRow, ExchangeFixRow, ExchangeKb, Verdict } from './types.js';

@@ -5,7 +5,7 @@
  * cve,product,cu,first_fixed_build,source,su_name,notes). Extra source rows (e.g. from the righel JSON
  * dictionary or a saved Learn page) arrive already in that shape via the adapters in kb-sources.ts.
  */
-import { compareBuilds, cuKeyOf, formatBuild, tryParseBuildNumber, type BuildNumber } from '../../core/build-number.js';
+import { compareBuilds, cuKeyOf, formatBuild, tryParseBuildNumber, type BuildNumber } from '../../../core/build-number.js';
 import { editionByRule, fixStatusFromNotes, isEdition, parseReleaseName } from './normalise.js';
 import type { BuildRecord, CveRecord, FixRecord } from './schema.js';
 

@@ -6,8 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareBuilds, cuKeyOf, parseBuildNumber } from '../../core/build-number.js';
-import { TocsinError } from '../../core/errors.js';
+import { compareBuilds, cuKeyOf, parseBuildNumber } from '../../../core/build-number.js';
+import { TocsinError } from '../../../core/errors.js';
 import { loadExchangeKb, type BuildPrecision, type Verdict } from './index.js';
 
 const kb = loadExchangeKb();

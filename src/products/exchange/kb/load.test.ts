@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { TocsinError } from '../../core/errors.js';
-import { dataPath } from '../../platform/paths.js';
+import { TocsinError } from '../../../core/errors.js';
+import { dataPath } from '../../../platform/paths.js';
 import { parseCsvRecords } from './csv.js';
 import { loadTables, validateTables } from './load.js';
 import { BUILD_COLUMNS, CVE_COLUMNS, FIX_COLUMNS, type BuildRecord, type CveRecord, type FixRecord } from './schema.js';
-import { tryParseBuildNumber, cuKeyOf } from '../../core/build-number.js';
+import { tryParseBuildNumber, cuKeyOf } from '../../../core/build-number.js';
 
 function read<T>(file: string, cols: readonly string[]): T[] {
   return parseCsvRecords(readFileSync(dataPath('exchange', file), 'utf8'), cols).records as T[];

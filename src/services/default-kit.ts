@@ -3,11 +3,11 @@
  * fingerprint and the knowledge base. The only place the engine is wired to those modules.
  */
 import { openHostSession } from '../platform/net/http-probe.js';
-import { nextProbes } from '../detectors/exchange/probes.js';
-import { runDetectors } from '../detectors/registry.js';
-import { fingerprintExchange } from '../detectors/exchange/fingerprint.js';
-import { loadExchangeKb } from '../knowledge/exchange/index.js';
-import type { ScanKit } from './kit.js';
+import { nextProbes } from '../products/exchange/probes.js';
+import { runDetectors } from '../products/registry.js';
+import { fingerprintExchange } from '../products/exchange/fingerprint.js';
+import { loadExchangeKb } from '../products/exchange/kb/index.js';
+import type { ScanKit } from '../scan/kit.js';
 
 let cached: ScanKit | undefined;
 

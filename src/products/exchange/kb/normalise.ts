@@ -3,7 +3,7 @@
  * CU and SU from a release name, fix-row status from its provenance notes. Shared by the loader
  * (validation) and scripts/kb-refresh.ts (derivation), so both read names the same way.
  */
-import type { BuildNumber } from '../../core/build-number.js';
+import type { BuildNumber } from '../../../core/build-number.js';
 
 export const EDITIONS = [
   'Exchange Server 2007',

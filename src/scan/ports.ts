@@ -3,8 +3,9 @@
  * `--no-store` runs pass no store. Every write is idempotent on (scanId, ip, port) so that a scan killed
  * with `kill -9` and resumed never stores or prints a host twice.
  */
-import type { ScanRecord } from '../core/scan-record.js';
-import type { Fact } from '../detectors/sdk.js';
+import type { ScanRecord } from '../core/contracts/scan-record.js';
+import type { Fact } from '../products/sdk.js';
+import type { TlsCertSummary } from '../core/contracts/probe.js';
 
 /** How a (ip, port) attempt ended. Expected network outcomes are values, not exceptions. */
 export type AttemptOutcome =
@@ -59,14 +60,6 @@ export interface AttemptResult {
   readonly unanswered?: boolean;
 }
 
-export interface TlsCertSummary {
-  readonly subjectCn: string | null;
-  readonly sans: readonly string[];
-  readonly issuerCn: string | null;
-  readonly validFrom: string | null;
-  readonly validTo: string | null;
-  readonly sha256: string | null;
-}
 
 export interface ScanStore {
   createScan(spec: ScanSpec): Promise<StoredScan>;

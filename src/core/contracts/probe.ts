@@ -4,8 +4,48 @@
  * redirects followed only within the same target. Hostile peers never make it throw: every network
  * outcome is a value.
  */
-import type { ProbeRequest, ProbeResponse } from '../../detectors/sdk.js';
-import type { TlsCertSummary } from '../../scan/store.js';
+
+/** A request the engine may send. Paths are fixed strings: nothing from a scanned host goes into a request. */
+export interface ProbeRequest {
+  /** Stable id, e.g. "owa-logon", referenced by detectors. */
+  readonly id: string;
+  readonly method: 'GET' | 'HEAD';
+  /** Absolute path with query, e.g. "/owa/auth/logon.aspx?replaceCurrent=1". */
+  readonly path: string;
+  /** Extra request headers (the engine adds Host, User-Agent, Accept, Connection). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Why we send it, shown in docs and evidence. */
+  readonly purpose: string;
+}
+
+/** What came back for one probe, after redirects within the same target were followed. */
+export interface ProbeResponse {
+  readonly probeId: string;
+  /** The URL finally answered (after same-target redirects), e.g. "https://192.0.2.1:443/owa/auth/logon.aspx". */
+  readonly url: string;
+  readonly status: number;
+  /** Raw status line as sent, capped; hostile text, escape before display. */
+  readonly statusLine: string;
+  /** Header names lower-cased, values as sent (capped). Repeated headers appear repeatedly. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+  /** Body bytes, at most the engine's cap. */
+  readonly body: Buffer;
+  /** True if the body was cut at the cap. */
+  readonly truncated: boolean;
+  /** URLs of the redirects followed (each Location target, in order; the request URL itself is not listed). */
+  readonly redirects: readonly string[];
+}
+
+/** What the probe client read of a host's TLS certificate (kept for attribution). Hostile text. */
+export interface TlsCertSummary {
+  readonly subjectCn: string | null;
+  readonly sans: readonly string[];
+  readonly issuerCn: string | null;
+  readonly validFrom: string | null;
+  readonly validTo: string | null;
+  readonly sha256: string | null;
+}
+
 
 export interface ProbeTarget {
   readonly ip: string;

@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../../scripts/kb-refresh.js';
+import { main } from '../../../../scripts/kb-refresh.js';
 import { parseCsvRecords } from './csv.js';
 import { loadTables } from './load.js';
 import { deriveMsrcOnlyFixes, diffTables, msrcProductsFromJson } from './refresh.js';

@@ -6,9 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cuKeyOf, formatBuild, tryParseBuildNumber } from '../../core/build-number.js';
-import { TocsinError } from '../../core/errors.js';
-import { dataPath } from '../../platform/paths.js';
+import { cuKeyOf, formatBuild, tryParseBuildNumber } from '../../../core/build-number.js';
+import { TocsinError } from '../../../core/errors.js';
+import { dataPath } from '../../../platform/paths.js';
 import { parseCsvRecords } from './csv.js';
 import { editionByRule, FIX_STATUSES, isEdition, type FixStatus } from './normalise.js';
 import {
