@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadExchangeKb } from '../src/products/exchange/kb/index.js';
 import { DEFAULT_MIX, generateEstate, kindCounts, LAB_KINDS, LAB_MIXES, VARIANTS, WIRE_DRIFT, type LabHost } from './estate.js';
-import { admitConnection, hostIndex, intToIpv4, ipv4ToInt, isLoopbackIpv4 } from './net-guard.js';
+import { formatIPv4 as intToIpv4, parseIPv4 as ipv4ToInt } from '../src/core/ip.js';
+import { admitConnection, hostIndex, isLoopbackIpv4 } from './net-guard.js';
 
 const builds = loadExchangeKb().builds;
 

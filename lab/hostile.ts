@@ -8,7 +8,7 @@
  * abandoned lab connection never lives forever.
  */
 import type { Duplex } from 'node:stream';
-import { prng } from './estate.js';
+import { prng } from './prng.js';
 
 /** Upper bound on how long the lab keeps a hostile connection open on its own. */
 export const HOSTILE_MAX_MS = 10 * 60_000;

@@ -11,6 +11,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TocsinError } from '../src/core/errors.js';
+import { labCertificates } from './cert-store.js';
 import type { ChildOptions } from './child.js';
 import { DEFAULT_MIX, generateEstate } from './estate.js';
 import { DEFAULT_LAB_OPTIONS, kbBuilds, writeTruthFile, type Lab } from './server.js';
@@ -42,6 +43,8 @@ export async function spawnLab(options: SpawnOptions = {}): Promise<SpawnedLab> 
   const { startTimeoutMs = 60_000, truthPath, ...childOptions } = options;
   const o = { ...DEFAULT_LAB_OPTIONS, ...childOptions };
   const hosts = generateEstate({ hosts: o.hosts, base: o.base, seed: o.seed, mix: o.mix ?? DEFAULT_MIX }, o.builds ?? kbBuilds());
+  // Made (or checked) here, once, before the child and its workers start: they then only read the set.
+  const certs = await labCertificates(o.certCacheDir === undefined ? {} : { cacheDir: o.certCacheDir });
   const { file, execArgv } = childEntry();
   const child: ChildProcess = fork(file, [JSON.stringify(childOptions)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ready = await new Promise<{ httpsPort: number; httpPort: number }>((resolve, reject) => {
@@ -71,6 +74,7 @@ export async function spawnLab(options: SpawnOptions = {}): Promise<SpawnedLab> 
     base: o.base,
     seed: o.seed,
     hosts,
+    certs: { dir: certs.dir, generated: certs.generated },
     writeTruth: (path) => writeTruthFile(path, hosts),
     close: () => {
       closed ??= new Promise<void>((resolve) => {

@@ -35,7 +35,7 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseCsvRecords, formatCsv } from '../src/products/exchange/kb/csv.js';
+import { csvRecordsDocument, DATA_FILE_CSV, parseCsvRecords } from '../src/core/csv.js';
 import { BUILD_COLUMNS, BUILD_FILE, CVE_COLUMNS, CVE_FILE, FIX_COLUMNS, FIX_FILE, type BuildRecord, type CveRecord, type FixRecord } from '../src/products/exchange/kb/schema.js';
 import { buildKey, cveKey, deriveBuilds, deriveCves, deriveFixes, deriveMsrcOnlyFixes, diffTables, fixKey, msrcDatesFromJson, msrcProductsFromJson, type MsrcDates, type MsrcProducts, type SourceBuild, type SourceFix, type TableDiff } from '../src/products/exchange/kb/refresh.js';
 import { validateTables } from '../src/products/exchange/kb/load.js';
@@ -183,9 +183,9 @@ export function main(argv: readonly string[]): number {
   ];
   process.stdout.write(`${diffs.join('\n')}\n`);
   const outputs: [string, string][] = [
-    [join(args.out, BUILD_FILE), formatCsv(BUILD_COLUMNS, builds.rows)],
-    [join(args.out, FIX_FILE), formatCsv(FIX_COLUMNS, fixes.rows)],
-    [join(args.out, CVE_FILE), formatCsv(CVE_COLUMNS, cves.rows)],
+    [join(args.out, BUILD_FILE), csvRecordsDocument(BUILD_COLUMNS, builds.rows, DATA_FILE_CSV)],
+    [join(args.out, FIX_FILE), csvRecordsDocument(FIX_COLUMNS, fixes.rows, DATA_FILE_CSV)],
+    [join(args.out, CVE_FILE), csvRecordsDocument(CVE_COLUMNS, cves.rows, DATA_FILE_CSV)],
   ];
   const differs = outputs.filter(([file, text]) => !existsSync(file) || readFileSync(file, 'utf8') !== text);
   if (args.check) {

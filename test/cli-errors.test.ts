@@ -129,8 +129,8 @@ test('scan --output into a missing folder is a user error naming the file, befor
   const target = join(dir, 'no-such-folder', 'out.jsonl');
   const r = await runCli(['scan', '127.30.1.5', '--ports', `${port}/tls`, '--no-store', '--output', target], env(), 50_000);
   const err = r.stderr.toString('utf8');
-  assert.equal(r.code, 66, err);
-  assert.match(err, /TOCSIN_INPUT_UNREADABLE/, err);
+  assert.equal(r.code, 73, err);
+  assert.match(err, /TOCSIN_OUTPUT_UNWRITABLE/, err);
   assert.match(err, /no-such-folder/, err);
   assert.doesNotMatch(err, /TOCSIN_INTERNAL/, err);
   assert.equal(connections, 0, 'nothing was contacted');
@@ -241,6 +241,6 @@ test('--output x.csv without --format writes CSV; a contradicting --format is re
 
 test('lab --truth to an unwritable path is a coded error before listening, and the lab exits', { timeout: 60_000 }, async () => {
   const r = await runCli(['lab', '--truth', join(dir, 'no-such-folder', 'truth.jsonl'), '--base', '127.93.6.0', '--hosts', '2', '--https-port', '0', '--http-port', '0'], env(), 30_000);
-  assertClean(r, 66, /TOCSIN_INPUT_UNREADABLE: cannot write --truth .*truth\.jsonl: ENOENT/);
+  assertClean(r, 73, /TOCSIN_OUTPUT_UNWRITABLE: cannot write --truth .*truth\.jsonl: ENOENT/);
   assert.doesNotMatch(r.stdout.toString('utf8'), /listening/);
 });

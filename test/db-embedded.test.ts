@@ -11,7 +11,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/platform/db/connect.js';
-import { embeddedStatus, isAlive, stopEmbedded } from '../src/platform/db/embedded.js';
+import { embeddedStatus, stopEmbedded } from '../src/platform/db/embedded.js';
+import { isAlive } from '../src/platform/db/os.js';
 
 const CHILD = fileURLToPath(new URL('./helpers/embedded-child.ts', import.meta.url));
 

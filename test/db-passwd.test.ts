@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { passwdEntry } from '../src/platform/db/embedded.js';
+import { passwdEntry } from '../src/platform/db/os.js';
 
 // Startup cost: the postgres user's ids come from /etc/passwd instead of two `id` child processes.
 test('passwdEntry reads uid and primary gid of a user from passwd(5) text', () => {

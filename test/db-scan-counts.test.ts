@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ScanRecord } from '../src/core/contracts/scan-record.js';
-import { listScans } from '../src/platform/db/report.js';
+import { listScans } from '../src/services/report.js';
 import { createScanStore } from '../src/platform/db/scan-store.js';
 import { attemptKey, type AttemptResult } from '../src/scan/ports.js';
 import { testEachBackend } from './helpers/db.js';

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { test } from 'node:test';
 import { sql } from 'kysely';
 import { createScanStore } from '../src/platform/db/scan-store.js';
-import { listScans } from '../src/platform/db/report.js';
+import { listScans } from '../src/services/report.js';
 import { claimScan, liveStatus, markScanInterrupted, STALE_MS } from '../src/platform/db/scan-liveness.js';
 import { storageErrorCode } from '../src/platform/db/storage-errors.js';
 import { testEachBackend } from './helpers/db.js';

@@ -5,13 +5,18 @@ import assert from 'node:assert/strict';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { ScanRecord } from '../src/core/contracts/scan-record.js';
+import type { ProbeResponse } from '../src/core/contracts/probe.js';
 import { appliedMigrations, runMigrations } from '../src/platform/db/migrate.js';
 import { MIGRATIONS } from '../src/platform/db/migrations/index.js';
-import { buildReport, HEADLINE_CVES, listScans } from '../src/platform/db/report.js';
+import { buildReport, listScans } from '../src/services/report.js';
+import { exchange } from '../src/products/exchange/index.js';
 import { createScanStore } from '../src/platform/db/scan-store.js';
 import type { AttemptResult, ScanStore } from '../src/scan/ports.js';
 import { attemptKey } from '../src/scan/ports.js';
 import { testEachBackend } from './helpers/db.js';
+
+/** Exchange's headline CVEs (data/exchange/cve-groups.csv). */
+const HEADLINE_CVES = exchange.cveGroups().headline;
 
 const T0 = Date.parse('2026-03-02T10:00:00.000Z');
 
@@ -310,4 +315,62 @@ testEachBackend('report on an empty database is all zeros', async ({ database })
   assert.equal(r.exchange.servers, 0);
   assert.equal(r.patched.patchedShare, null);
   assert.equal(r.cves.length, HEADLINE_CVES.length);
+});
+
+testEachBackend('raw responses: stored once per content, rebuilt exactly, capped, idempotent on replay', async ({ database }) => {
+  const { storedObservations } = await import('../src/platform/db/observation-store.js');
+  const caps = { maxBodyBytes: 1000, maxHeadBytes: 400 };
+  const store = createScanStore(database.db, { kbRevision: 'kb-a', rawCaps: caps });
+  const scan = await store.createScan({ targets: ['127.0.0.0/24'], ports: [443], options: {} });
+  const page = Buffer.from('<html>the same logon page on every host</html>'.repeat(10));
+  const resp = (ip: string, extra: Array<[string, string]> = [], body: Buffer = page): ProbeResponse => ({
+    probeId: 'owa-logon', url: `https://${ip}:443/owa/auth/logon.aspx`, status: 200, statusLine: 'HTTP/1.1 200 OK',
+    headers: [['server', 'Microsoft-IIS/10.0'], ['x-owa-version', '15.1.2176.2'], ['date', `Mon, 02 Mar 2026 10:00:0${ip.slice(-1)} GMT`], ...extra],
+    body, truncated: false, redirects: [`https://${ip}:443/owa/auth/logon.aspx?x=1`],
+  });
+  // Hostile but representable text (CR inside a value, latin1 bytes, an empty value, ':' in a value), a head
+  // only JSON can hold (a non-latin1 character), a body over the cap, and an empty body on a second probe.
+  const hostile = resp('127.0.0.2', [['x-odd', 'a\rb:\u00ff'], ['x-empty', '']]);
+  const jsonHead = { ...resp('127.0.0.3'), statusLine: 'not-http \u2028' };
+  const big = resp('127.0.0.4', [], Buffer.alloc(5000, 0x61));
+  const second: ProbeResponse = { ...resp('127.0.0.1'), probeId: 'exporttool', status: 404, statusLine: 'HTTP/1.1 404 Not Found', body: Buffer.alloc(0), truncated: true, redirects: [] };
+  const withResponses = (ip: string, responses: ProbeResponse[], i: number): AttemptResult => ({ ...answered(ip, 443, {}, i), responses });
+  const batch = [
+    withResponses('127.0.0.1', [resp('127.0.0.1'), second], 1),
+    withResponses('127.0.0.2', [hostile], 2),
+    withResponses('127.0.0.3', [jsonHead], 3),
+    withResponses('127.0.0.4', [big], 4),
+    withResponses('127.0.0.5', [resp('127.0.0.5')], 5),
+    failed('127.0.0.6', 443),
+  ];
+  await store.recordBatch(scan.id, batch);
+  await store.recordBatch(scan.id, batch); // a replay after kill -9 stores nothing twice
+  const db = database.db as unknown as Kysely<unknown>;
+  assert.equal(await count(db, 'observation_responses'), 6);
+  // Bodies: the shared page once, the empty body, the capped big one; heads: one per response (dates differ), the 404's.
+  const bodies = await sql<{ n: number }>`SELECT count(DISTINCT body_sha256)::int AS n FROM observation_responses`.execute(db);
+  assert.equal(bodies.rows[0]!.n, 3);
+  assert.equal(await count(db, 'raw_responses'), 3 + 6);
+  const maxSize = await sql<{ n: number }>`SELECT max(size)::int AS n FROM raw_responses`.execute(db);
+  assert.equal(maxSize.rows[0]!.n, 1000);
+
+  const seen = new Map<string, readonly ProbeResponse[] | null>();
+  for await (const o of storedObservations(database.db, { scanId: Number(scan.id), pageSize: 2 })) {
+    seen.set(o.ip, o.responses);
+    assert.equal(o.latest?.kbRevision, 'kb-a');
+    assert.equal(o.storedTruncated, o.ip === '127.0.0.4');
+  }
+  assert.equal(seen.size, 5);
+  const plain = (r: ProbeResponse): unknown => ({ ...r, body: Buffer.from(r.body).toString('hex'), headers: r.headers.map((h) => [...h]) });
+  assert.deepEqual(seen.get('127.0.0.1')?.map(plain), [resp('127.0.0.1'), second].map(plain));
+  assert.deepEqual(seen.get('127.0.0.2')?.map(plain), [hostile].map(plain));
+  assert.deepEqual(seen.get('127.0.0.3')?.map(plain), [jsonHead].map(plain));
+  // Cut by storage: the first 1,000 bytes, read as a truncated body.
+  assert.deepEqual(seen.get('127.0.0.4')?.map(plain), [{ ...big, body: big.body.subarray(0, 1000), truncated: true }].map(plain));
+
+  // Gzip only where it pays; the shared page compresses.
+  const enc = await sql<{ encoding: string; size: number; stored: number }>`
+    SELECT encoding, size, octet_length(data)::int AS stored FROM raw_responses WHERE size = ${page.length}`.execute(db);
+  assert.deepEqual(enc.rows.map((r) => r.encoding), ['gzip']);
+  assert.ok(enc.rows[0]!.stored < page.length / 4);
 });

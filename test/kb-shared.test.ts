@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { normaliseBuild } from '../src/core/build-number.js';
 import { packageRoot } from '../src/platform/paths.js';
-import { parseCsvRecords } from '../src/products/exchange/kb/csv.js';
+import { parseCsvRecords } from '../src/core/csv.js';
 import { loadExchangeKb } from '../src/products/exchange/kb/index.js';
 
 const SHARED = join(packageRoot(), '..', 'shared', 'data', 'exchange');

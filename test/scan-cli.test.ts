@@ -151,8 +151,8 @@ test('an unwritable --output is refused before the scan is stored: no empty scan
     const env = { TOCSIN_DATABASE_URL: fresh.url };
     const r = tocsin(['scan', '127.4.0.1', '--ports', `${lab.httpsPort}/tls`, '--output', join(dir, 'missing', 'x.jsonl')], env);
     const { code } = await r.done;
-    assert.equal(code, 66, r.stderr());
-    assert.match(r.stderr(), /TOCSIN_INPUT_UNREADABLE: cannot write --output/);
+    assert.equal(code, 73, r.stderr());
+    assert.match(r.stderr(), /TOCSIN_OUTPUT_UNWRITABLE: cannot write --output/);
     await db.connect();
     // Migrations may or may not have run (the database is opened lazily); either way no scan row exists.
     const t = await db.query<{ n: string | null }>("SELECT to_regclass('scans')::text AS n");

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLab, type Lab } from '../lab/server.js';
-import { runPlan } from '../src/scan/worker-pool.js';
+import { runPlan } from '../src/services/scan-engine.js';
 import type { ScanPlan } from '../src/scan/plan.js';
 import type { AttemptResult } from '../src/scan/ports.js';
 import { DEFAULT_LIMITS, type NetLimits } from '../src/core/contracts/probe.js';

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { COMMANDS } from '../cli/commands.js';
 import { createContext, type CliContext } from '../cli/context.js';
 import { errno, isTocsinError, TocsinError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
 import { scanStorageError } from '../platform/db/storage-errors.js';
 
 function report(ctx: CliContext, argv: readonly string[], program: Command, e: TocsinError): number {
@@ -26,7 +27,7 @@ function stdoutStatus(ctx: CliContext, argv: readonly string[], program: Command
   const why = errno(signal.reason);
   if (why === 'EPIPE') return code === 0 ? 141 : code;
   const detail = why ?? (signal.reason instanceof Error ? signal.reason.message : String(signal.reason));
-  return report(ctx, argv, program, new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write to standard output: ${detail}`));
+  return report(ctx, argv, program, new TocsinError('TOCSIN_OUTPUT_UNWRITABLE', `cannot write to standard output: ${detail}`));
 }
 
 /** Errno codes that name a condition of the machine or of a path the user gave, never a bug of ours. */
@@ -50,7 +51,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const ctx = createContext();
   const program = new Command('tocsin')
     .description('Tocsin: find exposed Exchange servers, decide per CVE with evidence, and help the owners fix them.')
-    .version('0.1.0')
+    .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) });
   for (const c of COMMANDS) c.register(program, ctx);

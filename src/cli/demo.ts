@@ -5,20 +5,22 @@
  * scan against the lab's ground truth. With `--once` it exits after the summary; otherwise the lab keeps
  * running so the user can try `tocsin scan` and `tocsin report` themselves.
  *
- * It drives the same code as `tocsin scan` and `tocsin report` (no demo-only paths), so what the demo
- * shows is what a CERT gets.
+ * It composes the same services as `tocsin scan` and `tocsin results` (plan, start, list the stored
+ * records; src/services/scan-service.ts) and the report `tocsin report` prints: no demo-only paths, so what
+ * the demo shows is what a CERT gets.
  */
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { untilStopSignal, type CliContext } from './context.js';
 import { parseIntFlag } from './args.js';
-import { EXIT_UNANSWERED, scanCommand } from './scan.js';
+import { runScanOnTerminal } from './scan.js';
 import { renderReport } from './report.js';
 import type { ScanRecord } from '../core/contracts/scan-record.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { ensureDir, homeFsError } from '../platform/paths.js';
-import { buildReport } from '../platform/db/report.js';
+import { buildReport } from '../services/report.js';
+import { EXIT_UNANSWERED, planScan, scanExitStatus, scanRecords } from '../services/scan-service.js';
+import { scanStorageOn } from '../services/scan-storage.js';
 import { spawnLab } from '../../lab/spawn.js';
 import type { LabHost } from '../../lab/estate.js';
 
@@ -92,31 +94,34 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
     err.write(`demo: lab listening: https on port ${lab.httpsPort}, http on port ${lab.httpPort}\n`);
     err.write(`demo: scanning ${first}-${last} (what you would type: tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls)\n`);
 
-    const started = Date.now();
-    const code = await scanCommand(ctx, [`${first}-${last}`], {
+    // What `tocsin scan RANGE --ports PORT/tls --output FILE` plans and runs, with the configured limits.
+    const plan = await planScan({
+      targets: [`${first}-${last}`],
       ports: `${lab.httpsPort}/tls`,
-      format: 'jsonl',
-      output,
-      store: true,
-      progress: flags.progress,
-    });
+      excludeFiles: config.excludeFiles,
+      exclude: [],
+      concurrency: config.concurrency,
+      rate: config.rateLimit,
+      ratePerNetwork: config.ratePerNetwork,
+      userAgent: config.userAgent,
+    }, { stdin: process.stdin });
+    const result = await runScanOnTerminal(ctx, { plan }, { format: 'jsonl', output, store: true, progress: flags.progress, workers: config.workers });
+    const code = scanExitStatus(result);
     // Exit 3 = the scan completed but some connects stayed unanswered after retries (a loaded machine):
     // the report and the ground-truth check still say what was read; the mismatch list shows the gaps.
     if (code !== 0 && code !== EXIT_UNANSWERED) return code;
-    const seconds = (Date.now() - started) / 1000;
-    err.write(`demo: scanned ${hosts} hosts in ${seconds.toFixed(1)} s; records in ${output}\n\n`);
+    err.write(`demo: scanned ${hosts} hosts in ${(result.elapsedMs / 1000).toFixed(1)} s; records in ${output}\n\n`);
 
+    // The picture and the ground-truth check both read what the scan stored.
     const database = await openDatabase(config);
+    const records: ScanRecord[] = [];
     try {
       ctx.stdout.write(renderReport(await buildReport(database.db, { kind: 'latest' }), 'table'));
+      const stored = await scanRecords(scanStorageOn(database, { ownsDatabase: false }), result.scanId);
+      for await (const r of stored.records) records.push(r);
     } finally {
       await database.close();
     }
-
-    const records = (await readFile(output, 'utf8'))
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as ScanRecord);
     const cmp = compareWithTruth(records, lab.hosts);
     ctx.stdout.write(`\nGround truth: ${cmp.right} of ${cmp.checked} answering hosts read right (product, build, precision, CU).\n`);
     for (const w of cmp.wrong) ctx.stdout.write(`  mismatch: ${w}\n`);

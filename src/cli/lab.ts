@@ -40,7 +40,7 @@ async function start(options: LabOptions, explicitPorts: boolean, workers: numbe
 
 function truthError(path: string, e: unknown): TocsinError {
   const why = (e as NodeJS.ErrnoException | null)?.code ?? (e instanceof Error ? e.message : String(e));
-  return new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --truth ${path}: ${why}`, { cause: e });
+  return new TocsinError('TOCSIN_OUTPUT_UNWRITABLE', `cannot write --truth ${path}: ${why}`, { cause: e });
 }
 
 /** Creates (or truncates) the truth file, so a bad path fails here, as a user error, not once the lab listens. */
@@ -104,6 +104,7 @@ export function register(program: Command, ctx: CliContext): void {
           `lab: kinds: ${fmt(s.kinds)}`,
           `lab: Exchange editions: ${fmt(s.editions)}`,
           `lab: build visible: ${fmt(s.precision)}`,
+          `lab: TLS keys and certificates ${lab.certs.generated ? 'made (first start) in' : 'reused from'} ${lab.certs.dir}`,
           ...(opts.truth === undefined ? [] : [`lab: ground truth written to ${opts.truth}`]),
           'lab: press Ctrl+C to stop',
           '',

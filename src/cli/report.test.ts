@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ExchangeReport } from '../platform/db/report.js';
+import type { ExchangeReport } from '../services/report.js';
 import { renderReport, renderScans } from './report.js';
 
 const report: ExchangeReport = {

@@ -1,7 +1,8 @@
 /**
  * `tocsin report`: the stored picture (hosts scanned, Exchange servers by edition and CU, exposed servers
  * per CVE, indeterminate, patched share) for the latest scan, one scan (--scan ID) or all scans (--all),
- * as a table, JSON or CSV. `--scans` lists the stored scans instead. Definitions: src/platform/db/report.ts.
+ * as a table, JSON or CSV. `--scans` lists the stored scans instead. Definitions: src/services/report-policy.ts
+ * (decisions, from the product's data) and src/platform/db/report.ts (counting rules).
  */
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -9,8 +10,9 @@ import type { CliContext } from './context.js';
 import { outputFormat, type FormatByExtension } from './args.js';
 import { csvDocument, type CsvValue } from '../core/csv.js';
 import { TocsinError } from '../core/errors.js';
+import { sanitiseText } from '../core/text.js';
 import { openDatabase } from '../platform/db/connect.js';
-import { buildReport, listScans, type ExchangeReport, type ReportScope, type ScanSummary } from '../platform/db/report.js';
+import { buildReport, listScans, type ExchangeReport, type ReportScope, type ScanSummary } from '../services/report.js';
 
 export type ReportFormat = 'table' | 'json' | 'csv';
 /** CVEs outside the headline list shown in the table (most exposed first). */
@@ -64,7 +66,7 @@ async function reportCommand(ctx: CliContext, flags: ReportFlags): Promise<void>
     try {
       await writeFile(flags.output, text);
     } catch (e) {
-      throw new TocsinError('TOCSIN_ARG_INVALID', `--output: cannot write ${flags.output}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new TocsinError('TOCSIN_OUTPUT_UNWRITABLE', `cannot write --output ${flags.output}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     ctx.stderr.write(`tocsin: report written to ${flags.output}\n`);
   }
@@ -202,8 +204,7 @@ function indent(text: string): string[] {
 
 /** Stored text can come from scanned hosts: no control characters (terminal escapes) reach a terminal. */
 function clean(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return sanitiseText(text);
 }
 
 function num(n: number): string {

@@ -15,9 +15,9 @@ import type { Writable } from 'node:stream';
 import type { CliContext } from './context.js';
 import { outputFormat, type FormatByExtension } from './args.js';
 import { TocsinError } from '../core/errors.js';
-import { openDatabase } from '../platform/db/connect.js';
-import { createScanStore, latestScanId, parseScanId } from '../platform/db/scan-store.js';
 import { createRecordWriter, parseFormat, safeText, type OutputFormat } from '../scan/output.js';
+import { configuredScanStorage } from '../services/scan-storage.js';
+import { isScanId, scanRecords } from '../services/scan-service.js';
 
 export interface ResultsFlags {
   scan?: string;
@@ -43,17 +43,14 @@ export function register(program: Command, ctx: CliContext): void {
 
 export async function resultsCommand(ctx: CliContext, flags: ResultsFlags): Promise<number> {
   const format = parseFormat(outputFormat(flags.format, flags.output, FORMAT_BY_EXTENSION, 'table'));
-  if (flags.scan !== undefined && parseScanId(flags.scan) === null) {
+  // A malformed id is refused before the database is opened (or started).
+  if (flags.scan !== undefined && !isScanId(flags.scan)) {
     throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no scan with id ${JSON.stringify(safeText(flags.scan, 40))} (scan ids are numbers)`);
   }
-  const database = await openDatabase(ctx.config());
+  const storage = await configuredScanStorage(ctx.config()).open();
   let out: WriteStream | null = null;
   try {
-    const id = flags.scan ?? (await latestScanId(database.db));
-    if (id === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', 'no scan is stored yet; run `tocsin scan TARGET...` (or `tocsin demo`) first');
-    const store = createScanStore(database.db);
-    const scan = await store.getScan(id);
-    if (scan === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(safeText(id, 40))}`);
+    const { scan, records } = await scanRecords(storage, flags.scan ?? null);
     // The file is opened only once the scan is found: a mistyped id must not truncate a good file.
     if (flags.output !== undefined) out = await openOutput(flags.output);
     const sink: Writable = out ?? ctx.stdout;
@@ -63,7 +60,7 @@ export async function resultsCommand(ctx: CliContext, flags: ResultsFlags): Prom
     const outputGone = (): boolean => out === null && ctx.stdoutClosed?.aborted === true;
     let n = 0;
     try {
-      for await (const r of store.records(scan.id)) {
+      for await (const r of records) {
         if (outputGone()) break;
         await writer.write(r);
         n++;
@@ -84,14 +81,14 @@ export async function resultsCommand(ctx: CliContext, flags: ResultsFlags): Prom
       const o = out;
       await new Promise<void>((resolve) => o.end(() => resolve()));
     }
-    await database.close();
+    await storage.close();
   }
 }
 
 async function openOutput(path: string): Promise<WriteStream> {
   const stream = createWriteStream(path, { flags: 'w' });
   await once(stream, 'open').catch((e: unknown) => {
-    throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `cannot write --output ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new TocsinError('TOCSIN_OUTPUT_UNWRITABLE', `cannot write --output ${path}: ${e instanceof Error ? e.message : String(e)}`);
   });
   return stream;
 }

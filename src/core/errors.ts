@@ -3,31 +3,125 @@
  * Every error the user can see carries a stable code, says what to do next,
  * and is marked either a user mistake (`user`) or a bug/environment failure (`internal`).
  * Expected network outcomes (refused, timeout, TLS error) are NOT errors: they are values (see net).
+ * docs/errors.md is generated from this table (scripts/gen-errors-doc.ts; a test fails when it is stale).
  */
+
+/** HTTP statuses an error maps to: 400 user input, 404 not found, 409 busy, 503 storage, 500 internal. */
+export type HttpStatus = 400 | 404 | 409 | 500 | 503;
+
+export interface ErrorSpec {
+  /** `user`: a mistake the user can fix; `internal`: a bug or a failure of the environment. */
+  readonly kind: 'user' | 'internal';
+  /** Process exit status (sysexits.h where one fits; the forensics kit keeps its documented 2). */
+  readonly exit: number;
+  /** Status of an HTTP API response carrying this error. */
+  readonly http: HttpStatus;
+  /** When it happens (for docs/errors.md). */
+  readonly means: string;
+  /** What to do next, printed under the message. */
+  readonly hint: string;
+}
 export const ERROR_CODES = {
-  TOCSIN_CONFIG_INVALID: { kind: 'user', exit: 78, hint: 'Fix the listed settings; run `tocsin check` to validate without side effects.' },
-  TOCSIN_TARGET_INVALID: { kind: 'user', exit: 64, hint: 'Fix or remove the named target; nothing was sent.' },
-  TOCSIN_TARGET_OUT_OF_SCOPE: { kind: 'user', exit: 64, hint: 'The target is outside the configured scope or in an exclusion list.' },
-  TOCSIN_ARG_INVALID: { kind: 'user', exit: 64, hint: 'See `tocsin <command> --help`.' },
-  TOCSIN_DB_CONNECT: { kind: 'internal', exit: 69, hint: 'Check TOCSIN_DATABASE_URL or the embedded database under TOCSIN_HOME.' },
-  TOCSIN_DB_MIGRATION: { kind: 'internal', exit: 70, hint: 'A schema migration failed; the database was left at the last good version.' },
-  TOCSIN_DB_EMBEDDED_START: { kind: 'internal', exit: 69, hint: 'The embedded PostgreSQL did not start; see the log under TOCSIN_HOME/pg.log.' },
+  TOCSIN_CONFIG_INVALID: {
+    kind: 'user', exit: 78, http: 500, means: 'A setting (environment variable or option default) is invalid; every problem is listed.',
+    hint: 'Fix the listed settings; run `tocsin check` to validate without side effects.',
+  },
+  TOCSIN_TARGET_INVALID: {
+    kind: 'user', exit: 64, http: 400, means: 'A target or exclusion entry is malformed, or the targets expand to too many addresses.',
+    hint: 'Fix or remove the named target; nothing was sent.',
+  },
+  TOCSIN_ARG_INVALID: {
+    kind: 'user', exit: 64, http: 400, means: 'A command-line argument or option value is invalid.',
+    hint: 'See `tocsin <command> --help`.',
+  },
+  TOCSIN_INPUT_UNREADABLE: {
+    kind: 'user', exit: 66, http: 400, means: 'A file the user named (targets, exclusions, IoCs) cannot be read.',
+    hint: 'Check the path and its permissions.',
+  },
+  TOCSIN_OUTPUT_UNWRITABLE: {
+    kind: 'user', exit: 73, http: 400, means: 'An output the user named (--output, --truth, standard output) cannot be written.',
+    hint: 'Check that the folder exists and is writable and the disk is not full, or choose another path.',
+  },
+  TOCSIN_DB_CONNECT: {
+    kind: 'internal', exit: 69, http: 503, means: 'The database server cannot be reached or refuses the login.',
+    hint: 'Check TOCSIN_DATABASE_URL or the embedded database under TOCSIN_HOME.',
+  },
+  TOCSIN_DB_MIGRATION: {
+    kind: 'internal', exit: 70, http: 503, means: 'A schema migration failed.',
+    hint: 'A schema migration failed; the database was left at the last good version.',
+  },
+  TOCSIN_DB_EMBEDDED_START: {
+    kind: 'internal', exit: 69, http: 503, means: 'The embedded PostgreSQL could not be set up, started or stopped.',
+    hint: 'The embedded PostgreSQL did not start; see the log under TOCSIN_HOME/pg.log.',
+  },
   // Storage failures caused by the environment (not bugs): each names what to do; a scan's also names its resume command.
-  TOCSIN_HOME_UNUSABLE: { kind: 'user', exit: 73, hint: 'Set TOCSIN_HOME to a writable directory (it is created if missing), or set TOCSIN_DATABASE_URL.' },
-  TOCSIN_DB_LOST: { kind: 'internal', exit: 69, hint: 'The database went away (server stopped or killed, `tocsin db stop`, TOCSIN_HOME removed); what was stored is kept.' },
-  TOCSIN_DB_WRITE: { kind: 'internal', exit: 74, hint: 'The database could not write (read-only file system or an I/O error); what was stored before is kept.' },
-  TOCSIN_DISK_FULL: { kind: 'internal', exit: 74, hint: 'Free space on the named file system (or move TOCSIN_HOME), then run the command again.' },
-  TOCSIN_SCAN_BUSY: { kind: 'user', exit: 75, hint: 'Another live tocsin process is running this scan; wait for it or stop it (Ctrl+C), then resume.' },
-  TOCSIN_SCAN_NOT_FOUND: { kind: 'user', exit: 64, hint: 'List scans with `tocsin report --scans`.' },
-  TOCSIN_SCAN_NEEDS_STORE: { kind: 'user', exit: 64, hint: 'Drop --no-store to resume, or start a new scan.' },
-  TOCSIN_KB_UNKNOWN_BUILD: { kind: 'user', exit: 65, hint: 'Give an Exchange build such as 15.1.2176.9 (major.minor.build[.revision]).' },
-  TOCSIN_KB_DATA_INVALID: { kind: 'internal', exit: 70, hint: 'The in-repo knowledge base failed validation; run `tocsin kb --verify`.' },
-  TOCSIN_INPUT_UNREADABLE: { kind: 'user', exit: 66, hint: 'Check the path and its permissions.' },
-  TOCSIN_FORENSICS_INPUT: { kind: 'user', exit: 2, hint: 'Check the path, archive or IoC file named in the message.' },
-  TOCSIN_LAB_START: { kind: 'internal', exit: 69, hint: 'The lab could not listen; is another lab running on the same port?' },
-  TOCSIN_DETECTOR_INVALID: { kind: 'internal', exit: 70, hint: 'A detector failed its registration checks; fix the named detector under src/detectors/ (see docs/detectors.md).' },
-  TOCSIN_INTERNAL: { kind: 'internal', exit: 70, hint: 'This is a bug: please report it with the command line and this message.' },
-} as const satisfies Record<string, { kind: 'user' | 'internal'; exit: number; hint: string }>;
+  TOCSIN_HOME_UNUSABLE: {
+    kind: 'user', exit: 73, http: 503, means: 'TOCSIN_HOME cannot be created or written (missing parent, permissions, read-only, not a folder).',
+    hint: 'Set TOCSIN_HOME to a writable directory (it is created if missing), or set TOCSIN_DATABASE_URL.',
+  },
+  TOCSIN_DB_LOST: {
+    kind: 'internal', exit: 69, http: 503, means: 'The database went away while a command was using it.',
+    hint: 'The database went away (server stopped or killed, `tocsin db stop`, TOCSIN_HOME removed); what was stored is kept.',
+  },
+  TOCSIN_DB_WRITE: {
+    kind: 'internal', exit: 74, http: 503, means: 'The database or TOCSIN_HOME cannot write (read-only file system, I/O error).',
+    hint: 'The database could not write (read-only file system or an I/O error); what was stored before is kept.',
+  },
+  TOCSIN_DISK_FULL: {
+    kind: 'internal', exit: 74, http: 503, means: 'The file system under TOCSIN_HOME or the database is full.',
+    hint: 'Free space on the named file system (or move TOCSIN_HOME), then run the command again.',
+  },
+  TOCSIN_SCAN_BUSY: {
+    kind: 'user', exit: 75, http: 409, means: 'Another live process is running the scan.',
+    hint: 'Another live tocsin process is running this scan; wait for it or stop it (Ctrl+C), then resume.',
+  },
+  TOCSIN_SCAN_NOT_FOUND: {
+    kind: 'user', exit: 64, http: 404, means: 'No stored scan has the given id (or it is not a scan id).',
+    hint: 'List scans with `tocsin report --scans`.',
+  },
+  TOCSIN_SCAN_PLAN_INVALID: {
+    kind: 'internal', exit: 65, http: 500, means: 'The stored plan of a scan does not fit the plan schema (damaged, or stored by another version); every problem is listed.',
+    hint: 'The scan cannot be resumed; start a new scan with the same targets (`tocsin report --scans` lists the scans).',
+  },
+  TOCSIN_SCAN_NEEDS_STORE: {
+    kind: 'user', exit: 64, http: 400, means: 'Resuming was asked for a scan that is not stored (--no-store).',
+    hint: 'Drop --no-store to resume, or start a new scan.',
+  },
+  TOCSIN_KB_UNKNOWN_BUILD: {
+    kind: 'user', exit: 65, http: 400, means: 'The text given is not an Exchange build number.',
+    hint: 'Give an Exchange build such as 15.1.2176.9 (major.minor.build[.revision]).',
+  },
+  TOCSIN_KB_DATA_INVALID: {
+    kind: 'internal', exit: 70, http: 500, means: 'The shipped knowledge-base tables failed validation.',
+    hint: 'The in-repo knowledge base failed validation; run `tocsin kb --verify`.',
+  },
+  // The forensics kit keeps its own exit codes (0 clean, 1 indicators, 2 error, 3 insufficient logs; README and
+  // docs/forensics.md), the same through `tocsin forensics` and the standalone bundle: its errors all exit 2.
+  TOCSIN_FORENSICS_INPUT: {
+    kind: 'user', exit: 2, http: 400, means: 'A forensics input, option or output is unusable (missing path, bad IoC file, unwritable --output).',
+    hint: 'Check the path, archive or IoC file named in the message.',
+  },
+  TOCSIN_FORENSICS_INTERNAL: {
+    kind: 'internal', exit: 2, http: 500, means: 'A bug in the forensics kit (exit 2, the kit\'s error status, not 70).',
+    hint: 'This is a bug: please report it with the command line and this message.',
+  },
+  TOCSIN_LAB_START: {
+    kind: 'internal', exit: 69, http: 500, means: 'The lab (simulated Exchange estate) could not listen.',
+    hint: 'The lab could not listen; is another lab running on the same port?',
+  },
+  TOCSIN_DETECTOR_INVALID: {
+    kind: 'internal', exit: 70, http: 500, means: 'A detector failed its registration checks.',
+    hint: 'A detector failed its registration checks; fix the named detector under src/products/ (see docs/detectors.md).',
+  },
+  TOCSIN_PACKAGE_BROKEN: {
+    kind: 'internal', exit: 70, http: 500, means: 'The installed package is incomplete (its package.json or data files are missing).',
+    hint: 'Reinstall tocsin (`npm ci` in a checkout, or install the package again).',
+  },
+  TOCSIN_INTERNAL: {
+    kind: 'internal', exit: 70, http: 500, means: 'A bug: an error no code describes.',
+    hint: 'This is a bug: please report it with the command line and this message.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -48,6 +142,9 @@ export class TocsinError extends Error {
   }
   get hint(): string {
     return ERROR_CODES[this.code].hint;
+  }
+  get httpStatus(): HttpStatus {
+    return ERROR_CODES[this.code].http;
   }
 }
 

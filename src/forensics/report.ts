@@ -4,6 +4,7 @@
  * shown escaped, so a log line cannot move the cursor, recolour the terminal or hide text.
  */
 import { csvDocument } from '../core/csv.js';
+import { sanitiseText } from '../core/text.js';
 import { FILE_RULES, LOG_RULES, type RuleMeta } from './rules.js';
 import { formatRanges, MAX_FINDINGS } from './analyze.js';
 import { KIT_VERSION, kitBanner, rulesRevision } from './version.js';
@@ -14,15 +15,9 @@ export const OUTPUT_FORMATS: readonly OutputFormat[] = ['text', 'jsonl', 'csv'];
 
 export const RECORD_FIELDS = ['check', 'cve', 'severity', 'file', 'line', 'time', 'clientIp', 'evidence'] as const;
 
-/** Makes hostile text safe for a terminal: C0/C1 controls, DEL, bidi overrides and zero-width marks escaped. */
+/** Makes hostile text safe for a terminal: every unsafe character (core/text.ts) shown as a visible escape. */
 export function escapeText(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => {
-    if (c === '\n') return '\\n';
-    if (c === '\r') return '\\r';
-    if (c === '\t') return '\\t';
-    const code = c.charCodeAt(0);
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
-  });
+  return sanitiseText(s, { style: 'escape' });
 }
 
 const RULES: ReadonlyMap<string, RuleMeta> = new Map([...LOG_RULES, ...FILE_RULES].map((r) => [r.id, r]));
@@ -47,7 +42,7 @@ function titleOf(check: string): string {
  * looked at with `cat` or `less`, so those are written as \u escapes too (still the same JSON value).
  */
 function jsonSafe(json: string): string {
-  return json.replace(/[\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return sanitiseText(json, { style: 'json' });
 }
 
 export function formatJsonl(findings: readonly FindingRecord[]): string {

@@ -6,7 +6,7 @@
  * insufficient for a verdict.
  */
 import { appendFile, stat, readFile, writeFile } from 'node:fs/promises';
-import { TocsinError } from '../core/errors.js';
+import { errno, TocsinError } from '../core/errors.js';
 import { analyze, type Progress } from './analyze.js';
 import type { AnalysisResult } from './types.js';
 import { emptyIocs, iocCount, parseIocFile, type IocSet } from './iocs.js';
@@ -93,7 +93,33 @@ export function formatFor(flag: string | undefined, output: string | undefined):
   return flag;
 }
 
+/**
+ * Runs the kit. It keeps its exit codes (0/1/2/3) whichever entry point runs it, `tocsin forensics` or the
+ * standalone bundle: every error leaves as a TocsinError that exits 2, never as `tocsin`'s generic 70.
+ */
 export async function runForensics(o: ForensicsOptions, io: ForensicsIo): Promise<number> {
+  try {
+    return await runUnguarded(o, io);
+  } catch (e: unknown) {
+    throw forensicsError(e);
+  }
+}
+
+/**
+ * An error of the kit as a coded one: a file-system error (a path the user gave) is TOCSIN_FORENSICS_INPUT, anything
+ * else uncoded is a bug, TOCSIN_FORENSICS_INTERNAL, with the stack's first frames as details for the report.
+ * A closed stdout (EPIPE) is passed on as it is: the entry point treats it as the reader going away.
+ */
+export function forensicsError(e: unknown): unknown {
+  if (e instanceof TocsinError || errno(e) === 'EPIPE') return e;
+  if (e instanceof Error && errno(e) !== undefined && 'syscall' in e) {
+    return new TocsinError('TOCSIN_FORENSICS_INPUT', e.message, { cause: e });
+  }
+  const [first = 'unknown error', ...frames] = (e instanceof Error ? (e.stack ?? e.message) : String(e)).split('\n');
+  return new TocsinError('TOCSIN_FORENSICS_INTERNAL', first, { details: frames.slice(0, 8).map((f) => f.trim()), cause: e });
+}
+
+async function runUnguarded(o: ForensicsOptions, io: ForensicsIo): Promise<number> {
   const format = formatFor(o.format, o.output) as OutputFormat;
   if (!OUTPUT_FORMATS.includes(format)) fail(`--format must be one of ${OUTPUT_FORMATS.join(', ')}, not ${JSON.stringify(o.format)}`);
   if (o.paths.length === 0) fail('give at least one PATH (a folder, a log file, a .zip or a .gz)');

@@ -4,10 +4,11 @@
  * copies of the bundle).
  */
 import { createHash } from 'node:crypto';
+import { VERSION } from '../core/version.js';
 import { CAMPAIGNS, FILE_RULES, LOG_RULES, SHIPPED_AUTH_FILES } from './rules.js';
 
-/** The package version (a test checks it equals package.json's; the bundle cannot read package.json). */
-export const KIT_VERSION = '0.1.0';
+/** The kit's version is the package's (the bundle cannot read package.json). */
+export const KIT_VERSION = VERSION;
 
 let revision: string | null = null;
 

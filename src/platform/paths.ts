@@ -14,7 +14,7 @@ let cached: string | undefined;
 
 /**
  * The directory holding the package.json whose name is "tocsin", found by walking up from this file.
- * Throws if none is found (a broken installation), since every caller needs a real path.
+ * Throws TOCSIN_PACKAGE_BROKEN if none is found (a broken installation), since every caller needs a real path.
  */
 export function packageRoot(): string {
   if (cached !== undefined) return cached;
@@ -29,7 +29,7 @@ export function findPackageRoot(start: string): string {
     const candidate = join(dir, 'package.json');
     if (existsSync(candidate) && packageName(candidate) === PACKAGE_NAME) return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json named "${PACKAGE_NAME}" above ${start}`);
+    if (parent === dir) throw new TocsinError('TOCSIN_PACKAGE_BROKEN', `no package.json named "${PACKAGE_NAME}" above ${start}`);
     dir = parent;
   }
 }
@@ -64,6 +64,7 @@ export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
   for (;;) {
     try {
       const s = await stat(d);
+      // Shaped like the kernel's own ENOTDIR, so callers code it with the rest (homeFsError → TOCSIN_HOME_UNUSABLE).
       if (!s.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, ${d}`), { code: 'ENOTDIR', path: d });
       break;
     } catch (e) {

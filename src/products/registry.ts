@@ -1,43 +1,25 @@
 /**
- * The detector registry: every detector is listed here explicitly (zgrab2 style; a test fails if a
- * detector file under src/detectors/ is not listed) and its metadata is checked when this module is
- * imported, so a bad plugin stops the process at start with a clear TOCSIN_DETECTOR_INVALID error
- * instead of misbehaving during a scan.
+ * The product registry: every product plugin is listed here explicitly (zgrab2 style), and every product's
+ * detectors in its own index.ts (a test fails if a detector file is not listed). Each product is checked
+ * when this module is imported (its probes, its detectors against its probes, its CVE policy fields; ids
+ * unique across products), so a bad plugin stops the process at start with a clear error instead of
+ * misbehaving during a scan: TOCSIN_DETECTOR_INVALID.
  *
- * The engine imports this module (never the other way round): it sends the probe plan
- * (`nextProbes` from the product folders), then calls `runDetectors` on all answered probes.
+ * The engine imports this module (never the other way round): it runs the probe plans of every product
+ * (`nextProbes` of each), then `runDetectors` of each over the answered probes, then each fingerprint.
  */
 import { TocsinError } from '../core/errors.js';
-import type { Detector, Fact, ProbeRequest, ProbeResponse } from './sdk.js';
-import { exchangeHeaders } from './exchange/exchange-headers.js';
-import { exchangeOnline } from './exchange/exchange-online.js';
-import { exporttoolManifest } from './exchange/exporttool-manifest.js';
-import { httpServerProduct } from './exchange/http-server-product.js';
-import { owaAssetPath } from './exchange/owa-asset-path.js';
-import { owaFbaRedirect } from './exchange/owa-fba-redirect.js';
-import { owaPageMarkers } from './exchange/owa-page-markers.js';
-import { platformConsistency } from './exchange/platform-consistency.js';
-import { EXCHANGE_PROBES } from './exchange/probes.js';
-import { xOwaVersion } from './exchange/x-owa-version.js';
+import type { Detector, Fact, Product, ProbeRequest, ProbeResponse, ProductFingerprint, ProductKb } from './sdk.js';
+import { exchange } from './exchange/index.js';
 
-export { EXCHANGE_PROBES, nextProbes } from './exchange/probes.js';
-export { fingerprintExchange, type ExchangeFingerprint } from './exchange/fingerprint.js';
+/** Every product, in the order the engine asks them (the first one claiming a service names the record). */
+export const PRODUCTS: readonly Product[] = [exchange];
 
-/** Every probe any registered detector may read. */
-export const PROBES: readonly ProbeRequest[] = EXCHANGE_PROBES;
+/** Every probe any registered detector may read (all products). */
+export const PROBES: readonly ProbeRequest[] = PRODUCTS.flatMap((p) => p.probes);
 
-/** Every detector, in the order they run. Listing is explicit on purpose: no directory scanning at run time. */
-export const DETECTORS: readonly Detector[] = [
-  xOwaVersion,
-  exporttoolManifest,
-  owaAssetPath,
-  exchangeHeaders,
-  owaPageMarkers,
-  owaFbaRedirect,
-  exchangeOnline,
-  platformConsistency,
-  httpServerProduct,
-];
+/** Every detector of every product, in the order they run. */
+export const DETECTORS: readonly Detector[] = PRODUCTS.flatMap((p) => p.detectors);
 
 const KEBAB = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
@@ -95,8 +77,62 @@ export function registerDetectors(detectors: readonly Detector[], probes: readon
   return detectors;
 }
 
+/**
+ * Problems with a list of products (empty if none): each product's own probes and detectors (the checks
+ * above), its metadata, and ids that must be unique across products (product ids, probe ids, detector
+ * ids: probe responses are keyed by probe id, revisions by detector id).
+ */
+export function productProblems(products: readonly Product[]): string[] {
+  const problems: string[] = [];
+  const productIds = new Set<string>();
+  const probeOwner = new Map<string, string>();
+  const detectorOwner = new Map<string, string>();
+  for (const p of products) {
+    const label = `product "${String(p.id)}"`;
+    if (typeof p.id !== 'string' || !KEBAB.test(p.id)) problems.push(`${label}: id must be kebab-case`);
+    if (productIds.has(p.id)) problems.push(`${label}: duplicate product id`);
+    productIds.add(p.id);
+    if (typeof p.name !== 'string' || p.name.trim() === '') problems.push(`${label}: name is required`);
+    if (!Array.isArray(p.probes) || p.probes.length === 0) problems.push(`${label}: must have at least one probe`);
+    if (!Array.isArray(p.detectors) || p.detectors.length === 0) problems.push(`${label}: must have at least one detector`);
+    for (const f of ['nextProbes', 'fingerprint', 'cveGroups'] as const) if (typeof p[f] !== 'function') problems.push(`${label}: ${f} must be a function`);
+    if (typeof p.kb?.load !== 'function' || typeof p.kb.tables !== 'function' || typeof p.kb.prime !== 'function') problems.push(`${label}: kb must have load, tables and prime`);
+    if (!Array.isArray(p.report?.countedApart) || p.report.countedApart.includes(p.id)) problems.push(`${label}: report.countedApart must list ids other than the product's own`);
+    if (typeof p.report?.definition !== 'string' || !p.report.definition.includes('{headline}')) problems.push(`${label}: report.definition must say which CVEs count ({headline})`);
+    if (typeof p.display?.cell !== 'function' || typeof p.display.column !== 'string') problems.push(`${label}: display needs a column and a cell function`);
+    const probes = Array.isArray(p.probes) ? p.probes : [];
+    const detectors = Array.isArray(p.detectors) ? p.detectors : [];
+    problems.push(...probeProblems(probes).map((x) => `${label}: ${x}`), ...detectorProblems(detectors, probes).map((x) => `${label}: ${x}`));
+    for (const q of probes) {
+      const owner = probeOwner.get(q.id);
+      if (owner !== undefined && owner !== p.id) problems.push(`${label}: probe "${q.id}" is also a probe of product "${owner}"`);
+      probeOwner.set(q.id, p.id);
+    }
+    for (const d of detectors) {
+      const owner = detectorOwner.get(d.id);
+      if (owner !== undefined && owner !== p.id) problems.push(`${label}: detector "${d.id}" is also a detector of product "${owner}"`);
+      detectorOwner.set(d.id, p.id);
+    }
+  }
+  return problems;
+}
+
+/** Throws TOCSIN_DETECTOR_INVALID listing every problem; returns the list unchanged otherwise. */
+export function registerProducts(products: readonly Product[]): readonly Product[] {
+  const problems = productProblems(products);
+  if (problems.length > 0) {
+    throw new TocsinError('TOCSIN_DETECTOR_INVALID', `product registration failed: ${problems.join('; ')}`, { details: problems });
+  }
+  return products;
+}
+
 // Checked at import: a bad plugin never reaches a scan.
-registerDetectors(DETECTORS, PROBES);
+registerProducts(PRODUCTS);
+
+/** The product whose records have this id (its own id, not a related one such as a cloud front end). */
+export function productById(id: string, products: readonly Product[] = PRODUCTS): Product | undefined {
+  return products.find((p) => p.id === id);
+}
 
 export interface DetectorRun {
   readonly facts: readonly Fact[];
@@ -124,4 +160,29 @@ export function runDetectors(responses: ReadonlyMap<string, ProbeResponse>, dete
     }
   }
   return { facts, revisions, errors };
+}
+
+/**
+ * One product as the engine runs it (structurally the engine's KitProduct, src/scan/kit.ts): the plan,
+ * its own detectors, the fingerprint and the LOADED knowledge base. Built once per kit, not per host.
+ */
+export interface ProductRuntime {
+  readonly id: string;
+  readonly name: string;
+  nextProbes(answered: ReadonlyMap<string, ProbeResponse>, sent: ReadonlySet<string>): readonly ProbeRequest[];
+  runDetectors(responses: ReadonlyMap<string, ProbeResponse>): DetectorRun;
+  fingerprint(facts: readonly Fact[]): ProductFingerprint;
+  readonly kb: ProductKb;
+}
+
+/** Loads each product's knowledge base (throws TOCSIN_KB_DATA_INVALID) and binds its detectors. */
+export function productRuntimes(products: readonly Product[] = PRODUCTS): readonly ProductRuntime[] {
+  return products.map((p) => ({
+    id: p.id,
+    name: p.name,
+    nextProbes: p.nextProbes,
+    runDetectors: (responses) => runDetectors(responses, p.detectors),
+    fingerprint: p.fingerprint,
+    kb: p.kb.load(),
+  }));
 }

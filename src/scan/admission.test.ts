@@ -1,25 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdmissionGate, CongestionWindow, RetryQueue } from './admission.js';
+import { AdmissionGate, CongestionWindow, gateTimersOn, RetryQueue, type GateTimers } from './admission.js';
 import { ManualClock } from '../../test/helpers/manual-clock.js';
 
-/** A gate on a manual clock: each tick() samples how late it came, as the real timer does. */
-function manualGate(maxLagMs: number): { gate: AdmissionGate; tickAfter: (ms: number) => void } {
-  let t = 0;
-  const gate = new AdmissionGate({ maxLagMs, now: () => t }).start({ timer: false });
-  return {
-    gate,
-    tickAfter: (ms) => {
-      t += ms;
-      gate.tick();
-    },
-  };
+/**
+ * A gate on a manual clock. Its timer is due every 10 ms; `tickAfter(ms)` moves the clock on by `ms` at
+ * once, so the due tick runs `ms - 10` late, as it would behind an event loop blocked for that long.
+ */
+function manualGate(maxLagMs: number): { gate: AdmissionGate; clock: ManualClock; tickAfter: (ms: number) => Promise<void> } {
+  const clock = new ManualClock();
+  const gate = new AdmissionGate({ maxLagMs, timers: gateTimersOn(clock) }).start();
+  return { gate, clock, tickAfter: (ms) => clock.advance(ms) };
 }
 
-test('admits immediately while the event loop keeps up', () => {
+test('admits immediately while the event loop keeps up', async () => {
   const { gate, tickAfter } = manualGate(50);
   assert.equal(gate.admit(), undefined);
-  for (let i = 0; i < 20; i++) tickAfter(10); // every tick on time: no lag
+  for (let i = 0; i < 20; i++) await tickAfter(10); // every tick on time: no lag
   assert.equal(gate.lagMs, 0);
   assert.equal(gate.admit(), undefined);
   gate.stop();
@@ -27,39 +24,84 @@ test('admits immediately while the event loop keeps up', () => {
 
 test('holds new attempts while the loop lags, releases them when it recovers', async () => {
   const { gate, tickAfter } = manualGate(20);
-  for (let i = 0; i < 6; i++) tickAfter(130); // each tick 120 ms late: a blocked loop
-  assert.ok(gate.lagMs > 20, `lag ${gate.lagMs}`);
+  for (let i = 0; i < 6; i++) await tickAfter(130); // each tick 120 ms late: a blocked loop
+  // Smoothed: 120 x (1 - 0.7^6) = 105.9 ms.
+  assert.ok(Math.abs(gate.lagMs - 120 * (1 - 0.7 ** 6)) < 1e-9, `lag ${gate.lagMs}`);
   const waiting = gate.admit();
   assert.ok(waiting instanceof Promise, 'held back while lagging');
   let released = false;
   void waiting.then(() => (released = true));
-  tickAfter(10);
-  await Promise.resolve();
+  await tickAfter(10);
   assert.equal(released, false, 'one good tick does not undo a sustained lag');
-  for (let i = 0; i < 30 && !released; i++) {
-    tickAfter(10);
-    await Promise.resolve();
+  // On-time ticks decay the lag by 0.7 each: 105.9 x 0.7^n <= 20 from n = 5 on (one tick done above).
+  let ticks = 1;
+  while (!released && ticks < 30) {
+    await tickAfter(10);
+    ticks++;
   }
   assert.equal(released, true);
+  assert.equal(ticks, 5, 'released on the first tick whose smoothed lag is under the limit');
   assert.ok(gate.lagMs <= 20);
   gate.stop();
 });
 
-test('stop releases every waiter', async () => {
-  const { gate, tickAfter } = manualGate(1);
-  for (let i = 0; i < 4; i++) tickAfter(70);
+test('a tick releases at most burstPerTick waiters, scaled by the headroom left', async () => {
+  const clock = new ManualClock();
+  const gate = new AdmissionGate({ maxLagMs: 100, burstPerTick: 4, timers: gateTimersOn(clock) }).start();
+  await clock.advance(1010); // one tick 1 s late: lag 300 ms
+  const released: number[] = [];
+  const waits = Array.from({ length: 6 }, (_, i) => gate.admit()?.then(() => void released.push(i)));
+  assert.ok(waits.every((w) => w instanceof Promise));
+  // 300 x 0.7^4 = 72 ms: under the limit; headroom 28 % of 4 = 1.1 -> one waiter released.
+  for (let i = 0; i < 3; i++) await clock.advance(10);
+  assert.deepEqual(released, []);
+  await clock.advance(10);
+  assert.deepEqual(released, [0]);
+  await clock.advance(10); // 50.4 ms: headroom 49.6 % of 4 = 1.98 -> one more
+  assert.deepEqual(released, [0, 1]);
+  await clock.advance(10); // 35.3 ms: headroom 64.7 % of 4 = 2.6 -> two more, in arrival order
+  assert.deepEqual(released, [0, 1, 2, 3]);
+  gate.stop();
+  await Promise.all(waits);
+  assert.deepEqual(released, [0, 1, 2, 3, 4, 5], 'stop releases the rest');
+});
+
+test('stop releases every waiter and cancels the timer', async () => {
+  const { gate, clock, tickAfter } = manualGate(1);
+  for (let i = 0; i < 4; i++) await tickAfter(70);
   const w = gate.admit();
   assert.ok(w instanceof Promise);
+  assert.equal(clock.waiting, 1, 'one timer');
   gate.stop();
   await w;
   assert.equal(gate.admit(), undefined);
+  await clock.advance(0);
+  assert.equal(clock.waiting, 0, 'no timer left after stop');
 });
 
-test('the real timer samples the loop (smoke test, no timing asserted)', async () => {
-  const g = new AdmissionGate({ maxLagMs: 50 }).start();
-  await new Promise((r) => setTimeout(r, 30));
-  assert.ok(Number.isFinite(g.lagMs) && g.lagMs >= 0);
-  g.stop();
+test('the timer keeps the process alive only while attempts wait at the gate', async () => {
+  // The real timers (systemGateTimers) start unref'd; a gate whose every attempt waits must not let Node exit.
+  const clock = new ManualClock();
+  const calls: string[] = [];
+  const inner = gateTimersOn(clock);
+  const timers: GateTimers = {
+    now: inner.now,
+    every: (ms, fn) => {
+      const t = inner.every(ms, fn);
+      return { ref: () => void calls.push('ref'), unref: () => void calls.push('unref'), cancel: () => t.cancel() };
+    },
+  };
+  const gate = new AdmissionGate({ maxLagMs: 20, timers }).start();
+  await clock.advance(500); // lag 147 ms
+  const w = gate.admit();
+  assert.ok(w instanceof Promise);
+  assert.deepEqual(calls, ['ref']);
+  void gate.admit();
+  assert.deepEqual(calls, ['ref'], 'one ref for the first waiter');
+  for (let i = 0; i < 10 && calls.length < 2; i++) await clock.advance(10);
+  await w;
+  assert.deepEqual(calls, ['ref', 'unref'], 'unref once nobody waits');
+  gate.stop();
 });
 
 test('congestion window: multiplicative decrease once per cooldown, floor, slow growth', async () => {

@@ -12,13 +12,62 @@
  */
 import type { Clock } from './rate-limit.js';
 
+/** A repeating timer; it keeps the process alive only while ref'd (it starts unref'd). */
+export interface Ticker {
+  ref(): void;
+  unref(): void;
+  cancel(): void;
+}
+
+/**
+ * Time as the gate sees it: a monotonic clock and a repeating timer. The lag is how late the timer's
+ * callback runs by that clock, so a test that moves a manual clock past a tick's due time simulates a
+ * blocked event loop exactly.
+ */
+export interface GateTimers {
+  now(): number;
+  every(ms: number, fn: () => void): Ticker;
+}
+
+/** The real clock and setInterval. */
+export const systemGateTimers: GateTimers = {
+  now: () => performance.now(),
+  every(ms, fn) {
+    const t = setInterval(fn, ms);
+    t.unref();
+    return { ref: () => void t.ref(), unref: () => void t.unref(), cancel: () => clearInterval(t) };
+  },
+};
+
+/**
+ * Gate timers on an engine Clock (now + sleep): each tick is a sleep that starts when the previous tick
+ * ran. For a manual clock (tests); ref/unref do nothing (a sleep has no handle to keep the process alive).
+ */
+export function gateTimersOn(clock: Clock): GateTimers {
+  return {
+    now: () => clock.now(),
+    every(ms, fn) {
+      const ac = new AbortController();
+      const loop = (): void => {
+        clock.sleep(ms, ac.signal).then(() => {
+          if (ac.signal.aborted) return;
+          fn();
+          loop();
+        }, () => undefined);
+      };
+      loop();
+      return { ref: () => undefined, unref: () => undefined, cancel: () => ac.abort() };
+    },
+  };
+}
+
 export interface AdmissionOptions {
   /** Smoothed event-loop lag above which no new attempt starts. */
   readonly maxLagMs?: number;
   /** Attempts started per tick while the loop is lagging not at all (bounds bursts after a pause). */
   readonly burstPerTick?: number;
-  /** Monotonic milliseconds (default performance.now); tests inject a clock and call tick() themselves. */
-  readonly now?: () => number;
+  /** Clock and timer (default: the real ones). */
+  readonly timers?: GateTimers;
 }
 
 const TICK_MS = 10;
@@ -26,35 +75,29 @@ const TICK_MS = 10;
 export class AdmissionGate {
   private lag = 0;
   private expected = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Ticker | null = null;
   private running = false;
   private readonly waiters: Array<() => void> = [];
   private readonly maxLag: number;
   private readonly burst: number;
-  private readonly now: () => number;
+  private readonly timers: GateTimers;
 
   constructor(o: AdmissionOptions = {}) {
     this.maxLag = o.maxLagMs ?? 50;
     this.burst = o.burstPerTick ?? 256;
-    this.now = o.now ?? (() => performance.now());
+    this.timers = o.timers ?? systemGateTimers;
   }
 
-  /**
-   * Starts sampling every TICK_MS. The timer does not keep the process alive (except while attempts
-   * wait on it). With `{ timer: false }` nothing is scheduled: the caller drives tick() (tests).
-   */
-  start(o: { readonly timer?: boolean } = {}): this {
+  /** Starts sampling every TICK_MS. The timer does not keep the process alive (except while attempts wait on it). */
+  start(): this {
     this.running = true;
-    this.expected = this.now() + TICK_MS;
-    if (o.timer !== false) {
-      this.timer = setInterval(() => this.tick(), TICK_MS);
-      this.timer.unref();
-    }
+    this.expected = this.timers.now() + TICK_MS;
+    this.timer = this.timers.every(TICK_MS, () => this.tick());
     return this;
   }
 
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     this.running = false;
     for (const w of this.waiters.splice(0)) w();
@@ -74,9 +117,9 @@ export class AdmissionGate {
     return new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
-  /** One sample: how late this tick came is the loop's lag. Called by the timer (or a test). */
-  tick(): void {
-    const now = this.now();
+  /** One sample: how late this tick came is the loop's lag. */
+  private tick(): void {
+    const now = this.timers.now();
     const sample = Math.max(0, now - this.expected);
     this.expected = now + TICK_MS;
     // Exponential smoothing: one slow tick (GC) does not stop admissions; a sustained backlog does.

@@ -4,8 +4,11 @@ import { assess } from './assess.js';
 import { loadExchangeKb } from '../products/exchange/kb/index.js';
 import type { Evidence, Fact, ProbeResponse } from '../products/sdk.js';
 import type { FingerprintLike } from './kit.js';
+import { exchange } from '../products/exchange/index.js';
 
 const kb = loadExchangeKb();
+/** The Exchange product as the engine hands it to assess(). */
+const product = { id: exchange.id, name: exchange.name, kb };
 const target = { ip: '127.0.0.5', port: 443, hostname: 'mail.example', tls: true };
 const at = '2021-03-10T00:00:00.000Z';
 const ev: Evidence = { detector: 'exchange-x-owa-version', probe: 'owa-logon', url: 'https://mail.example/owa/auth/logon.aspx', where: 'header', name: 'x-owa-version', excerpt: '15.1.2176.2' };
@@ -19,7 +22,7 @@ function fp(p: Partial<FingerprintLike>): FingerprintLike {
 }
 
 test('exact build: verdicts are exactly what the knowledge base says for it', () => {
-  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.2', precision: 'exact', evidence: [ev] }), kb, at);
+  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.2', precision: 'exact', evidence: [ev] }), product, at);
   const want = kb.assess('15.1.2176.2', 'exact');
   assert.equal(r.product, 'ms-exchange');
   assert.equal(r.build, '15.1.2176.2');
@@ -36,11 +39,11 @@ test('exact build: verdicts are exactly what the knowledge base says for it', ()
 });
 
 test('patched build is not vulnerable to ProxyLogon; CU-only evidence leaves SU unknown', () => {
-  const patched = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.9', precision: 'exact' }), kb, at);
+  const patched = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.9', precision: 'exact' }), product, at);
   assert.equal(patched.su, 'Mar21SU');
   assert.ok(!patched.vulnerable.includes('CVE-2021-26855'));
   assert.ok(!patched.indeterminate.includes('CVE-2021-26855'));
-  const cu = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176', precision: 'cu' }), kb, at);
+  const cu = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176', precision: 'cu' }), product, at);
   assert.equal(cu.buildPrecision, 'cu');
   assert.equal(cu.su, null);
   assert.equal(cu.cu, 'CU19');
@@ -48,40 +51,45 @@ test('patched build is not vulnerable to ProxyLogon; CU-only evidence leaves SU 
 });
 
 test('long-form builds are normalised to digits and dots', () => {
-  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.01.2176.009', precision: 'exact' }), kb, at);
+  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.01.2176.009', precision: 'exact' }), product, at);
   assert.equal(r.build, '15.1.2176.9');
 });
 
 test('non-Exchange hosts: other product or null, no verdicts', () => {
   const iis: Fact = { kind: 'product', product: 'iis', evidence: { ...ev, detector: 'iis', name: 'server', excerpt: 'Microsoft-IIS/10.0' } };
-  const r = assess(target, responses(404), [iis], fp({}), kb, at);
+  const r = assess(target, responses(404), [iis], fp({}), product, at);
   assert.equal(r.product, 'iis');
   assert.deepEqual([r.vulnerable, r.indeterminate], [[], []]);
   assert.equal(r.build, null);
   assert.equal(r.edition, null);
   assert.equal(r.status, 404);
-  const none = assess(target, responses(404), [], fp({}), kb, at);
+  const none = assess(target, responses(404), [], fp({}), product, at);
   assert.equal(none.product, null);
   assert.deepEqual(none.evidence, []);
 });
 
 test('Exchange Online and build-less Exchange get no verdicts, with a note saying why', () => {
-  const online = assess(target, responses(200), [], fp({ product: 'ms-exchange-online', build: '15.20.4.1' , precision: 'exact' }), kb, at);
+  const online = assess(target, responses(200), [], fp({ product: 'ms-exchange-online', build: '15.20.4.1' , precision: 'exact' }), product, at);
   assert.deepEqual([online.vulnerable, online.indeterminate, online.build], [[], [], null]);
-  assert.match(online.notes.join(' '), /Exchange Online/);
-  const noBuild = assess(target, responses(200), [], fp({ product: 'ms-exchange' }), kb, at);
+  // The note comes from the Exchange product's fingerprint (assess() knows no product ids).
+  const onlineFacts: Fact[] = [{ kind: 'exchange-online', evidence: ev }];
+  const viaProduct = assess(target, responses(200), onlineFacts, exchange.fingerprint(onlineFacts), product, at);
+  assert.equal(viaProduct.product, 'ms-exchange-online');
+  assert.deepEqual(viaProduct.vulnerable, []);
+  assert.ok(viaProduct.notes.includes('Exchange Online front end: not an on-premises server, no verdicts'), JSON.stringify(viaProduct.notes));
+  const noBuild = assess(target, responses(200), [], fp({ product: 'ms-exchange' }), product, at);
   assert.equal(noBuild.build, null);
   assert.match(noBuild.notes.join(' '), /no build/);
 });
 
 test('a hostile build string never reaches the record', () => {
-  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.9\u001b[31m', precision: 'exact' }), kb, at);
+  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.1.2176.9\u001b[31m', precision: 'exact' }), product, at);
   assert.equal(r.build, null);
   assert.deepEqual(r.vulnerable, []);
 });
 
 test('a drifted wire revision is reported as the listed build its verdicts are about', () => {
-  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.2.858.2', precision: 'exact' }), kb, at);
+  const r = assess(target, responses(200), [], fp({ product: 'ms-exchange', build: '15.2.858.2', precision: 'exact' }), product, at);
   assert.equal(r.build, '15.2.858.5');
   assert.equal(r.cu, 'CU9');
   assert.deepEqual(r.vulnerable, kb.assess('15.2.858.2', 'exact').vulnerable);
@@ -91,12 +99,12 @@ test('a drifted wire revision is reported as the listed build its verdicts are a
 test('honeypot pattern (IIS 7.5 + X-OWA-Version 15.1.1466.3): never an exact build; the record says "suspected honeypot"', async () => {
   // End to end over the recorded-style fixtures: real detectors, fingerprint and knowledge base.
   const { loadFixture } = await import('../../test/helpers/detector-fixtures.js');
-  const { runDetectors, fingerprintExchange } = await import('../products/registry.js');
+  const { runDetectors } = await import('../products/registry.js');
   const dir = new URL('../products/exchange/fixtures/', import.meta.url).pathname;
   const record = (name: string): ReturnType<typeof assess> => {
     const fx = loadFixture(`${dir}${name}.json`);
     const run = runDetectors(fx.responses);
-    return assess(target, fx.responses, run.facts, fingerprintExchange(run.facts), kb, at);
+    return assess(target, fx.responses, run.facts, exchange.fingerprint(run.facts), product, at);
   };
   const exactClaim = kb.assess('15.1.1466.3', 'exact');
   // The manifest answered 404 as well: two tells against copyable claims: not Exchange, no verdicts.
@@ -124,8 +132,8 @@ test('per-host cost: the record carries the knowledge base\'s verdict lists, not
   // A copy per host was allocated and then structured-cloned once per host from the worker threads;
   // shared lists are sent once per batch. Values are the same either way (the lists are frozen).
   const f = fp({ product: 'ms-exchange', build: '15.1.2176.2', precision: 'exact', evidence: [ev] });
-  const a = assess(target, responses(200), [], f, kb, at);
-  const b = assess({ ...target, ip: '127.0.0.6' }, responses(200), [], f, kb, at);
+  const a = assess(target, responses(200), [], f, product, at);
+  const b = assess({ ...target, ip: '127.0.0.6' }, responses(200), [], f, product, at);
   const want = kb.assess('15.1.2176.2', 'exact');
   assert.ok(want.vulnerable.length > 0);
   assert.equal(a.vulnerable, want.vulnerable);

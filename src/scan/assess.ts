@@ -8,10 +8,15 @@
 import { normaliseBuild } from '../core/build-number.js';
 import type { ScanRecord } from '../core/contracts/scan-record.js';
 import type { Evidence, Fact, ProbeResponse } from '../products/sdk.js';
-import type { FingerprintLike, KbLike } from './kit.js';
+import type { FingerprintLike, KitProduct } from './kit.js';
+import { EXCHANGE_ID } from '../products/exchange/index.js';
 
-export const EXCHANGE = 'ms-exchange';
-export const EXCHANGE_ONLINE = 'ms-exchange-online';
+/**
+ * @deprecated Exchange's record id, kept only until src/cli/scan.ts (being moved into a scan service)
+ * counts identified services generically (EngineStats.exchange, or `record.product` against the kit's
+ * product ids). The engine and assess() do not use it.
+ */
+export const EXCHANGE = EXCHANGE_ID;
 
 /** At most this many evidence items per record: a hostile host must not blow up the output. */
 const MAX_EVIDENCE = 16;
@@ -25,6 +30,8 @@ export interface AssessTarget {
 
 /**
  * @param responses answered probes in the order they were sent (Map insertion order); the first is the main probe.
+ * @param facts every fact stated about the service (a `product` fact names it when no plugin claims it).
+ * @param fingerprint the conclusion of `product`'s fingerprint; verdicts only when it names `product.id`.
  * @param scannedAt ISO time (injected so the function stays pure).
  */
 export function assess(
@@ -32,13 +39,13 @@ export function assess(
   responses: ReadonlyMap<string, ProbeResponse>,
   facts: readonly Fact[],
   fingerprint: FingerprintLike,
-  kb: KbLike,
+  product: Pick<KitProduct, 'id' | 'name' | 'kb'>,
   scannedAt: string,
 ): ScanRecord {
   const first = responses.values().next();
   const status = first.done === true ? null : first.value.status;
   const otherProduct = facts.find((f): f is Extract<Fact, { kind: 'product' }> => f.kind === 'product');
-  const product = fingerprint.product ?? otherProduct?.product ?? null;
+  const named = fingerprint.product ?? otherProduct?.product ?? null;
   const notes: string[] = [...fingerprint.notes];
   let evidence: Evidence[] = [...fingerprint.evidence];
   if (evidence.length === 0 && otherProduct !== undefined) evidence = [otherProduct.evidence];
@@ -48,25 +55,24 @@ export function assess(
     port: target.port,
     hostname: target.hostname,
     tls: target.tls,
-    product,
+    product: named,
     scannedAt,
     status,
   };
   const empty = { edition: null, build: null, buildPrecision: null, cu: null, su: null, vulnerable: [], indeterminate: [] } as const;
 
-  if (product !== EXCHANGE) {
-    if (product === EXCHANGE_ONLINE) notes.push('Exchange Online front end: not an on-premises server, no verdicts');
-    return { ...base, ...empty, evidence: evidence.slice(0, MAX_EVIDENCE), notes };
-  }
+  // Only the product's own id gets verdicts; anything else it names (a cloud front end, "iis") is for
+  // the record, and the fingerprint's notes say why.
+  if (named !== product.id) return { ...base, ...empty, evidence: evidence.slice(0, MAX_EVIDENCE), notes };
 
   const build = fingerprint.build === null ? null : normaliseBuild(fingerprint.build);
   const precision = fingerprint.precision;
   if (build === null || precision === null) {
-    notes.push('Exchange identified but no build number was seen: no verdicts');
+    notes.push(`${product.name} identified but no build number was seen: no verdicts`);
     return { ...base, ...empty, evidence: evidence.slice(0, MAX_EVIDENCE), notes };
   }
 
-  const a = kb.assess(build, precision);
+  const a = product.kb.assess(build, precision);
   notes.push(...a.notes);
   if (!a.known) notes.push(`build ${build} is not in the knowledge base`);
   // Web components may report a revision a little off the listed build (2019 CU9 sends 15.2.858.2 for

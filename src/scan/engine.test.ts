@@ -54,6 +54,9 @@ function fakeKit(behaviour: (t: ProbeTarget, probe: ProbeRequest) => ProbeOutcom
         },
       };
     },
+    products: [{
+    id: 'ms-exchange',
+    name: 'Exchange',
     nextProbes(answered, sent) {
       if (!sent.has('a')) return [PROBES[0]!];
       if (answered.get('a')?.headers.some(([k]) => k === 'x-more') === true && !sent.has('b')) return [PROBES[1]!];
@@ -73,6 +76,7 @@ function fakeKit(behaviour: (t: ProbeTarget, probe: ProbeRequest) => ProbeOutcom
       return { product: 'ms-exchange', build: b.build, precision: b.precision, evidence: [b.evidence], notes: [] };
     },
     kb,
+    }],
   };
   return { kit, opened, maxOpen: () => maxOpen };
 }

@@ -36,11 +36,11 @@
  */
 import type { AttemptOutcome, AttemptResult } from './ports.js';
 import { attemptKey } from './ports.js';
-import type { Fact, ProbeResponse } from '../products/sdk.js';
+import type { Fact, ProbeRequest, ProbeResponse } from '../products/sdk.js';
 import type { HostSession, NetLimits, ProbeFailure, SessionOptions } from '../core/contracts/probe.js';
 import type { PortSpec } from './port-spec.js';
-import type { ScanKit } from './kit.js';
-import { assess, EXCHANGE } from './assess.js';
+import type { DetectionResult, FingerprintLike, KitProduct, ScanKit } from './kit.js';
+import { assess } from './assess.js';
 import { AdmissionGate, CongestionWindow, RetryQueue } from './admission.js';
 import { systemClock, type Clock } from './rate-limit.js';
 import { networkKey } from '../core/ip.js';
@@ -85,6 +85,7 @@ export interface EngineOptions {
 export interface EngineStats {
   attempted: number;
   answered: number;
+  /** Answered services a product plugin claimed (its own id names the record), e.g. on-premises Exchange. */
   exchange: number;
   excluded: number;
   skipped: number;
@@ -204,6 +205,7 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
   // jobs: a live server behind a momentarily saturated front end must not be recorded as a timeout.
   const retries = new RetryQueue<Job>(clock, RETRY_BACKOFF_MS, MAX_RETRIES);
   const alive = new AliveNetworks(clock);
+  const productIds: ReadonlySet<string> = new Set(o.kit.products.map((p) => p.id));
   stop.signal.addEventListener('abort', () => {
     gate?.stop();
     cwnd.stop();
@@ -259,7 +261,8 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
             const unanswered = isConnectTimeout(f);
             stats.attempted++;
             if (result.outcome === 'answered') stats.answered++;
-            if (result.record?.product === EXCHANGE) stats.exchange++;
+            const named = result.record?.product;
+            if (named !== undefined && named !== null && productIds.has(named)) stats.exchange++;
             if (result.outcome === 'timeout') stats.timedOut++;
             if (tries > 1) stats.retried++;
             if (unanswered) stats.unanswered++;
@@ -365,7 +368,7 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
   const deadline = startedAt.getTime() + o.limits.hostBudgetMs;
   try {
     plan: for (let round = 0; round < MAX_PLAN_ROUNDS; round++) {
-      const probes = o.kit.nextProbes(answered, sent).filter((p) => !sent.has(p.id));
+      const probes = nextProbes(o.kit.products, answered, sent);
       if (probes.length === 0) break;
       for (const probe of probes) {
         if (o.signal?.aborted) return null;
@@ -403,16 +406,20 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
     return { result: failure(target, port, kind, detail, tlsCert, startedAt), failure: firstFailure };
   }
   try {
-    const { facts, revisions, errors } = o.kit.runDetectors(answered);
+    // One product (the common case): its detectors and fingerprint straight, no merging.
+    const several = o.kit.products.length > 1 ? detectAll(o.kit.products, answered) : null;
+    const product = several?.product ?? onlyProduct(o.kit);
+    const { facts, revisions, errors } = several ?? product.runDetectors(answered);
+    const fp = several?.fp ?? product.fingerprint(facts);
     for (const err of errors ?? []) o.onWarning?.(`detector ${err.detector} failed on ${target.ip}:${port}: ${err.message}`);
-    const fp = o.kit.fingerprint(facts);
-    const record = assess({ ip: target.ip, port, hostname: target.hostname, tls }, answered, facts, fp, o.kit.kb, startedAt.toISOString());
+    const record = assess({ ip: target.ip, port, hostname: target.hostname, tls }, answered, facts, fp, product, startedAt.toISOString());
     const notes = budgetNote === null ? record.notes : [...record.notes, budgetNote];
     return {
       result: {
         ip: target.ip, port, hostname: target.hostname, outcome: 'answered', detail: null,
         record: notes === record.notes ? record : { ...record, notes },
         facts: facts as Fact[], detectorRevisions: revisions, tlsCert, attemptedAt: startedAt.toISOString(),
+        responses: [...answered.values()],
       },
       failure: null,
     };
@@ -421,6 +428,55 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
     o.onWarning?.(`assessment failed for ${target.ip}:${port}: ${errorText(e)}`);
     return { result: failure(target, port, 'protocol-error', `internal error while assessing: ${errorText(e)}`, tlsCert, startedAt), failure: null };
   }
+}
+
+/**
+ * The next probes of every product's plan, not yet sent, in product order. With one product (the common
+ * case) this is exactly that product's plan: the traffic does not change when the registry has one entry.
+ */
+function nextProbes(products: readonly KitProduct[], answered: ReadonlyMap<string, ProbeResponse>, sent: ReadonlySet<string>): readonly ProbeRequest[] {
+  const only = products.length === 1 ? products[0] : undefined;
+  if (only !== undefined) return only.nextProbes(answered, sent).filter((p) => !sent.has(p.id));
+  const out: ProbeRequest[] = [];
+  for (const product of products) for (const p of product.nextProbes(answered, sent)) if (!sent.has(p.id) && !out.includes(p)) out.push(p);
+  return out;
+}
+
+interface Detected extends DetectionResult {
+  /** The product whose fingerprint names the record. */
+  readonly product: KitProduct;
+  readonly fp: FingerprintLike;
+}
+
+function onlyProduct(kit: ScanKit): KitProduct {
+  const p = kit.products[0];
+  if (p === undefined) throw new Error('the scan kit has no product');
+  return p;
+}
+
+/**
+ * Every product's detectors and fingerprint over the answered probes. The record is named by the first
+ * product (registry order) whose fingerprint claims the service with its own id; if none does, by the
+ * first that names something (e.g. a cloud front end), else by the first product's conclusion. Facts and
+ * revisions of all products are kept (stored with the observation).
+ */
+function detectAll(products: readonly KitProduct[], answered: ReadonlyMap<string, ProbeResponse>): Detected {
+  const facts: Fact[] = [];
+  const revisions: Record<string, number> = {};
+  const errors: Array<{ readonly detector: string; readonly message: string }> = [];
+  let chosen: { product: KitProduct; fp: FingerprintLike; rank: number } | null = null;
+  for (const product of products) {
+    const run = product.runDetectors(answered);
+    facts.push(...run.facts);
+    Object.assign(revisions, run.revisions);
+    if (run.errors !== undefined) errors.push(...run.errors);
+    const fp = product.fingerprint(run.facts);
+    // 0: claims the service; 1: names something else; 2: names nothing.
+    const rank = fp.product === product.id ? 0 : fp.product !== null ? 1 : 2;
+    if (chosen === null || rank < chosen.rank) chosen = { product, fp, rank };
+  }
+  if (chosen === null) throw new Error('the scan kit has no product');
+  return { facts, revisions, errors, product: chosen.product, fp: chosen.fp };
 }
 
 function safeCert(s: HostSession): HostSession['tlsCert'] {

@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { compareCveDisplay, createRecordWriter, cveCell, HEADLINE_CVES, parseFormat, renderTable, safeText, toJsonLine, CSV_COLUMNS, TABLE_WIDTH } from './output.js';
+import { compareCveDisplay, createRecordWriter, cveCell, parseFormat, renderTable, safeText, toJsonLine, CSV_COLUMNS, TABLE_WIDTH } from './output.js';
 import { loadExchangeKb } from '../products/exchange/kb/index.js';
+import { exchange } from '../products/exchange/index.js';
+
+/** Exchange's headline CVEs, from data/exchange/cve-groups.csv. */
+const HEADLINE_CVES = exchange.cveGroups().headline;
 import { csvCell } from '../core/csv.js';
 import type { ScanRecord } from '../core/contracts/scan-record.js';
 import { TocsinError } from '../core/errors.js';

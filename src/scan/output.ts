@@ -12,6 +12,9 @@ import type { Evidence } from '../core/contracts/evidence.js';
 import { parseIp } from '../core/ip.js';
 import { TocsinError } from '../core/errors.js';
 import { CSV_EOL, csvRow } from '../core/csv.js';
+import type { HeadlineCve, Product } from '../products/sdk.js';
+import { PRODUCTS } from '../products/registry.js';
+import { sanitiseText } from '../core/text.js';
 
 export type OutputFormat = 'jsonl' | 'csv' | 'table';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['jsonl', 'csv', 'table'];
@@ -63,64 +66,70 @@ export function toCsvCells(r: ScanRecord): readonly string[] {
   ];
 }
 
-/** Replace control characters (C0, DEL, C1) and cap: for terminal output of hostile text. */
+/** Hostile text for one terminal line: unsafe characters (core/text.ts) become '?', capped at `max`. */
 export function safeText(s: string, max = 80): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+  return sanitiseText(s, { max });
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Headline CVEs and the table
 
-/** One CVE a CERT asks about first; `group` is its name in data/exchange/cves.csv (null for a lone CVE). */
-export interface HeadlineCve {
-  readonly cve: string;
-  readonly group: string | null;
+/**
+ * How the table shows records: the products' headline CVEs (from their data: cve-groups.csv for
+ * Exchange), in display order, and each product's cells. Built once per writer (never per row); the
+ * default is built from the registered products on first use of a table, so jsonl and csv output never
+ * read the groups.
+ */
+export interface TableStyle {
+  readonly products: readonly Product[];
+  /** Headline CVEs of every product, product by product, in display order. */
+  readonly headline: readonly HeadlineCve[];
+  readonly rank: ReadonlyMap<string, number>;
+  /** Headline group name → its CVE ids, and CVE id → its headline group. */
+  readonly groupMembers: ReadonlyMap<string, readonly string[]>;
+  readonly groupOf: ReadonlyMap<string, string>;
+  /** Sort keys of CVE ids seen so far (a few hundred: the ids come from the knowledge bases). */
+  readonly keys: Map<string, number>;
 }
 
-/**
- * The CVEs a CERT asks about first, in display order: the named crises (their members are the rows of
- * data/exchange/cves.csv with that `group`; test/scan-cli.test.ts keeps the two in step) and two lone CVEs
- * that the CSV has no group for. Kept as code, not read from the knowledge base at start: it defines the
- * report's "patched" and "vulnerable" counts, and a bad knowledge-base file must not break every command.
- */
-export const HEADLINE_CVES: readonly HeadlineCve[] = [
-  { cve: 'CVE-2021-26855', group: 'ProxyLogon' },
-  { cve: 'CVE-2021-26857', group: 'ProxyLogon' },
-  { cve: 'CVE-2021-26858', group: 'ProxyLogon' },
-  { cve: 'CVE-2021-27065', group: 'ProxyLogon' },
-  { cve: 'CVE-2021-34473', group: 'ProxyShell' },
-  { cve: 'CVE-2021-34523', group: 'ProxyShell' },
-  { cve: 'CVE-2021-31207', group: 'ProxyShell' },
-  { cve: 'CVE-2022-41040', group: 'ProxyNotShell' },
-  { cve: 'CVE-2022-41082', group: 'ProxyNotShell' },
-  { cve: 'CVE-2023-21529', group: null },
-  { cve: 'CVE-2024-21410', group: null },
-];
+export function tableStyle(products: readonly Product[]): TableStyle {
+  const headline = products.flatMap((p) => p.cveGroups().headline);
+  const groupMembers = new Map<string, string[]>();
+  const groupOf = new Map<string, string>();
+  for (const h of headline) {
+    if (h.group === null) continue;
+    groupOf.set(h.cve, h.group);
+    groupMembers.set(h.group, [...(groupMembers.get(h.group) ?? []), h.cve]);
+  }
+  return { products, headline, rank: new Map(headline.map((h, i) => [h.cve, i])), groupMembers, groupOf, keys: new Map() };
+}
 
-const HEADLINE_RANK = new Map(HEADLINE_CVES.map((h, i) => [h.cve, i]));
+let registered: TableStyle | undefined;
 
-/** Sort keys of CVE ids seen so far (a few hundred: the ids come from the knowledge base). */
-const DISPLAY_KEYS = new Map<string, number>();
+/** The style of the registered products (reads their CVE groups once per thread). */
+export function defaultTableStyle(): TableStyle {
+  registered ??= tableStyle(PRODUCTS);
+  return registered;
+}
+
 const NOT_A_CVE = 1e13;
 
 /** Smaller first: headline CVEs by their rank, then CVE ids newest first; anything else last. */
-function displayKey(id: string): number {
-  let k = DISPLAY_KEYS.get(id);
+function displayKey(id: string, style: TableStyle): number {
+  let k = style.keys.get(id);
   if (k !== undefined) return k;
   const m = /^CVE-(\d{4})-(\d{1,8})$/.exec(id);
-  k = HEADLINE_RANK.get(id) ?? (m === null ? NOT_A_CVE : 1e3 + (9999 - Number(m[1])) * 1e8 + (99_999_999 - Number(m[2])));
-  if (DISPLAY_KEYS.size < 100_000) DISPLAY_KEYS.set(id, k);
+  k = style.rank.get(id) ?? (m === null ? NOT_A_CVE : 1e3 + (9999 - Number(m[1])) * 1e8 + (99_999_999 - Number(m[2])));
+  if (style.keys.size < 100_000) style.keys.set(id, k);
   return k;
 }
 
 /**
- * Display order of CVE ids: headline CVEs first (in HEADLINE_CVES order), then the others newest first
- * (by year, then number), then anything that is not a CVE id (advisories) by name.
+ * Display order of CVE ids: headline CVEs first (in the products' data order), then the others newest
+ * first (by year, then number), then anything that is not a CVE id (advisories) by name.
  */
-export function compareCveDisplay(a: string, b: string): number {
-  const d = displayKey(a) - displayKey(b);
+export function compareCveDisplay(a: string, b: string, style: TableStyle = defaultTableStyle()): number {
+  const d = displayKey(a, style) - displayKey(b, style);
   return d !== 0 ? d : a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -133,21 +142,12 @@ interface CveItems {
 /** The CVE cell is at most ~60 characters wide, and an item at least 10: a row keeps no more than this. */
 const KEEP_ITEMS = 8;
 
-/** Headline group name → its CVE ids, and CVE id → its headline group. */
-const GROUP_MEMBERS = new Map<string, string[]>();
-const GROUP_OF = new Map<string, string>();
-for (const h of HEADLINE_CVES) {
-  if (h.group === null) continue;
-  GROUP_OF.set(h.cve, h.group);
-  GROUP_MEMBERS.set(h.group, [...(GROUP_MEMBERS.get(h.group) ?? []), h.cve]);
-}
-
 /**
  * The first KEEP_ITEMS display items of a vulnerable list: fully vulnerable headline groups by name (at
  * the rank of their first CVE), every other CVE by id, in display order. A bounded selection, not a
  * sort of the whole list: this runs once per answered host when the output is a table.
  */
-function cveItems(vulnerable: readonly string[]): CveItems {
+function cveItems(vulnerable: readonly string[], style: TableStyle): CveItems {
   const set = new Set(vulnerable);
   const named = new Set<string>();
   const best: Array<{ key: number; id: string; covers: number }> = [];
@@ -163,16 +163,16 @@ function cveItems(vulnerable: readonly string[]): CveItems {
     best.splice(i, 0, { key, id, covers });
     if (best.length > KEEP_ITEMS) best.pop();
   };
-  for (const [group, members] of GROUP_MEMBERS) {
+  for (const [group, members] of style.groupMembers) {
     if (members.every((m) => set.has(m))) {
       named.add(group);
-      offer(displayKey(members[0] ?? ''), group, members.length);
+      offer(displayKey(members[0] ?? '', style), group, members.length);
     }
   }
   for (const cve of set) {
-    const g = GROUP_OF.get(cve);
+    const g = style.groupOf.get(cve);
     if (g !== undefined && named.has(g)) continue;
-    offer(displayKey(cve), cve, 1);
+    offer(displayKey(cve, style), cve, 1);
   }
   return { items: best.map(({ id, covers }) => ({ text: safeText(id, 30), covers })), total: set.size };
 }
@@ -198,21 +198,22 @@ function fitCves(c: CveItems, width: number): string {
  * ALL vulnerable is shown by its name (ProxyLogon), a partly vulnerable group by its CVE ids; as many as
  * fit in `width`, then "+N" for the rest (the VULN column has the full count).
  */
-export function cveCell(vulnerable: readonly string[], width: number): string {
-  return fitCves(cveItems(vulnerable), width);
+export function cveCell(vulnerable: readonly string[], width: number, style: TableStyle = defaultTableStyle()): string {
+  return fitCves(cveItems(vulnerable, style), width);
 }
 
 /** Widest a table line may be: it must fit a 100-column terminal. */
 export const TABLE_WIDTH = 100;
 
-/** "2016 CU19", "2010 SP3 RU32", "SE RTM", "Online", "no (iis)": what the host runs, briefly. */
-function exchangeCell(r: ScanRecord): string {
-  if (r.product === 'ms-exchange') {
-    const edition = r.edition === null ? '?' : r.edition.replace(/^Exchange Server /, '');
-    return `${edition} ${r.cu ?? '?'}`;
+/** "2016 CU19", "2010 SP3 RU32", "SE RTM", "Online", "no (iis)": what the host runs, briefly (the product says how). */
+function productCell(r: ScanRecord, owner: Product | undefined, style: TableStyle): string {
+  if (owner !== undefined) return owner.display.cell(r.edition, r.cu);
+  if (r.product === null) return 'no';
+  for (const p of style.products) {
+    const label = p.display.related[r.product];
+    if (label !== undefined) return label;
   }
-  if (r.product === 'ms-exchange-online') return 'Online';
-  return r.product === null ? 'no' : `no (${r.product})`;
+  return `no (${r.product})`;
 }
 
 function addressOf(r: ScanRecord): string {
@@ -228,7 +229,8 @@ interface TableRow {
   readonly cells: readonly string[];
   /** Only what the CVE cell can show (not the whole list: a big table holds many rows). */
   readonly cves: CveItems;
-  readonly exchange: boolean;
+  /** The product that claimed the service (its own id names the record), if any. */
+  readonly owner: Product | undefined;
   readonly headlineVulnerable: boolean;
 }
 
@@ -240,10 +242,9 @@ function compareRows(a: TableRow, b: TableRow): number {
   return a.port - b.port;
 }
 
-const HEADLINE_SET = new Set(HEADLINE_CVES.map((h) => h.cve));
-
-function tableRow(r: ScanRecord): TableRow {
+function tableRow(r: ScanRecord, style: TableStyle): TableRow {
   const ip = parseIp(r.ip);
+  const owner = r.product === null ? undefined : style.products.find((p) => p.id === r.product);
   return {
     family: ip?.family ?? 9,
     value: ip === null ? 0n : BigInt(ip.value),
@@ -253,25 +254,43 @@ function tableRow(r: ScanRecord): TableRow {
     cells: [
       safeText(addressOf(r), 60),
       r.hostname === null ? '-' : safeText(r.hostname, 64),
-      safeText(exchangeCell(r), 40),
+      safeText(productCell(r, owner, style), 40),
       safeText(r.build ?? '-', 40),
       safeText(r.buildPrecision ?? '-', 10),
       String(r.vulnerable.length),
       String(r.indeterminate.length),
     ],
-    cves: cveItems(r.vulnerable),
-    exchange: r.product === 'ms-exchange',
-    headlineVulnerable: r.vulnerable.some((c) => HEADLINE_SET.has(c)),
+    cves: cveItems(r.vulnerable, style),
+    owner,
+    headlineVulnerable: r.vulnerable.some((c) => style.rank.has(c)),
   };
 }
 
-const HEAD = ['ADDRESS', 'HOSTNAME', 'EXCHANGE', 'BUILD', 'PREC', 'VULN', 'INDET'] as const;
+/** Column headers; the third names the product when only one is registered ("EXCHANGE"), else PRODUCT. */
+function headOf(style: TableStyle): readonly string[] {
+  const only = style.products.length === 1 ? style.products[0] : undefined;
+  return ['ADDRESS', 'HOSTNAME', only?.display.column ?? 'PRODUCT', 'BUILD', 'PREC', 'VULN', 'INDET'];
+}
 const CVE_HEAD = 'VULNERABLE CVES (headline first)';
 /** Column widths: [min, max] (the address and hostname widths follow the data within them). */
 const WIDTH: ReadonlyArray<readonly [number, number]> = [[7, 47], [8, 20], [8, 14], [5, 12], [5, 5], [4, 4], [5, 5]];
 // (47 = the longest address: "[" + 39 characters of IPv6 + "]:65535".)
 const RIGHT = new Set([5, 6]);
 const MIN_CVE_WIDTH = 16;
+
+/** Greedy word wrap (for generated footer text that may outgrow a line). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
 
 function fit(s: string, w: number, right: boolean): string {
   const t = s.length > w ? `${s.slice(0, Math.max(w - 1, 0))}…` : s;
@@ -283,11 +302,12 @@ function fit(s: string, w: number, right: boolean): string {
  * the counts mean. At most TABLE_WIDTH characters a line: the hostname column appears only when some
  * host was given by name, and the CVE column takes the width that is left.
  */
-export function renderTable(records: readonly ScanRecord[]): string[] {
-  return renderRows(records.map(tableRow));
+export function renderTable(records: readonly ScanRecord[], style: TableStyle = defaultTableStyle()): string[] {
+  return renderRows(records.map((r) => tableRow(r, style)), style);
 }
 
-function renderRows(unsorted: readonly TableRow[]): string[] {
+function renderRows(unsorted: readonly TableRow[], style: TableStyle): string[] {
+  const HEAD = headOf(style);
   const rows = [...unsorted].sort(compareRows);
   const withHost = rows.some((r) => r.cells[1] !== '-');
   const cols = HEAD.map((_, i) => i).filter((i) => i !== 1 || withHost);
@@ -317,16 +337,23 @@ function renderRows(unsorted: readonly TableRow[]): string[] {
     return out;
   }
   for (const r of rows) out.push(line(r.cells, fitCves(r.cves, cveWidth)));
-  const exchange = rows.filter((r) => r.exchange);
-  const anyVuln = exchange.filter((r) => r.cves.total > 0).length;
-  const headlineVuln = exchange.filter((r) => r.headlineVulnerable).length;
+  const identified = rows.filter((r) => r.owner !== undefined);
+  const anyVuln = identified.filter((r) => r.cves.total > 0).length;
+  const headlineVuln = identified.filter((r) => r.headlineVulnerable).length;
+  const perProduct = style.products.map((p) => `${identified.filter((r) => r.owner === p).length} ${p.report.serversLabel}`).join('; ');
+  // Headline names as the data gives them: a group by its name, a lone CVE by its id.
+  const names: string[] = [];
+  for (const h of style.headline) {
+    const name = h.group ?? h.cve;
+    if (!names.includes(name)) names.push(name);
+  }
   out.push(
     '',
-    `${rows.length} ip:port answered; ${exchange.length} on-premises Exchange; ${anyVuln} with at least one CVE vulnerable`,
+    `${rows.length} ip:port answered; ${perProduct}; ${anyVuln} with at least one CVE vulnerable`,
     `(${headlineVuln} with a headline CVE vulnerable, which is what \`tocsin report\` counts as vulnerable).`,
     'VULN: how many CVEs of the knowledge base (every CVE, not only headline ones) are vulnerable for',
     'the build seen; INDET: how many the build alone cannot settle. VULNERABLE CVES: headline CVEs first',
-    '(ProxyLogon, ProxyShell, ProxyNotShell, CVE-2023-21529, CVE-2024-21410), a name standing for all',
+    ...wrap(`(${names.join(', ')}), a name standing for all`, TABLE_WIDTH),
     'of its CVEs, then the newest. Every CVE id and the evidence: --format jsonl or csv.',
   );
   return out;
@@ -337,8 +364,11 @@ function renderRows(unsorted: readonly TableRow[]): string[] {
  * kept (only their short cells, not the records) and the sorted table is written by close(), so on a
  * terminal it comes after the progress bar is gone instead of interleaving with it.
  */
-export function createRecordWriter(format: OutputFormat, out: Writable): RecordWriter {
+export function createRecordWriter(format: OutputFormat, out: Writable, style?: TableStyle): RecordWriter {
   let started = false;
+  // Only a table needs the products' headline CVEs; built on the first row, once.
+  let tableStyleOf: TableStyle | undefined = style;
+  const styled = (): TableStyle => (tableStyleOf ??= defaultTableStyle());
   const rows: TableRow[] = [];
   // CSV rows end with CRLF (RFC 4180); jsonl and table lines with LF.
   const eol = format === 'csv' ? CSV_EOL : '\n';
@@ -348,7 +378,7 @@ export function createRecordWriter(format: OutputFormat, out: Writable): RecordW
   return {
     async write(r) {
       if (format === 'table') {
-        rows.push(tableRow(r));
+        rows.push(tableRow(r, styled()));
         return;
       }
       if (!started) {
@@ -362,7 +392,7 @@ export function createRecordWriter(format: OutputFormat, out: Writable): RecordW
       if (format === 'table') {
         if (started) return;
         started = true;
-        for (const line of renderRows(rows)) await put(line);
+        for (const line of renderRows(rows, styled())) await put(line);
         rows.length = 0;
         return;
       }

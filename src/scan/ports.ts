@@ -5,7 +5,7 @@
  */
 import type { ScanRecord } from '../core/contracts/scan-record.js';
 import type { Fact } from '../products/sdk.js';
-import type { TlsCertSummary } from '../core/contracts/probe.js';
+import type { ProbeResponse, TlsCertSummary } from '../core/contracts/probe.js';
 
 /** How a (ip, port) attempt ended. Expected network outcomes are values, not exceptions. */
 export type AttemptOutcome =
@@ -49,6 +49,12 @@ export interface AttemptResult {
   readonly detectorRevisions: Readonly<Record<string, number>>;
   /** TLS certificate summary, if any (for attribution later). */
   readonly tlsCert: TlsCertSummary | null;
+  /**
+   * The answered probes, in the order they were answered (the first is the main probe), as the probe client
+   * returned them: stored (deduplicated, capped) so the observation can be re-assessed and its detectors
+   * replayed later (`tocsin reassess`). Carried only until the batch is written. Absent when not answered.
+   */
+  readonly responses?: readonly ProbeResponse[];
   readonly attemptedAt: string;
   /** Tries made (absent = 1): attempts that failed the way congestion makes them fail are tried again. */
   readonly tries?: number;

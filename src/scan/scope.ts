@@ -136,6 +136,30 @@ export async function loadExclusions(files: readonly string[], extra: readonly s
   return out;
 }
 
+/**
+ * The address ranges of canonical texts: addresses, CIDRs and FIRST-LAST ranges, per family. Strings that are
+ * none of these are skipped (validate first). The one place where target and exclusion texts become ranges.
+ */
+export function addressRanges(texts: Iterable<string>): { r4: Array<[number, number]>; r6: Array<[bigint, bigint]> } {
+  const r4: Array<[number, number]> = [];
+  const r6: Array<[bigint, bigint]> = [];
+  for (const t of texts) {
+    if (t.includes('/')) {
+      const c = parseCidr(t);
+      if (typeof c === 'string') continue;
+      if (c.family === 4) r4.push([c.first, c.last]);
+      else r6.push([c.first, c.last]);
+      continue;
+    }
+    const dash = t.indexOf('-');
+    const a = parseIp(dash > 0 ? t.slice(0, dash) : t);
+    const b = dash > 0 ? parseIp(t.slice(dash + 1)) : a;
+    if (a?.family === 4 && b?.family === 4) r4.push([a.value, b.value]);
+    else if (a?.family === 6 && b?.family === 6) r6.push([a.value, b.value]);
+  }
+  return { r4, r6 };
+}
+
 /** A set of addresses that must never be contacted. */
 export class AddressSet {
   private constructor(
@@ -148,23 +172,9 @@ export class AddressSet {
    * also held in its IPv6 spellings (V4_EMBEDDING_BASES) and every IPv6 range that embeds IPv4 also as IPv4.
    */
   static from(entries: readonly string[]): AddressSet {
-    const r4: Array<[number, number]> = [];
-    const r6: Array<[bigint, bigint]> = [];
-    for (const e of entries) {
-      if (e.includes('/')) {
-        const c = parseCidr(e);
-        if (typeof c === 'string') continue;
-        if (c.family === 4) r4.push([c.first, c.last]);
-        else r6.push([c.first, c.last]);
-      } else {
-        const ip = parseIp(e);
-        if (ip === null) continue;
-        if (ip.family === 4) r4.push([ip.value, ip.value]);
-        else r6.push([ip.value, ip.value]);
-      }
-    }
-    // ::ffff:a.b.c.d reaches a.b.c.d: each family's set also holds the other's aliases, so `has` and the
-    // target subtraction in TargetSet need no further normalisation.
+    const { r4, r6 } = addressRanges(entries);
+    // ::ffff:a.b.c.d reaches a.b.c.d: each family's set also holds the other's aliases, so `has` needs no
+    // further normalisation of the address it is asked about.
     const closed = closeUnderV4Embedding(r4, r6);
     return new AddressSet(v4Set(closed.r4), v6Set(closed.r6));
   }

@@ -1,14 +1,15 @@
 /**
- * From a plan (plain data) to engine options: the lazy target iterator, the exclusion matcher, the rate
- * limiter and the probe kit. Used identically by the main thread (one worker) and by each worker
- * thread, so a shard sees exactly the same target order as every other shard.
+ * From a plan (plain data) to engine options: the lazy target iterator, the exclusion matcher and the rate
+ * limiter, with the probe kit its caller wires (the composition root: src/services). Used identically by the
+ * main thread (one worker) and by each worker thread, so a shard sees exactly the same target order as every
+ * other shard.
  *
  * Also the CLI-side loading of targets and exclusion files (validated before anything is sent).
  */
 import type { Readable } from 'node:stream';
 import type { EngineOptions } from './engine.js';
 import type { ScanPlan } from './plan.js';
-import { defaultKit } from '../services/default-kit.js';
+import type { ScanKit } from './kit.js';
 import { countTargets, dnsResolver, expandTargets, loadTargets as readTargets, resolveTargets } from './targets.js';
 import { exclusionMatcher, exclusionProblem, loadExclusions as readExclusions, looksLikeAddress } from './scope.js';
 import { createRateLimiter } from './rate-limit.js';
@@ -21,7 +22,7 @@ export interface SetupCallbacks {
   onWarning?: EngineOptions['onWarning'];
 }
 
-export function engineOptionsFor(plan: ScanPlan, cb: SetupCallbacks): EngineOptions {
+export function engineOptionsFor(plan: ScanPlan, cb: SetupCallbacks, kit: ScanKit): EngineOptions {
   const shards = cb.shard?.count ?? 1;
   const isExcluded = exclusionMatcher(plan.exclusions);
   // Shards are interleaved over the same target order, so each takes an equal share of both rates.
@@ -31,7 +32,7 @@ export function engineOptionsFor(plan: ScanPlan, cb: SetupCallbacks): EngineOpti
     ports: plan.ports,
     concurrency: Math.max(1, Math.ceil(plan.concurrency / shards)),
     limits: plan.limits,
-    kit: defaultKit(),
+    kit,
     isExcluded,
     ...(limiter === null ? {} : { limiter }),
     done: cb.done,

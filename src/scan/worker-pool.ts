@@ -7,6 +7,10 @@
  * no target list crosses a thread boundary and memory stays bounded. Results come back in batches over
  * the worker's MessagePort; the main thread does storage and output and acknowledges each batch, and a
  * worker pauses when it has too many unacknowledged batches (back-pressure end to end).
+ *
+ * The pool does not know the probe kit nor the worker entry: both come from the composition root
+ * (src/services), which wires the real modules. The worker entry is a module that builds its own kit in
+ * its thread (a kit holds functions and cannot cross the thread boundary).
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -16,14 +20,22 @@ import { emptyStats, runScan } from './engine.js';
 import type { ScanPlan } from './plan.js';
 import { Batcher } from './batcher.js';
 import { engineOptionsFor } from './setup.js';
+import type { ScanKit } from './kit.js';
 import { exchangeKbTables, type KbTables } from '../products/exchange/kb/index.js';
 
 export interface PoolOptions {
   readonly plan: ScanPlan;
   /** attemptKey(ip, port) already stored (resume). */
   readonly done: ReadonlySet<string>;
-  /** Worker threads; 1 = run in this thread. */
+  /** Worker threads; 1 = run in this thread (also when `workerEntry` is null). */
   readonly workers: number;
+  /** The probe kit of a scan run in this thread. */
+  kit(): ScanKit;
+  /**
+   * The worker-thread entry module (it answers the messages below and builds its own kit), compiled .js or,
+   * under tsx (tests, development), the .ts source. Null: never spawn threads.
+   */
+  readonly workerEntry: URL | null;
   readonly signal?: AbortSignal;
   /** Storage and output; awaited before the batch is acknowledged. */
   onBatch(results: readonly AttemptResult[]): Promise<void>;
@@ -64,7 +76,7 @@ export function autoWorkers(jobCount: number | null, cores: number = availablePa
 }
 
 export async function runPlan(o: PoolOptions): Promise<EngineStats> {
-  return o.workers <= 1 ? runInThread(o) : runInWorkers(o);
+  return o.workers <= 1 || o.workerEntry === null ? runInThread(o) : runInWorkers(o, o.workerEntry);
 }
 
 async function runInThread(o: PoolOptions): Promise<EngineStats> {
@@ -74,25 +86,23 @@ async function runInThread(o: PoolOptions): Promise<EngineStats> {
     ...(o.signal === undefined ? {} : { signal: o.signal }),
     onResult: (r) => batcher.push(r),
     ...(o.onWarning === undefined ? {} : { onWarning: o.onWarning }),
-  }));
+  }, o.kit()));
   await batcher.close();
   return stats;
 }
 
-/** The worker entry: compiled .js next to this file, or the .ts source under tsx (tests, dev). */
-function spawnWorker(init: WorkerInit): Worker {
-  const self = import.meta.url;
-  if (self.endsWith('.ts')) {
+/** A worker on the entry module: compiled .js as it is, the .ts source under tsx (tests, dev). */
+function spawnWorker(entry: URL, init: WorkerInit): Worker {
+  if (entry.pathname.endsWith('.ts')) {
     // Node 20 does not run --import hooks in worker threads: register tsx inside the worker first.
     const tsx = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./scan-worker.ts', self).href;
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
     return new Worker(code, { eval: true, workerData: init });
   }
-  return new Worker(new URL('./scan-worker.js', self), { workerData: init });
+  return new Worker(entry, { workerData: init });
 }
 
-async function runInWorkers(o: PoolOptions): Promise<EngineStats> {
+async function runInWorkers(o: PoolOptions, entry: URL): Promise<EngineStats> {
   const count = o.workers;
   const done = [...o.done];
   const kb = exchangeKbTables();
@@ -107,7 +117,7 @@ async function runInWorkers(o: PoolOptions): Promise<EngineStats> {
   o.signal?.addEventListener('abort', stopAll, { once: true });
   try {
     await Promise.all(Array.from({ length: count }, (_, index) => new Promise<void>((resolve, reject) => {
-      const w = spawnWorker({ plan: o.plan, done, shard: { index, count }, kb });
+      const w = spawnWorker(entry, { plan: o.plan, done, shard: { index, count }, kb });
       workers.push(w);
       let finished = false;
       w.on('message', (m: FromWorker) => {

@@ -3,10 +3,7 @@
  * fingerprint and the knowledge base. The only place the engine is wired to those modules.
  */
 import { openHostSession } from '../platform/net/http-probe.js';
-import { nextProbes } from '../products/exchange/probes.js';
-import { runDetectors } from '../products/registry.js';
-import { fingerprintExchange } from '../products/exchange/fingerprint.js';
-import { loadExchangeKb } from '../products/exchange/kb/index.js';
+import { productRuntimes } from '../products/registry.js';
 import type { ScanKit } from '../scan/kit.js';
 
 let cached: ScanKit | undefined;
@@ -15,10 +12,8 @@ let cached: ScanKit | undefined;
 export function defaultKit(): ScanKit {
   cached ??= {
     openSession: openHostSession,
-    nextProbes,
-    runDetectors,
-    fingerprint: fingerprintExchange,
-    kb: loadExchangeKb(),
+    // Every registered product (probe plan, detectors, fingerprint, loaded knowledge base).
+    products: productRuntimes(),
   };
   return cached;
 }

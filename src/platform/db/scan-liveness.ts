@@ -12,7 +12,7 @@
 import { hostname } from 'node:os';
 import { sql, type Kysely } from 'kysely';
 import { TocsinError } from '../../core/errors.js';
-import { isAlive } from './embedded.js';
+import { isAlive } from './os.js';
 import type { DbSchema, ScanStatus } from './schema.js';
 import { parseScanId } from './scan-store.js';
 

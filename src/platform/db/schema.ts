@@ -79,6 +79,43 @@ export interface AssessmentsTable {
   indeterminate: ColumnType<string[], readonly string[] | undefined, readonly string[]>;
   notes: JsonColumnDefault<readonly string[]>;
   assessed_at: Generated<Date>;
+  /** Migration 0004: the service as a re-assessment saw it (replayed detectors); null = the observation's own columns. */
+  fingerprint: ColumnType<AssessedFingerprint | null, string | null | undefined, string | null>;
+}
+
+/** What an assessment row took the service to be (assessments.fingerprint). */
+export interface AssessedFingerprint {
+  readonly [key: string]: Json;
+  readonly product: string | null;
+  readonly edition: string | null;
+  readonly build: string | null;
+  readonly buildPrecision: 'exact' | 'cu' | null;
+  readonly cu: string | null;
+  readonly su: string | null;
+}
+
+/** Migration 0004: content-addressed response blobs (raw-responses.ts). */
+export interface RawResponsesTable {
+  sha256: Buffer;
+  encoding: 'identity' | 'gzip';
+  size: number;
+  data: Buffer;
+  first_seen: Generated<Date>;
+}
+
+/** Migration 0004: an observation's responses, in the order they were answered. */
+export interface ObservationResponsesTable {
+  observation_id: number;
+  ord: number;
+  probe_id: string;
+  url: string;
+  status: number;
+  redirects: JsonColumnDefault<readonly string[]>;
+  head_sha256: Buffer;
+  body_sha256: Buffer;
+  body_bytes: number;
+  client_truncated: boolean;
+  stored_truncated: boolean;
 }
 
 export interface MigrationsTable {
@@ -91,5 +128,7 @@ export interface DbSchema {
   scan_attempts: ScanAttemptsTable;
   observations: ObservationsTable;
   assessments: AssessmentsTable;
+  raw_responses: RawResponsesTable;
+  observation_responses: ObservationResponsesTable;
   tocsin_migrations: MigrationsTable;
 }

@@ -11,9 +11,10 @@ import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { leafDerFromSession, summaryFromCertDer, summaryFromSessionDer } from './cert-der.js';
 import { summarizeCert, summarizeCertSlow } from './http-probe.js';
-import { packageRoot } from '../paths.js';
+import { labCertificates } from '../../../lab/cert-store.js';
 
-const certDir = join(packageRoot(), 'lab', 'certs');
+// The lab makes its certificates at first start (none are shipped); tests are outside the import rules.
+const certDir = (await labCertificates()).dir;
 const LEAVES = ['mail-alpha', 'mail-bravo', 'mail-charlie', 'mail-delta', 'mail-echo', 'exch-selfsigned', 'localhost', 'outlook', 'phish', 'web'];
 
 function pem(id: string, kind: 'cert' | 'key'): string {

@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import * as m0001 from './0001-scans.js';
 import * as m0002 from './0002-scan-liveness.js';
 import * as m0003 from './0003-scan-counts.js';
+import * as m0004 from './0004-raw-responses.js';
 
 export interface Migration {
   readonly id: string;
@@ -17,4 +18,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0001-scans', up: m0001.up },
   { id: '0002-scan-liveness', up: m0002.up },
   { id: '0003-scan-counts', up: m0003.up },
+  { id: '0004-raw-responses', up: m0004.up },
 ];

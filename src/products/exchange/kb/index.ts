@@ -7,7 +7,7 @@
  *   const a = kb.assess('15.1.2176.9', 'exact');       // a.vulnerable, a.indeterminate, a.verdicts
  *   kb.assess('15.1.2176', 'cu');                      // only the CU visible (OWA asset path)
  *
- * Data: data/exchange/{builds,cve-fixes,cves}.csv (see data/exchange/PROVENANCE.md); rules: verdict.ts.
+ * Data: data/exchange/{builds,cve-fixes,cves,cve-groups}.csv (see data/exchange/PROVENANCE.md); rules: verdict.ts.
  */
 import { loadTables } from './load.js';
 import { createKb } from './verdict.js';
@@ -27,6 +27,7 @@ export type {
 } from './types.js';
 export { createKb } from './verdict.js';
 export { loadTables, validateTables, type KbTables } from './load.js';
+export { loadCveGroups, validateGroups } from './groups.js';
 
 let cached: ExchangeKb | undefined;
 
@@ -46,7 +47,7 @@ export function loadExchangeKb(): ExchangeKb {
  */
 export function exchangeKbTables(): KbTables {
   const kb = loadExchangeKb();
-  return { version: kb.version, builds: kb.builds, fixes: kb.fixes, cves: kb.cves };
+  return { version: kb.version, builds: kb.builds, fixes: kb.fixes, cves: kb.cves, ...(kb.groups === undefined ? {} : { groups: kb.groups }) };
 }
 
 /** Seeds this thread's cache with tables another thread loaded and validated (same files, same version). */

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { TocsinError } from '../../../core/errors.js';
 import { dataPath } from '../../../platform/paths.js';
-import { parseCsvRecords } from './csv.js';
+import { parseCsvRecords } from '../../../core/csv.js';
 import { loadTables, validateTables } from './load.js';
+import { loadCveGroups } from './groups.js';
 import { BUILD_COLUMNS, CVE_COLUMNS, FIX_COLUMNS, type BuildRecord, type CveRecord, type FixRecord } from './schema.js';
 import { tryParseBuildNumber, cuKeyOf } from '../../../core/build-number.js';
 
@@ -86,7 +87,7 @@ test('validation finds each kind of problem', () => {
 test('loadTables throws TOCSIN_KB_DATA_INVALID listing the problems', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tocsin-kb-'));
   try {
-    for (const f of ['builds.csv', 'cve-fixes.csv', 'cves.csv']) copyFileSync(dataPath('exchange', f), join(dir, f));
+    for (const f of ['builds.csv', 'cve-fixes.csv', 'cves.csv', 'cve-groups.csv']) copyFileSync(dataPath('exchange', f), join(dir, f));
     assert.equal(loadTables(dir).builds.length, builds.length);
     const text = readFileSync(join(dir, 'builds.csv'), 'utf8').replace('15.2.2562.17', 'fifteen');
     writeFileSync(join(dir, 'builds.csv'), text);
@@ -96,6 +97,44 @@ test('loadTables throws TOCSIN_KB_DATA_INVALID listing the problems', () => {
     );
     rmSync(join(dir, 'cves.csv'));
     assert.throws(() => loadTables(dir), (e: unknown) => e instanceof TocsinError && e.details.some((d) => d.includes('cannot read')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cve-groups.csv: headline CVEs in display order, checked against the group column of cves.csv', () => {
+  const g = loadCveGroups();
+  assert.deepEqual(g.groups.filter((x) => x.headline).map((x) => x.name), ['ProxyLogon', 'ProxyShell', 'ProxyNotShell', 'CVE-2023-21529', 'CVE-2024-21410']);
+  assert.deepEqual(g.headline.slice(0, 4), [
+    { cve: 'CVE-2021-26855', group: 'ProxyLogon' }, { cve: 'CVE-2021-26857', group: 'ProxyLogon' },
+    { cve: 'CVE-2021-26858', group: 'ProxyLogon' }, { cve: 'CVE-2021-27065', group: 'ProxyLogon' },
+  ]);
+  assert.deepEqual(g.headline.at(-1), { cve: 'CVE-2024-21410', group: null });
+  assert.equal(g.headline.length, 11);
+  // The full knowledge base carries the same groups (one validation, two entry points).
+  assert.deepEqual(loadTables().groups, g);
+  for (const grp of g.groups) assert.ok(grp.source.trim() !== '' && grp.references.length > 0, grp.name);
+});
+
+test('cve-groups.csv problems are refused with TOCSIN_KB_DATA_INVALID, each named', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tocsin-kb-groups-'));
+  try {
+    for (const f of ['builds.csv', 'cve-fixes.csv', 'cves.csv', 'cve-groups.csv']) copyFileSync(dataPath('exchange', f), join(dir, f));
+    const original = readFileSync(join(dir, 'cve-groups.csv'), 'utf8');
+    const refused = (edit: (text: string) => string, needle: string): void => {
+      writeFileSync(join(dir, 'cve-groups.csv'), edit(original));
+      for (const load of [() => loadCveGroups(dir), () => loadTables(dir)]) {
+        assert.throws(load, (e: unknown) => e instanceof TocsinError && e.code === 'TOCSIN_KB_DATA_INVALID' && e.details.some((d) => d.includes(needle)), needle);
+      }
+    };
+    // A member that cves.csv puts in no such group; a group of cves.csv left out; a headline row after the others.
+    refused((t) => t.replace('CVE-2021-26855 CVE-2021-26857', 'CVE-2021-26855 CVE-2021-1730 CVE-2021-26857'), 'not in that group: CVE-2021-1730');
+    refused((t) => t.split('\n').filter((l) => !l.startsWith('ProxyToken,')).join('\n'), 'group ProxyToken is not listed');
+    refused((t) => `${t.trimEnd()}\nLate,true,CVE-2021-1730,https://example.org/x,test\n`, 'headline rows must come before');
+    refused((t) => t.replace('CVE-2023-21529,true,CVE-2023-21529', 'CVE-2023-21529,yes,CVE-2023-21529'), 'headline must be true or false');
+    refused((t) => t.replace('ProxyShell,true,CVE-2021-34473', 'ProxyShell,true,CVE-2099-0001 CVE-2021-34473'), 'CVE-2099-0001 is not in cves.csv');
+    rmSync(join(dir, 'cve-groups.csv'));
+    assert.throws(() => loadTables(dir), (e: unknown) => e instanceof TocsinError && e.details.some((d) => d.includes('cve-groups.csv: cannot read')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { cuKeyOf, formatBuild, tryParseBuildNumber } from '../../../core/build-number.js';
 import { TocsinError } from '../../../core/errors.js';
 import { dataPath } from '../../../platform/paths.js';
-import { parseCsvRecords } from './csv.js';
+import { parseCsvRecords } from '../../../core/csv.js';
 import { editionByRule, FIX_STATUSES, isEdition, type FixStatus } from './normalise.js';
 import {
   BUILD_COLUMNS,
@@ -24,6 +24,9 @@ import {
   type FixRecord,
 } from './schema.js';
 import type { CveInfo, ExchangeBuildRow, ExchangeFixRow } from './types.js';
+import type { CveGroups } from '../../sdk.js';
+import { readGroupRecords, toCveGroups, validateGroups } from './groups.js';
+import { GROUP_FILE } from './schema.js';
 
 export interface KbTables {
   /** Content hash of the three files (12 hex digits); "unversioned" for tables built in memory. */
@@ -31,12 +34,14 @@ export interface KbTables {
   readonly builds: readonly ExchangeBuildRow[];
   readonly fixes: readonly ExchangeFixRow[];
   readonly cves: readonly CveInfo[];
+  /** cve-groups.csv (headline groups first); absent for tables built in memory without one. */
+  readonly groups?: CveGroups;
 }
 
 const CVE_ID = /^(?:CVE-\d{4}-\d{4,7}|ADV\d{6})$/;
 const DATE = /^\d{4}-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?$/;
 
-/** Reads the three CSV files from `dir` (default: the package's data/exchange) and validates them. */
+/** Reads the CSV files from `dir` (default: the package's data/exchange) and validates them. */
 export function loadTables(dir: string = dataPath('exchange')): KbTables {
   const problems: string[] = [];
   const hash = createHash('sha256');
@@ -56,11 +61,20 @@ export function loadTables(dir: string = dataPath('exchange')): KbTables {
   const builds = read(BUILD_FILE, BUILD_COLUMNS) as unknown as BuildRecord[];
   const fixes = read(FIX_FILE, FIX_COLUMNS) as unknown as FixRecord[];
   const cves = read(CVE_FILE, CVE_COLUMNS) as unknown as CveRecord[];
-  if (problems.length === 0) problems.push(...validateTables(builds, fixes, cves));
+  let groupText = '';
+  try {
+    groupText = readFileSync(`${dir}/${GROUP_FILE}`, 'utf8');
+    hash.update(groupText);
+  } catch (e) {
+    problems.push(`${GROUP_FILE}: cannot read (${(e as Error).message})`);
+  }
+  const groups = readGroupRecords(groupText);
+  problems.push(...groups.problems);
+  if (problems.length === 0) problems.push(...validateTables(builds, fixes, cves), ...validateGroups(groups.records, cves));
   if (problems.length > 0) {
     throw new TocsinError('TOCSIN_KB_DATA_INVALID', `the Exchange knowledge base in ${dir} has ${problems.length} problem(s)`, { details: problems.slice(0, 50) });
   }
-  return toTables(builds, fixes, cves, hash.digest('hex').slice(0, 12));
+  return { ...toTables(builds, fixes, cves, hash.digest('hex').slice(0, 12)), groups: toCveGroups(groups.records) };
 }
 
 /** Every problem in the tables (empty when valid). Pure; shared with scripts/kb-refresh.ts. */

@@ -1,6 +1,7 @@
 /** Public types of the Exchange knowledge base (re-exported by index.ts). */
 
 import type { BuildPrecision, Verdict } from '../../../core/contracts/verdict.js';
+import type { CveGroups } from '../../sdk.js';
 export type { Verdict, BuildPrecision } from '../../../core/contracts/verdict.js';
 
 /** One CVE's verdict for one build, with the reason in words a CERT analyst can check against the tables. */
@@ -87,6 +88,8 @@ export interface ExchangeKb {
   readonly builds: readonly ExchangeBuildRow[];
   readonly fixes: readonly ExchangeFixRow[];
   readonly cves: readonly CveInfo[];
+  /** CVE groups and headline CVEs (cve-groups.csv); absent for tables built in memory without one. */
+  readonly groups?: CveGroups;
   /**
    * Verdicts for one build. `precision` 'cu' means only the CU is known (e.g. /owa/auth/15.1.2176/): the
    * revision, if given, is ignored. Throws TocsinError TOCSIN_KB_UNKNOWN_BUILD if `build` is not a build

@@ -295,7 +295,11 @@ export function createKb(tables: KbTables): ExchangeKb {
     return vuln(`below the fixing build ${f.row.fixedBuild}${suLabel(f.row)} of ${cuName}`);
   }
 
-  return Object.freeze({ version: tables.version, builds: tables.builds, fixes: tables.fixes, cves: tables.cves, assess, editionOf });
+  return Object.freeze({
+    version: tables.version, builds: tables.builds, fixes: tables.fixes, cves: tables.cves,
+    ...(tables.groups === undefined ? {} : { groups: tables.groups }),
+    assess, editionOf,
+  });
 }
 
 /** A verdict before configuration caveats; `notListed` marks "edition not affected", where configuration is moot. */
