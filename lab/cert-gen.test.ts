@@ -162,3 +162,10 @@ test('every certificate an estate host names is one the store makes', async () =
   assert.deepEqual([...used].filter((id) => !made.has(id)), []);
   assert.ok(used.size >= 8, `hosts use ${used.size} certificates`);
 });
+
+test('a TOCSIN_HOME the lab creates stays traversable (mode 0755); only its lab folder is private', async () => {
+  const home = join(freshDir(), 'home');
+  await ensureLabCertificates(join(home, 'lab'));
+  assert.equal(statSync(home).mode & 0o777, 0o755);
+  assert.equal(statSync(join(home, 'lab')).mode & 0o777, 0o700);
+});

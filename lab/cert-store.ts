@@ -15,7 +15,7 @@
 import { createHash, createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { errno, TocsinError } from '../src/core/errors.js';
 import { ensureDir, homeFsError } from '../src/platform/paths.js';
 import { certificateDer, certificatePem, generateKeys, privateKeyPem, type DistinguishedName, type Issuer, type LabKeyType } from './cert-gen.js';
@@ -155,6 +155,9 @@ export async function ensureLabCertificates(cacheDir: string, now: () => Date = 
 
 /** Creates `dir` (mode 0700) and refuses one that is a link, is not ours, or that others may write to. */
 async function privateDir(dir: string): Promise<void> {
+  // Parents get the usual 0755: TOCSIN_HOME may not exist yet, and the embedded PostgreSQL (run as its
+  // own user when we are root) must traverse it later.
+  await ensureDir(dirname(dir));
   await ensureDir(dir, 0o700);
   const st = await lstat(dir);
   const uid = typeof process.getuid === 'function' ? process.getuid() : null;

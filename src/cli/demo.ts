@@ -19,6 +19,7 @@ import type { ScanRecord } from '../core/contracts/scan-record.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { ensureDir, homeFsError } from '../platform/paths.js';
 import { buildReport } from '../services/report.js';
+import { EXCHANGE_ID } from '../products/exchange/index.js';
 import { EXIT_UNANSWERED, planScan, scanExitStatus, scanRecords } from '../services/scan-service.js';
 import { scanStorageOn } from '../services/scan-storage.js';
 import { spawnLab } from '../../lab/spawn.js';
@@ -54,7 +55,7 @@ export function compareWithTruth(records: readonly ScanRecord[], hosts: readonly
   const wrong: string[] = [];
   for (const h of hosts) {
     const r = byIp.get(h.ip);
-    if (h.expected.product === null && (r === undefined || r.product !== 'ms-exchange')) {
+    if (h.expected.product === null && (r === undefined || r.product !== EXCHANGE_ID)) {
       if (r !== undefined) {
         checked++;
         right++;
@@ -65,7 +66,7 @@ export function compareWithTruth(records: readonly ScanRecord[], hosts: readonly
     const ok =
       r !== undefined &&
       r.product === h.expected.product &&
-      (h.expected.product !== 'ms-exchange' ||
+      (h.expected.product !== EXCHANGE_ID ||
         (r.build === h.expected.build && r.buildPrecision === h.expected.buildPrecision && r.cu === h.expected.cu));
     if (ok) right++;
     else if (wrong.length < 10) wrong.push(`${h.ip} (${h.kind}): expected ${h.expected.product ?? 'not Exchange'} ${h.expected.build ?? ''}, got ${r?.product ?? 'no answer'} ${r?.build ?? ''}`);
@@ -132,7 +133,7 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
         '',
         `demo: the lab keeps running (https port ${lab.httpsPort}, http port ${lab.httpPort}). In another terminal try:`,
         // The first lab address may be a closed or decoy host: suggest one that answered as Exchange.
-        `  npx tocsin scan ${records.find((r) => r.product === 'ms-exchange')?.ip ?? first} --ports ${lab.httpsPort}/tls --no-store --format table`,
+        `  npx tocsin scan ${records.find((r) => r.product === EXCHANGE_ID)?.ip ?? first} --ports ${lab.httpsPort}/tls --no-store --format table`,
         `  npx tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls,${lab.httpPort}/http --format csv --output scan.csv`,
         '  npx tocsin report --format table',
         '  npx tocsin report --scans',

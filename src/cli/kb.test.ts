@@ -65,3 +65,15 @@ test('tocsin kb refuses garbage with typed errors', async () => {
   await assert.rejects(run('15.1.2176.9', '--precision', 'rough'), (e: unknown) => e instanceof TocsinError && e.code === 'TOCSIN_ARG_INVALID');
   await assert.rejects(run(), (e: unknown) => e instanceof TocsinError && e.code === 'TOCSIN_ARG_INVALID');
 });
+
+test('tocsin kb --groups lists the CVE groups from the data, headline first', async () => {
+  const out = await run('--groups');
+  const lines = out.split('\n').filter((l) => /^\S+\s+(headline)?\s+CVE-/.test(l));
+  assert.deepEqual(lines.map((l) => l.split(/\s+/)[0]), ['ProxyLogon', 'ProxyShell', 'ProxyNotShell', 'CVE-2023-21529', 'CVE-2024-21410', 'OWASSRF', 'ProxyToken', 'ProxyOracle']);
+  assert.match(out, /^ProxyLogon +headline +CVE-2021-26855 CVE-2021-26857 CVE-2021-26858 CVE-2021-27065$/m);
+  assert.match(out, /^ProxyToken +CVE-2021-33766$/m);
+  const j = JSON.parse(await run('--groups', '--json')) as Array<{ name: string; headline: boolean; cves: string[]; source: string }>;
+  assert.deepEqual(j.filter((g) => g.headline).map((g) => g.name), ['ProxyLogon', 'ProxyShell', 'ProxyNotShell', 'CVE-2023-21529', 'CVE-2024-21410']);
+  assert.ok(j.every((g) => g.source !== ''));
+  assert.match(await run('--verify'), /groups +8 \(headline: ProxyLogon, ProxyShell, ProxyNotShell, CVE-2023-21529, CVE-2024-21410\)/);
+});

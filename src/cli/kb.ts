@@ -1,17 +1,20 @@
 /**
  * `tocsin kb BUILD [--json] [--precision exact|cu]`: what the knowledge base says about one build.
  * `tocsin kb --verify`: validate the data files and print counts.
+ * `tocsin kb --groups [--json]`: the CVE groups (data/exchange/cve-groups.csv), headline ones first.
  */
 import type { Command } from 'commander';
 import { TocsinError } from '../core/errors.js';
 import { tryParseBuildNumber } from '../core/build-number.js';
 import { loadExchangeKb, type BuildAssessment, type ExchangeKb, type Verdict } from '../products/exchange/kb/index.js';
 import type { CliContext } from './context.js';
+import type { CveGroups } from '../products/sdk.js';
 
 interface KbOptions {
   readonly json?: boolean;
   readonly precision?: string;
   readonly verify?: boolean;
+  readonly groups?: boolean;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -22,8 +25,14 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'print the assessment as JSON')
     .option('--precision <level>', 'exact (build includes the security update) or cu (only the CU is known)', 'exact')
     .option('--verify', 'validate the knowledge-base files and print counts')
+    .option('--groups', 'list the CVE groups (headline ones first: they define the report\'s "patched")')
     .action((build: string | undefined, opts: KbOptions) => {
       const kb = loadExchangeKb(); // throws TOCSIN_KB_DATA_INVALID with every problem listed
+      if (opts.groups === true) {
+        const groups = kb.groups ?? { groups: [], headline: [] };
+        ctx.stdout.write(opts.json === true ? `${JSON.stringify(groups.groups, null, 2)}\n` : formatGroups(groups));
+        return;
+      }
       if (opts.verify === true) {
         ctx.stdout.write(opts.json === true ? `${JSON.stringify(verifySummary(kb))}\n` : formatVerify(kb));
         return;
@@ -66,6 +75,8 @@ export function verifySummary(kb: ExchangeKb): Record<string, unknown> {
     fixRows: kb.fixes.length,
     fixRowsByStatus: count(kb.fixes, (f) => f.status),
     configDependent: kb.cves.filter((c) => c.configDependent !== null).map((c) => c.id),
+    groups: kb.groups?.groups.length ?? 0,
+    headlineGroups: (kb.groups?.groups ?? []).filter((g) => g.headline).map((g) => g.name),
   };
 }
 
@@ -76,6 +87,7 @@ function formatVerify(kb: ExchangeKb): string {
     `builds      ${kb.builds.length} (${Object.entries(s.buildsByEdition as Record<string, number>).map(([k, v]) => `${k.replace('Exchange Server ', '')}: ${v}`).join(', ')}); ${String(s.uncertainBuilds)} marked uncertain`,
     `CVEs        ${kb.cves.length} (configuration-dependent: ${(s.configDependent as string[]).join(', ') || 'none'})`,
     `fix rows    ${kb.fixes.length} (${Object.entries(s.fixRowsByStatus as Record<string, number>).map(([k, v]) => `${k}: ${v}`).join(', ')})`,
+    `groups      ${String(s.groups)} (headline: ${(s.headlineGroups as string[]).join(', ') || 'none'})`,
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -103,5 +115,13 @@ export function formatAssessment(a: BuildAssessment, kb: ExchangeKb): string {
       out.push(`  ${x.cve.padEnd(15)} ${tag === '' ? '' : `[${tag}] `}${x.reason}`);
     }
   }
+  return `${out.join('\n')}\n`;
+}
+
+/** Plain-text list of the CVE groups: data from the repository's own files, nothing hostile. */
+export function formatGroups(g: CveGroups): string {
+  const width = Math.max(5, ...g.groups.map((x) => x.name.length));
+  const out = ['CVE groups (data/exchange/cve-groups.csv); headline groups come first and define the report\'s "patched"', ''];
+  for (const x of g.groups) out.push(`${x.name.padEnd(width)}  ${x.headline ? 'headline' : '        '}  ${x.cves.join(' ')}`);
   return `${out.join('\n')}\n`;
 }

@@ -2,10 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { renderDetectorCatalogue } from './catalogue.js';
-import { DETECTORS, PROBES } from './registry.js';
+import { exchange } from './index.js';
 
-test('docs/detectors.md is generated from the registry and up to date (run: npx tsx scripts/gen-detector-docs.ts)', () => {
-  const committed = readFileSync(new URL('../../docs/detectors.md', import.meta.url), 'utf8');
+const DETECTORS = exchange.detectors;
+const PROBES = exchange.probes;
+
+test('docs/detectors.md is generated from the Exchange product and up to date (run: npx tsx scripts/gen-detector-docs.ts)', () => {
+  const committed = readFileSync(new URL('../../../docs/detectors.md', import.meta.url), 'utf8');
   assert.equal(committed, renderDetectorCatalogue(DETECTORS, PROBES));
 });
 
