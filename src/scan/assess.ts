@@ -9,14 +9,6 @@ import { normaliseBuild } from '../core/build-number.js';
 import type { ScanRecord } from '../core/contracts/scan-record.js';
 import type { Evidence, Fact, ProbeResponse } from '../products/sdk.js';
 import type { FingerprintLike, KitProduct } from './kit.js';
-import { EXCHANGE_ID } from '../products/exchange/index.js';
-
-/**
- * @deprecated Exchange's record id, kept only until src/cli/scan.ts (being moved into a scan service)
- * counts identified services generically (EngineStats.exchange, or `record.product` against the kit's
- * product ids). The engine and assess() do not use it.
- */
-export const EXCHANGE = EXCHANGE_ID;
 
 /** At most this many evidence items per record: a hostile host must not blow up the output. */
 const MAX_EVIDENCE = 16;

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_TLS_TRIES, runScan, type ScanTarget } from './engine.js';
-import type { ScanKit, FingerprintLike, KbLike } from './kit.js';
+import type { ScanKit, FingerprintLike, KbLike, KitProduct } from './kit.js';
 import type { AttemptResult } from './ports.js';
 import type { HostSession, ProbeOutcome, ProbeTarget } from '../core/contracts/probe.js';
 import { DEFAULT_LIMITS } from '../core/contracts/probe.js';
-import type { ProbeRequest, ProbeResponse } from '../products/sdk.js';
+import type { Fact, ProbeRequest, ProbeResponse } from '../products/sdk.js';
 import { attemptKey } from './ports.js';
 import { ManualClock } from '../../test/helpers/manual-clock.js';
 
@@ -55,29 +55,29 @@ function fakeKit(behaviour: (t: ProbeTarget, probe: ProbeRequest) => ProbeOutcom
       };
     },
     products: [{
-    id: 'ms-exchange',
-    name: 'Exchange',
-    nextProbes(answered, sent) {
-      if (!sent.has('a')) return [PROBES[0]!];
-      if (answered.get('a')?.headers.some(([k]) => k === 'x-more') === true && !sent.has('b')) return [PROBES[1]!];
-      return [];
-    },
-    runDetectors(responses) {
-      if (opts.throwOn !== undefined && [...responses.values()].some((r) => r.url.includes(opts.throwOn ?? '#'))) throw new Error('detector bug');
-      const ex = responses.get('a')?.headers.find(([k]) => k === 'x-build');
-      return {
-        facts: ex === undefined ? [] : [{ kind: 'build', build: ex[1], precision: 'exact', evidence: { detector: 'd', probe: 'a', url: 'u', where: 'header', excerpt: ex[1] } }],
-        revisions: { d: 1 },
-      };
-    },
-    fingerprint(facts): FingerprintLike {
-      const b = facts.find((f) => f.kind === 'build');
-      if (b === undefined || b.kind !== 'build') return { product: null, build: null, precision: null, evidence: [], notes: [] };
-      return { product: 'ms-exchange', build: b.build, precision: b.precision, evidence: [b.evidence], notes: [] };
-    },
-    kb,
+      id: 'ms-exchange',
+      name: 'Exchange',
+      nextProbes(answered, sent) {
+        if (!sent.has('a')) return [PROBES[0]!];
+        if (answered.get('a')?.headers.some(([k]) => k === 'x-more') === true && !sent.has('b')) return [PROBES[1]!];
+        return [];
+      },
+      runDetectors(responses) {
+        if (opts.throwOn !== undefined && [...responses.values()].some((r) => r.url.includes(opts.throwOn ?? '#'))) throw new Error('detector bug');
+        const ex = responses.get('a')?.headers.find(([k]) => k === 'x-build');
+        return {
+          facts: ex === undefined ? [] : [{ kind: 'build', build: ex[1], precision: 'exact', evidence: { detector: 'd', probe: 'a', url: 'u', where: 'header', excerpt: ex[1] } }],
+          revisions: { d: 1 },
+        };
+      },
+      fingerprint(facts): FingerprintLike {
+        const b = facts.find((f) => f.kind === 'build');
+        if (b === undefined || b.kind !== 'build') return { product: null, build: null, precision: null, evidence: [], notes: [] };
+        return { product: 'ms-exchange', build: b.build, precision: b.precision, evidence: [b.evidence], notes: [] };
+      },
+      kb,
     }],
-  };
+    };
   return { kit, opened, maxOpen: () => maxOpen };
 }
 
@@ -295,4 +295,53 @@ test('failures congestion does not explain are not retried (refused, request tim
   assert.equal(results.every((r) => r.unanswered === undefined && r.tries === undefined), true);
   assert.equal(stats.retried + stats.unanswered, 0);
   assert.equal(stats.timedOut, 1);
+});
+
+test('several products: both plans on one session, the first product claiming the service names the record', async () => {
+  const seen: string[] = [];
+  const only = (probe: ProbeRequest, claims: (r: ProbeResponse) => boolean, id: string): KitProduct => ({
+    id,
+    name: id,
+    nextProbes: (_answered, sent) => (sent.has(probe.id) ? [] : [probe]),
+    runDetectors: (responses) => {
+      const r = responses.get(probe.id);
+      const facts: Fact[] = r !== undefined && claims(r) ? [{ kind: 'build', build: '1.2.3.4', precision: 'exact', evidence: { detector: `${id}-d`, probe: probe.id, url: r.url, where: 'status', excerpt: 'x' } }] : [];
+      return { facts, revisions: { [`${id}-d`]: 2 } };
+    },
+    fingerprint: (facts) => (facts.length > 0 ? { product: id, build: '1.2.3.4', precision: 'exact', evidence: [], notes: [] } : { product: null, build: null, precision: null, evidence: [], notes: [`not ${id}`] }),
+    kb: { assess: () => ({ edition: id, cu: null, su: null, vulnerable: [`CVE-2099-000${id.length}`], indeterminate: [], notes: [], known: true }) },
+  });
+  // Host .1 answers both probes with 200 (both products would claim it: registry order decides), .2 only b.
+  const kit: ScanKit = {
+    openSession(target): HostSession {
+      return {
+        tlsCert: null,
+        async request(p) {
+          seen.push(`${target.ip} ${p.id}`);
+          const ok = target.ip.endsWith('.1') || (target.ip.endsWith('.2') && p.id === 'b');
+          return { kind: 'ok', response: response(p.id, ok ? 200 : 404) };
+        },
+        close() {},
+      };
+    },
+    products: [only(PROBES[0]!, (r) => r.status === 200, 'first'), only(PROBES[1]!, (r) => r.status === 200, 'second-one')],
+  };
+  const results: AttemptResult[] = [];
+  const stats = await runScan({
+    targets: targets(3, '127.9.5.'), ports: [{ port: 80, mode: 'http' }], concurrency: 1, limits: DEFAULT_LIMITS, kit, maxLoopLagMs: 0,
+    onResult: (r) => {
+      results.push(r);
+    },
+  });
+  assert.deepEqual(seen.filter((x) => x.startsWith('127.9.5.1 ')), ['127.9.5.1 a', '127.9.5.1 b'], 'both plans, each probe once');
+  const byIp = new Map(results.map((r) => [r.ip, r]));
+  assert.equal(byIp.get('127.9.5.1')?.record?.product, 'first');
+  assert.deepEqual(byIp.get('127.9.5.1')?.record?.vulnerable, ['CVE-2099-0005'], "the claiming product's knowledge base");
+  assert.equal(byIp.get('127.9.5.1')?.facts.length, 2, "every product's facts are kept");
+  assert.deepEqual(byIp.get('127.9.5.1')?.detectorRevisions, { 'first-d': 2, 'second-one-d': 2 });
+  assert.equal(byIp.get('127.9.5.2')?.record?.product, 'second-one');
+  assert.deepEqual(byIp.get('127.9.5.2')?.record?.vulnerable, ['CVE-2099-00010']);
+  assert.equal(byIp.get('127.9.5.0')?.record?.product, null);
+  assert.deepEqual(byIp.get('127.9.5.0')?.record?.notes, ['not first'], "nobody claims it: the first product's conclusion");
+  assert.equal(stats.exchange, 2, 'services claimed by a product');
 });
