@@ -90,7 +90,7 @@ testEachBackend('migrations apply once, then are idempotent, also from two conne
   assert.deepEqual(again.current, MIGRATIONS.map((m) => m.id));
 
   // Two independent pools racing on a fresh schema: the advisory lock serialises them.
-  await sql`DROP TABLE assessments, observations, scan_attempts, scans, tocsin_migrations`.execute(database.db);
+  await sql`DROP TABLE observation_responses, raw_responses, assessments, observations, scan_attempts, scans, tocsin_migrations`.execute(database.db);
   const pools = [new pg.Pool({ connectionString: url, max: 2 }), new pg.Pool({ connectionString: url, max: 2 })];
   const dbs = pools.map((pool) => new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }));
   try {
