@@ -3,7 +3,7 @@
  * was made to, the socket-level behaviours that come before any HTTP (tarpit, garbage instead of TLS),
  * then TLS with the host's context and the HTTP responder.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import tls from 'node:tls';
 import type { LabHost } from './estate.js';
 import { garbageBytes, HOSTILE_MAX_MS, SSH_BANNER } from './hostile.js';

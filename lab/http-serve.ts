@@ -6,7 +6,7 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { LabHost } from './estate.js';
-import { BodyCache, httpMode, httpsRedirectParts, httpsRoutes } from './exchange-responses.js';
+import { httpMode, httpsRedirectParts, httpsRoutes, type BodyCache } from './exchange-responses.js';
 import { garbageBytes, streamOversized, type DripPool } from './hostile.js';
 import { authorityFrom, findRoute, indexOfHeader, materialize, type DateLine, type RouteTable } from './routes.js';
 

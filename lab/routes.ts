@@ -129,7 +129,7 @@ export function authorityFrom(head: string, fallback: string): string {
   let end = head.indexOf('\r\n', i);
   if (end < 0) end = head.length;
   const v = head.slice(i, end).trim();
-  return /^[A-Za-z0-9.\-]{1,253}(?::\d{1,5})?$/.test(v) || /^\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?$/.test(v) ? v : fallback;
+  return /^[A-Za-z0-9.-]{1,253}(?::\d{1,5})?$/.test(v) || /^\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?$/.test(v) ? v : fallback;
 }
 
 /** Offset of the value of header `name` (lower-case) in a raw header block, or -1. */

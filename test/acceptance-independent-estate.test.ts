@@ -388,7 +388,7 @@ test('table output: no control character from a host reaches the terminal', { ti
   assert.equal(r.code, 0, r.stderr.toString('utf8').slice(0, 2000));
   const out = r.stdout.toString('utf8');
   const err = r.stderr.toString('utf8');
-  // eslint-disable-next-line no-control-regex
+   
   const CTL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
   assert.doesNotMatch(out, CTL, 'stdout has a control character');
   assert.doesNotMatch(err, CTL, 'stderr has a control character');

@@ -4,7 +4,6 @@
  * network traffic is possible) gives the changed verdict; re-assessing again changes nothing. Also: identical
  * responses are stored once, and stored bytes stay under the storage cap.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { startLab, type Lab } from '../lab/server.js';
-import { DEFAULT_LIMITS } from '../src/core/contracts/probe.js';
+
 import type { ScanRecord } from '../src/core/contracts/scan-record.js';
 import { TocsinError } from '../src/core/errors.js';
 import { emptyStats } from '../src/scan/engine.js';

@@ -4,7 +4,7 @@
  * src/platform/db/embedded.ts); `stop` is for a server left running (e.g. after `kill -9`).
  */
 import type { Command } from 'commander';
-import { sql, Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { CliContext } from './context.js';
 import { TocsinError } from '../core/errors.js';
 import { openDatabase, redactDatabaseUrl } from '../platform/db/connect.js';

@@ -46,7 +46,7 @@ test('report table: numbers, shares, and no control characters from stored text'
   assert.match(text, /Tocsin report: scan 3 \(finished/);
   assert.match(text, /Patched share\s+50\.0% \(1 of 2\)/);
   assert.match(text, /CVE-2021-26855\s+ProxyLogon\s+1\s+0/);
-  // eslint-disable-next-line no-control-regex
+   
   assert.ok(!/[\u0000-\u0008\u000b-\u001f]/.test(text), 'escape sequences removed');
 });
 

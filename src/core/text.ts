@@ -11,9 +11,9 @@
  *   - zero-width characters U+200B-U+200D and the BOM / zero-width no-break space U+FEFF (they hide text).
  */
 
-// eslint-disable-next-line no-control-regex
+ 
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
-// eslint-disable-next-line no-control-regex
+ 
 const UNSAFE_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 /** What replaces an unsafe character. */

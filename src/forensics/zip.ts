@@ -94,8 +94,14 @@ export async function readZipDirectory(path: string): Promise<ZipEntry[]> {
         const len = cd.readUInt16LE(e + 2);
         if (id === 0x0001) {
           let q = e + 4;
-          if (usize === 0xffffffff && q + 8 <= e + 4 + len) (usize = Number(cd.readBigUInt64LE(q))), (q += 8);
-          if (csize === 0xffffffff && q + 8 <= e + 4 + len) (csize = Number(cd.readBigUInt64LE(q))), (q += 8);
+          if (usize === 0xffffffff && q + 8 <= e + 4 + len) {
+            usize = Number(cd.readBigUInt64LE(q));
+            q += 8;
+          }
+          if (csize === 0xffffffff && q + 8 <= e + 4 + len) {
+            csize = Number(cd.readBigUInt64LE(q));
+            q += 8;
+          }
           if (local === 0xffffffff && q + 8 <= e + 4 + len) local = Number(cd.readBigUInt64LE(q));
         }
         e += 4 + len;

@@ -24,7 +24,7 @@ import type { Detector, Fact, ProbeResponse } from './sdk.js';
 const DETECTORS_DIR = fileURLToPath(new URL('.', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURES = loadAllFixtures(DETECTORS_DIR);
-// eslint-disable-next-line no-control-regex
+ 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** Checks one fact a detector stated; returns problems (empty if fine). */

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { isTocsinError, TocsinError } from '../core/errors.js';
+import { isTocsinError, type TocsinError } from '../core/errors.js';
 import {
   countTargets, dnsResolver, expandTargets, hostnameProblem, loadTargets, parseTargetSpec, readTargetSpecs,
   resolveTargets, TargetSet, type Resolver,

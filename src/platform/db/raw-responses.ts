@@ -81,7 +81,7 @@ export function sha256(bytes: Uint8Array): string {
 
 /** Canonical head bytes (see the module comment). */
 export function encodeHead(statusLine: string, headers: ReadonlyArray<readonly [string, string]>): Buffer {
-  // eslint-disable-next-line no-control-regex
+   
   const wire = !/[\n\u0100-\uffff]/.test(statusLine) && statusLine.startsWith('HTTP/') &&
     headers.every(([k, v]) => k !== '' && !/[\s:\u0100-\uffff]/.test(k) && !/[\n\u0100-\uffff]/.test(v));
   if (!wire) return Buffer.from(JSON.stringify([statusLine, headers]), 'utf8');

@@ -648,7 +648,7 @@ function endpointKey(ep: Endpoint): string {
 }
 
 function hasCtl(s: string): boolean {
-  // eslint-disable-next-line no-control-regex
+   
   return /[\u0000-\u001f\u007f]/.test(s);
 }
 
@@ -681,7 +681,7 @@ class Session implements HostSession {
     this.hosts = sameTargetHosts(target);
     this.hostHdr = hostPart(target);
     // config validates the User-Agent; still, nothing configurable may break the request framing
-    // eslint-disable-next-line no-control-regex
+     
     this.ua = hasCtl(limits.userAgent) ? limits.userAgent.replace(/[\u0000-\u001f\u007f]/g, ' ') : limits.userAgent;
   }
 

@@ -162,7 +162,7 @@ test('fingerprint: hostile or impossible builds are rejected with a clean note, 
     assert.equal(fp.product, 'ms-exchange');
     assert.equal(fp.build, null, h);
     assert.ok(fp.notes.some((n) => n.startsWith('rejected build value')), h);
-    // eslint-disable-next-line no-control-regex
+     
     for (const n of fp.notes) assert.doesNotMatch(n, /[\u0000-\u001f]/);
   }
   // A 3-part value claiming "exact" or a 4-part value claiming "cu" is inconsistent: rejected.
