@@ -244,3 +244,20 @@ test('lab --truth to an unwritable path is a coded error before listening, and t
   assertClean(r, 73, /TOCSIN_OUTPUT_UNWRITABLE: cannot write --truth .*truth\.jsonl: ENOENT/);
   assert.doesNotMatch(r.stdout.toString('utf8'), /listening/);
 });
+
+test('reassess --kb-dir that is missing, a file, or not a knowledge base: a user error (65) naming it, before the database', { timeout: 90_000 }, async () => {
+  const missing = await runCli(['reassess', '--kb-dir', '/nonexistent/kb'], env(), 50_000);
+  assertClean(missing, 65, /TOCSIN_KB_DIR_INVALID: --kb-dir \/nonexistent\/kb cannot be read \(ENOENT\)/);
+  const file = await runCli(['reassess', '--kb-dir', '/etc/passwd'], env(), 50_000);
+  assertClean(file, 65, /TOCSIN_KB_DIR_INVALID: --kb-dir \/etc\/passwd is not a directory/);
+  const dir = mkdtempSync(join(tmpdir(), 'tocsin-kbdir-'));
+  try {
+    writeFileSync(join(dir, 'builds.csv'), 'not,a,kb\n');
+    const bad = await runCli(['reassess', '--kb-dir', dir], env(), 50_000);
+    const err = assertClean(bad, 65, /TOCSIN_KB_DIR_INVALID: the Exchange knowledge base in .* has \d+ problem/);
+    assert.match(err, /builds\.csv: missing column "edition"/);
+    assert.doesNotMatch(err, /in-repo knowledge base/, 'the hint must not blame the shipped tables');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -24,7 +24,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('judge stored observations again with the current knowledge base (detectors replayed over stored responses, no traffic) and list what changed')
     .option('--scan <id>', 'only this scan\'s observations (default: all stored observations)')
     .option('--format <format>', 'table | jsonl (default table)')
-    .option('--kb-dir <dir>', 'an Exchange knowledge base directory to judge with instead of the shipped data/exchange (same three CSV files)')
+    .option('--kb-dir <dir>', 'an Exchange knowledge base directory to judge with instead of the shipped data/exchange (the same CSV files)')
     .action(async (flags: ReassessFlags) => {
       process.exitCode = await reassessCommand(ctx, flags);
     });

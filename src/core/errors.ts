@@ -91,6 +91,10 @@ export const ERROR_CODES = {
     kind: 'user', exit: 65, http: 400, means: 'The text given is not an Exchange build number.',
     hint: 'Give an Exchange build such as 15.1.2176.9 (major.minor.build[.revision]).',
   },
+  TOCSIN_KB_DIR_INVALID: {
+    kind: 'user', exit: 65, http: 400, means: 'A knowledge-base directory the user named (--kb-dir) is missing or its tables fail validation.',
+    hint: 'Give a copy of data/exchange/ (builds.csv, cves.csv, cve-fixes.csv, cve-groups.csv); the problems are listed.',
+  },
   TOCSIN_KB_DATA_INVALID: {
     kind: 'internal', exit: 70, http: 500, means: 'The shipped knowledge-base tables failed validation.',
     hint: 'The in-repo knowledge base failed validation; run `tocsin kb --verify`.',

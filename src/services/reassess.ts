@@ -13,6 +13,8 @@
  *   knowledge base and detectors writes nothing, so a re-assessment killed half-way is simply run again.
  * Hosts whose verdicts or build changed are reported one by one (`onChange`), with counts in the summary.
  */
+import { statSync } from 'node:fs';
+import { TocsinError, errno } from '../core/errors.js';
 import type { Kysely } from 'kysely';
 import type { ScanRecord } from '../core/contracts/scan-record.js';
 import type { Fact, ProbeResponse } from '../products/sdk.js';
@@ -77,14 +79,24 @@ export interface ReassessOptions {
 
 /**
  * The registered products with their current knowledge bases. `kbDir` replaces the Exchange knowledge base
- * with the tables in that directory (the same three CSV files as data/exchange/): for trying a changed
+ * with the tables in that directory (the same CSV files as data/exchange/; a user's directory, so its
+ * problems are a user error, TOCSIN_KB_DIR_INVALID, not the internal TOCSIN_KB_DATA_INVALID): for trying a changed
  * knowledge base before it is shipped, and for tests.
  */
 export function reassessProducts(options: { readonly kbDir?: string } = {}): readonly ProductRuntime[] {
   const runtimes = productRuntimes();
   const dir = options.kbDir;
   if (dir === undefined) return runtimes;
-  return runtimes.map((p) => (p.id === EXCHANGE_ID ? { ...p, kb: createKb(loadTables(dir)) } : p));
+  let tables: ReturnType<typeof loadTables>;
+  try {
+    if (!statSync(dir).isDirectory()) throw new TocsinError('TOCSIN_KB_DIR_INVALID', `--kb-dir ${dir} is not a directory`);
+    tables = loadTables(dir);
+  } catch (e) {
+    if (e instanceof TocsinError && e.code === 'TOCSIN_KB_DIR_INVALID') throw e;
+    if (e instanceof TocsinError) throw new TocsinError('TOCSIN_KB_DIR_INVALID', e.message, { details: e.details });
+    throw new TocsinError('TOCSIN_KB_DIR_INVALID', `--kb-dir ${dir} cannot be read (${errno(e) ?? 'error'})`);
+  }
+  return runtimes.map((p) => (p.id === EXCHANGE_ID ? { ...p, kb: createKb(tables) } : p));
 }
 
 export async function reassess(options: ReassessOptions): Promise<ReassessSummary> {
