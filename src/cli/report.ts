@@ -90,8 +90,13 @@ export function renderScans(scans: readonly ScanSummary[], format: ReportFormat)
   // unanswered = no answer to the connect even after retries: not known to be down, so say how to retry them.
   const resumable = scans.filter((s) => s.unanswered > 0).map((s) => `scan ${s.id}: ${s.unanswered} unanswered; try them again with: tocsin scan --resume ${s.id}\n`);
   // interrupted = its process stopped or died before the end (kill -9, Ctrl+C, a storage failure): say how to finish it.
-  const interrupted = scans.filter((s) => s.status === 'interrupted').map((s) => `scan ${s.id}: interrupted before its end; finish it with: tocsin scan --resume ${s.id}\n`);
-  return `${table(header, rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))), [0, 4, 6, 7, 8, 9, 10, 11])}\n${interrupted.join('')}${resumable.join('')}`;
+  // cancelled = interrupted at someone's request from another process (`tocsin cancel`): say who.
+  const interrupted = scans.filter((s) => s.status === 'interrupted').map((s) => `scan ${s.id}: ${
+    s.cancelledBy === undefined || s.cancelledBy === null ? 'interrupted before its end' : `cancelled by ${sanitiseText(s.cancelledBy, { max: 200 })} (interrupted before its end)`
+  }; finish it with: tocsin scan --resume ${s.id}\n`);
+  const cancelling = scans.filter((s) => s.status === 'running' && s.cancelledBy !== undefined && s.cancelledBy !== null)
+    .map((s) => `scan ${s.id}: cancel requested by ${sanitiseText(s.cancelledBy ?? '', { max: 200 })}; its process stops it at its next heartbeat\n`);
+  return `${table(header, rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))), [0, 4, 6, 7, 8, 9, 10, 11])}\n${interrupted.join('')}${cancelling.join('')}${resumable.join('')}`;
 }
 
 function reportCsv(r: ExchangeReport): string {

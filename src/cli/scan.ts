@@ -201,7 +201,9 @@ export async function runScanOnTerminal(ctx: CliContext, what: { readonly plan: 
       ctx.stderr.write(`tocsin: ${stats.timedOut} timed out, ${stats.retried} retried, ${stats.unanswered} unanswered after retries\n`);
     }
     if (result.status === 'interrupted') {
-      if (scanId !== null) ctx.stderr.write(`tocsin: interrupted; finish with: tocsin scan --resume ${scanId}\n`);
+      // Cancelled from another process (`tocsin cancel`, the API): say who, since nobody here pressed Ctrl+C.
+      const how = result.cancelledBy === null ? 'interrupted' : `cancelled by ${safeText(result.cancelledBy, 200)}`;
+      if (scanId !== null) ctx.stderr.write(`tocsin: ${how}; finish with: tocsin scan --resume ${scanId}\n`);
       else if (result.stoppedBy === 'output-closed') ctx.stderr.write('tocsin: stopped early (nothing stored with --no-store: run the scan again to get every record)\n');
     } else if (stats.unanswered > 0) {
       // Not known to be down: a full accept queue, loss or a filter look the same. Never a silent "done".

@@ -79,6 +79,10 @@ export const ERROR_CODES = {
     kind: 'user', exit: 64, http: 404, means: 'No stored scan has the given id (or it is not a scan id).',
     hint: 'List scans with `tocsin report --scans`.',
   },
+  TOCSIN_SCAN_NOT_RUNNING: {
+    kind: 'user', exit: 65, http: 409, means: 'A cancel was asked for a scan that has already ended (finished or failed).',
+    hint: 'Only a running or interrupted scan can be cancelled; list scans with `tocsin report --scans`.',
+  },
   TOCSIN_SCAN_PLAN_INVALID: {
     kind: 'internal', exit: 65, http: 500, means: 'The stored plan of a scan does not fit the plan schema (damaged, or stored by another version); every problem is listed.',
     hint: 'The scan cannot be resumed; start a new scan with the same targets (`tocsin report --scans` lists the scans).',
@@ -108,6 +112,14 @@ export const ERROR_CODES = {
   TOCSIN_FORENSICS_INTERNAL: {
     kind: 'internal', exit: 2, http: 500, means: 'A bug in the forensics kit (exit 2, the kit\'s error status, not 70).',
     hint: 'This is a bug: please report it with the command line and this message.',
+  },
+  TOCSIN_FEED_REJECTED: {
+    kind: 'user', exit: 65, http: 400, means: 'A feed file has a report-level problem (a required column missing, no header, a DTD in XML, a broken archive); that file changed nothing.',
+    hint: 'Fix or replace the named file (the message says what is wrong), then import it again; other files were imported.',
+  },
+  TOCSIN_FEED_FORMAT_UNKNOWN: {
+    kind: 'user', exit: 65, http: 400, means: 'The format or Shadowserver report type of a feed file could not be told from its content or name.',
+    hint: 'Give --format shadowserver|nmap-xml|masscan|zmap, and for Shadowserver files named otherwise than YYYY-MM-DD-TYPE-....csv, --report-type TYPE.',
   },
   TOCSIN_LAB_START: {
     kind: 'internal', exit: 69, http: 500, means: 'The lab (simulated Exchange estate) could not listen.',

@@ -12,7 +12,9 @@
  * - a new scan's output is opened before the scan is stored (an unusable destination leaves no empty scan),
  *   a resume's only once the stored scan is found (a mistyped id never truncates a good file);
  * - cancelling (the signal) stops new attempts, keeps what is stored and marks the scan interrupted, so
- *   `resumeScan` finishes it; a storage failure is a coded error naming the scan and its resume command.
+ *   `resumeScan` finishes it; a storage failure is a coded error naming the scan and its resume command;
+ * - another process cancels a stored scan with `cancelScan`: a request on the scan that the runner's
+ *   heartbeat reads (within one beat), then it stops exactly as for the signal, with "cancelled by <who>".
  */
 import type { Readable } from 'node:stream';
 import { TocsinError } from '../core/errors.js';
@@ -143,6 +145,8 @@ export interface ScanResult {
   /** `interrupted`: cancelled or its output closed; resumable when stored. */
   readonly status: 'finished' | 'interrupted';
   readonly stoppedBy: 'cancelled' | 'output-closed' | null;
+  /** Who cancelled it from another process (`cancelScan`); null when it was not cancelled that way. */
+  readonly cancelledBy: string | null;
   /** Counts of this run (a resume counts only what it did): attempted, answered, unanswered, ... */
   readonly stats: Readonly<EngineStats>;
   readonly resumed: boolean;
@@ -182,6 +186,17 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
   const state = { storage: null as ScanStorage | null, ownedScan: null as string | null, heartbeat: null as { stop(): void } | null };
   let ready: Promise<Handle> | null = null;
   let sink: RecordSink | null = null;
+  // The scan stops for the caller's signal or for a cancel another process stored (seen by the heartbeat).
+  const cancel = new AbortController();
+  const follow = (): void => cancel.abort(deps.signal.reason);
+  if (deps.signal.aborted) follow();
+  else deps.signal.addEventListener('abort', follow, { once: true });
+  let cancelledBy: string | null = null;
+  const onCancelRequest = (by: string): void => {
+    if (cancel.signal.aborted) return;
+    cancelledBy = by;
+    cancel.abort(`cancelled by ${by}`);
+  };
   try {
     let plan: ScanPlan;
     let done: ReadonlySet<string> = new Set();
@@ -195,7 +210,7 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
       // Take it over (refused while another live process runs it); from here it shows as running again.
       await storage.claim(stored.id);
       state.ownedScan = stored.id;
-      state.heartbeat = storage.startHeartbeat(stored.id);
+      state.heartbeat = storage.startHeartbeat(stored.id, onCancelRequest);
       done = await storage.store.doneKeys(stored.id);
       ready = Promise.resolve({ storage, scanId: stored.id });
       events.resuming?.(stored.id, done.size);
@@ -214,7 +229,7 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
           state.storage = storage;
           const created = await storage.store.createScan({ targets: p.targets, ports: p.ports.map((x) => x.port), options: { ...planToStored(p) } });
           state.ownedScan = created.id;
-          state.heartbeat = storage.startHeartbeat(created.id);
+          state.heartbeat = storage.startHeartbeat(created.id, onCancelRequest);
           events.stored?.(created.id);
           return { storage, scanId: created.id };
         })();
@@ -236,7 +251,7 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
       plan,
       done,
       workers,
-      signal: deps.signal,
+      signal: cancel.signal,
       onWarning: (m) => {
         // Same bug on many hosts: say it once per distinct text.
         if (warned.size < 50 && !warned.has(m)) {
@@ -267,24 +282,27 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
         events.progress?.({ done: batch.length, answered, exchange, vulnerable });
       },
     }, engine);
+    // Decided now: a cancel seen after the last attempt was stored does not undo a complete scan.
+    const aborted = cancel.signal.aborted;
+    state.heartbeat?.stop();
     if (!gone()) await out.close().catch((e: unknown) => {
       if (!gone()) throw e;
     });
     const handle = handleReady === null ? null : await handleReady;
     const base = { scanId: handle?.scanId ?? null, stats, resumed: 'resume' in req, alreadyStored: done.size };
-    if (deps.signal.aborted) {
+    if (aborted) {
+      const byRequest = gone() ? null : cancelledBy;
       if (handle !== null) {
-        state.heartbeat?.stop();
-        const reason = gone() ? 'standard output closed' : typeof deps.signal.reason === 'string' ? deps.signal.reason : 'cancelled';
+        const reason = gone() ? 'standard output closed' : typeof cancel.signal.reason === 'string' ? cancel.signal.reason : 'cancelled';
         await handle.storage.markInterrupted(handle.scanId, reason);
       }
-      return { ...base, status: 'interrupted', stoppedBy: gone() ? 'output-closed' : 'cancelled', elapsedMs: deps.clock.now() - started };
+      return { ...base, status: 'interrupted', stoppedBy: gone() ? 'output-closed' : 'cancelled', cancelledBy: byRequest, elapsedMs: deps.clock.now() - started };
     }
     if (handle !== null) {
       handle.storage.assertUsable();
       await handle.storage.store.finishScan(handle.scanId, 'finished');
     }
-    return { ...base, status: 'finished', stoppedBy: null, elapsedMs: deps.clock.now() - started };
+    return { ...base, status: 'finished', stoppedBy: null, cancelledBy: null, elapsedMs: deps.clock.now() - started };
   } catch (e) {
     // A storage failure (database gone, disk full, read-only) is a coded error naming the scan and its
     // resume command; the scan is marked interrupted if the storage still takes that write.
@@ -295,6 +313,7 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
     }
     throw failure;
   } finally {
+    deps.signal.removeEventListener('abort', follow);
     state.heartbeat?.stop();
     await sink?.release();
     // The storage may still be opening (an early error): wait for it, so it is closed, not leaked.
@@ -322,4 +341,44 @@ export async function scanRecords(storage: ScanStorage, scanId: string | null): 
   const scan = await storage.store.getScan(id);
   if (scan === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(safeText(id, 40))}`);
   return { scan, records: storage.store.records(scan.id) };
+}
+
+/** What a cancel did (cancelScan). */
+export interface CancelResult {
+  readonly scanId: string;
+  /**
+   * `stopping`: its runner (owner) stops it at its next heartbeat, as interrupted, resumable.
+   * `not-running`: it was already interrupted (stopped, or its process died): nothing to stop; the request is
+   * recorded and the scan stays resumable.
+   */
+  readonly state: 'stopping' | 'not-running';
+  /** The process running it (host, pid), when one is recorded. */
+  readonly runner: { readonly host: string; readonly pid: number } | null;
+  /** Who is recorded as cancelling: `by`, or whoever asked first when a request was already pending. */
+  readonly by: string;
+  /** True when an earlier request was pending (this one changed nothing). */
+  readonly alreadyRequested: boolean;
+}
+
+/**
+ * Cancels a stored scan that any process (this one, another, on another host) runs: records the request,
+ * which the runner's heartbeat reads. Returns at once, without waiting for the runner. A scan that ended
+ * is TOCSIN_SCAN_NOT_RUNNING; an unknown id TOCSIN_SCAN_NOT_FOUND. `by` names who asked (a user, an API
+ * client); it is stored and shown as "cancelled by <by>".
+ */
+export async function cancelScan(storage: ScanStorage, scanId: string, o: { readonly by: string }): Promise<CancelResult> {
+  if (!isScanId(scanId)) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no scan with id ${JSON.stringify(safeText(scanId, 40))} (scan ids are numbers)`);
+  // Stored and later printed on terminals: no control characters, bounded.
+  const by = safeText(o.by.trim(), 200);
+  if (by === '') throw new TocsinError('TOCSIN_ARG_INVALID', 'a cancel must say who asked for it (by)');
+  const r = await storage.requestCancel(scanId, by);
+  if (r.kind === 'not-found') throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `no stored scan with id ${JSON.stringify(safeText(scanId, 40))}`);
+  if (r.kind === 'ended') throw new TocsinError('TOCSIN_SCAN_NOT_RUNNING', `scan ${parseScanId(scanId) ?? scanId} is ${r.status}: there is nothing to cancel`);
+  return {
+    scanId: String(parseScanId(scanId) ?? scanId),
+    state: r.status === 'running' ? 'stopping' : 'not-running',
+    runner: r.owner,
+    by: r.by,
+    alreadyRequested: r.previousBy !== null,
+  };
 }

@@ -40,6 +40,8 @@ export interface ScanSummary {
   readonly retried: number;
   /** Attempts with no answer to the connect even after retries: `tocsin scan --resume ID` tries them again. */
   readonly unanswered: number;
+  /** Migration 0005: who asked to cancel it from another process (`tocsin cancel`, the API); null: nobody. */
+  readonly cancelledBy?: string | null;
 }
 
 /** What to count: whose records are servers, which ids are counted apart, and which CVE sets to split by. */
@@ -98,7 +100,7 @@ export interface ReportRows {
 export async function listScans(db: Kysely<DbSchema>, product: string): Promise<ScanSummary[]> {
   const r = await sql<ScanRow>`
     SELECT s.id, s.status, s.started_at, s.finished_at, jsonb_array_length(s.targets) AS targets, s.ports,
-           ${LIVENESS_COLUMNS},
+           ${LIVENESS_COLUMNS}, s.cancel_requested_by,
            a.attempts, a.answered, a.timed_out, a.retried, a.unanswered,
            (SELECT count(DISTINCT o.ip) FROM observations o WHERE o.scan_id = s.id AND o.product = ${product}) AS exchange_servers
     FROM scans s
@@ -123,12 +125,14 @@ interface ScanRow extends LivenessRow {
   readonly timed_out: number;
   readonly retried: number;
   readonly unanswered: number;
+  readonly cancel_requested_by: string | null;
 }
 
 function toSummary(row: ScanRow): ScanSummary {
+  const status = liveStatusOfRow(row);
   return {
     id: String(row.id),
-    status: liveStatusOfRow(row),
+    status,
     startedAt: row.started_at.toISOString(),
     finishedAt: row.finished_at?.toISOString() ?? null,
     targets: row.targets,
@@ -139,6 +143,8 @@ function toSummary(row: ScanRow): ScanSummary {
     timedOut: row.timed_out,
     retried: row.retried,
     unanswered: row.unanswered,
+    // A request that came after the last attempt was stored did not stop the scan: it finished.
+    cancelledBy: status === 'running' || status === 'interrupted' ? row.cancel_requested_by : null,
   };
 }
 

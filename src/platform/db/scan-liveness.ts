@@ -91,7 +91,7 @@ export async function claimScan(db: Kysely<DbSchema>, scanId: string, owner: Sca
   if (!ours && liveStatusOfRow(row) === 'running') throw busy(n, row);
   const updated = await sql`
     UPDATE scans SET status = 'running', owner_host = ${owner.host}, owner_pid = ${owner.pid}, heartbeat_at = now(),
-                     finished_at = NULL, interrupted_reason = NULL
+                     finished_at = NULL, interrupted_reason = NULL, cancel_requested_at = NULL, cancel_requested_by = NULL
     WHERE id = ${n}::bigint AND status = ${row.status}
       AND owner_host IS NOT DISTINCT FROM ${row.owner_host}::text AND owner_pid IS NOT DISTINCT FROM ${row.owner_pid}::int
       AND heartbeat_at::text IS NOT DISTINCT FROM ${row.heartbeat}::text`.execute(db);
@@ -105,27 +105,105 @@ function busy(id: number, row: LivenessRow): TocsinError {
   });
 }
 
+export interface HeartbeatOptions {
+  readonly owner?: ScanOwner;
+  /** Default HEARTBEAT_MS; tests beat faster. */
+  readonly intervalMs?: number;
+  /**
+   * Another process asked to cancel the scan (migration 0005): called once, with who asked, from the first
+   * beat that sees the request. The runner aborts the scan; the heartbeat keeps beating until stop().
+   */
+  onCancel?(by: string): void;
+}
+
 /**
- * Refresh the heartbeat every HEARTBEAT_MS until stop(). Failures are ignored here: a database that is
+ * Refresh the heartbeat every intervalMs until stop(), and read a cancel request in the same statement
+ * (one round trip per beat whatever the number of readers). Failures are ignored here: a database that is
  * gone fails the scan's next write, which reports it. The timer does not keep the process alive.
  */
-export function startHeartbeat(db: Kysely<DbSchema>, scanId: string, owner: ScanOwner = currentOwner()): { stop(): void } {
+export function startHeartbeat(db: Kysely<DbSchema>, scanId: string, o: HeartbeatOptions = {}): { stop(): void } {
   const n = parseScanId(scanId);
   if (n === null) return { stop: () => undefined };
+  const owner = o.owner ?? currentOwner();
   let busyBeat = false;
+  let stopped = false;
+  let cancelSeen = false;
   const timer = setInterval(() => {
     if (busyBeat) return;
     busyBeat = true;
-    sql`UPDATE scans SET heartbeat_at = now()
-        WHERE id = ${n}::bigint AND status = 'running' AND owner_host = ${owner.host} AND owner_pid = ${owner.pid}`
+    sql<{ cancel_requested_at: Date | null; cancel_requested_by: string | null }>`
+        UPDATE scans SET heartbeat_at = now()
+        WHERE id = ${n}::bigint AND status = 'running' AND owner_host = ${owner.host} AND owner_pid = ${owner.pid}
+        RETURNING cancel_requested_at, cancel_requested_by`
       .execute(db)
+      .then((r) => {
+        const row = r.rows[0];
+        if (stopped || cancelSeen || row === undefined || row.cancel_requested_at === null) return;
+        cancelSeen = true;
+        o.onCancel?.(row.cancel_requested_by ?? 'another process');
+      })
       .catch(() => undefined)
       .finally(() => {
         busyBeat = false;
       });
-  }, HEARTBEAT_MS);
+  }, o.intervalMs ?? HEARTBEAT_MS);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
+
+/** What a cancel request found (requestCancel). */
+export type CancelRequest =
+  | { readonly kind: 'not-found' }
+  /** Finished or failed: there is nothing to stop (and nothing is recorded). */
+  | { readonly kind: 'ended'; readonly status: ScanStatus }
+  /**
+   * Recorded. `running`: its runner stops it at its next heartbeat. `interrupted`: nobody runs it (stopped,
+   * or its process died); it stays resumable and the request only records who asked.
+   * `previousBy`: an earlier request not yet acted on (the first asker stays recorded).
+   */
+  | {
+      readonly kind: 'requested';
+      readonly status: 'running' | 'interrupted';
+      readonly owner: ScanOwner | null;
+      readonly by: string;
+      readonly previousBy: string | null;
+    };
+
+/**
+ * Ask the runner of a scan to cancel it (any process, any host). The request is one UPDATE that keeps an
+ * earlier request (who asked first is who cancelled) and refuses a scan that ended meanwhile, so a cancel
+ * racing the scan's own finish either lands before it or reports `ended`.
+ */
+export async function requestCancel(db: Kysely<DbSchema>, scanId: string, by: string): Promise<CancelRequest> {
+  const n = parseScanId(scanId);
+  if (n === null) return { kind: 'not-found' };
+  const who = by.slice(0, 200);
+  // now() is the transaction's start: a request stored by an earlier statement is older than it.
+  const r = await sql<LivenessRow & { cancel_requested_by: string; earlier: boolean }>`
+    UPDATE scans s SET cancel_requested_at = coalesce(s.cancel_requested_at, now()),
+                       cancel_requested_by = coalesce(s.cancel_requested_by, ${who}::text)
+    WHERE s.id = ${n}::bigint AND s.status IN ('running', 'interrupted')
+    RETURNING s.status, s.cancel_requested_by, s.cancel_requested_at < now() AS earlier, ${LIVENESS_COLUMNS}`.execute(db);
+  const row = r.rows[0];
+  if (row === undefined) {
+    const s = await sql<{ status: ScanStatus }>`SELECT status FROM scans WHERE id = ${n}::bigint`.execute(db);
+    const status = s.rows[0]?.status;
+    if (status === undefined) return { kind: 'not-found' };
+    return { kind: 'ended', status };
+  }
+  const live = liveStatusOfRow(row);
+  return {
+    kind: 'requested',
+    status: live === 'running' ? 'running' : 'interrupted',
+    owner: row.owner_host === null || row.owner_pid === null ? null : { host: row.owner_host, pid: row.owner_pid },
+    by: row.cancel_requested_by,
+    previousBy: row.earlier ? row.cancel_requested_by : null,
+  };
 }
 
 /**

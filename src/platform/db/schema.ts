@@ -25,6 +25,9 @@ export interface ScansTable {
   owner_pid: ColumnType<number | null, number | null | undefined, number | null>;
   heartbeat_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   interrupted_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Migration 0005: a cancel asked for by another process (when, who); the runner's heartbeat reads it. */
+  cancel_requested_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  cancel_requested_by: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** As stored; a reader shows a `running` scan whose owner is gone as `interrupted` (scan-store.ts). */
@@ -131,4 +134,155 @@ export interface DbSchema {
   raw_responses: RawResponsesTable;
   observation_responses: ObservationResponsesTable;
   tocsin_migrations: MigrationsTable;
+}
+
+// --- Migration 0006: the constituency registry (constituency-store.ts). Declared as a second part of DbSchema
+// (interfaces merge), so each stage adds its tables here without touching the others' lines.
+
+type RegistryLayer = 'imported' | 'manual';
+
+export interface OrganisationsTable {
+  readonly id: GeneratedAlways<number>;
+  name: string;
+  sector: string | null;
+  country: string | null;
+  size: string | null;
+  parent_id: number | null;
+  layer: RegistryLayer;
+  source: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface ConstituencyNetworksTable {
+  readonly id: GeneratedAlways<number>;
+  org_id: number;
+  /** cidr: written and read as text (e.g. 192.0.2.0/24). */
+  network: string;
+  text: string;
+  abuse_mailbox: string | null;
+  layer: RegistryLayer;
+  source: string;
+}
+
+export interface ConstituencyAsnsTable {
+  readonly id: GeneratedAlways<number>;
+  org_id: number;
+  asn: number;
+  layer: RegistryLayer;
+  source: string;
+}
+
+export interface ConstituencyDomainsTable {
+  readonly id: GeneratedAlways<number>;
+  org_id: number;
+  domain: string;
+  layer: RegistryLayer;
+  source: string;
+}
+
+export interface ConstituencyContactsTable {
+  readonly id: GeneratedAlways<number>;
+  org_id: number;
+  role: 'security' | 'abuse' | 'technical';
+  email: string;
+  language: string | null;
+  pgp: string | null;
+  layer: RegistryLayer;
+  source: string;
+}
+
+export interface ConstituencyOptOutsTable {
+  readonly id: GeneratedAlways<number>;
+  org_id: number;
+  condition: string;
+  expires_at: ColumnType<Date | null, Date | string | null, Date | string | null>;
+  layer: RegistryLayer;
+  source: string;
+  created_at: Generated<Date>;
+}
+
+export interface ConstituencyAuditTable {
+  readonly id: GeneratedAlways<number>;
+  at: Generated<Date>;
+  who: string;
+  action: 'create' | 'update' | 'delete';
+  entity: 'organisation' | 'network' | 'asn' | 'domain' | 'contact' | 'opt-out';
+  entity_id: number;
+  org_id: number;
+  source: string;
+  before: ColumnType<Json | null, string | null, string | null>;
+  after: ColumnType<Json | null, string | null, string | null>;
+}
+
+export interface DbSchema {
+  organisations: OrganisationsTable;
+  constituency_networks: ConstituencyNetworksTable;
+  constituency_asns: ConstituencyAsnsTable;
+  constituency_domains: ConstituencyDomainsTable;
+  constituency_contacts: ConstituencyContactsTable;
+  constituency_opt_outs: ConstituencyOptOutsTable;
+  constituency_audit: ConstituencyAuditTable;
+}
+
+/** Migration 0007: one import of one feed file (src/platform/db/feed-store.ts). */
+export interface FeedImportsTable {
+  readonly id: GeneratedAlways<number>;
+  feed: string;
+  format: string;
+  file: string;
+  report_type: string | null;
+  report_date: ColumnType<string | null, string | null, string | null>;
+  sha256: Buffer | null;
+  rows_read: Generated<number>;
+  imported: Generated<number>;
+  duplicate: Generated<number>;
+  quarantined: Generated<number>;
+  skipped: Generated<number>;
+  started_at: Generated<Date>;
+  finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+/** Migration 0007: every feed row with its provenance; Exchange rows also have an observation. */
+export interface FeedObservationsTable {
+  readonly id: GeneratedAlways<number>;
+  import_id: number;
+  observation_id: number | null;
+  feed: string;
+  kind: 'exchange' | 'port-open' | 'generic';
+  report_type: string;
+  report_date: ColumnType<Date, string, string>;
+  ip: string;
+  port: number | null;
+  transport: string | null;
+  hostname: string | null;
+  seen_at: ColumnType<Date | null, Date | string | null, Date | string | null>;
+  tags: ColumnType<string[], readonly string[] | undefined, readonly string[]>;
+  reported_cves: ColumnType<string[], readonly string[] | undefined, readonly string[]>;
+  compromised: Generated<boolean>;
+  product: string | null;
+  build: string | null;
+  build_precision: 'exact' | 'cu' | null;
+  fields: JsonColumnDefault<{ readonly [key: string]: Json }>;
+  line: number;
+  raw: string;
+}
+
+/** Migration 0007: feed rows that could not be read. */
+export interface FeedQuarantineTable {
+  readonly id: GeneratedAlways<number>;
+  import_id: number;
+  feed: string;
+  format: string;
+  file: string;
+  line: number;
+  raw: string;
+  error: string;
+  imported_at: Generated<Date>;
+}
+
+export interface DbSchema {
+  feed_imports: FeedImportsTable;
+  feed_observations: FeedObservationsTable;
+  feed_quarantine: FeedQuarantineTable;
 }

@@ -25,7 +25,7 @@ export interface CertSummaryFields {
   readonly sha256: string | null;
 }
 
-/** Same caps as the slow path (http-probe.ts). */
+/** Same caps as the slow path (tls-context.ts). */
 const MAX_SANS = 100;
 const MAX_FIELD = 256;
 

@@ -8,6 +8,9 @@ import * as m0001 from './0001-scans.js';
 import * as m0002 from './0002-scan-liveness.js';
 import * as m0003 from './0003-scan-counts.js';
 import * as m0004 from './0004-raw-responses.js';
+import * as m0005 from './0005-scan-cancel.js';
+import * as m0006 from './0006-constituency.js';
+import * as m0007 from './0007-feeds.js';
 
 export interface Migration {
   readonly id: string;
@@ -19,4 +22,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0002-scan-liveness', up: m0002.up },
   { id: '0003-scan-counts', up: m0003.up },
   { id: '0004-raw-responses', up: m0004.up },
+  { id: '0005-scan-cancel', up: m0005.up },
+  { id: '0006-constituency', up: m0006.up },
+  { id: '0007-feeds', up: m0007.up },
 ];

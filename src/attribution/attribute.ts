@@ -1,0 +1,270 @@
+/**
+ * Attribution of one exposure: manual override → most specific network → ASN (the exposure's own, else the
+ * prefix-to-ASN table's) → domain (feed hostname, the Host/SNI our scan used, certificate SANs and CN, PTR) →
+ * unattributed. Every matching record becomes a candidate; the best one wins and every other is listed with why
+ * it lost, so an analyst can see and correct the decision. Pure: the index is built once (attribution-index.ts).
+ */
+import { canonicalIp, formatIp, parseIp } from '../core/ip.js';
+import { rangeSize, type AttributionIndex, type ParsedRange, type RangeTable } from './attribution-index.js';
+import { certificateName, labelCount, normaliseHostname, suffixes } from './hostnames.js';
+import {
+  CONFIDENCE,
+  MAX_CANDIDATES,
+  type Attribution,
+  type AttributionEvidence,
+  type AttributionRule,
+  type ContactChoice,
+  type ContactRole,
+  type EntryLayer,
+  type ExposureFacts,
+  type HostnameSource,
+  type LosingCandidate,
+  type LossReason,
+  type OrgId,
+  type RegistryNetwork,
+} from './types.js';
+
+const RULE_ORDER: Record<AttributionRule, number> = { manual: 0, network: 1, asn: 2, domain: 3 };
+const ROLE_ORDER: Record<ContactRole, number> = { security: 0, abuse: 1, technical: 2 };
+
+/**
+ * A candidate with its strength: compared rule first, then `a`, `b`, `c` (lower is stronger), then the
+ * organisation id (a deterministic choice between equals, flagged as a tie).
+ *  - manual: a = range size;                 b, c = 0
+ *  - network: a = range size;                b = layer (manual 0, imported 1)
+ *  - asn: a = via (feed 0, prefix table 1);   b = layer
+ *  - domain: a = -source confidence;          b = -labels of the suffix; c = layer
+ */
+interface Scored {
+  readonly orgId: OrgId;
+  readonly rule: AttributionRule;
+  readonly a: number | bigint;
+  readonly b: number;
+  readonly c: number;
+  confidence: number;
+  readonly evidence: AttributionEvidence;
+}
+
+const layerRank = (l: EntryLayer | undefined): number => (l === 'manual' ? 0 : 1);
+
+function cmpKey(x: Scored, y: Scored): number {
+  return RULE_ORDER[x.rule] - RULE_ORDER[y.rule] || (x.a < y.a ? -1 : x.a > y.a ? 1 : 0) || x.b - y.b || x.c - y.c;
+}
+
+/** The ranges of `table` containing the address, most specific first. */
+function containing<E>(table: RangeTable<E>, ip: { family: 4; value: number } | { family: 6; value: bigint }) {
+  if (ip.family === 4) {
+    const hits = table.v4.index.lookup(ip.value);
+    return hits.map((i) => table.v4.entries[i]!);
+  }
+  const hits = table.v6.index.lookup(ip.value);
+  return hits.map((i) => table.v6.entries[i]!);
+}
+
+const sizeOf = (r: ParsedRange): number | bigint => (r.family === 4 ? r.last - r.first : r.last - r.first);
+
+/** The exposure's hostnames with their sources, normalised; unusable names are dropped. */
+function hostnamesOf(facts: ExposureFacts): { name: string; source: HostnameSource }[] {
+  const out: { name: string; source: HostnameSource }[] = [];
+  const plain = (raw: string | null | undefined, source: HostnameSource): void => {
+    if (typeof raw !== 'string') return;
+    const name = normaliseHostname(raw);
+    if (name !== null) out.push({ name, source });
+  };
+  const cert = (raw: string | null | undefined, source: HostnameSource): void => {
+    if (typeof raw !== 'string') return;
+    const c = certificateName(raw);
+    if (c !== null) out.push({ name: c.name, source });
+  };
+  plain(facts.requestHost, 'request-host');
+  plain(facts.feedHostname, 'feed');
+  for (const san of facts.certificate?.sans ?? []) cert(san, 'cert-san');
+  cert(facts.certificate?.cn, 'cert-cn');
+  for (const p of facts.ptr ?? []) plain(p, 'ptr');
+  return out;
+}
+
+export function attribute(index: AttributionIndex, facts: ExposureFacts): Attribution {
+  const port = typeof facts.port === 'number' ? facts.port : null;
+  const parsed = typeof facts.ip === 'string' ? parseIp(facts.ip.trim()) : null;
+  if (parsed === null) return unattributed(String(facts.ip), port, `'${String(facts.ip)}' is not an IP address`);
+  const ip = canonicalIp(parsed);
+  const scored: Scored[] = [];
+
+  for (const { entry, range } of containing(index.overrides, ip)) {
+    scored.push({
+      orgId: entry.orgId, rule: 'manual', a: sizeOf(range), b: 0, c: 0, confidence: CONFIDENCE.manual,
+      evidence: { rule: 'manual', target: range.text, overrideId: entry.id ?? null, note: entry.note ?? null },
+    });
+  }
+
+  const nets = containing(index.networks, ip);
+  for (let i = 0; i < nets.length; i++) {
+    const { entry, range } = nets[i]!;
+    // Another organisation's less specific network around this one: usually an ISP around its customer.
+    let nested = false;
+    for (let j = i + 1; j < nets.length && !nested; j++) {
+      const outer = nets[j]!;
+      if (outer.entry.orgId !== entry.orgId && sizeOf(outer.range) > sizeOf(range)) nested = true;
+    }
+    scored.push({
+      orgId: entry.orgId, rule: 'network', a: sizeOf(range), b: layerRank(entry.layer), c: 0,
+      confidence: nested ? CONFIDENCE.networkNested : CONFIDENCE.network,
+      evidence: {
+        rule: 'network', network: range.text, size: rangeSize(range), networkId: entry.id ?? null,
+        layer: entry.layer ?? 'imported', source: entry.source ?? null,
+      },
+    });
+  }
+
+  const feedAsn = typeof facts.asn === 'number' && Number.isInteger(facts.asn) && facts.asn >= 0 ? facts.asn : null;
+  const asnVia = (asn: number, via: 'feed' | 'prefix-table', prefix: string | null): void => {
+    for (const e of index.asns.get(asn) ?? []) {
+      scored.push({
+        orgId: e.orgId, rule: 'asn', a: via === 'feed' ? 0 : 1, b: layerRank(e.layer), c: 0,
+        confidence: via === 'feed' ? CONFIDENCE.asnFeed : CONFIDENCE.asnPrefixTable,
+        evidence: { rule: 'asn', asn, via, prefix, asnId: e.id ?? null, layer: e.layer ?? 'imported' },
+      });
+    }
+  };
+  if (feedAsn !== null) asnVia(feedAsn, 'feed', null);
+  const routed = containing(index.prefixAsns, ip)[0];
+  if (routed !== undefined && routed.entry.asn !== feedAsn) asnVia(routed.entry.asn, 'prefix-table', routed.range.text);
+
+  if (index.domains.size > 0) {
+    const seen = new Set<string>();
+    for (const { name, source } of hostnamesOf(facts)) {
+      for (const suffix of suffixes(name)) {
+        const entries = index.domains.get(suffix);
+        if (entries === undefined) continue;
+        for (const e of entries) {
+          const key = `${e.orgId}|${suffix}|${source}|${e.layer ?? ''}`;
+          if (seen.has(key)) continue; // the same name as SAN and CN, or listed twice
+          seen.add(key);
+          const confidence = CONFIDENCE.domain[source];
+          scored.push({
+            orgId: e.orgId, rule: 'domain', a: -confidence, b: -labelCount(suffix), c: layerRank(e.layer), confidence,
+            evidence: { rule: 'domain', domain: suffix, hostname: name, hostnameSource: source, domainId: e.id ?? null, layer: e.layer ?? 'imported' },
+          });
+        }
+      }
+    }
+  }
+
+  const ipText = formatIp(ip);
+  if (scored.length === 0) return unattributed(ipText, port, null);
+  scored.sort((x, y) => cmpKey(x, y) || x.orgId - y.orgId);
+  const winner = scored[0]!;
+  const tie = scored.length > 1 && scored[1]!.orgId !== winner.orgId && cmpKey(scored[1]!, winner) === 0;
+  const orgName = (id: OrgId): string | null => index.organisations.get(id)?.name ?? null;
+  const winnerName = orgName(winner.orgId);
+  const candidates: LosingCandidate[] = [];
+  for (let i = 1; i < scored.length && candidates.length < MAX_CANDIDATES; i++) {
+    const s = scored[i]!;
+    const lost = lossReason(s, winner);
+    candidates.push({
+      orgId: s.orgId, orgName: orgName(s.orgId), rule: s.rule, confidence: s.confidence, evidence: s.evidence,
+      lost, why: explainLoss(lost, s, winner, winnerName),
+    });
+  }
+  return {
+    ip: ipText,
+    port,
+    orgId: winner.orgId,
+    orgName: winnerName,
+    rule: winner.rule,
+    confidence: tie ? winner.confidence * CONFIDENCE.tieFactor : winner.confidence,
+    evidence: winner.evidence,
+    tie,
+    candidates,
+    omitted: scored.length - 1 - candidates.length,
+    contacts: contactsFor(index, winner.orgId, nets),
+    problem: null,
+  };
+}
+
+function unattributed(ip: string, port: number | null, problem: string | null): Attribution {
+  return {
+    ip, port, orgId: null, orgName: null, rule: null, confidence: 0, evidence: null, tie: false,
+    candidates: [], omitted: 0, contacts: [], problem,
+  };
+}
+
+function lossReason(s: Scored, w: Scored): LossReason {
+  if (s.orgId === w.orgId) return 'same-organisation';
+  if (s.rule !== w.rule) return 'weaker-rule';
+  const aDiffers = s.a !== w.a;
+  switch (s.rule) {
+    case 'manual':
+    case 'network':
+      return aDiffers ? 'less-specific' : s.b !== w.b ? 'imported-layer' : 'tie';
+    case 'asn':
+      return aDiffers ? 'weaker-source' : s.b !== w.b ? 'imported-layer' : 'tie';
+    case 'domain':
+      return aDiffers ? 'weaker-source' : s.b !== w.b ? 'less-specific' : s.c !== w.c ? 'imported-layer' : 'tie';
+  }
+}
+
+/** The record of a candidate in a few words (raw values: the caller sanitises before display). */
+export function describeEvidence(e: AttributionEvidence): string {
+  switch (e.rule) {
+    case 'manual':
+      return `manual override ${e.target}`;
+    case 'network':
+      return `network ${e.network} (${e.layer})`;
+    case 'asn':
+      return e.via === 'feed' ? `AS${e.asn} (the feed's ASN)` : `AS${e.asn} (prefix table: ${e.prefix ?? '?'})`;
+    case 'domain':
+      return `domain ${e.domain} (${e.hostnameSource} ${e.hostname})`;
+  }
+}
+
+function explainLoss(lost: LossReason, s: Scored, w: Scored, winnerName: string | null): string {
+  const wName = winnerName ?? `organisation ${w.orgId}`;
+  const wRecord = describeEvidence(w.evidence);
+  switch (lost) {
+    case 'same-organisation':
+      return `points at ${wName} too`;
+    case 'weaker-rule':
+      return `${wRecord} matched: the ${w.rule} rule comes before the ${s.rule} rule`;
+    case 'less-specific':
+      return `less specific than ${wRecord}`;
+    case 'weaker-source':
+      return s.rule === 'asn'
+        ? `the prefix table's ASN counts less than the feed's own (${wRecord})`
+        : `a ${(s.evidence as { hostnameSource: HostnameSource }).hostnameSource} name counts less than ${wRecord}`;
+    case 'imported-layer':
+      return `imported entry; the manual entry for the same record (${wRecord}) wins`;
+    case 'tie':
+      return `the same kind of record (${wRecord}) also names ${wName}; the lower organisation id was picked: review it`;
+  }
+}
+
+/**
+ * Who to warn: the organisation's own contacts (security, then abuse, then technical), else the `abuse-mailbox` of
+ * the most specific network containing the address that has one, preferring the organisation's own networks (RIPE
+ * inherits abuse-c down the inetnum tree; an ISP's abuse desk is the holder's contact of last resort).
+ */
+function contactsFor(
+  index: AttributionIndex,
+  orgId: OrgId,
+  nets: readonly { readonly entry: RegistryNetwork; readonly range: ParsedRange }[],
+): ContactChoice[] {
+  const org = index.organisations.get(orgId);
+  const own = [...(org?.contacts ?? [])].filter((c) => typeof c.email === 'string' && c.email !== '');
+  if (own.length > 0) {
+    return own
+      .sort((x, y) => ROLE_ORDER[x.role] - ROLE_ORDER[y.role])
+      .map((c) => ({
+        source: 'organisation', email: c.email, role: c.role, language: c.language ?? null,
+        openpgpFingerprint: c.openpgpFingerprint ?? null, network: null, networkOrgId: null,
+      }));
+  }
+  const withMailbox = nets.filter((n) => typeof n.entry.abuseMailbox === 'string' && n.entry.abuseMailbox !== '');
+  const pick = withMailbox.find((n) => n.entry.orgId === orgId) ?? withMailbox[0];
+  if (pick === undefined) return [];
+  return [{
+    source: 'network-abuse-mailbox', email: pick.entry.abuseMailbox as string, role: 'abuse', language: null,
+    openpgpFingerprint: null, network: pick.range.text, networkOrgId: pick.entry.orgId,
+  }];
+}
