@@ -4,7 +4,7 @@
  * else is contacted.
  *
  *   npm run build && node --import tsx bench/scan-vs-nmap.ts [--estate all-exchange,default] [--latency 0,100]
- *       [--hosts 4096] [--base 127.1.0.0] [--repeat 3] [--workers 0,1,2] [--skip-nmap] [--dist DIR] [--home DIR]
+ *       [--hosts 4096] [--base 127.1.0.0] [--repeat 3] [--workers 0,1,2] [--skip-nmap] [--dist DIR[,DIR...]] [--home DIR]
  *
  * Rounds: each estate at each latency (default: the all-Exchange estate at 0 and 100 ms, then the default
  * mix at 0 and 25 ms). Within a round the three runs alternate (tocsin, nmap, bare; tocsin, nmap, bare;
@@ -47,8 +47,12 @@ const CONCURRENCY = arg('--concurrency') === undefined ? null : Number(arg('--co
  * without that collapse. Measured here: 64 → 4,096 answered, 256 → 4,096 and the least CPU, 512 → 322 lost.
  */
 const BARE_CONCURRENCY = Number(arg('--bare-concurrency') ?? 256);
-/** Directory of a compiled tree (default dist/): `npx tsc -p tsconfig.build.json --outDir DIR` keeps dist/ alone. */
-const DIST = resolve(root, arg('--dist') ?? 'dist');
+/**
+ * Directory of a compiled tree (default dist/): `npx tsc -p tsconfig.build.json --outDir DIR` keeps dist/ alone.
+ * Several, comma-separated (`--dist bench/out/dist-before,dist`), alternate run by run in the same rounds, so a
+ * change is measured against its baseline under the same load (each tree's rows are labelled with it).
+ */
+const DISTS = (arg('--dist') ?? 'dist').split(',').filter((d) => d !== '').map((d) => resolve(root, d));
 /** TOCSIN_HOME of the scans (a compiled tree of another version may need its own database). */
 const HOME = resolve(root, arg('--home') ?? join('bench', 'out', 'home'));
 const EXTRA_ARGS = (arg('--tocsin-args') ?? '').split(' ').filter((s) => s !== '');
@@ -176,10 +180,11 @@ function timeChild(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv 
   });
 }
 
-function tocsinCommand(): { cmd: string; pre: string[]; how: string } {
-  const entry = join(DIST, 'src', 'bin', 'tocsin.js');
-  if (existsSync(join(DIST, 'src', 'cli', 'scan.js'))) return { cmd: process.execPath, pre: [entry], how: DIST === join(root, 'dist') ? 'compiled dist' : `compiled ${DIST}` };
-  return { cmd: process.execPath, pre: ['--import', 'tsx', join(root, 'src', 'bin', 'tocsin.ts')], how: 'tsx (run `npm run build` for the compiled CLI)' };
+function tocsinCommand(dist: string): { cmd: string; pre: string[]; how: string; label: string } {
+  const entry = join(dist, 'src', 'bin', 'tocsin.js');
+  const label = DISTS.length > 1 ? ` ${dist.startsWith(root) ? dist.slice(root.length + 1) : dist}` : '';
+  if (existsSync(join(dist, 'src', 'cli', 'scan.js'))) return { cmd: process.execPath, pre: [entry], how: dist === join(root, 'dist') ? 'compiled dist' : `compiled ${dist}`, label };
+  return { cmd: process.execPath, pre: ['--import', 'tsx', join(root, 'src', 'bin', 'tocsin.ts')], how: 'tsx (run `npm run build` for the compiled CLI)', label };
 }
 
 function median(xs: readonly number[]): number {
@@ -210,7 +215,7 @@ function compareWithTruth(jsonl: string, truthPath: string): { exchange: number;
   return { exchange, right };
 }
 
-const results: { estate: string; latency: number; tocsinHostsPerS: number }[] = [];
+const results: { estate: string; latency: number; run: string; tocsinHostsPerS: number }[] = [];
 
 async function round(estate: string, latencyMs: number): Promise<void> {
   const lab = await startLabProcess(estate, latencyMs);
@@ -220,7 +225,7 @@ async function round(estate: string, latencyMs: number): Promise<void> {
     list.push(r);
     runs.set(name, list);
   };
-  const t = tocsinCommand();
+  const trees = DISTS.map(tocsinCommand);
   const env = { ...process.env, TOCSIN_HOME: HOME };
   const truth = join(out, `truth-${estate}-${latencyMs}.jsonl`);
   const ips = Array.from({ length: HOSTS }, (_, i) => {
@@ -229,16 +234,16 @@ async function round(estate: string, latencyMs: number): Promise<void> {
   });
   try {
     // Warm-up (untimed): creates the embedded database on first use, warms the page cache.
-    await timeChild(t.cmd, [...t.pre, 'scan', BASE, '--ports', `${lab.httpsPort}/tls`, '--no-progress', '--output', '/dev/null'], env);
+    for (const t of trees) await timeChild(t.cmd, [...t.pre, 'scan', BASE, '--ports', `${lab.httpsPort}/tls`, '--no-progress', '--output', '/dev/null'], env);
     for (let rep = 0; rep < REPEAT; rep++) {
-      for (const w of WORKERS) {
+      for (const t of trees) for (const w of WORKERS) {
         const file = join(out, `tocsin-${estate}-${latencyMs}.jsonl`);
         rmSync(file, { force: true });
         const r = await timeChild(t.cmd, [...t.pre, 'scan', CIDR, '--ports', `${lab.httpsPort}/tls`, '--no-progress',
           ...(CONCURRENCY === null ? [] : ['--concurrency', String(CONCURRENCY)]),
           '--workers', String(w), ...EXTRA_ARGS, '--output', file], env);
         const c = compareWithTruth(existsSync(file) ? readFileSync(file, 'utf8') : '', truth);
-        add(`tocsin scan (workers ${w === 0 ? 'auto' : w})`, {
+        add(`tocsin scan (workers ${w === 0 ? 'auto' : w})${t.label}`, {
           seconds: r.seconds,
           cpu: r.cpu,
           // exit 3: finished, some attempts unanswered (counted: a run that loses hosts is a real, bad run)
@@ -280,23 +285,23 @@ async function round(estate: string, latencyMs: number): Promise<void> {
   const fmt = (x: number, d: number, w: number): string => (Number.isFinite(x) ? x.toFixed(d) : '-').padStart(w);
   process.stdout.write(`\n${HOSTS} lab hosts (${CIDR}), estate ${estate}${HOSTILE ? ' with tarpits and slow-drip hosts' : ''}, lab latency ${latencyMs} ms, ` +
     `concurrency ${CONCURRENCY ?? 'default'}, port ${lab.httpsPort}, median of ${REPEAT}\n`);
-  process.stdout.write(`${'run'.padEnd(26)} ${'wall s'.padStart(7)} ${'hosts/s'.padStart(7)} ${'CPU ms/host'.padStart(11)} ${'x bare wall'.padStart(11)} ${'x bare CPU'.padStart(10)} ${'x nmap'.padStart(6)}  notes\n`);
+  process.stdout.write(`${'run'.padEnd(40)} ${'wall s'.padStart(7)} ${'hosts/s'.padStart(7)} ${'CPU ms/host'.padStart(11)} ${'x bare wall'.padStart(11)} ${'x bare CPU'.padStart(10)} ${'x nmap'.padStart(6)}  notes\n`);
   for (const [name, list] of runs) {
     const s = med(name, (r) => r.seconds);
     const cpu = med(name, (r) => r.cpu);
     const notes = [...new Set(list.map((r) => r.note))].join(' | ');
     const all = list.map((r) => `${r.seconds.toFixed(2)}s/${Number.isFinite(r.cpu) ? r.cpu.toFixed(2) : '-'}cpu`).join(' ');
-    process.stdout.write(`${name.padEnd(26)} ${fmt(s, 2, 7)} ${fmt(HOSTS / s, 0, 7)} ${fmt((cpu * 1000) / HOSTS, 3, 11)} ${fmt(s / bareS, 2, 11)} ${fmt(cpu / bareCpu, 2, 10)} ${fmt(s / nmapS, 2, 6)}  ${notes}${REPEAT > 1 ? ` [runs: ${all}]` : ''}\n`);
-    if (name.startsWith('tocsin') && results.every((x) => !(x.estate === estate && x.latency === latencyMs))) {
-      results.push({ estate, latency: latencyMs, tocsinHostsPerS: HOSTS / s });
+    process.stdout.write(`${name.padEnd(40)} ${fmt(s, 2, 7)} ${fmt(HOSTS / s, 0, 7)} ${fmt((cpu * 1000) / HOSTS, 3, 11)} ${fmt(s / bareS, 2, 11)} ${fmt(cpu / bareCpu, 2, 10)} ${fmt(s / nmapS, 2, 6)}  ${notes}${REPEAT > 1 ? ` [runs: ${all}]` : ''}\n`);
+    if (name.startsWith('tocsin') && results.every((x) => !(x.estate === estate && x.latency === latencyMs && x.run === name))) {
+      results.push({ estate, latency: latencyMs, run: name, tocsinHostsPerS: HOSTS / s });
     }
   }
 }
 
 for (const r of rounds()) await round(r.estate, r.latency);
 for (const r of results) {
-  const zero = results.find((x) => x.estate === r.estate && x.latency === 0);
+  const zero = results.find((x) => x.estate === r.estate && x.latency === 0 && x.run === r.run);
   if (r.latency === 0 || zero === undefined) continue;
-  process.stdout.write(`\nestate ${r.estate}: tocsin throughput at ${r.latency} ms lab latency / at 0 ms = ` +
+  process.stdout.write(`\nestate ${r.estate}, ${r.run}: throughput at ${r.latency} ms lab latency / at 0 ms = ` +
     `${r.tocsinHostsPerS.toFixed(0)} / ${zero.tocsinHostsPerS.toFixed(0)} hosts/s = ${(r.tocsinHostsPerS / zero.tocsinHostsPerS).toFixed(2)}\n`);
 }

@@ -14,8 +14,10 @@ import * as report from './report.js';
 import * as results from './results.js';
 import * as db from './db.js';
 import * as reassess from './reassess.js';
+import * as constituency from './constituency.js';
+import * as org from './org.js';
 import * as cancel from './cancel.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, kb, lab, forensics, db, check];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, kb, lab, forensics, db, check];

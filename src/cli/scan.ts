@@ -169,6 +169,10 @@ export async function runScanOnTerminal(ctx: CliContext, what: { readonly plan: 
             if (recordsOnTerminal) progress?.erase();
             await writer.write(r);
           },
+          writeMany: async (records) => {
+            if (recordsOnTerminal) progress?.erase();
+            await writer.writeMany(records);
+          },
           close: async () => {
             // The bar goes first: a table is printed whole by close() and must never meet it on the terminal.
             progress?.clear();

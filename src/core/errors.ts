@@ -91,6 +91,23 @@ export const ERROR_CODES = {
     kind: 'user', exit: 64, http: 400, means: 'Resuming was asked for a scan that is not stored (--no-store).',
     hint: 'Drop --no-store to resume, or start a new scan.',
   },
+  // The constituency registry (issue 8): `tocsin constituency` and `tocsin org`.
+  TOCSIN_CONSTITUENCY_FILE_REJECTED: {
+    kind: 'user', exit: 65, http: 400, means: 'A constituency file was refused whole (binary, not UTF-8, not the format, a required column missing); nothing of its source was changed.',
+    hint: 'Fix the named file (or give --format); the other sources were imported. Rows with bad values are not this error: they are listed and the rest goes in.',
+  },
+  TOCSIN_ORG_NOT_FOUND: {
+    kind: 'user', exit: 64, http: 404, means: 'No organisation in the constituency registry has the given name.',
+    hint: 'List the organisations with `tocsin org list` (names are compared case-insensitively).',
+  },
+  TOCSIN_ORG_EXISTS: {
+    kind: 'user', exit: 65, http: 409, means: 'An organisation with that name (compared case-insensitively) is in the registry already.',
+    hint: 'Choose another name, or change the existing one with `tocsin org edit`.',
+  },
+  TOCSIN_ORG_ENTRY_NOT_FOUND: {
+    kind: 'user', exit: 64, http: 404, means: 'The organisation has no such network, ASN, domain, contact or opt-out to remove.',
+    hint: 'See what it holds with `tocsin org show NAME`.',
+  },
   TOCSIN_KB_UNKNOWN_BUILD: {
     kind: 'user', exit: 65, http: 400, means: 'The text given is not an Exchange build number.',
     hint: 'Give an Exchange build such as 15.1.2176.9 (major.minor.build[.revision]).',

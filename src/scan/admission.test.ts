@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AdmissionGate, CongestionWindow, gateTimersOn, RetryQueue, type GateTimers } from './admission.js';
+import { AdmissionGate, CongestionWindow, gateTimersOn, HANDSHAKE_SAMPLES, RetryQueue, type GateTimers } from './admission.js';
 import { ManualClock } from '../../test/helpers/manual-clock.js';
 
 /**
@@ -147,6 +147,50 @@ test('congestion window: slow start doubles per window until the first decrease'
   assert.ok(w.limit < 80, `additive after the cut: ${w.limit}`);
 });
 
+
+test('congestion window: queued handshakes shrink it gently; round trips and a slow minority do not', () => {
+  let t = 0;
+  const w = new CongestionWindow(1000, 100, 3000, () => t, 1000, 500);
+  const group = (connectMs: number, handshakeMs: number, slowOnes = HANDSHAKE_SAMPLES): void => {
+    for (let i = 0; i < HANDSHAKE_SAMPLES; i++) w.onHandshake(connectMs, i < slowOnes ? handshakeMs : 5);
+  };
+  // Far hosts: a 400 ms round trip makes a 800 ms handshake, which is not a queue.
+  group(400, 800);
+  assert.equal(w.limit, 1000);
+  // A slow minority (fewer than half of the group) is not a queue either.
+  group(1, 2000, HANDSHAKE_SAMPLES / 2);
+  assert.equal(w.limit, 1000);
+  // Most handshakes waited 600 ms on loopback: a peer queueing them.
+  group(0.1, 600);
+  assert.equal(w.limit, 850);
+  // Once per two queueMs: the attempts already in the queue do not cut again at once.
+  group(0.1, 600);
+  assert.equal(w.limit, 850);
+  t += 1000;
+  group(0.1, 600);
+  assert.equal(w.limit, 722);
+  // A connect that took a SYN retry (>= 1 s) is no round trip: the handshake counts in full.
+  t += 1000;
+  group(1500, 700);
+  assert.equal(w.limit, 613);
+  for (let i = 0; i < 40; i++) {
+    t += 1000;
+    group(0.1, 3000);
+  }
+  // Below the timeout floor (100), down to a quarter of it: tarpits never complete a handshake.
+  assert.equal(w.limit, 25, 'never below a quarter of the floor');
+  // A timeout does not raise it back to the timeout floor.
+  t += 5000;
+  w.onCongestion();
+  assert.equal(w.limit, 25);
+  // Slow start ended with the first cut: growth is additive.
+  for (let i = 0; i < 25; i++) w.onCompleted();
+  assert.ok(w.limit > 25 && w.limit < 40, `limit ${w.limit}`);
+  // queueMs 0 turns the signal off.
+  const off = new CongestionWindow(1000, 100, 3000, () => 0, 1000, 0);
+  for (let i = 0; i < 10 * HANDSHAKE_SAMPLES; i++) off.onHandshake(0, 5000);
+  assert.equal(off.limit, 1000);
+});
 
 test('retry queue: exponential backoff with a spread, earliest due first, nothing before its time', async () => {
   const clock = new ManualClock();

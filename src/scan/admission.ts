@@ -132,6 +132,15 @@ export class AdmissionGate {
   }
 }
 
+/** Handshakes judged together by CongestionWindow.onHandshake (their median decides). */
+export const HANDSHAKE_SAMPLES = 64;
+/** Window factor when most handshakes queued: gentler than a timeout's 0.7 (nothing was lost yet). */
+const DELAY_DECREASE = 0.85;
+/** Lowest window queued handshakes lead to (or a quarter of the timeout floor, if more). */
+const DELAY_FLOOR = 16;
+/** Linux's initial SYN retransmission timeout: a connect this slow had its SYN sent again. */
+const SYN_RETRY_MS = 1000;
+
 /**
  * Congestion control for the far side (AIMD, as TCP does): a TLS handshake that times out after the TCP
  * connection was accepted usually means the peer is queueing handshakes (one overloaded front end,
@@ -140,6 +149,8 @@ export class AdmissionGate {
  * grows back slowly with completed attempts (additive increase), up to the configured concurrency.
  * It starts at `initial` and grows by one per completed attempt until the first decrease (slow
  * start), so a scan does not open thousands of handshakes into one queue in its first second.
+ * Handshakes that complete but waited (onHandshake) shrink it earlier and more gently, before anything
+ * times out.
  */
 export class CongestionWindow {
   private window: number;
@@ -148,15 +159,28 @@ export class CongestionWindow {
   private lastCut = -Infinity;
   private readonly waiters: Array<() => void> = [];
   private stopped = false;
+  /** Handshake samples in the current group, and how many of them were queued (see onHandshake). */
+  private samples = 0;
+  private queued = 0;
+  private lastDelayCut = -Infinity;
+  private readonly delayMin: number;
 
+  /**
+   * @param queueMs handshake wait beyond two connect times above which a handshake counts as queued
+   *   (onHandshake); 0 turns that signal off.
+   */
   constructor(
     private readonly max: number,
     private readonly min: number,
     private readonly cooldownMs: number,
     private readonly clock: () => number = () => performance.now(),
     initial: number = max,
+    private readonly queueMs: number = 0,
   ) {
     this.window = Math.max(Math.min(initial, max), Math.min(min, max));
+    // Queued handshakes may take the window below the floor that timeouts respect: tarpits time TLS out
+    // (so timeouts alone must not starve a scan), but never complete a handshake, so they give no samples.
+    this.delayMin = Math.min(min, max, Math.max(DELAY_FLOOR, Math.floor(min / 4)));
   }
 
   /** Current number of attempts allowed at once. */
@@ -185,13 +209,45 @@ export class CongestionWindow {
     this.pump();
   }
 
+  /**
+   * One completed TLS handshake: `connectMs` for the TCP connect, `handshakeMs` for the handshake after
+   * it. A handshake takes one or two round trips, which the connect time measures; what it takes beyond
+   * two connect times is time the handshake waited, at the peer (a front end serving many of our targets
+   * queues them) or in our own event loop. In each group of HANDSHAKE_SAMPLES handshakes, when more than
+   * half waited longer than `queueMs`, the window shrinks gently (x DELAY_DECREASE, at most once per two
+   * `queueMs`): the peer keeps a queue of about `queueMs` (so it stays busy and the throughput holds,
+   * whatever the round-trip time) while far fewer attempts sit in it than a timeout-only window lets in.
+   * One slow server does not move the median; hosts far away wait no longer than their round trips.
+   * Without this, only TLS timeouts shrank the window: by then thousands of handshakes queued, each
+   * holding a socket and its buffers (memory, GC, timers) and some retried, all costing CPU per host.
+   */
+  onHandshake(connectMs: number, handshakeMs: number): void {
+    if (this.queueMs <= 0) return;
+    this.samples++;
+    // A connect of a second or more had its SYN sent again (a full accept queue, or loss): its time says
+    // nothing about the round trip, and the whole handshake is compared with the threshold.
+    const rtt = connectMs < SYN_RETRY_MS ? connectMs : 0;
+    if (handshakeMs - 2 * rtt > this.queueMs) this.queued++;
+    if (this.samples < HANDSHAKE_SAMPLES) return;
+    const congested = this.queued * 2 > this.samples;
+    this.samples = 0;
+    this.queued = 0;
+    if (!congested) return;
+    const t = this.clock();
+    if (t - this.lastDelayCut < 2 * this.queueMs) return;
+    this.lastDelayCut = t;
+    this.slowStart = false;
+    this.window = Math.max(this.delayMin, Math.floor(this.window * DELAY_DECREASE));
+  }
+
   /** A TLS handshake timed out after connect: shrink, once per cooldown. */
   onCongestion(): void {
     const t = this.clock();
     if (t - this.lastCut < this.cooldownMs) return;
     this.lastCut = t;
     this.slowStart = false;
-    this.window = Math.max(this.min, Math.floor(this.window * 0.7));
+    // Below the floor already (queued handshakes took it there): a timeout does not raise it back.
+    if (this.window > this.min) this.window = Math.max(this.min, Math.floor(this.window * 0.7));
   }
 
   /** Releases every waiter (scan stopping). */

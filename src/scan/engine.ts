@@ -37,7 +37,7 @@
 import type { AttemptOutcome, AttemptResult } from './ports.js';
 import { attemptKey } from './ports.js';
 import type { Fact, ProbeRequest, ProbeResponse } from '../products/sdk.js';
-import type { HostSession, NetLimits, ProbeFailure, SessionOptions } from '../core/contracts/probe.js';
+import type { HostSession, NetLimits, ProbeFailure, SessionOptions, TlsTiming } from '../core/contracts/probe.js';
 import type { PortSpec } from './port-spec.js';
 import type { DetectionResult, FingerprintLike, KitProduct, ScanKit } from './kit.js';
 import { assess } from './assess.js';
@@ -112,6 +112,8 @@ interface Job {
 interface Tried {
   readonly result: AttemptResult;
   readonly failure: ProbeFailure | null;
+  /** Connect and handshake times of its first TLS connection, when one completed. */
+  readonly timing?: TlsTiming | null;
 }
 
 /** Failures after which 'auto' mode retries the same port without TLS. */
@@ -122,6 +124,8 @@ const MAX_PLAN_ROUNDS = 8;
 const MAX_RETRIES = 100_000;
 /** Congestion window at the start (slow start grows it to `concurrency` within a few hundred attempts). */
 const INITIAL_WINDOW = 128;
+/** A handshake that waits longer than tlsTimeoutMs / QUEUE_FRACTION beyond its round trips was queued. */
+const QUEUE_FRACTION = 6;
 /** Tries for an attempt whose connect went unanswered (SYN dropped: full accept queue, loss, filter). */
 export const MAX_CONNECT_TRIES = 3;
 /** Tries for an attempt whose TLS handshake timed out after connect (a peer queueing handshakes, or a tarpit). */
@@ -200,7 +204,10 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
   const gate = options.maxLoopLagMs === 0 ? null : new AdmissionGate({ maxLagMs: options.maxLoopLagMs ?? 50 }).start();
   const n = Math.max(1, Math.floor(o.concurrency));
   // Never below an eighth of the configured concurrency (at least 32): tarpits also time out TLS.
-  const cwnd = new CongestionWindow(n, Math.min(n, Math.max(32, Math.floor(n / 8))), o.limits.tlsTimeoutMs, () => clock.now(), INITIAL_WINDOW);
+  // Handshakes waiting more than a sixth of the TLS deadline (500 ms by default) beyond their round trips
+  // mean a queue at the peer (or in this thread): the window stops growing into it (admission.ts).
+  const cwnd = new CongestionWindow(n, Math.min(n, Math.max(32, Math.floor(n / 8))), o.limits.tlsTimeoutMs, () => clock.now(), INITIAL_WINDOW,
+    Math.floor(o.limits.tlsTimeoutMs / QUEUE_FRACTION));
   // Attempts that failed the way congestion makes them fail come back after a backoff, ahead of fresh
   // jobs: a live server behind a momentarily saturated front end must not be recorded as a timeout.
   const retries = new RetryQueue<Job>(clock, RETRY_BACKOFF_MS, MAX_RETRIES);
@@ -251,7 +258,8 @@ export async function runScan(options: EngineOptions): Promise<EngineStats> {
               cwnd.release();
             }
             if (tried === null) continue; // aborted mid-attempt: not reported, resume redoes it
-            const { result, failure: f } = tried;
+            const { result, failure: f, timing } = tried;
+            if (timing !== undefined && timing !== null) cwnd.onHandshake(timing.connectMs, timing.handshakeMs);
             const ip = job.target.ip;
             if (f === null || f.phase !== 'connect') alive.connected(ip); // TCP connected: the network lives
             if ((f?.kind === 'timeout' && f.phase === 'tls') || (isConnectTimeout(f) && alive.recentlyAlive(ip))) cwnd.onCongestion();
@@ -400,10 +408,11 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
   }
 
   const tlsCert = safeCert(session);
+  const timing = safeTiming(session);
   if (answered.size === 0) {
     const kind = firstFailure?.kind ?? 'protocol-error';
     const detail = firstFailure?.detail ?? budgetNote ?? 'no probe answered';
-    return { result: failure(target, port, kind, detail, tlsCert, startedAt), failure: firstFailure };
+    return { result: failure(target, port, kind, detail, tlsCert, startedAt), failure: firstFailure, timing };
   }
   try {
     // One product (the common case): its detectors and fingerprint straight, no merging.
@@ -422,6 +431,7 @@ async function attemptWith(o: EngineOptions, job: Job, tls: boolean, now: () => 
         responses: [...answered.values()],
       },
       failure: null,
+      timing,
     };
   } catch (e) {
     // A detector or the KB threw on hostile input: our bug. Keep the scan going, keep the host visible.
@@ -477,6 +487,14 @@ function detectAll(products: readonly KitProduct[], answered: ReadonlyMap<string
   }
   if (chosen === null) throw new Error('the scan kit has no product');
   return { facts, revisions, errors, product: chosen.product, fp: chosen.fp };
+}
+
+function safeTiming(s: HostSession): TlsTiming | null {
+  try {
+    return s.tlsTiming ?? null;
+  } catch {
+    return null;
+  }
 }
 
 function safeCert(s: HostSession): HostSession['tlsCert'] {

@@ -39,6 +39,28 @@ test('jsonl: one parseable object per line with the contract fields', async () =
   assert.equal(toJsonLine(rec).includes('\n'), false);
 });
 
+test('writeMany: the same bytes as one write() per record, in one stream write per batch', async () => {
+  const records = [rec, { ...rec, ip: '127.1.0.6', hostname: '=cmd|calc' }, { ...rec, ip: '10.0.0.1' }];
+  for (const format of ['jsonl', 'csv', 'table'] as const) {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (c: Buffer) => chunks.push(c));
+    let writes = 0;
+    const write = out.write.bind(out) as (c: unknown) => boolean;
+    out.write = ((c: unknown) => {
+      writes++;
+      return write(c);
+    }) as typeof out.write;
+    const w = createRecordWriter(format, out);
+    await w.writeMany(records.slice(0, 2));
+    await w.writeMany([]);
+    await w.writeMany(records.slice(2));
+    if (format !== 'table') assert.equal(writes, 2, format);
+    await w.close();
+    assert.equal(Buffer.concat(chunks).toString('utf8'), await render(format, records), format);
+  }
+});
+
 test('csv: header, quoting, and formula cells neutralised', async () => {
   const text = await render('csv', [{ ...rec, hostname: '=cmd|calc' }]);
   // RFC 4180 line ends: every row, the last included, ends with CRLF.

@@ -66,13 +66,16 @@ export const MAX_UNACKED = 4;
 
 /**
  * Automatic worker count: threads pay only when there is enough work to amortise their start-up
- * (each loads the detectors and the knowledge base) and when there is more than one core.
- * Measured with bench/scan-vs-nmap.ts (see bench/README.md).
+ * (each loads the detectors and the knowledge base), and one core is left to the main thread (storage,
+ * output), the database server and the kernel's share of TLS: a thread per core made the threads contend
+ * for the CPU they saved. On 2 cores that means the scan runs in the main thread: measured with
+ * bench/scan-vs-nmap.ts (bench/README.md, stop 13), 21% less CPU per host and a shorter wall time than
+ * two worker threads.
  */
 export function autoWorkers(jobCount: number | null, cores: number = availableParallelism()): number {
-  if (cores < 2) return 1;
+  if (cores < 3) return 1;
   if (jobCount !== null && jobCount < 1024) return 1;
-  return Math.min(cores, 4);
+  return Math.min(cores - 1, 4);
 }
 
 export async function runPlan(o: PoolOptions): Promise<EngineStats> {

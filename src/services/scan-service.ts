@@ -92,6 +92,8 @@ export async function planScan(input: PlanInput, deps: { readonly stdin: Readabl
 /** Where records go: a file, a stream, a collector in a test. */
 export interface RecordSink {
   write(record: ScanRecord): Promise<void>;
+  /** Several records in one write (one libuv request per stored batch instead of one per host); optional. */
+  writeMany?(records: readonly ScanRecord[]): Promise<void>;
   /** End of the records (a table is written whole here); the destination stays open. */
   close(): Promise<void>;
   /** Gives the destination back (ends a file); called once whatever happened. */
@@ -269,16 +271,22 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
         let answered = 0;
         let exchange = 0;
         let vulnerable = 0;
+        const records: ScanRecord[] = [];
         for (const r of batch) {
           if (r.record === null) continue;
           answered++;
           if (r.record.product !== null && products.has(r.record.product)) exchange++;
           if (r.record.vulnerable.length > 0) vulnerable++;
-          // Nobody reads the output any more: the record is stored; writing it would only fail again.
-          if (!gone()) await out.write(r.record).catch((e: unknown) => {
-            if (!gone()) throw e;
-          });
+          records.push(r.record);
         }
+        // Nobody reads the output any more: the records are stored; writing them would only fail again.
+        const write = async (): Promise<void> => {
+          if (out.writeMany !== undefined) await out.writeMany(records);
+          else for (const r of records) if (!gone()) await out.write(r);
+        };
+        if (records.length > 0 && !gone()) await write().catch((e: unknown) => {
+          if (!gone()) throw e;
+        });
         events.progress?.({ done: batch.length, answered, exchange, vulnerable });
       },
     }, engine);

@@ -122,5 +122,17 @@ export interface HostSession {
   request(req: ProbeRequest): Promise<ProbeOutcome>;
   /** Certificate of the first TLS connection, if any. */
   readonly tlsCert: TlsCertSummary | null;
+  /**
+   * Timing of the first TLS connection, once its handshake completed: TCP connect (ms from the socket's
+   * creation) and the TLS handshake after it (ms). The engine's congestion window reads it: a peer
+   * that queues handshakes answers them late long before they time out. Optional (test fakes omit it).
+   */
+  readonly tlsTiming?: TlsTiming | null;
   close(): void;
+}
+
+/** Connect and handshake durations of a session's first TLS connection (ms). */
+export interface TlsTiming {
+  readonly connectMs: number;
+  readonly handshakeMs: number;
 }

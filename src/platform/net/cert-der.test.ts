@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { leafDerFromSession, summaryFromCertDer, summaryFromSessionDer } from './cert-der.js';
-import { summarizeCert, summarizeCertSlow } from './http-probe.js';
+import { summarizeCert, summarizeCertSlow } from './tls-context.js';
 import { labCertificates } from '../../../lab/cert-store.js';
 
 // The lab makes its certificates at first start (none are shipped); tests are outside the import rules.

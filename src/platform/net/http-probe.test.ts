@@ -1,6 +1,8 @@
 /**
- * The probe client against tiny raw servers on loopback (network rule: 127.0.0.0/8 and ::1 only).
- * Servers are written with node:net / node:tls so they can misbehave exactly as hostile hosts do.
+ * The probe client's session against tiny raw servers on loopback (network rule: 127.0.0.0/8 and ::1
+ * only). Servers are written with node:net / node:tls so they can misbehave exactly as hostile hosts do.
+ * The reader's framing and the redirect policy are also tested without sockets (http1-reader.test.ts,
+ * redirect-policy.test.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openHostSession, readChunksForTest } from './http-probe.js';
+import { openHostSession } from './http-probe.js';
 import { DEFAULT_LIMITS, type NetLimits, type ProbeOutcome, type ProbeTarget } from '../../core/contracts/probe.js';
 import type { ProbeRequest, ProbeResponse } from '../../core/contracts/probe.js';
 
@@ -434,7 +436,10 @@ test('TLS with a self-signed certificate: answered, certificate summarised, SNI 
   const r = ok(await s.request(GET));
   const r2 = ok(await s.request(GET));
   const c = s.tlsCert;
+  const timing = s.tlsTiming;
   s.close();
+  // Connect and handshake times of the first TLS connection (the engine's congestion window reads them).
+  assert.ok(timing !== null && timing !== undefined && timing.connectMs >= 0 && timing.handshakeMs >= 0 && timing.handshakeMs < LIMITS.tlsTimeoutMs, JSON.stringify(timing));
   const s2 = openHostSession(target(srv.port, { tls: true }), LIMITS);
   ok(await s2.request(GET));
   const c2 = s2.tlsCert;
@@ -592,46 +597,49 @@ test('close() during a request resolves it; no sockets or timers leak after many
   assert.deepEqual(sockets, []);
 });
 
-test('framing is identical however the bytes are cut (every split point, three pieces)', () => {
-  const responses = [
-    'HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello',
-    'HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3;x=y\nabc\n2\r\nde\r\n0\r\nT: 1\r\n\r\n',
-    'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno',
-    'HTTP/1.0 200 OK\r\nServer: x\r\n\r\nuntil close',
-  ];
-  const expected = ['hello', 'abcde', 'no', 'until close'];
-  const limits = { maxHeaderBytes: 4096, maxBodyBytes: 8192 };
-  for (const [k, text] of responses.entries()) {
-    const bytes = Buffer.from(text, 'latin1');
-    for (let i = 1; i < bytes.length; i++) {
-      for (const j of [i + 1, Math.min(bytes.length - 1, i + 7)]) {
-        if (j <= i || j >= bytes.length) continue;
-        const parts = [bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j)];
-        const r = readChunksForTest(parts, { ...limits, closed: k === 3 });
-        assert.ok(r !== null && r.kind === 'response', `${k} split ${i}/${j}: ${JSON.stringify(r)}`);
-        assert.equal(r.body.toString('latin1'), expected[k], `${k} split ${i}/${j}`);
-        assert.equal(r.truncated, false);
-      }
-    }
-  }
+test('failures are values with a phase and the socket code: refused at connect, reset by the peer mid-request', async () => {
+  const rst = await serve((sock) => sock.resetAndDestroy());
+  const s = openHostSession(target(rst.port), LIMITS);
+  const o = await s.request(GET);
+  s.close();
+  const freePort = rst.port;
+  await rst.close();
+  const s2 = openHostSession(target(freePort), LIMITS);
+  const o2 = await s2.request(GET);
+  s2.close();
+  assert.deepEqual(o, { kind: 'reset', phase: 'request', detail: 'request: ECONNRESET', code: 'ECONNRESET' });
+  assert.deepEqual(o2, { kind: 'refused', phase: 'connect', detail: 'connect: ECONNREFUSED', code: 'ECONNREFUSED' });
 });
 
-test('hostile bytes never throw: random garbage and random cuts always settle or wait', () => {
-  let seed = 12345;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
-  const pieces = ['HTTP/1.1 ', '200', ' OK', '\r\n', '\n', 'Content-Length: ', '99999999999999999999', 'Transfer-Encoding: chunked',
-    'ffffffffffffffff', ':', ' ', '\x00', '\xff', '0\r\n\r\n', 'Location: //x', 'HTTP/1.1 100 C\r\n\r\n'];
-  for (let n = 0; n < 2000; n++) {
-    const chunks: Buffer[] = [];
-    for (let c = 0; c < 1 + rnd(12); c++) {
-      let s = 'HTTP/';
-      for (let p = 0; p < rnd(10); p++) s += pieces[rnd(pieces.length)] ?? '';
-      chunks.push(Buffer.from(c === 0 ? s : s.slice(5), 'latin1'));
-    }
-    const r = readChunksForTest(chunks, { maxHeaderBytes: 256, maxBodyBytes: 64, closed: rnd(2) === 0 });
-    if (r !== null && r.kind === 'response') assert.ok(r.body.length <= 64);
-  }
+test('beforeConnect paces every new connection (first, reconnect, redirect hop); its wait is not charged; a rejection ends the request', async () => {
+  const srv = await serve((sock, head, i) => {
+    if (i === 0) sock.end('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\na');
+    else if (!(sock instanceof tls.TLSSocket) && head.startsWith('GET /go ')) {
+      sock.write(`HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:${sock.localPort ?? 0}/there\r\nContent-Length: 0\r\n\r\n`);
+    } else sock.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb');
+  }, { tls: { key, cert }, sniff: true });
+  let calls = 0;
+  // each wait is longer than the whole host budget: if it were charged, the later requests would time out
+  const s = openHostSession(target(srv.port), { ...LIMITS, hostBudgetMs: 150 }, {
+    beforeConnect: async () => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 200));
+    },
+  });
+  assert.equal(ok(await s.request(GET)).body.toString(), 'a');
+  assert.equal(calls, 1);
+  assert.equal(ok(await s.request(GET)).body.toString(), 'b', 'reconnect after Connection: close');
+  assert.equal(calls, 2);
+  assert.equal(ok(await s.request(GET)).body.toString(), 'b', 'kept-alive connection: no new token');
+  assert.equal(calls, 2);
+  const r = ok(await s.request({ ...GET, path: '/go' }));
+  assert.equal(r.url, `https://127.0.0.1:${srv.port}/there`);
+  assert.equal(calls, 3, 'the https hop opened a new connection');
+  s.close();
+  const s2 = openHostSession(target(srv.port), LIMITS, { beforeConnect: () => Promise.reject(new Error('scan cancelled')) });
+  const o = await s2.request(GET);
+  s2.close();
+  await srv.close();
+  assert.deepEqual(o, { kind: 'reset', phase: 'connect', detail: 'session closed' });
+  assert.equal(srv.connections, 3);
 });

@@ -34,6 +34,7 @@ import type {
   ProbeTarget,
   SessionOptions,
   TlsCertSummary,
+  TlsTiming,
 } from '../../core/contracts/probe.js';
 import { failureOf } from './failure.js';
 import { type Http1Response, type ReadResult, ResponseReader } from './http1-reader.js';
@@ -94,6 +95,7 @@ export function openHostSession(target: ProbeTarget, limits: NetLimits, options?
 
 class Session implements HostSession {
   tlsCert: TlsCertSummary | null = null;
+  tlsTiming: TlsTiming | null = null;
   private readonly conns = new Map<string, Conn>();
   /** Extended by the time spent waiting in beforeConnect (our pacing is not the host's slowness). */
   private budgetEnd: number;
@@ -229,6 +231,8 @@ class Session implements HostSession {
       const sock = ep.tls ? tls.connect(tlsConnectOptions(ip, ep.port, this.target.hostname)) : net.connect({ host: ip, port: ep.port });
       sock.setNoDelay(true);
       const conn = new Conn(sock);
+      const t0 = performance.now();
+      let tConnect = t0;
       let phase: FailurePhase = 'connect';
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
@@ -263,12 +267,14 @@ class Session implements HostSession {
           return;
         }
         phase = 'tls';
+        tConnect = performance.now();
         arm(this.limits.tlsTimeoutMs, 'TLS handshake');
       });
       if (ep.tls) {
         sock.once('secureConnect', () => {
           if (settled) return;
           if (this.tlsCert === null) this.tlsCert = summarizeCert(sock as tls.TLSSocket);
+          if (this.tlsTiming === null) this.tlsTiming = { connectMs: tConnect - t0, handshakeMs: performance.now() - tConnect };
           settle(conn);
         });
       }

@@ -1,0 +1,587 @@
+/**
+ * The constituency registry in PostgreSQL (migration 0006): organisations with their networks (cidr, GiST),
+ * ASNs, domains, contacts and opt-outs in two layers (imported by a named source | manual), and an audit row
+ * for every change. Every write runs in a transaction holding one advisory lock, so an import and a manual
+ * edit (or two imports) never interleave: the import's plan is made and applied against the same state.
+ * Values reach this module validated (src/constituency/validate.ts); the store only checks existence.
+ */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { TocsinError } from '../../core/errors.js';
+import {
+  checkNetwork,
+  contactKey,
+  formatAsn,
+  type ContactRole,
+  type CurrentItem,
+  type CurrentOrg,
+  type ImportPlan,
+  type ItemKind,
+  type ItemValue,
+  type Layer,
+} from '../../constituency/index.js';
+import type { DbSchema, Json } from './schema.js';
+
+/** Arbitrary constant naming "constituency registry writes" among advisory locks. */
+const REGISTRY_LOCK_KEY = 7_305_113_206;
+
+type Db = Kysely<DbSchema> | Transaction<DbSchema>;
+type Entity = 'organisation' | 'network' | 'asn' | 'domain' | 'contact' | 'opt-out';
+
+export interface OrgRow {
+  readonly id: number;
+  readonly name: string;
+  readonly sector: string | null;
+  readonly country: string | null;
+  readonly size: string | null;
+  readonly parent: string | null;
+  readonly layer: Layer;
+  readonly source: string;
+}
+
+export interface Provenance {
+  readonly id: number;
+  readonly layer: Layer;
+  readonly source: string;
+}
+export interface NetworkRow extends Provenance {
+  readonly network: string;
+  readonly text: string;
+  readonly abuseMailbox: string | null;
+}
+export interface AsnRow extends Provenance {
+  readonly asn: number;
+}
+export interface DomainRow extends Provenance {
+  readonly domain: string;
+}
+export interface ContactRow extends Provenance {
+  readonly role: ContactRole;
+  readonly email: string;
+  readonly language: string | null;
+  readonly pgp: string | null;
+}
+export interface OptOutRow extends Provenance {
+  readonly condition: string;
+  readonly expiresAt: string | null;
+}
+
+export interface OrgDetail extends OrgRow {
+  readonly networks: readonly NetworkRow[];
+  readonly asns: readonly AsnRow[];
+  readonly domains: readonly DomainRow[];
+  readonly contacts: readonly ContactRow[];
+  readonly optOuts: readonly OptOutRow[];
+}
+
+export interface OrgListRow extends OrgRow {
+  readonly networks: number;
+  readonly asns: number;
+  readonly domains: number;
+  readonly contacts: number;
+}
+
+export interface AuditRow {
+  readonly id: number;
+  readonly at: string;
+  readonly who: string;
+  readonly action: 'create' | 'update' | 'delete';
+  readonly entity: Entity;
+  readonly entityId: number;
+  readonly orgId: number;
+  readonly source: string;
+  readonly before: Json | null;
+  readonly after: Json | null;
+}
+
+/** A network that contains an address, with its organisation (for `org show`, tests and attribution). */
+export interface NetworkMatch extends NetworkRow {
+  readonly orgId: number;
+  readonly org: string;
+  readonly prefix: number;
+}
+
+export interface AppliedImport {
+  readonly orgsCreated: number;
+  readonly orgsUpdated: number;
+  readonly orgsRemoved: number;
+  /** Organisations of the source no longer in its files, kept because manual or other sources' entries hang on them. */
+  readonly orgsKept: readonly string[];
+  readonly entriesAdded: number;
+  readonly entriesChanged: number;
+  readonly entriesRemoved: number;
+}
+
+/** The fields of an organisation a manual edit may set (undefined: unchanged; null: cleared). */
+export interface OrgEdit {
+  readonly name?: string;
+  readonly sector?: string | null;
+  readonly country?: string | null;
+  readonly size?: string | null;
+  readonly parent?: string | null;
+}
+
+/** A manual entry to add to or remove from an organisation. */
+export type ManualEntry =
+  | { readonly kind: 'network'; readonly text: string; readonly cidrs: readonly string[] }
+  | { readonly kind: 'asn'; readonly asn: number }
+  | { readonly kind: 'domain'; readonly domain: string }
+  | { readonly kind: 'contact'; readonly role: ContactRole; readonly email: string; readonly language: string | null; readonly pgp: string | null }
+  | { readonly kind: 'opt-out'; readonly condition: string; readonly expiresAt: string | null };
+
+export const MANUAL_SOURCE = 'manual';
+
+const TABLE = {
+  network: 'constituency_networks',
+  asn: 'constituency_asns',
+  domain: 'constituency_domains',
+  contact: 'constituency_contacts',
+  'opt-out': 'constituency_opt_outs',
+} as const;
+
+interface AuditEntry {
+  readonly action: 'create' | 'update' | 'delete';
+  readonly entity: Entity;
+  readonly entityId: number;
+  readonly orgId: number;
+  readonly source: string;
+  readonly before: Json | null;
+  readonly after: Json | null;
+}
+
+export function createConstituencyStore(db: Kysely<DbSchema>) {
+  /** Runs `fn` in a transaction holding the registry lock. */
+  async function locked<T>(fn: (trx: Transaction<DbSchema>) => Promise<T>): Promise<T> {
+    return db.transaction().execute(async (trx) => {
+      await sql`SELECT pg_advisory_xact_lock(${REGISTRY_LOCK_KEY}::bigint)`.execute(trx);
+      return fn(trx);
+    });
+  }
+
+  async function writeAudit(trx: Db, who: string, entries: readonly AuditEntry[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += 1000) {
+      const chunk = entries.slice(i, i + 1000);
+      await trx.insertInto('constituency_audit').values(chunk.map((e) => ({
+        who,
+        action: e.action,
+        entity: e.entity,
+        entity_id: e.entityId,
+        org_id: e.orgId,
+        source: e.source,
+        before: e.before === null ? null : JSON.stringify(e.before),
+        after: e.after === null ? null : JSON.stringify(e.after),
+      }))).execute();
+    }
+  }
+
+  async function orgRows(trx: Db): Promise<CurrentOrg[]> {
+    const rows = await trx.selectFrom('organisations').select(['id', 'name', 'layer', 'source', 'sector', 'country', 'size', 'parent_id']).execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, layer: r.layer, source: r.source, sector: r.sector, country: r.country, size: r.size, parentId: r.parent_id }));
+  }
+
+  /** The imported items of one source, keyed as src/constituency/plan.ts keys them. */
+  async function sourceItems(trx: Db, source: string): Promise<CurrentItem[]> {
+    const out: CurrentItem[] = [];
+    const nets = await trx.selectFrom('constituency_networks').select(['id', 'org_id', 'network', 'text', 'abuse_mailbox'])
+      .where('layer', '=', 'imported').where('source', '=', source).execute();
+    for (const n of nets) {
+      // The key as our own code writes a CIDR (PostgreSQL's text form could differ in spelling).
+      const c = checkNetwork(n.network);
+      out.push({ id: n.id, orgId: n.org_id, kind: 'network', key: c.ok ? (c.value.cidrs[0] ?? n.network) : n.network, value: { text: n.text, abuseMailbox: n.abuse_mailbox } });
+    }
+    const asns = await trx.selectFrom('constituency_asns').select(['id', 'org_id', 'asn']).where('layer', '=', 'imported').where('source', '=', source).execute();
+    for (const a of asns) out.push({ id: a.id, orgId: a.org_id, kind: 'asn', key: String(a.asn), value: {} });
+    const doms = await trx.selectFrom('constituency_domains').select(['id', 'org_id', 'domain']).where('layer', '=', 'imported').where('source', '=', source).execute();
+    for (const d of doms) out.push({ id: d.id, orgId: d.org_id, kind: 'domain', key: d.domain, value: {} });
+    const contacts = await trx.selectFrom('constituency_contacts').select(['id', 'org_id', 'role', 'email', 'language', 'pgp'])
+      .where('layer', '=', 'imported').where('source', '=', source).execute();
+    for (const c of contacts) out.push({ id: c.id, orgId: c.org_id, kind: 'contact', key: contactKey(c.role, c.email), value: { email: c.email, language: c.language, pgp: c.pgp } });
+    return out;
+  }
+
+  function orgJson(o: { name: string; sector: string | null; country: string | null; size: string | null; parent: string | null; layer: Layer; source: string }): Json {
+    return { name: o.name, sector: o.sector, country: o.country, size: o.size, parent: o.parent, layer: o.layer, source: o.source };
+  }
+
+  function itemJson(org: string, kind: ItemKind, key: string, value: ItemValue, layer: Layer, source: string): Json {
+    const base: { [k: string]: Json } = { org, layer, source };
+    if (kind === 'network') return { ...base, network: key, text: value.text ?? key, abuseMailbox: value.abuseMailbox ?? null };
+    if (kind === 'asn') return { ...base, asn: formatAsn(Number(key)) };
+    if (kind === 'domain') return { ...base, domain: key };
+    return { ...base, role: key.split('|')[0] ?? '', email: value.email ?? '', language: value.language ?? null, pgp: value.pgp ?? null };
+  }
+
+  async function deleteItem(trx: Db, kind: ItemKind, id: number): Promise<void> {
+    await trx.deleteFrom(TABLE[kind]).where('id', '=', id).execute();
+  }
+
+  async function insertItem(trx: Db, orgId: number, kind: ItemKind, key: string, value: ItemValue, layer: Layer, source: string): Promise<number | null> {
+    const str = (k: string): string | null => (typeof value[k] === 'string' ? (value[k] as string) : null);
+    let row: { id: number } | undefined;
+    if (kind === 'network') {
+      row = await trx.insertInto('constituency_networks').values({ org_id: orgId, network: key, text: str('text') ?? key, abuse_mailbox: str('abuseMailbox'), layer, source })
+        .onConflict((oc) => oc.doNothing()).returning('id').executeTakeFirst();
+    } else if (kind === 'asn') {
+      row = await trx.insertInto('constituency_asns').values({ org_id: orgId, asn: Number(key), layer, source }).onConflict((oc) => oc.doNothing()).returning('id').executeTakeFirst();
+    } else if (kind === 'domain') {
+      row = await trx.insertInto('constituency_domains').values({ org_id: orgId, domain: key, layer, source }).onConflict((oc) => oc.doNothing()).returning('id').executeTakeFirst();
+    } else {
+      const role = key.split('|')[0] as ContactRole;
+      row = await trx.insertInto('constituency_contacts').values({ org_id: orgId, role, email: str('email') ?? '', language: str('language'), pgp: str('pgp'), layer, source })
+        .onConflict((oc) => oc.doNothing()).returning('id').executeTakeFirst();
+    }
+    return row?.id ?? null;
+  }
+
+  async function updateItem(trx: Db, kind: ItemKind, id: number, value: ItemValue): Promise<void> {
+    const str = (k: string): string | null => (typeof value[k] === 'string' ? (value[k] as string) : null);
+    if (kind === 'network') await trx.updateTable('constituency_networks').set({ text: str('text') ?? '', abuse_mailbox: str('abuseMailbox') }).where('id', '=', id).execute();
+    else if (kind === 'contact') await trx.updateTable('constituency_contacts').set({ email: str('email') ?? '', language: str('language'), pgp: str('pgp') }).where('id', '=', id).execute();
+  }
+
+  /** True when the organisation still has any entry (any layer, any source). */
+  async function hasEntries(trx: Db, orgId: number): Promise<boolean> {
+    const r = await sql<{ n: boolean }>`
+      SELECT EXISTS (SELECT 1 FROM constituency_networks WHERE org_id = ${orgId})
+          OR EXISTS (SELECT 1 FROM constituency_asns WHERE org_id = ${orgId})
+          OR EXISTS (SELECT 1 FROM constituency_domains WHERE org_id = ${orgId})
+          OR EXISTS (SELECT 1 FROM constituency_contacts WHERE org_id = ${orgId})
+          OR EXISTS (SELECT 1 FROM constituency_opt_outs WHERE org_id = ${orgId}) AS n`.execute(trx);
+    return r.rows[0]?.n === true;
+  }
+
+  async function findOrg(trx: Db, name: string): Promise<OrgRow | null> {
+    const r = await trx.selectFrom('organisations as o').leftJoin('organisations as p', 'p.id', 'o.parent_id')
+      .select(['o.id', 'o.name', 'o.sector', 'o.country', 'o.size', 'o.layer', 'o.source', 'p.name as parent'])
+      .where(sql<boolean>`lower(o.name) = lower(${name})`).executeTakeFirst();
+    return r === undefined ? null : { id: r.id, name: r.name, sector: r.sector, country: r.country, size: r.size, parent: r.parent, layer: r.layer, source: r.source };
+  }
+
+  async function requireOrg(trx: Db, name: string): Promise<OrgRow> {
+    const o = await findOrg(trx, name);
+    if (o === null) throw new TocsinError('TOCSIN_ORG_NOT_FOUND', `no organisation named ${JSON.stringify(name.slice(0, 200))}`);
+    return o;
+  }
+
+  /** Would making `parentId` the parent of `orgId` close a loop? (Walks up from the parent.) */
+  async function makesCycle(trx: Db, orgId: number, parentId: number): Promise<boolean> {
+    const r = await sql<{ found: boolean }>`
+      WITH RECURSIVE up(id, depth) AS (
+        SELECT ${parentId}::bigint, 0
+        UNION ALL
+        SELECT o.parent_id, up.depth + 1 FROM organisations o JOIN up ON o.id = up.id WHERE o.parent_id IS NOT NULL AND up.depth < 1000
+      )
+      SELECT EXISTS (SELECT 1 FROM up WHERE id = ${orgId}) AS found`.execute(trx);
+    return r.rows[0]?.found === true;
+  }
+
+  return {
+    /** Imported orgs and items of a source, and every organisation (the state an import is planned against). */
+    async importState(trx: Db, source: string): Promise<{ orgs: CurrentOrg[]; items: CurrentItem[] }> {
+      return { orgs: await orgRows(trx), items: await sourceItems(trx, source) };
+    },
+
+    /**
+     * Plans and applies one source's import in one locked transaction: `plan` is called with the state read
+     * under the lock and its result applied, every change audited as `who`.
+     */
+    async importSource(source: string, who: string, plan: (orgs: CurrentOrg[], items: CurrentItem[]) => ImportPlan): Promise<{ plan: ImportPlan; applied: AppliedImport }> {
+      return locked(async (trx) => {
+        const state = await this.importState(trx, source);
+        const p = plan(state.orgs, state.items);
+        const applied = await applyPlan(trx, p, state.orgs, who);
+        return { plan: p, applied };
+      });
+    },
+
+    async listOrgs(): Promise<OrgListRow[]> {
+      const count = (table: string): ReturnType<typeof sql<number>> => sql<number>`(SELECT count(*) FROM ${sql.table(table)} x WHERE x.org_id = o.id)`;
+      const rows = await db.selectFrom('organisations as o').leftJoin('organisations as p', 'p.id', 'o.parent_id')
+        .select(['o.id', 'o.name', 'o.sector', 'o.country', 'o.size', 'o.layer', 'o.source', 'p.name as parent'])
+        .select([
+          count('constituency_networks').as('networks'),
+          count('constituency_asns').as('asns'),
+          count('constituency_domains').as('domains'),
+          count('constituency_contacts').as('contacts'),
+        ])
+        .orderBy(sql`lower(o.name)`).execute();
+      return rows.map((r) => ({ id: r.id, name: r.name, sector: r.sector, country: r.country, size: r.size, parent: r.parent, layer: r.layer, source: r.source, networks: r.networks, asns: r.asns, domains: r.domains, contacts: r.contacts }));
+    },
+
+    async getOrg(name: string): Promise<OrgDetail | null> {
+      const o = await findOrg(db, name);
+      return o === null ? null : detail(db, o);
+    },
+
+    /** Every organisation with everything it holds, by name. */
+    async exportAll(): Promise<OrgDetail[]> {
+      const out: OrgDetail[] = [];
+      for (const o of await this.listOrgs()) out.push(await detail(db, o));
+      return out;
+    },
+
+    /** Networks containing `ip`, most specific first, manual before imported at the same prefix length. */
+    async networksContaining(ip: string): Promise<NetworkMatch[]> {
+      const rows = await sql<{ id: number; org_id: number; org: string; network: string; text: string; abuse_mailbox: string | null; layer: Layer; source: string; prefix: number }>`
+        SELECT n.id, n.org_id, o.name AS org, n.network::text AS network, n.text, n.abuse_mailbox, n.layer, n.source, masklen(n.network) AS prefix
+        FROM constituency_networks n JOIN organisations o ON o.id = n.org_id
+        WHERE n.network >>= ${ip}::inet
+        ORDER BY masklen(n.network) DESC, (n.layer = 'manual') DESC, n.id`.execute(db);
+      return rows.rows.map((r) => ({ id: r.id, orgId: r.org_id, org: r.org, network: r.network, text: r.text, abuseMailbox: r.abuse_mailbox, layer: r.layer, source: r.source, prefix: r.prefix }));
+    },
+
+    async audit(opts: { readonly org?: string; readonly limit?: number } = {}): Promise<AuditRow[]> {
+      let q = db.selectFrom('constituency_audit').selectAll().orderBy('id', 'desc').limit(opts.limit ?? 1000);
+      if (opts.org !== undefined) {
+        const o = await findOrg(db, opts.org);
+        q = q.where('org_id', '=', o?.id ?? -1);
+      }
+      const rows = await q.execute();
+      return rows.map((r) => ({ id: r.id, at: r.at.toISOString(), who: r.who, action: r.action, entity: r.entity, entityId: r.entity_id, orgId: r.org_id, source: r.source, before: r.before, after: r.after }));
+    },
+
+    async auditCount(): Promise<number> {
+      const r = await db.selectFrom('constituency_audit').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+      return Number(r?.n ?? 0);
+    },
+
+    /** A manual organisation. @throws TOCSIN_ORG_EXISTS when the name is taken (case-insensitively). */
+    async addOrg(name: string, attrs: OrgEdit, who: string): Promise<OrgRow> {
+      return locked(async (trx) => {
+        if ((await findOrg(trx, name)) !== null) throw new TocsinError('TOCSIN_ORG_EXISTS', `an organisation named ${JSON.stringify(name)} exists already (names are compared case-insensitively)`);
+        const parent = attrs.parent == null ? null : await requireOrg(trx, attrs.parent);
+        const row = await trx.insertInto('organisations').values({
+          name, sector: attrs.sector ?? null, country: attrs.country ?? null, size: attrs.size ?? null, parent_id: parent?.id ?? null, layer: 'manual', source: MANUAL_SOURCE,
+        }).returning('id').executeTakeFirstOrThrow();
+        const org: OrgRow = { id: row.id, name, sector: attrs.sector ?? null, country: attrs.country ?? null, size: attrs.size ?? null, parent: parent?.name ?? null, layer: 'manual', source: MANUAL_SOURCE };
+        await writeAudit(trx, who, [{ action: 'create', entity: 'organisation', entityId: org.id, orgId: org.id, source: MANUAL_SOURCE, before: null, after: orgJson(org) }]);
+        return org;
+      });
+    },
+
+    /**
+     * A manual edit: the organisation becomes manual (an import never changes its attributes again, and never
+     * removes it); its imported entries stay imported. A no-op edit changes and audits nothing.
+     */
+    async editOrg(name: string, edit: OrgEdit, who: string): Promise<{ before: OrgRow; after: OrgRow; changed: boolean }> {
+      return locked(async (trx) => {
+        const before = await requireOrg(trx, name);
+        let parent: OrgRow | null = null;
+        if (edit.parent !== undefined && edit.parent !== null) {
+          parent = await requireOrg(trx, edit.parent);
+          if (parent.id === before.id || (await makesCycle(trx, before.id, parent.id))) {
+            throw new TocsinError('TOCSIN_ARG_INVALID', `${JSON.stringify(parent.name)} cannot be the parent of ${JSON.stringify(before.name)}: that would make a loop`);
+          }
+        }
+        if (edit.name !== undefined && edit.name.toLowerCase() !== before.name.toLowerCase() && (await findOrg(trx, edit.name)) !== null) {
+          throw new TocsinError('TOCSIN_ORG_EXISTS', `an organisation named ${JSON.stringify(edit.name)} exists already`);
+        }
+        const after: OrgRow = {
+          ...before,
+          name: edit.name ?? before.name,
+          sector: edit.sector === undefined ? before.sector : edit.sector,
+          country: edit.country === undefined ? before.country : edit.country,
+          size: edit.size === undefined ? before.size : edit.size,
+          parent: edit.parent === undefined ? before.parent : (parent?.name ?? null),
+          layer: 'manual',
+          source: before.layer === 'manual' ? before.source : MANUAL_SOURCE,
+        };
+        const same = after.name === before.name && after.sector === before.sector && after.country === before.country && after.size === before.size && after.parent === before.parent;
+        if (same) return { before, after: before, changed: false };
+        await trx.updateTable('organisations').set({
+          name: after.name, sector: after.sector, country: after.country, size: after.size, layer: 'manual', source: after.source, updated_at: sql`now()`,
+          ...(edit.parent === undefined ? {} : { parent_id: parent?.id ?? null }),
+        }).where('id', '=', before.id).execute();
+        await writeAudit(trx, who, [{ action: 'update', entity: 'organisation', entityId: before.id, orgId: before.id, source: MANUAL_SOURCE, before: orgJson(before), after: orgJson(after) }]);
+        return { before, after, changed: true };
+      });
+    },
+
+    /** Removes an organisation with all its entries (every layer); each removal is audited. */
+    async removeOrg(name: string, who: string): Promise<OrgDetail> {
+      return locked(async (trx) => {
+        const org = await detail(trx, await requireOrg(trx, name));
+        const entries: AuditEntry[] = [];
+        const child = (entity: Entity, r: Provenance, json: Json): void => {
+          entries.push({ action: 'delete', entity, entityId: r.id, orgId: org.id, source: MANUAL_SOURCE, before: json, after: null });
+        };
+        for (const n of org.networks) child('network', n, { org: org.name, network: n.network, text: n.text, layer: n.layer, source: n.source });
+        for (const a of org.asns) child('asn', a, { org: org.name, asn: formatAsn(a.asn), layer: a.layer, source: a.source });
+        for (const d of org.domains) child('domain', d, { org: org.name, domain: d.domain, layer: d.layer, source: d.source });
+        for (const c of org.contacts) child('contact', c, { org: org.name, role: c.role, email: c.email, layer: c.layer, source: c.source });
+        for (const o of org.optOuts) child('opt-out', o, { org: org.name, condition: o.condition, expiresAt: o.expiresAt, layer: o.layer, source: o.source });
+        entries.push({ action: 'delete', entity: 'organisation', entityId: org.id, orgId: org.id, source: MANUAL_SOURCE, before: orgJson(org), after: null });
+        await trx.deleteFrom('organisations').where('id', '=', org.id).execute();
+        await writeAudit(trx, who, entries);
+        return org;
+      });
+    },
+
+    /** Adds a manual entry; false when the same manual entry exists already (nothing changed, nothing audited). */
+    async addEntry(orgName: string, e: ManualEntry, who: string): Promise<boolean> {
+      return locked(async (trx) => {
+        const org = await requireOrg(trx, orgName);
+        const audits: AuditEntry[] = [];
+        if (e.kind === 'opt-out') {
+          const row = await trx.insertInto('constituency_opt_outs').values({ org_id: org.id, condition: e.condition, expires_at: e.expiresAt, layer: 'manual', source: MANUAL_SOURCE })
+            .onConflict((oc) => oc.doNothing()).returning('id').executeTakeFirst();
+          if (row !== undefined) audits.push({ action: 'create', entity: 'opt-out', entityId: row.id, orgId: org.id, source: MANUAL_SOURCE, before: null, after: { org: org.name, condition: e.condition, expiresAt: e.expiresAt, layer: 'manual', source: MANUAL_SOURCE } });
+        } else {
+          for (const [key, value] of entryItems(e)) {
+            const id = await insertItem(trx, org.id, e.kind, key, value, 'manual', MANUAL_SOURCE);
+            if (id !== null) audits.push({ action: 'create', entity: e.kind, entityId: id, orgId: org.id, source: MANUAL_SOURCE, before: null, after: itemJson(org.name, e.kind, key, value, 'manual', MANUAL_SOURCE) });
+          }
+        }
+        await writeAudit(trx, who, audits);
+        return audits.length > 0;
+      });
+    },
+
+    /**
+     * Removes an entry of any layer (a removed imported entry comes back with its source's next import; a manual
+     * entry is the way to override an import for good). Returns how many rows went.
+     * @throws TOCSIN_ORG_ENTRY_NOT_FOUND when the organisation has no such entry.
+     */
+    async removeEntry(orgName: string, e: ManualEntry, who: string): Promise<number> {
+      return locked(async (trx) => {
+        const org = await requireOrg(trx, orgName);
+        const d = await detail(trx, org);
+        const audits: AuditEntry[] = [];
+        const gone = (entity: Entity, r: Provenance, json: Json): void => {
+          audits.push({ action: 'delete', entity, entityId: r.id, orgId: org.id, source: MANUAL_SOURCE, before: json, after: null });
+        };
+        if (e.kind === 'network') {
+          const want = new Set(e.cidrs);
+          for (const n of d.networks) {
+            const c = checkNetwork(n.network);
+            if (c.ok && want.has(c.value.cidrs[0] ?? '')) {
+              await deleteItem(trx, 'network', n.id);
+              gone('network', n, { org: org.name, network: n.network, text: n.text, layer: n.layer, source: n.source });
+            }
+          }
+        } else if (e.kind === 'asn') {
+          for (const a of d.asns.filter((x) => x.asn === e.asn)) {
+            await deleteItem(trx, 'asn', a.id);
+            gone('asn', a, { org: org.name, asn: formatAsn(a.asn), layer: a.layer, source: a.source });
+          }
+        } else if (e.kind === 'domain') {
+          for (const x of d.domains.filter((y) => y.domain === e.domain)) {
+            await deleteItem(trx, 'domain', x.id);
+            gone('domain', x, { org: org.name, domain: x.domain, layer: x.layer, source: x.source });
+          }
+        } else if (e.kind === 'contact') {
+          for (const c of d.contacts.filter((y) => y.email.toLowerCase() === e.email.toLowerCase() && y.role === e.role)) {
+            await deleteItem(trx, 'contact', c.id);
+            gone('contact', c, { org: org.name, role: c.role, email: c.email, language: c.language, pgp: c.pgp, layer: c.layer, source: c.source });
+          }
+        } else {
+          for (const o of d.optOuts.filter((y) => y.condition === e.condition)) {
+            await trx.deleteFrom('constituency_opt_outs').where('id', '=', o.id).execute();
+            gone('opt-out', o, { org: org.name, condition: o.condition, expiresAt: o.expiresAt, layer: o.layer, source: o.source });
+          }
+        }
+        if (audits.length === 0) throw new TocsinError('TOCSIN_ORG_ENTRY_NOT_FOUND', `${JSON.stringify(org.name)} has no such ${e.kind}`);
+        await writeAudit(trx, who, audits);
+        return audits.length;
+      });
+    },
+  };
+
+  function entryItems(e: Exclude<ManualEntry, { kind: 'opt-out' }>): [string, ItemValue][] {
+    if (e.kind === 'network') return e.cidrs.map((c) => [c, { text: e.text, abuseMailbox: null }]);
+    if (e.kind === 'asn') return [[String(e.asn), {}]];
+    if (e.kind === 'domain') return [[e.domain, {}]];
+    return [[contactKey(e.role, e.email), { email: e.email, language: e.language, pgp: e.pgp }]];
+  }
+
+  async function detail(trx: Db, o: OrgRow): Promise<OrgDetail> {
+    const networks = await trx.selectFrom('constituency_networks').select(['id', sql<string>`network::text`.as('network'), 'text', 'abuse_mailbox', 'layer', 'source'])
+      .where('org_id', '=', o.id).orderBy(sql`family(network)`).orderBy('network').orderBy('layer', 'desc').execute();
+    const asns = await trx.selectFrom('constituency_asns').select(['id', 'asn', 'layer', 'source']).where('org_id', '=', o.id).orderBy('asn').orderBy('layer', 'desc').execute();
+    const domains = await trx.selectFrom('constituency_domains').select(['id', 'domain', 'layer', 'source']).where('org_id', '=', o.id).orderBy('domain').orderBy('layer', 'desc').execute();
+    const contacts = await trx.selectFrom('constituency_contacts').select(['id', 'role', 'email', 'language', 'pgp', 'layer', 'source']).where('org_id', '=', o.id)
+      .orderBy('role').orderBy(sql`lower(email)`).orderBy('layer', 'desc').execute();
+    const optOuts = await trx.selectFrom('constituency_opt_outs').select(['id', 'condition', 'expires_at', 'layer', 'source']).where('org_id', '=', o.id).orderBy('condition').execute();
+    return {
+      id: o.id, name: o.name, sector: o.sector, country: o.country, size: o.size, parent: o.parent, layer: o.layer, source: o.source,
+      networks: networks.map((n) => ({ id: n.id, network: n.network, text: n.text, abuseMailbox: n.abuse_mailbox, layer: n.layer, source: n.source })),
+      asns: asns.map((a) => ({ id: a.id, asn: a.asn, layer: a.layer, source: a.source })),
+      domains: domains.map((d) => ({ id: d.id, domain: d.domain, layer: d.layer, source: d.source })),
+      contacts: contacts.map((c) => ({ id: c.id, role: c.role, email: c.email, language: c.language, pgp: c.pgp, layer: c.layer, source: c.source })),
+      optOuts: optOuts.map((x) => ({ id: x.id, condition: x.condition, expiresAt: x.expires_at === null ? null : x.expires_at.toISOString(), layer: x.layer, source: x.source })),
+    };
+  }
+
+  async function applyPlan(trx: Transaction<DbSchema>, p: ImportPlan, orgs: readonly CurrentOrg[], who: string): Promise<AppliedImport> {
+    const src = p.source;
+    const audits: AuditEntry[] = [];
+    const idByName = new Map(orgs.map((o) => [o.name.toLowerCase(), o.id]));
+    const nameById = new Map(orgs.map((o) => [o.id, o.name]));
+    for (const c of p.createOrgs) {
+      const row = await trx.insertInto('organisations').values({ name: c.name, sector: c.attrs.sector, country: c.attrs.country, size: c.attrs.size, layer: 'imported', source: src })
+        .returning('id').executeTakeFirstOrThrow();
+      idByName.set(c.name.toLowerCase(), row.id);
+      nameById.set(row.id, c.name);
+    }
+    const parentOf = (lower: string | null): number | null => (lower === null ? null : (idByName.get(lower) ?? null));
+    for (const c of p.createOrgs) {
+      const id = idByName.get(c.name.toLowerCase()) as number;
+      let parentId = parentOf(c.attrs.parent);
+      if (parentId !== null && (parentId === id || (await makesCycle(trx, id, parentId)))) parentId = null;
+      if (parentId !== null) await trx.updateTable('organisations').set({ parent_id: parentId }).where('id', '=', id).execute();
+      audits.push({ action: 'create', entity: 'organisation', entityId: id, orgId: id, source: src, before: null,
+        after: orgJson({ ...c.attrs, name: c.name, parent: parentId === null ? null : (nameById.get(parentId) ?? null), layer: 'imported', source: src }) });
+    }
+    for (const u of p.updateOrgs) {
+      let parentId = parentOf(u.attrs.parent);
+      if (parentId !== null && (parentId === u.org.id || (await makesCycle(trx, u.org.id, parentId)))) parentId = null;
+      await trx.updateTable('organisations').set({ sector: u.attrs.sector, country: u.attrs.country, size: u.attrs.size, parent_id: parentId, updated_at: sql`now()` })
+        .where('id', '=', u.org.id).execute();
+      const before = { ...u.org, parent: u.org.parentId === null ? null : (nameById.get(u.org.parentId) ?? null) };
+      audits.push({ action: 'update', entity: 'organisation', entityId: u.org.id, orgId: u.org.id, source: src, before: orgJson(before),
+        after: orgJson({ ...u.attrs, name: u.org.name, parent: parentId === null ? null : (nameById.get(parentId) ?? null), layer: 'imported', source: src }) });
+    }
+    for (const it of p.deleteItems) {
+      await deleteItem(trx, it.kind, it.id);
+      audits.push({ action: 'delete', entity: it.kind, entityId: it.id, orgId: it.orgId, source: src, before: itemJson(nameById.get(it.orgId) ?? '', it.kind, it.key, it.value, 'imported', src), after: null });
+    }
+    for (const u of p.updateItems) {
+      await updateItem(trx, u.current.kind, u.current.id, u.value);
+      const org = nameById.get(u.current.orgId) ?? '';
+      audits.push({ action: 'update', entity: u.current.kind, entityId: u.current.id, orgId: u.current.orgId, source: src,
+        before: itemJson(org, u.current.kind, u.current.key, u.current.value, 'imported', src), after: itemJson(org, u.current.kind, u.current.key, u.value, 'imported', src) });
+    }
+    let added = 0;
+    for (const it of p.insertItems) {
+      const orgId = idByName.get(it.org);
+      if (orgId === undefined) continue;
+      const id = await insertItem(trx, orgId, it.kind, it.key, it.value, 'imported', src);
+      if (id === null) continue;
+      added++;
+      audits.push({ action: 'create', entity: it.kind, entityId: id, orgId, source: src, before: null, after: itemJson(nameById.get(orgId) ?? '', it.kind, it.key, it.value, 'imported', src) });
+    }
+    let removed = 0;
+    const kept: string[] = [];
+    for (const o of p.deleteOrgs) {
+      if (await hasEntries(trx, o.id)) {
+        kept.push(o.name);
+        continue;
+      }
+      await trx.deleteFrom('organisations').where('id', '=', o.id).execute();
+      removed++;
+      audits.push({ action: 'delete', entity: 'organisation', entityId: o.id, orgId: o.id, source: src,
+        before: orgJson({ ...o, parent: o.parentId === null ? null : (nameById.get(o.parentId) ?? null) }), after: null });
+    }
+    await writeAudit(trx, who, audits);
+    return {
+      orgsCreated: p.createOrgs.length,
+      orgsUpdated: p.updateOrgs.length,
+      orgsRemoved: removed,
+      orgsKept: kept,
+      entriesAdded: added,
+      entriesChanged: p.updateItems.length,
+      entriesRemoved: p.deleteItems.length,
+    };
+  }
+}
+
+export type ConstituencyStore = ReturnType<typeof createConstituencyStore>;
