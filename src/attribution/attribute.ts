@@ -5,8 +5,9 @@
  * it lost, so an analyst can see and correct the decision. Pure: the index is built once (attribution-index.ts).
  */
 import { canonicalIp, formatIp, parseIp } from '../core/ip.js';
-import { rangeSize, type AttributionIndex, type ParsedRange, type RangeTable } from './attribution-index.js';
-import { certificateName, labelCount, normaliseHostname, suffixes } from './hostnames.js';
+import type { AttributionIndex, RangeTable } from './attribution-index.js';
+import type { IpValue } from '../core/ip.js';
+import { certificateName, labelCount, normaliseHostname } from './hostnames.js';
 import {
   CONFIDENCE,
   MAX_CANDIDATES,
@@ -14,18 +15,15 @@ import {
   type AttributionEvidence,
   type AttributionRule,
   type ContactChoice,
-  type ContactRole,
   type EntryLayer,
   type ExposureFacts,
   type HostnameSource,
   type LosingCandidate,
   type LossReason,
   type OrgId,
-  type RegistryNetwork,
 } from './types.js';
 
 const RULE_ORDER: Record<AttributionRule, number> = { manual: 0, network: 1, asn: 2, domain: 3 };
-const ROLE_ORDER: Record<ContactRole, number> = { security: 0, abuse: 1, technical: 2 };
 
 /**
  * A candidate with its strength: compared rule first, then `a`, `b`, `c` (lower is stronger), then the
@@ -50,18 +48,6 @@ const layerRank = (l: EntryLayer | undefined): number => (l === 'manual' ? 0 : 1
 function cmpKey(x: Scored, y: Scored): number {
   return RULE_ORDER[x.rule] - RULE_ORDER[y.rule] || (x.a < y.a ? -1 : x.a > y.a ? 1 : 0) || x.b - y.b || x.c - y.c;
 }
-
-/** The ranges of `table` containing the address, most specific first. */
-function containing<E>(table: RangeTable<E>, ip: { family: 4; value: number } | { family: 6; value: bigint }) {
-  if (ip.family === 4) {
-    const hits = table.v4.index.lookup(ip.value);
-    return hits.map((i) => table.v4.entries[i]!);
-  }
-  const hits = table.v6.index.lookup(ip.value);
-  return hits.map((i) => table.v6.entries[i]!);
-}
-
-const sizeOf = (r: ParsedRange): number | bigint => (r.family === 4 ? r.last - r.first : r.last - r.first);
 
 /** The exposure's hostnames with their sources, normalised; unusable names are dropped. */
 function hostnamesOf(facts: ExposureFacts): { name: string; source: HostnameSource }[] {
@@ -89,82 +75,65 @@ export function attribute(index: AttributionIndex, facts: ExposureFacts): Attrib
   const parsed = typeof facts.ip === 'string' ? parseIp(facts.ip.trim()) : null;
   if (parsed === null) return unattributed(String(facts.ip), port, `'${String(facts.ip)}' is not an IP address`);
   const ip = canonicalIp(parsed);
+  const v4 = ip.family === 4;
   const scored: Scored[] = [];
 
-  for (const { entry, range } of containing(index.overrides, ip)) {
-    scored.push({
-      orgId: entry.orgId, rule: 'manual', a: sizeOf(range), b: 0, c: 0, confidence: CONFIDENCE.manual,
-      evidence: { rule: 'manual', target: range.text, overrideId: entry.id ?? null, note: entry.note ?? null },
-    });
+  const overrides = v4 ? index.overrides.v4 : index.overrides.v6;
+  for (const h of hitsIn(index.overrides, ip)) {
+    const o = overrides.entries[h]!;
+    scored.push({ orgId: o.entry.orgId, rule: 'manual', a: o.span, b: 0, c: 0, confidence: CONFIDENCE.manual, evidence: o.data });
   }
 
-  const nets = containing(index.networks, ip);
+  const networks = v4 ? index.networks.v4 : index.networks.v6;
+  const nets = hitsIn(index.networks, ip);
   for (let i = 0; i < nets.length; i++) {
-    const { entry, range } = nets[i]!;
+    const n = networks.entries[nets[i]!]!;
     // Another organisation's less specific network around this one: usually an ISP around its customer.
     let nested = false;
     for (let j = i + 1; j < nets.length && !nested; j++) {
-      const outer = nets[j]!;
-      if (outer.entry.orgId !== entry.orgId && sizeOf(outer.range) > sizeOf(range)) nested = true;
+      const outer = networks.entries[nets[j]!]!;
+      if (outer.entry.orgId !== n.entry.orgId && outer.span > n.span) nested = true;
     }
     scored.push({
-      orgId: entry.orgId, rule: 'network', a: sizeOf(range), b: layerRank(entry.layer), c: 0,
-      confidence: nested ? CONFIDENCE.networkNested : CONFIDENCE.network,
-      evidence: {
-        rule: 'network', network: range.text, size: rangeSize(range), networkId: entry.id ?? null,
-        layer: entry.layer ?? 'imported', source: entry.source ?? null,
-      },
+      orgId: n.entry.orgId, rule: 'network', a: n.span, b: layerRank(n.entry.layer), c: 0,
+      confidence: nested ? CONFIDENCE.networkNested : CONFIDENCE.network, evidence: n.data.evidence,
     });
   }
 
   const feedAsn = typeof facts.asn === 'number' && Number.isInteger(facts.asn) && facts.asn >= 0 ? facts.asn : null;
-  const asnVia = (asn: number, via: 'feed' | 'prefix-table', prefix: string | null): void => {
-    for (const e of index.asns.get(asn) ?? []) {
-      scored.push({
-        orgId: e.orgId, rule: 'asn', a: via === 'feed' ? 0 : 1, b: layerRank(e.layer), c: 0,
-        confidence: via === 'feed' ? CONFIDENCE.asnFeed : CONFIDENCE.asnPrefixTable,
-        evidence: { rule: 'asn', asn, via, prefix, asnId: e.id ?? null, layer: e.layer ?? 'imported' },
-      });
+  if (feedAsn !== null) {
+    for (const { entry, feedEvidence } of index.asns.get(feedAsn) ?? []) {
+      scored.push({ orgId: entry.orgId, rule: 'asn', a: 0, b: layerRank(entry.layer), c: 0, confidence: CONFIDENCE.asnFeed, evidence: feedEvidence });
     }
-  };
-  if (feedAsn !== null) asnVia(feedAsn, 'feed', null);
-  const routed = containing(index.prefixAsns, ip)[0];
-  if (routed !== undefined && routed.entry.asn !== feedAsn) asnVia(routed.entry.asn, 'prefix-table', routed.range.text);
-
-  if (index.domains.size > 0) {
-    const seen = new Set<string>();
-    for (const { name, source } of hostnamesOf(facts)) {
-      for (const suffix of suffixes(name)) {
-        const entries = index.domains.get(suffix);
-        if (entries === undefined) continue;
-        for (const e of entries) {
-          const key = `${e.orgId}|${suffix}|${source}|${e.layer ?? ''}`;
-          if (seen.has(key)) continue; // the same name as SAN and CN, or listed twice
-          seen.add(key);
-          const confidence = CONFIDENCE.domain[source];
-          scored.push({
-            orgId: e.orgId, rule: 'domain', a: -confidence, b: -labelCount(suffix), c: layerRank(e.layer), confidence,
-            evidence: { rule: 'domain', domain: suffix, hostname: name, hostnameSource: source, domainId: e.id ?? null, layer: e.layer ?? 'imported' },
-          });
-        }
-      }
+  }
+  const table = v4 ? index.prefixAsns.v4 : index.prefixAsns.v6;
+  const routedAt = hitsIn(index.prefixAsns, ip)[0];
+  const routed = routedAt === undefined ? undefined : table.entries[routedAt];
+  if (routed !== undefined && routed.entry.asn !== feedAsn) {
+    for (const { entry } of index.asns.get(routed.entry.asn) ?? []) {
+      scored.push({
+        orgId: entry.orgId, rule: 'asn', a: 1, b: layerRank(entry.layer), c: 0, confidence: CONFIDENCE.asnPrefixTable,
+        evidence: { rule: 'asn', asn: entry.asn, via: 'prefix-table', prefix: routed.range.text, asnId: entry.id ?? null, layer: entry.layer ?? 'imported' },
+      });
     }
   }
 
+  if (index.domains.size > 0) domainCandidates(index, facts, scored);
+
   const ipText = formatIp(ip);
   if (scored.length === 0) return unattributed(ipText, port, null);
-  scored.sort((x, y) => cmpKey(x, y) || x.orgId - y.orgId);
+  if (scored.length > 1) scored.sort(byStrength);
   const winner = scored[0]!;
   const tie = scored.length > 1 && scored[1]!.orgId !== winner.orgId && cmpKey(scored[1]!, winner) === 0;
-  const orgName = (id: OrgId): string | null => index.organisations.get(id)?.name ?? null;
-  const winnerName = orgName(winner.orgId);
+  const winnerOrg = index.organisations.get(winner.orgId);
+  const winnerName = winnerOrg?.org.name ?? null;
   const candidates: LosingCandidate[] = [];
   for (let i = 1; i < scored.length && candidates.length < MAX_CANDIDATES; i++) {
     const s = scored[i]!;
     const lost = lossReason(s, winner);
     candidates.push({
-      orgId: s.orgId, orgName: orgName(s.orgId), rule: s.rule, confidence: s.confidence, evidence: s.evidence,
-      lost, why: explainLoss(lost, s, winner, winnerName),
+      orgId: s.orgId, orgName: index.organisations.get(s.orgId)?.org.name ?? null, rule: s.rule, confidence: s.confidence,
+      evidence: s.evidence, lost, why: explainLoss(lost, s, winner, winnerName),
     });
   }
   return {
@@ -178,9 +147,43 @@ export function attribute(index: AttributionIndex, facts: ExposureFacts): Attrib
     tie,
     candidates,
     omitted: scored.length - 1 - candidates.length,
-    contacts: contactsFor(index, winner.orgId, nets),
+    contacts: contactsFor(winner.orgId, winnerOrg?.contacts ?? NO_CONTACTS, nets, networks.entries),
     problem: null,
   };
+}
+
+/** Positions (in the family's entries) of the ranges containing `ip`, most specific first. */
+function hitsIn<E, X>(table: RangeTable<E, X>, ip: IpValue): readonly number[] {
+  return ip.family === 4 ? table.v4.index.lookup(ip.value) : table.v6.index.lookup(ip.value);
+}
+
+function byStrength(x: Scored, y: Scored): number {
+  return cmpKey(x, y) || x.orgId - y.orgId;
+}
+
+const NO_CONTACTS: readonly ContactChoice[] = Object.freeze([]);
+
+function domainCandidates(index: AttributionIndex, facts: ExposureFacts, scored: Scored[]): void {
+  const names = hostnamesOf(facts);
+  let seen: Set<string> | null = null;
+  for (const { name, source } of names) {
+    // Suffixes on label boundaries, longest first; a single label is never a registry domain (rejected at build).
+    for (let suffix = name, dot = suffix.indexOf('.'); dot >= 0; suffix = suffix.slice(dot + 1), dot = suffix.indexOf('.')) {
+      const entries = index.domains.get(suffix);
+      if (entries === undefined) continue;
+      for (const e of entries) {
+        const key = `${e.orgId}|${suffix}|${source}|${e.layer ?? ''}`;
+        seen ??= new Set();
+        if (seen.has(key)) continue; // the same name as SAN and CN, or listed twice
+        seen.add(key);
+        const confidence = CONFIDENCE.domain[source];
+        scored.push({
+          orgId: e.orgId, rule: 'domain', a: -confidence, b: -labelCount(suffix), c: layerRank(e.layer), confidence,
+          evidence: { rule: 'domain', domain: suffix, hostname: name, hostnameSource: source, domainId: e.id ?? null, layer: e.layer ?? 'imported' },
+        });
+      }
+    }
+  }
 }
 
 function unattributed(ip: string, port: number | null, problem: string | null): Attribution {
@@ -246,25 +249,18 @@ function explainLoss(lost: LossReason, s: Scored, w: Scored, winnerName: string 
  * inherits abuse-c down the inetnum tree; an ISP's abuse desk is the holder's contact of last resort).
  */
 function contactsFor(
-  index: AttributionIndex,
   orgId: OrgId,
-  nets: readonly { readonly entry: RegistryNetwork; readonly range: ParsedRange }[],
-): ContactChoice[] {
-  const org = index.organisations.get(orgId);
-  const own = [...(org?.contacts ?? [])].filter((c) => typeof c.email === 'string' && c.email !== '');
-  if (own.length > 0) {
-    return own
-      .sort((x, y) => ROLE_ORDER[x.role] - ROLE_ORDER[y.role])
-      .map((c) => ({
-        source: 'organisation', email: c.email, role: c.role, language: c.language ?? null,
-        openpgpFingerprint: c.openpgpFingerprint ?? null, network: null, networkOrgId: null,
-      }));
+  own: readonly ContactChoice[],
+  nets: readonly number[],
+  entries: AttributionIndex['networks']['v4']['entries'],
+): readonly ContactChoice[] {
+  if (own.length > 0) return own;
+  let fallback: ContactChoice | null = null;
+  for (const h of nets) {
+    const n = entries[h]!;
+    if (n.data.abuse === null) continue;
+    if (n.entry.orgId === orgId) return [n.data.abuse];
+    fallback ??= n.data.abuse;
   }
-  const withMailbox = nets.filter((n) => typeof n.entry.abuseMailbox === 'string' && n.entry.abuseMailbox !== '');
-  const pick = withMailbox.find((n) => n.entry.orgId === orgId) ?? withMailbox[0];
-  if (pick === undefined) return [];
-  return [{
-    source: 'network-abuse-mailbox', email: pick.entry.abuseMailbox as string, role: 'abuse', language: null,
-    openpgpFingerprint: null, network: pick.range.text, networkOrgId: pick.entry.orgId,
-  }];
+  return fallback === null ? NO_CONTACTS : [fallback];
 }

@@ -8,6 +8,9 @@ import { canonicalIp, formatIp, parseCidr, parseIp, unmapIPv4, type IpValue } fr
 import { normaliseHostname } from './hostnames.js';
 import { buildV4Index, buildV6Index, type Range, type RangeIndex } from './range-index.js';
 import type {
+  AttributionEvidence,
+  ContactChoice,
+  ContactRole,
   EntryLayer,
   ManualOverride,
   OrgId,
@@ -89,13 +92,22 @@ export function rangeSize(r: ParsedRange): string {
   return r.family === 4 ? String(r.last - r.first + 1) : String(r.last - r.first + 1n);
 }
 
-/** Ranges of one kind in both families, each with its record. */
-export interface RangeTable<E> {
-  readonly v4: { readonly entries: readonly { readonly entry: E; readonly range: ParsedRange }[]; readonly index: RangeIndex<number> };
-  readonly v6: { readonly entries: readonly { readonly entry: E; readonly range: ParsedRange }[]; readonly index: RangeIndex<bigint> };
+/** A range of the table with its record, its size less one (for "more specific") and what the engine answers with. */
+export interface RangeEntry<E, X> {
+  readonly entry: E;
+  readonly range: ParsedRange;
+  readonly span: number | bigint;
+  /** Built once here, so that a query allocates nothing per matching range. */
+  readonly data: X;
 }
 
-function rangeTable<E>(items: readonly { entry: E; range: ParsedRange; rank: number }[]): RangeTable<E> {
+/** Ranges of one kind in both families, each with its record. */
+export interface RangeTable<E, X> {
+  readonly v4: { readonly entries: readonly RangeEntry<E, X>[]; readonly index: RangeIndex<number> };
+  readonly v6: { readonly entries: readonly RangeEntry<E, X>[]; readonly index: RangeIndex<bigint> };
+}
+
+function rangeTable<E, X>(items: readonly (RangeEntry<E, X> & { rank: number })[]): RangeTable<E, X> {
   const v4 = items.filter((x) => x.range.family === 4);
   const v6 = items.filter((x) => x.range.family === 6);
   return {
@@ -110,13 +122,24 @@ function rangeTable<E>(items: readonly { entry: E; range: ParsedRange; rank: num
   };
 }
 
+export type ManualEvidence = Extract<AttributionEvidence, { rule: 'manual' }>;
+export type NetworkEvidence = Extract<AttributionEvidence, { rule: 'network' }>;
+export type AsnEvidence = Extract<AttributionEvidence, { rule: 'asn' }>;
+
+export interface IndexedOrganisation {
+  readonly org: RegistryOrganisation;
+  /** The organisation's own contacts as the engine answers them: security, then abuse, then technical. */
+  readonly contacts: readonly ContactChoice[];
+}
+
 export interface AttributionIndex {
-  readonly organisations: ReadonlyMap<OrgId, RegistryOrganisation>;
-  readonly overrides: RangeTable<ManualOverride>;
-  readonly networks: RangeTable<RegistryNetwork>;
-  readonly prefixAsns: RangeTable<PrefixAsn>;
-  /** Per ASN its entries, manual layer first, then by organisation id. */
-  readonly asns: ReadonlyMap<number, readonly RegistryAsn[]>;
+  readonly organisations: ReadonlyMap<OrgId, IndexedOrganisation>;
+  readonly overrides: RangeTable<ManualOverride, ManualEvidence>;
+  /** `abuse`: the network's abuse-mailbox as a contact, or null. */
+  readonly networks: RangeTable<RegistryNetwork, { readonly evidence: NetworkEvidence; readonly abuse: ContactChoice | null }>;
+  readonly prefixAsns: RangeTable<PrefixAsn, null>;
+  /** Per ASN its entries (with their evidence when the ASN is the feed's own), manual layer first, then by organisation id. */
+  readonly asns: ReadonlyMap<number, readonly { readonly entry: RegistryAsn; readonly feedEvidence: AsnEvidence }[]>;
   /** Per normalised domain suffix its entries, manual layer first, then by organisation id. */
   readonly domains: ReadonlyMap<string, readonly (RegistryDomain & { readonly normalised: string })[]>;
   readonly problems: readonly SnapshotProblem[];
@@ -133,27 +156,42 @@ function preferOrder(a: { layer?: EntryLayer; orgId: OrgId }, b: { layer?: Entry
   return la - lb || a.orgId - b.orgId;
 }
 
+const ROLE_ORDER: Record<ContactRole, number> = { security: 0, abuse: 1, technical: 2 };
+
+function orgContacts(o: RegistryOrganisation): readonly ContactChoice[] {
+  return Object.freeze(
+    (o.contacts ?? [])
+      .filter((c) => typeof c.email === 'string' && c.email !== '')
+      .sort((x, y) => (ROLE_ORDER[x.role] ?? 3) - (ROLE_ORDER[y.role] ?? 3))
+      .map((c): ContactChoice => Object.freeze({
+        source: 'organisation', email: c.email, role: c.role, language: c.language ?? null,
+        openpgpFingerprint: c.openpgpFingerprint ?? null, network: null, networkOrgId: null,
+      })),
+  );
+}
+
 const isAsn = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 
 export function buildAttributionIndex(snapshot: RegistrySnapshot): AttributionIndex {
   const started = performance.now();
   const problems: SnapshotProblem[] = [];
-  const organisations = new Map<OrgId, RegistryOrganisation>();
+  const organisations = new Map<OrgId, IndexedOrganisation>();
   snapshot.organisations.forEach((o, i) => {
     if (!Number.isSafeInteger(o.id)) problems.push({ kind: 'organisation', index: i, value: String(o.id), error: 'the id is not an integer' });
     else if (organisations.has(o.id)) problems.push({ kind: 'organisation', index: i, value: String(o.id), error: 'the id appears twice' });
-    else organisations.set(o.id, o);
+    else organisations.set(o.id, { org: o, contacts: orgContacts(o) });
   });
   const unknownOrg = (orgId: OrgId): string | null => (organisations.has(orgId) ? null : `organisation ${orgId} is not in the snapshot`);
 
   /** Ranges of one kind; `owner` is null for entries that name no organisation (prefix-to-ASN rows). */
-  const ranged = <E extends object>(
+  const ranged = <E extends object, X>(
     kind: SnapshotProblem['kind'],
     list: readonly E[],
     text: (e: E) => string,
     owner: (e: E) => { orgId: OrgId; layer?: EntryLayer } | null,
+    data: (e: E, r: ParsedRange) => X,
     check: (e: E) => string | null = () => null,
-  ): RangeTable<E> => {
+  ): RangeTable<E, X> => {
     // Rank decides between ranges of equal size: manual layer first, then organisation id, then input order.
     const order = [...list.keys()].sort((a, b) => {
       const oa = owner(list[a]!);
@@ -162,7 +200,7 @@ export function buildAttributionIndex(snapshot: RegistrySnapshot): AttributionIn
     });
     const rank = new Array<number>(list.length);
     order.forEach((pos, r) => (rank[pos] = r));
-    const items: { entry: E; range: ParsedRange; rank: number }[] = [];
+    const items: (RangeEntry<E, X> & { rank: number })[] = [];
     list.forEach((entry, i) => {
       const value = text(entry);
       const range = typeof value === 'string' ? parseRange(value) : 'is not text';
@@ -170,25 +208,45 @@ export function buildAttributionIndex(snapshot: RegistrySnapshot): AttributionIn
       const otherProblem = o === null ? check(entry) : unknownOrg(o.orgId);
       if (typeof range === 'string') problems.push({ kind, index: i, value: String(value), error: `${kind} ${range}` });
       else if (otherProblem !== null) problems.push({ kind, index: i, value, error: otherProblem });
-      else items.push({ entry, range, rank: rank[i]! });
+      else {
+        const span = range.family === 4 ? range.last - range.first : range.last - range.first;
+        items.push({ entry, range, span, data: data(entry, range), rank: rank[i]! });
+      }
     });
     return rangeTable(items);
   };
 
-  const overrides = ranged('override', snapshot.overrides, (o) => o.target, (o) => ({ orgId: o.orgId, layer: 'manual' }));
-  const networks = ranged('network', snapshot.networks, (n) => n.network, (n) => n);
-  const prefixAsns = ranged('prefix-asn', snapshot.prefixAsns ?? [], (p) => p.prefix, () => null, (p) =>
+  const overrides = ranged('override', snapshot.overrides, (o) => o.target, (o) => ({ orgId: o.orgId, layer: 'manual' }), (o, r): ManualEvidence =>
+    Object.freeze({ rule: 'manual', target: r.text, overrideId: o.id ?? null, note: o.note ?? null }),
+  );
+  const networks = ranged('network', snapshot.networks, (n) => n.network, (n) => n, (n, r) =>
+    Object.freeze({
+      evidence: Object.freeze({
+        rule: 'network', network: r.text, size: rangeSize(r), networkId: n.id ?? null, layer: n.layer ?? 'imported', source: n.source ?? null,
+      } satisfies NetworkEvidence),
+      abuse: typeof n.abuseMailbox === 'string' && n.abuseMailbox !== ''
+        ? Object.freeze({
+          source: 'network-abuse-mailbox', email: n.abuseMailbox, role: 'abuse', language: null, openpgpFingerprint: null,
+          network: r.text, networkOrgId: n.orgId,
+        } satisfies ContactChoice)
+        : null,
+    }),
+  );
+  const prefixAsns = ranged('prefix-asn', snapshot.prefixAsns ?? [], (p) => p.prefix, () => null, () => null, (p) =>
     isAsn(p.asn) ? null : `the ASN ${String(p.asn)} is not a number 0-4294967295`,
   );
 
-  const asns = new Map<number, RegistryAsn[]>();
+  const asns = new Map<number, { entry: RegistryAsn; feedEvidence: AsnEvidence }[]>();
   snapshot.asns.forEach((a, i) => {
     const orgProblem = unknownOrg(a.orgId);
     if (!isAsn(a.asn)) problems.push({ kind: 'asn', index: i, value: String(a.asn), error: 'the ASN is not a number 0-4294967295' });
     else if (orgProblem !== null) problems.push({ kind: 'asn', index: i, value: String(a.asn), error: orgProblem });
-    else asns.set(a.asn, [...(asns.get(a.asn) ?? []), a]);
+    else {
+      const feedEvidence: AsnEvidence = Object.freeze({ rule: 'asn', asn: a.asn, via: 'feed', prefix: null, asnId: a.id ?? null, layer: a.layer ?? 'imported' });
+      asns.set(a.asn, [...(asns.get(a.asn) ?? []), { entry: a, feedEvidence }]);
+    }
   });
-  for (const list of asns.values()) list.sort(preferOrder);
+  for (const list of asns.values()) list.sort((x, y) => preferOrder(x.entry, y.entry));
 
   const domains = new Map<string, (RegistryDomain & { normalised: string })[]>();
   snapshot.domains.forEach((d, i) => {

@@ -17,7 +17,9 @@ import * as reassess from './reassess.js';
 import * as constituency from './constituency.js';
 import * as org from './org.js';
 import * as cancel from './cancel.js';
+import * as feeds from './feeds.js';
+import * as whois from './whois.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, kb, lab, forensics, db, check];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, kb, lab, forensics, db, check];

@@ -115,11 +115,14 @@ export function parseConstituencyRpsl(files: readonly { readonly file: string; r
     }
   }
   const usedRoles = new Set<string>();
-  const mailbox = (o: RpslObject): string | null => {
+  const mailbox = (o: RpslObject, org: string): string | null => {
     const handle = first(o, 'abuse-c').toUpperCase();
     if (handle === '') return null;
     const role = roles.get(handle);
-    if (role !== undefined) usedRoles.add(handle);
+    if (role !== undefined && !usedRoles.has(handle)) {
+      usedRoles.add(handle);
+      b.add(role.ref, role.raw, { name: org }); // counts the role object as used by this organisation
+    }
     if (role === undefined) {
       if (roles.size > 0) b.problem(o.ref, o.raw, `abuse-c ${JSON.stringify(handle)} names no role object in the files given`);
       return null;
@@ -160,14 +163,14 @@ export function parseConstituencyRpsl(files: readonly { readonly file: string; r
     const name = first(org, 'org-name');
     if (!used.has(handle)) {
       used.add(handle);
-      const abuse = mailbox(org);
+      const abuse = mailbox(org, name);
       b.add(org.ref, org.raw, {
         name,
         country: first(org, 'country'),
         contacts: abuse === null ? [] : [{ role: 'abuse', email: abuse }],
       });
     }
-    const abuse = mailbox(r);
+    const abuse = mailbox(r, name);
     if (r.cls === 'aut-num') b.add(r.ref, r.raw, { name, asns: [r.key] });
     else b.add(r.ref, r.raw, { name, networks: [r.key], ...(abuse === null ? {} : { abuseMailbox: abuse }) });
   }

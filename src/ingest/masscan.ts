@@ -82,7 +82,7 @@ export const masscan: FeedFormat = {
     for await (const l of lines as AsyncIterable<Line>) {
       const t = l.text.trim();
       if (l.cut === true) yield { type: 'problem', line: l.no, raw: l.text, error: 'line too long' };
-      else if (t === '' || t.startsWith('#') || t === '[' || t === ']' || t === '],') yield { type: 'skip', line: l.no };
+      else if (t === '' || t.startsWith('#') || t === '[' || t === ']' || t === '],' || t === ',') yield { type: 'skip', line: l.no };
       else if (t.startsWith('{')) yield* jsonLine(l.no, l.text);
       else yield listLine(l.no, l.text);
     }

@@ -14,12 +14,16 @@ import {
   type ContactRole,
   type CurrentItem,
   type CurrentOrg,
+  type DesiredItem,
   type ImportPlan,
   type ItemKind,
   type ItemValue,
   type Layer,
 } from '../../constituency/index.js';
 import type { DbSchema, Json } from './schema.js';
+
+/** Rows per INSERT (PostgreSQL allows 65,535 parameters per statement; a network row has 6). */
+const BATCH = 1000;
 
 /** Arbitrary constant naming "constituency registry writes" among advisory locks. */
 const REGISTRY_LOCK_KEY = 7_305_113_206;
@@ -157,19 +161,17 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
     });
   }
 
+  /** Audit rows in unnest() batches: one parameter per column, so 60,000 rows are a handful of statements. */
   async function writeAudit(trx: Db, who: string, entries: readonly AuditEntry[]): Promise<void> {
-    for (let i = 0; i < entries.length; i += 1000) {
-      const chunk = entries.slice(i, i + 1000);
-      await trx.insertInto('constituency_audit').values(chunk.map((e) => ({
-        who,
-        action: e.action,
-        entity: e.entity,
-        entity_id: e.entityId,
-        org_id: e.orgId,
-        source: e.source,
-        before: e.before === null ? null : JSON.stringify(e.before),
-        after: e.after === null ? null : JSON.stringify(e.after),
-      }))).execute();
+    for (let i = 0; i < entries.length; i += 5 * BATCH) {
+      const c = entries.slice(i, i + 5 * BATCH);
+      const json = (v: Json | null): string | null => (v === null ? null : JSON.stringify(v));
+      await sql`
+        INSERT INTO constituency_audit (who, action, entity, entity_id, org_id, source, before, after)
+        SELECT ${who}, a, e, eid, oid, s, b::jsonb, af::jsonb
+        FROM unnest(${c.map((e) => e.action)}::text[], ${c.map((e) => e.entity)}::text[], ${c.map((e) => e.entityId)}::bigint[],
+                    ${c.map((e) => e.orgId)}::bigint[], ${c.map((e) => e.source)}::text[], ${c.map((e) => json(e.before))}::text[],
+                    ${c.map((e) => json(e.after))}::text[]) AS t(a, e, eid, oid, s, b, af)`.execute(trx);
     }
   }
 
@@ -236,17 +238,6 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
     const str = (k: string): string | null => (typeof value[k] === 'string' ? (value[k] as string) : null);
     if (kind === 'network') await trx.updateTable('constituency_networks').set({ text: str('text') ?? '', abuse_mailbox: str('abuseMailbox') }).where('id', '=', id).execute();
     else if (kind === 'contact') await trx.updateTable('constituency_contacts').set({ email: str('email') ?? '', language: str('language'), pgp: str('pgp') }).where('id', '=', id).execute();
-  }
-
-  /** True when the organisation still has any entry (any layer, any source). */
-  async function hasEntries(trx: Db, orgId: number): Promise<boolean> {
-    const r = await sql<{ n: boolean }>`
-      SELECT EXISTS (SELECT 1 FROM constituency_networks WHERE org_id = ${orgId})
-          OR EXISTS (SELECT 1 FROM constituency_asns WHERE org_id = ${orgId})
-          OR EXISTS (SELECT 1 FROM constituency_domains WHERE org_id = ${orgId})
-          OR EXISTS (SELECT 1 FROM constituency_contacts WHERE org_id = ${orgId})
-          OR EXISTS (SELECT 1 FROM constituency_opt_outs WHERE org_id = ${orgId}) AS n`.execute(trx);
-    return r.rows[0]?.n === true;
   }
 
   async function findOrg(trx: Db, name: string): Promise<OrgRow | null> {
@@ -495,7 +486,7 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
 
   async function detail(trx: Db, o: OrgRow): Promise<OrgDetail> {
     const networks = await trx.selectFrom('constituency_networks').select(['id', sql<string>`network::text`.as('network'), 'text', 'abuse_mailbox', 'layer', 'source'])
-      .where('org_id', '=', o.id).orderBy(sql`family(network)`).orderBy('network').orderBy('layer', 'desc').execute();
+      .where('org_id', '=', o.id).orderBy(sql`family(constituency_networks.network)`).orderBy(sql`constituency_networks.network`).orderBy('layer', 'desc').execute();
     const asns = await trx.selectFrom('constituency_asns').select(['id', 'asn', 'layer', 'source']).where('org_id', '=', o.id).orderBy('asn').orderBy('layer', 'desc').execute();
     const domains = await trx.selectFrom('constituency_domains').select(['id', 'domain', 'layer', 'source']).where('org_id', '=', o.id).orderBy('domain').orderBy('layer', 'desc').execute();
     const contacts = await trx.selectFrom('constituency_contacts').select(['id', 'role', 'email', 'language', 'pgp', 'layer', 'source']).where('org_id', '=', o.id)
@@ -511,37 +502,66 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
     };
   }
 
+  /**
+   * Applies an import plan in set-based statements (a 10,000-organisation file is a few dozen statements, not
+   * 60,000): organisations in batches, parents resolved in memory (a parent that would close a loop is left
+   * unset), item deletes by id list, inserts in batches matched back to their keys for the audit.
+   */
   async function applyPlan(trx: Transaction<DbSchema>, p: ImportPlan, orgs: readonly CurrentOrg[], who: string): Promise<AppliedImport> {
     const src = p.source;
     const audits: AuditEntry[] = [];
     const idByName = new Map(orgs.map((o) => [o.name.toLowerCase(), o.id]));
     const nameById = new Map(orgs.map((o) => [o.id, o.name]));
-    for (const c of p.createOrgs) {
-      const row = await trx.insertInto('organisations').values({ name: c.name, sector: c.attrs.sector, country: c.attrs.country, size: c.attrs.size, layer: 'imported', source: src })
-        .returning('id').executeTakeFirstOrThrow();
-      idByName.set(c.name.toLowerCase(), row.id);
-      nameById.set(row.id, c.name);
+    const parentById = new Map(orgs.map((o) => [o.id, o.parentId]));
+    for (let i = 0; i < p.createOrgs.length; i += BATCH) {
+      const chunk = p.createOrgs.slice(i, i + BATCH);
+      const rows = await trx.insertInto('organisations')
+        .values(chunk.map((c) => ({ name: c.name, sector: c.attrs.sector, country: c.attrs.country, size: c.attrs.size, layer: 'imported' as const, source: src })))
+        .returning(['id', 'name']).execute();
+      for (const r of rows) {
+        idByName.set(r.name.toLowerCase(), r.id);
+        nameById.set(r.id, r.name);
+        parentById.set(r.id, null);
+      }
     }
-    const parentOf = (lower: string | null): number | null => (lower === null ? null : (idByName.get(lower) ?? null));
+    /** The parent id to set, or null when there is none or it would close a loop (walked in memory). */
+    const resolveParent = (id: number, lower: string | null): number | null => {
+      const parentId = lower === null ? null : (idByName.get(lower) ?? null);
+      if (parentId === null) return null;
+      for (let cur: number | null = parentId, steps = 0; cur !== null && steps <= parentById.size; cur = parentById.get(cur) ?? null, steps++) {
+        if (cur === id) return null;
+      }
+      parentById.set(id, parentId);
+      return parentId;
+    };
+    const parentSets: { id: number; parent: number }[] = [];
     for (const c of p.createOrgs) {
       const id = idByName.get(c.name.toLowerCase()) as number;
-      let parentId = parentOf(c.attrs.parent);
-      if (parentId !== null && (parentId === id || (await makesCycle(trx, id, parentId)))) parentId = null;
-      if (parentId !== null) await trx.updateTable('organisations').set({ parent_id: parentId }).where('id', '=', id).execute();
+      const parentId = resolveParent(id, c.attrs.parent);
+      if (parentId !== null) parentSets.push({ id, parent: parentId });
       audits.push({ action: 'create', entity: 'organisation', entityId: id, orgId: id, source: src, before: null,
         after: orgJson({ ...c.attrs, name: c.name, parent: parentId === null ? null : (nameById.get(parentId) ?? null), layer: 'imported', source: src }) });
     }
+    for (let i = 0; i < parentSets.length; i += BATCH) {
+      const chunk = parentSets.slice(i, i + BATCH);
+      await sql`UPDATE organisations o SET parent_id = v.p FROM unnest(${chunk.map((c) => c.id)}::bigint[], ${chunk.map((c) => c.parent)}::bigint[]) AS v(id, p) WHERE o.id = v.id`.execute(trx);
+    }
     for (const u of p.updateOrgs) {
-      let parentId = parentOf(u.attrs.parent);
-      if (parentId !== null && (parentId === u.org.id || (await makesCycle(trx, u.org.id, parentId)))) parentId = null;
+      const beforeParent = u.org.parentId === null ? null : (nameById.get(u.org.parentId) ?? null);
+      parentById.set(u.org.id, null);
+      const parentId = resolveParent(u.org.id, u.attrs.parent);
       await trx.updateTable('organisations').set({ sector: u.attrs.sector, country: u.attrs.country, size: u.attrs.size, parent_id: parentId, updated_at: sql`now()` })
         .where('id', '=', u.org.id).execute();
-      const before = { ...u.org, parent: u.org.parentId === null ? null : (nameById.get(u.org.parentId) ?? null) };
-      audits.push({ action: 'update', entity: 'organisation', entityId: u.org.id, orgId: u.org.id, source: src, before: orgJson(before),
+      audits.push({ action: 'update', entity: 'organisation', entityId: u.org.id, orgId: u.org.id, source: src, before: orgJson({ ...u.org, parent: beforeParent }),
         after: orgJson({ ...u.attrs, name: u.org.name, parent: parentId === null ? null : (nameById.get(parentId) ?? null), layer: 'imported', source: src }) });
     }
+    for (const kind of ['network', 'asn', 'domain', 'contact'] as const) {
+      const ids = p.deleteItems.filter((it) => it.kind === kind).map((it) => it.id);
+      for (let i = 0; i < ids.length; i += 10 * BATCH) {
+        await sql`DELETE FROM ${sql.table(TABLE[kind])} WHERE id = ANY(${ids.slice(i, i + 10 * BATCH)}::bigint[])`.execute(trx);
+      }
+    }
     for (const it of p.deleteItems) {
-      await deleteItem(trx, it.kind, it.id);
       audits.push({ action: 'delete', entity: it.kind, entityId: it.id, orgId: it.orgId, source: src, before: itemJson(nameById.get(it.orgId) ?? '', it.kind, it.key, it.value, 'imported', src), after: null });
     }
     for (const u of p.updateItems) {
@@ -551,26 +571,46 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
         before: itemJson(org, u.current.kind, u.current.key, u.current.value, 'imported', src), after: itemJson(org, u.current.kind, u.current.key, u.value, 'imported', src) });
     }
     let added = 0;
-    for (const it of p.insertItems) {
-      const orgId = idByName.get(it.org);
-      if (orgId === undefined) continue;
-      const id = await insertItem(trx, orgId, it.kind, it.key, it.value, 'imported', src);
-      if (id === null) continue;
-      added++;
-      audits.push({ action: 'create', entity: it.kind, entityId: id, orgId, source: src, before: null, after: itemJson(nameById.get(orgId) ?? '', it.kind, it.key, it.value, 'imported', src) });
+    for (const kind of ['network', 'asn', 'domain', 'contact'] as const) {
+      const items = p.insertItems.flatMap((it) => {
+        const orgId = idByName.get(it.org);
+        return it.kind === kind && orgId !== undefined ? [{ ...it, orgId }] : [];
+      });
+      for (let i = 0; i < items.length; i += 5 * BATCH) {
+        const chunk = items.slice(i, i + 5 * BATCH);
+        const ids = await insertItems(trx, kind, chunk, src);
+        for (const it of chunk) {
+          const id = ids.get(`${it.orgId}|${it.key}`);
+          if (id === undefined) continue; // there already (a race the lock rules out; kept safe anyway)
+          added++;
+          audits.push({ action: 'create', entity: kind, entityId: id, orgId: it.orgId, source: src, before: null, after: itemJson(nameById.get(it.orgId) ?? '', kind, it.key, it.value, 'imported', src) });
+        }
+      }
     }
-    let removed = 0;
+    // This source's organisations that left its files go, unless entries of another layer or source hang on them.
+    const gone = new Set<number>();
+    const candidates = p.deleteOrgs.map((o) => o.id);
+    for (let i = 0; i < candidates.length; i += 10 * BATCH) {
+      const r = await sql<{ id: number }>`
+        DELETE FROM organisations o WHERE o.id = ANY(${candidates.slice(i, i + 10 * BATCH)}::bigint[])
+          AND NOT EXISTS (SELECT 1 FROM constituency_networks x WHERE x.org_id = o.id)
+          AND NOT EXISTS (SELECT 1 FROM constituency_asns x WHERE x.org_id = o.id)
+          AND NOT EXISTS (SELECT 1 FROM constituency_domains x WHERE x.org_id = o.id)
+          AND NOT EXISTS (SELECT 1 FROM constituency_contacts x WHERE x.org_id = o.id)
+          AND NOT EXISTS (SELECT 1 FROM constituency_opt_outs x WHERE x.org_id = o.id)
+        RETURNING o.id`.execute(trx);
+      for (const row of r.rows) gone.add(row.id);
+    }
     const kept: string[] = [];
     for (const o of p.deleteOrgs) {
-      if (await hasEntries(trx, o.id)) {
+      if (!gone.has(o.id)) {
         kept.push(o.name);
         continue;
       }
-      await trx.deleteFrom('organisations').where('id', '=', o.id).execute();
-      removed++;
       audits.push({ action: 'delete', entity: 'organisation', entityId: o.id, orgId: o.id, source: src,
         before: orgJson({ ...o, parent: o.parentId === null ? null : (nameById.get(o.parentId) ?? null) }), after: null });
     }
+    const removed = gone.size;
     await writeAudit(trx, who, audits);
     return {
       orgsCreated: p.createOrgs.length,
@@ -581,6 +621,46 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
       entriesChanged: p.updateItems.length,
       entriesRemoved: p.deleteItems.length,
     };
+  }
+
+  /** Inserts imported items of one kind (unnest: one parameter per column); returns "orgId|key" → id of the rows inserted. */
+  async function insertItems(trx: Db, kind: ItemKind, items: readonly (DesiredItem & { orgId: number })[], source: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const str = (v: ItemValue, k: string): string | null => (typeof v[k] === 'string' ? (v[k] as string) : null);
+    const orgIds = items.map((it) => it.orgId);
+    if (kind === 'network') {
+      const rows = await sql<{ id: number; org_id: number; network: string }>`
+        INSERT INTO constituency_networks (org_id, network, text, abuse_mailbox, layer, source)
+        SELECT o, n::cidr, t, m, 'imported', ${source}
+        FROM unnest(${orgIds}::bigint[], ${items.map((it) => it.key)}::text[], ${items.map((it) => str(it.value, 'text') ?? it.key)}::text[],
+                    ${items.map((it) => str(it.value, 'abuseMailbox'))}::text[]) AS v(o, n, t, m)
+        ON CONFLICT DO NOTHING RETURNING id, org_id, network::text AS network`.execute(trx);
+      for (const r of rows.rows) {
+        const c = checkNetwork(r.network);
+        out.set(`${r.org_id}|${c.ok ? (c.value.cidrs[0] ?? r.network) : r.network}`, r.id);
+      }
+    } else if (kind === 'asn') {
+      const rows = await sql<{ id: number; org_id: number; asn: number }>`
+        INSERT INTO constituency_asns (org_id, asn, layer, source)
+        SELECT o, a, 'imported', ${source} FROM unnest(${orgIds}::bigint[], ${items.map((it) => Number(it.key))}::bigint[]) AS v(o, a)
+        ON CONFLICT DO NOTHING RETURNING id, org_id, asn`.execute(trx);
+      for (const r of rows.rows) out.set(`${r.org_id}|${r.asn}`, r.id);
+    } else if (kind === 'domain') {
+      const rows = await sql<{ id: number; org_id: number; domain: string }>`
+        INSERT INTO constituency_domains (org_id, domain, layer, source)
+        SELECT o, d, 'imported', ${source} FROM unnest(${orgIds}::bigint[], ${items.map((it) => it.key)}::text[]) AS v(o, d)
+        ON CONFLICT DO NOTHING RETURNING id, org_id, domain`.execute(trx);
+      for (const r of rows.rows) out.set(`${r.org_id}|${r.domain}`, r.id);
+    } else {
+      const rows = await sql<{ id: number; org_id: number; role: string; email: string }>`
+        INSERT INTO constituency_contacts (org_id, role, email, language, pgp, layer, source)
+        SELECT o, r, e, l, k, 'imported', ${source}
+        FROM unnest(${orgIds}::bigint[], ${items.map((it) => it.key.split('|')[0] ?? '')}::text[], ${items.map((it) => str(it.value, 'email') ?? '')}::text[],
+                    ${items.map((it) => str(it.value, 'language'))}::text[], ${items.map((it) => str(it.value, 'pgp'))}::text[]) AS v(o, r, e, l, k)
+        ON CONFLICT DO NOTHING RETURNING id, org_id, role, email`.execute(trx);
+      for (const r of rows.rows) out.set(`${r.org_id}|${contactKey(r.role, r.email)}`, r.id);
+    }
+    return out;
   }
 }
 

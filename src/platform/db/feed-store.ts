@@ -5,7 +5,7 @@
  * half-way, or a repeated delivery, leaves nothing behind). Rows go as one jsonb parameter expanded by
  * jsonb_to_recordset, like the scan store: a batch of thousands is one round trip.
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { FeedRow } from '../../ingest/types.js';
 import type { DbSchema } from './schema.js';
 import { jsonForPostgres } from './scan-store.js';
@@ -85,48 +85,65 @@ export async function finishImport(db: Executor, id: number, sha256: Buffer, c: 
  */
 export async function insertFeedRows(db: Executor, importId: number, feed: string, rows: readonly StoredFeedRow[]): Promise<number> {
   if (rows.length === 0) return 0;
+  // The knowledge base's verdicts repeat per build: each distinct one is sent once and joined by key (a row
+  // carrying its own ~90 CVE ids made a 5,000-row batch 14 MB of JSON).
+  const verdictKey = new Map<FeedAssessment, number>();
+  for (const s of rows) if (s.assessment !== null && !verdictKey.has(s.assessment)) verdictKey.set(s.assessment, verdictKey.size);
   const input = rows.map((s) => {
     const r = s.row;
-    const a = s.assessment;
     return {
       line: s.line, kind: r.kind, ip: r.ip, port: r.port, transport: r.transport, hostname: r.hostname, report_type: r.reportType,
       report_date: s.reportDate, seen_at: r.seenAt, tags: r.tags, reported_cves: r.reportedCves, compromised: r.compromised,
-      product: r.product, build: r.build, build_precision: r.buildPrecision, fields: r.fields, raw: s.raw, tls: s.tls,
-      assessed: a !== null, kb_revision: a?.kbRevision ?? null, edition: a?.edition ?? null, a_build: a?.build ?? null, cu: a?.cu ?? null,
-      su: a?.su ?? null, vulnerable: a?.vulnerable ?? [], indeterminate: a?.indeterminate ?? [], notes: a?.notes ?? [],
+      product: r.product, build: r.build, build_precision: r.buildPrecision, fields: r.fields, raw: s.raw, assessed: s.assessment !== null,
     };
   });
-  const source = `feed:${feed}`;
-  const r = await sql<{ n: number }>`
-    WITH input AS (
-      SELECT * FROM jsonb_to_recordset(${jsonForPostgres(input)}::jsonb) AS t (
-        line int, kind text, ip inet, port int, transport text, hostname text, report_type text, report_date date,
-        seen_at timestamptz, tags text[], reported_cves text[], compromised boolean, product text, build text,
-        build_precision text, fields jsonb, raw text, tls boolean, assessed boolean, kb_revision text, edition text,
-        a_build text, cu text, su text, vulnerable text[], indeterminate text[], notes jsonb)
-    ), ins AS (
-      INSERT INTO feed_observations (import_id, observation_id, feed, kind, report_type, report_date, ip, port, transport,
-                                     hostname, seen_at, tags, reported_cves, compromised, product, build, build_precision,
-                                     fields, line, raw)
-      SELECT ${importId}::bigint, CASE WHEN assessed THEN nextval('observations_id_seq') END, ${feed}, kind, report_type,
-             report_date, ip, port, transport, hostname, seen_at, tags, reported_cves, compromised, product, build,
-             build_precision, fields, line, raw
-      FROM input ORDER BY line
-      ON CONFLICT (feed, report_type, ip, (coalesce(port, -1)), report_date) DO NOTHING
-      RETURNING observation_id, line
+  // Two statements, no join of the inserted rows back to the input: the first stores the rows and says which
+  // were new (and their observation ids), the second stores those rows' observations and assessments.
+  const fresh = (await sql<{ line: number; observation_id: number | null }>`
+    INSERT INTO feed_observations (import_id, observation_id, feed, kind, report_type, report_date, ip, port, transport,
+                                   hostname, seen_at, tags, reported_cves, compromised, product, build, build_precision,
+                                   fields, line, raw)
+    SELECT ${importId}::bigint, CASE WHEN assessed THEN nextval('observations_id_seq') END, ${feed}, kind, report_type,
+           report_date, ip, port, transport, hostname, seen_at, tags, reported_cves, compromised, product, build,
+           build_precision, fields, line, raw
+    FROM jsonb_to_recordset(${jsonForPostgres(input)}::jsonb) AS t (
+      line int, kind text, ip inet, port int, transport text, hostname text, report_type text, report_date date,
+      seen_at timestamptz, tags text[], reported_cves text[], compromised boolean, product text, build text,
+      build_precision text, fields jsonb, raw text, assessed boolean)
+    ORDER BY line
+    ON CONFLICT (feed, report_type, ip, (coalesce(port, -1)), report_date) DO NOTHING
+    RETURNING line, observation_id`.execute(db)).rows;
+  const ids = new Map<number, number>();
+  for (const f of fresh) if (f.observation_id !== null) ids.set(f.line, f.observation_id);
+  if (ids.size === 0) return fresh.length;
+  const judged = rows.flatMap((s) => {
+    const id = ids.get(s.line);
+    if (id === undefined || s.assessment === null) return [];
+    const r = s.row;
+    return [{
+      id, k: verdictKey.get(s.assessment) ?? 0, ip: r.ip, port: r.port, hostname: r.hostname, tls: s.tls, product: r.product,
+      build_precision: r.buildPrecision, scanned_at: r.seenAt ?? `${s.reportDate}T00:00:00Z`,
+    }];
+  });
+  const verdicts = [...verdictKey].map(([a, k]) => ({
+    k, kb_revision: a.kbRevision, edition: a.edition, build: a.build, cu: a.cu, su: a.su, vulnerable: a.vulnerable, indeterminate: a.indeterminate, notes: a.notes,
+  }));
+  await sql`
+    WITH v AS MATERIALIZED (
+      SELECT * FROM jsonb_to_recordset(${jsonForPostgres(verdicts)}::jsonb) AS t (
+        k int, kb_revision text, edition text, build text, cu text, su text, vulnerable text[], indeterminate text[], notes jsonb)
+    ), input AS MATERIALIZED (
+      SELECT i.*, v.kb_revision, v.edition, v.build, v.cu, v.su, v.vulnerable, v.indeterminate, v.notes
+      FROM jsonb_to_recordset(${jsonForPostgres(judged)}::jsonb) AS i (
+        id bigint, k int, ip inet, port int, hostname text, tls boolean, product text, build_precision text, scanned_at timestamptz)
+      JOIN v ON v.k = i.k
     ), obs AS (
       INSERT INTO observations (id, source, ip, port, hostname, tls, product, edition, build, build_precision, cu, su, scanned_at)
-      SELECT n.observation_id, ${source}, i.ip, i.port, i.hostname, i.tls, i.product, i.edition, i.a_build, i.build_precision,
-             i.cu, i.su, coalesce(i.seen_at, i.report_date::timestamptz)
-      FROM ins n JOIN input i ON i.line = n.line WHERE n.observation_id IS NOT NULL
-    ), judged AS (
-      INSERT INTO assessments (observation_id, kb_revision, vulnerable, indeterminate, notes)
-      SELECT n.observation_id, i.kb_revision, i.vulnerable, i.indeterminate, i.notes
-      FROM ins n JOIN input i ON i.line = n.line WHERE n.observation_id IS NOT NULL
-      ORDER BY n.observation_id
+      SELECT id, ${`feed:${feed}`}, ip, port, hostname, tls, product, edition, build, build_precision, cu, su, scanned_at FROM input
     )
-    SELECT count(*)::int AS n FROM ins`.execute(db);
-  return r.rows[0]?.n ?? 0;
+    INSERT INTO assessments (observation_id, kb_revision, vulnerable, indeterminate, notes)
+    SELECT id, kb_revision, vulnerable, indeterminate, notes FROM input ORDER BY id`.execute(db);
+  return fresh.length;
 }
 
 export async function insertQuarantine(db: Executor, importId: number, s: Pick<FeedImportStart, 'feed' | 'format' | 'file'>, lines: readonly QuarantinedLine[]): Promise<void> {
@@ -168,11 +185,13 @@ export async function* openPortAddresses(db: Executor, port: number | null, page
   let after: string | null = null;
   for (;;) {
     const portFilter = port === null ? sql`TRUE` : sql`port = ${port}`;
-    const afterFilter = after === null ? sql`TRUE` : sql`ip > ${after}::inet`;
+    const afterFilter: RawBuilder<unknown> = after === null ? sql`TRUE` : sql`ip > ${after}::inet`;
     const rows: Array<{ ip: string }> = (await sql<{ ip: string }>`
-      SELECT DISTINCT ip, host(ip) AS text FROM feed_observations
-      WHERE kind = 'port-open' AND ${portFilter} AND ${afterFilter}
-      ORDER BY ip LIMIT ${page}`.execute(db)).rows.map((r) => ({ ip: (r as unknown as { text: string }).text }));
+      SELECT host(addr) AS ip FROM (
+        SELECT DISTINCT ip AS addr FROM feed_observations
+        WHERE kind = 'port-open' AND ${portFilter} AND ${afterFilter}
+        ORDER BY ip LIMIT ${page}) d
+      ORDER BY addr`.execute(db)).rows;
     for (const r of rows) yield r.ip;
     if (rows.length < page) return;
     after = rows[rows.length - 1]?.ip ?? after;

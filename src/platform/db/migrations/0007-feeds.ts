@@ -44,8 +44,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     CREATE TABLE IF NOT EXISTS feed_observations (
       id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
       import_id       bigint NOT NULL REFERENCES feed_imports (id) ON DELETE CASCADE,
-      -- the assessed observation (Exchange rows); null for port-open and generic rows
-      observation_id  bigint UNIQUE REFERENCES observations (id) ON DELETE SET NULL,
+      -- the assessed observation (Exchange rows); null for port-open and generic rows. Deferred: the row is
+      -- written first (its insert says whether it is new), its observation in the next statement.
+      observation_id  bigint UNIQUE REFERENCES observations (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED,
       feed            text NOT NULL,
       kind            text NOT NULL CHECK (kind IN ('exchange', 'port-open', 'generic')),
       report_type     text NOT NULL,

@@ -1,0 +1,134 @@
+/**
+ * Benchmark: `tocsin feeds import` of a generated Shadowserver scan_exchange report into PostgreSQL vs a
+ * plain COPY of the same file into a scratch table of text columns (the floor: parsing and storing nothing
+ * but the cells), in the same run, on the same server.
+ *
+ *   node --import tsx bench/feeds-ingest.ts [--rows 1000000] [--database URL] [--keep]
+ *
+ * --database (default TOCSIN_DATABASE_URL, else TOCSIN_TEST_PG_URL, else the embedded server under a temporary
+ * TOCSIN_HOME): a fresh database is created on it for the run and dropped afterwards. The baseline runs
+ * `psql \copy` (COPY FROM STDIN) so that no COPY client library is needed. The report (current column layout,
+ * ~5% IPv6, a mix of builds, CVE and webshell tags) is generated in a temporary directory and removed.
+ *
+ * Prints rows/s of both, the ratio, and peak RSS of this process (the importer) sampled every 50 ms and
+ * from getrusage. Target: >= 100,000 rows/s with bounded memory. Exits 0 either way (a benchmark, not a
+ * test) unless the import loses rows.
+ */
+import { spawnSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { sql } from 'kysely';
+import { openDatabase } from '../src/platform/db/connect.js';
+import { acquireEmbedded } from '../src/platform/db/embedded.js';
+import { importFeeds } from '../src/services/ingest.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? undefined : args[i + 1];
+};
+const ROWS = Number(opt('rows') ?? 1_000_000);
+const keep = args.includes('--keep');
+
+const HEADER = 'timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,sector,version,servername,url';
+const BUILDS = ['15.0.847', '15.0.1178', '15.0.1497', '15.1.1779', '15.1.2106', '15.1.2176', '15.1.2242', '15.1.2308', '15.1.2375', '15.1.2507',
+  '15.2.529', '15.2.659', '15.2.721', '15.2.792', '15.2.858', '15.2.922', '15.2.986', '15.2.1118', '15.2.1258', '15.2.1544', ''];
+const TAGS = ['exchange;cve-2021-26855', 'exchange;cve-2021-26855;cve-2021-27065', 'exchange;webshell', 'exchange;cve-2021-34473', 'exchange'];
+
+function row(i: number): string {
+  const v6 = i % 20 === 0;
+  const ip = v6 ? `2001:db8:${(i >>> 16).toString(16)}::${(i & 0xffff).toString(16)}` : `${10 + ((i >>> 24) & 0x3f)}.${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255}`;
+  const port = i % 7 === 0 ? 8443 : 443;
+  const sec = String(i % 60).padStart(2, '0');
+  return `"2024-06-03 01:${String(Math.floor(i / 60) % 60).padStart(2, '0')}:${sec}",critical,${ip},tcp,${port},mail${i}.example.org,"${TAGS[i % TAGS.length]}",${64500 + (i % 500)},ZZ,REGION,CITY,517311,ptr,` +
+    `"Communications, Service Provider, and Hosting Service",${BUILDS[i % BUILDS.length]},EXCH${i % 100},https://mail${i}.example.org/owa/`;
+}
+
+async function generate(path: string): Promise<void> {
+  const out = createWriteStream(path);
+  out.write(`${HEADER}\n`);
+  let chunk: string[] = [];
+  for (let i = 0; i < ROWS; i++) {
+    chunk.push(row(i));
+    if (chunk.length === 10_000) {
+      if (!out.write(`${chunk.join('\n')}\n`)) await once(out, 'drain');
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) out.write(`${chunk.join('\n')}\n`);
+  out.end();
+  await once(out, 'finish');
+}
+
+async function admin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tocsin-bench-feeds-'));
+  const file = join(dir, '2024-06-03-scan_exchange-bench-asn.csv');
+  let lease: Awaited<ReturnType<typeof acquireEmbedded>> | null = null;
+  const given = opt('database') ?? process.env.TOCSIN_DATABASE_URL ?? process.env.TOCSIN_TEST_PG_URL;
+  let adminUrl: string;
+  if (given !== undefined && given !== '') adminUrl = given;
+  else {
+    lease = await acquireEmbedded(join(dir, 'home'));
+    adminUrl = lease.url;
+  }
+  const name = `tocsin_bench_feeds_${process.pid}`;
+  await admin(adminUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  try {
+    let t = performance.now();
+    await generate(file);
+    const mb = statSync(file).size / 1e6;
+    console.log(`generated ${ROWS.toLocaleString('en')} rows (${mb.toFixed(0)} MB) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+    const database = await openDatabase({ home: join(dir, 'home'), databaseUrl: url });
+    let peak = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 50);
+    t = performance.now();
+    const [r] = await importFeeds([file], { db: database.db });
+    const importS = (performance.now() - t) / 1000;
+    clearInterval(sampler);
+    const stored = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM feed_observations`.execute(database.db)).rows[0]?.n ?? 0;
+    await database.close();
+    if (r === undefined || r.status !== 'imported' || r.imported !== ROWS || stored !== ROWS) {
+      console.error(`LOST ROWS: ${JSON.stringify(r)}, ${stored} stored`);
+      process.exitCode = 1;
+    }
+    const maxRss = process.resourceUsage().maxRSS * 1024;
+    console.log(`tocsin feeds import: ${importS.toFixed(1)} s, ${Math.round(ROWS / importS).toLocaleString('en')} rows/s ` +
+      `(rows + observations + assessments + provenance), peak RSS ${(peak / 1e6).toFixed(0)} MB sampled, ${(maxRss / 1e6).toFixed(0)} MB getrusage`);
+
+    await admin(url, (c) => c.query(`CREATE TABLE scratch (${HEADER.split(',').map((h) => `"${h}" text`).join(', ')})`));
+    t = performance.now();
+    const copy = spawnSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-c', `\\copy scratch FROM '${file}' WITH (FORMAT csv, HEADER true)`], { encoding: 'utf8' });
+    const copyS = (performance.now() - t) / 1000;
+    if (copy.status !== 0) {
+      console.log(`baseline COPY not run (psql: ${copy.error?.message ?? copy.stderr.trim()})`);
+      return;
+    }
+    console.log(`plain COPY (psql \\copy, text columns): ${copyS.toFixed(1)} s, ${Math.round(ROWS / copyS).toLocaleString('en')} rows/s`);
+    console.log(`ratio: tocsin takes ${(importS / copyS).toFixed(1)}x the time of a plain COPY (target: >= 100,000 rows/s; measured ${Math.round(ROWS / importS).toLocaleString('en')})`);
+  } finally {
+    await admin(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => undefined);
+    await lease?.release();
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
