@@ -192,7 +192,7 @@ test('wildcard SANs: *.mail.example.org is under example.org; *.org and partial 
   assert.equal(who({ ip: '172.16.0.1', certificate: { sans: ['*.org', 'f*.example.org', '*'] } }).orgId, null);
 });
 
-test('domain sources: a certificate SAN beats a PTR; PTR alone gives 0.5; the CN counts like a SAN', () => {
+test('domain sources: a certificate SAN beats a PTR; PTR alone gives 0.5; the CN counts like a SAN, once', () => {
   const r = who({ ip: '172.16.0.1', ptr: ['host-1.isp.example'], certificate: { sans: ['owa.example.org'] } });
   assert.equal(r.orgId, DOMAIN_ONLY);
   assert.deepEqual(r.candidates.map((c) => [c.orgId, c.lost, c.confidence]), [[ISP, 'weaker-source', 0.5]]);
@@ -200,7 +200,11 @@ test('domain sources: a certificate SAN beats a PTR; PTR alone gives 0.5; the CN
   assert.equal(ptr.orgId, ISP);
   assert.equal(ptr.confidence, 0.5);
   assert.equal(ptr.rule, 'domain');
-  const cn = who({ ip: '172.16.0.1', certificate: { cn: 'owa.example.org', sans: ['owa.example.org'] } });
+  // The CN alone matches; the CN repeating a SAN is not a second candidate; a CN with another name is.
+  const cnOnly = who({ ip: '172.16.0.1', certificate: { cn: 'owa.example.org' } });
+  assert.deepEqual([cnOnly.orgId, cnOnly.confidence, (cnOnly.evidence as { hostnameSource: string }).hostnameSource], [DOMAIN_ONLY, 0.6, 'cert-cn']);
+  assert.deepEqual(who({ ip: '172.16.0.1', certificate: { cn: 'owa.example.org', sans: ['owa.example.org'] } }).candidates, []);
+  const cn = who({ ip: '172.16.0.1', certificate: { cn: 'OWA.example.org', sans: ['mail.example.org'] } });
   assert.equal(cn.orgId, DOMAIN_ONLY);
   assert.deepEqual(cn.candidates.map((c) => [c.orgId, c.lost, (c.evidence as { hostnameSource: string }).hostnameSource]), [[DOMAIN_ONLY, 'same-organisation', 'cert-cn']]);
 });

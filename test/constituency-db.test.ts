@@ -133,3 +133,25 @@ testEachBackend('constituency: a refused file leaves its source unchanged; dupli
   assert.equal(await store.addEntry('Acme', manualEntry('domain', { value: 'ACME.example.' }, new Date()), 'x'), false);
   assert.equal(await store.auditCount(), n + 1);
 });
+
+testEachBackend('constituency: a changed value is one update; a parent loop in a file is not stored; removing an organisation audits each entry', async ({ database }) => {
+  const store = createConstituencyStore(database.db);
+  const v1 = 'organisation,parent,contact,language\nA,B,cert@a.example,de\nB,A,cert@b.example,\nC,A,,\n';
+  const r0 = await importFiles(store, [file('l.csv', v1)], 'loop');
+  assert.deepEqual(r0.files[0]?.problems.map((p) => [p.line, p.error]), [[3, 'parent "A" of "B" would make a loop: no parent set']]);
+  const parents = new Map((await store.listOrgs()).map((o) => [o.name, o.parent]));
+  assert.equal(parents.get('C'), 'A');
+  assert.ok(parents.get('A') === null || parents.get('B') === null, `no loop: A -> ${parents.get('A')}, B -> ${parents.get('B')}`);
+  const n = await store.auditCount();
+  const r = await importFiles(store, [file('l.csv', v1.replace('cert@a.example,de', 'cert@a.example,fr'))], 'loop');
+  assert.equal(r.sources[0]?.applied?.entriesChanged, 1);
+  assert.equal(r.files[0]?.imported, 1);
+  assert.equal(await store.auditCount(), n + 1);
+  const change = (await store.audit({ limit: 1 }))[0];
+  assert.deepEqual([change?.action, (change?.before as { language: string }).language, (change?.after as { language: string }).language], ['update', 'de', 'fr']);
+  const removed = await store.removeOrg('a', 'alice');
+  assert.equal(removed.contacts.length, 1);
+  const last = await store.audit({ limit: 2 });
+  assert.deepEqual(last.map((a) => `${a.action} ${a.entity} ${a.who}`).sort(), ['delete contact alice', 'delete organisation alice']);
+  assert.equal((await store.getOrg('C'))?.parent, null, 'the child lost its removed parent');
+});

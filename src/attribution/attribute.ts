@@ -49,18 +49,26 @@ function cmpKey(x: Scored, y: Scored): number {
   return RULE_ORDER[x.rule] - RULE_ORDER[y.rule] || (x.a < y.a ? -1 : x.a > y.a ? 1 : 0) || x.b - y.b || x.c - y.c;
 }
 
-/** The exposure's hostnames with their sources, normalised; unusable names are dropped. */
+/**
+ * The exposure's hostnames with their sources, normalised; unusable names are dropped, and a name already listed
+ * through a source of at least the same confidence is not listed again (a certificate's CN is nearly always one of
+ * its SANs: matching it twice would only add a "same organisation" candidate).
+ */
 function hostnamesOf(facts: ExposureFacts): { name: string; source: HostnameSource }[] {
   const out: { name: string; source: HostnameSource }[] = [];
+  const add = (name: string, source: HostnameSource): void => {
+    for (const o of out) if (o.name === name && CONFIDENCE.domain[o.source] >= CONFIDENCE.domain[source]) return;
+    out.push({ name, source });
+  };
   const plain = (raw: string | null | undefined, source: HostnameSource): void => {
     if (typeof raw !== 'string') return;
     const name = normaliseHostname(raw);
-    if (name !== null) out.push({ name, source });
+    if (name !== null) add(name, source);
   };
   const cert = (raw: string | null | undefined, source: HostnameSource): void => {
     if (typeof raw !== 'string') return;
     const c = certificateName(raw);
-    if (c !== null) out.push({ name: c.name, source });
+    if (c !== null) add(c.name, source);
   };
   plain(facts.requestHost, 'request-host');
   plain(facts.feedHostname, 'feed');
@@ -70,7 +78,16 @@ function hostnamesOf(facts: ExposureFacts): { name: string; source: HostnameSour
   return out;
 }
 
-export function attribute(index: AttributionIndex, facts: ExposureFacts): Attribution {
+export interface AttributeOptions {
+  /**
+   * List the losing candidates with why they lost (default true). Bulk attribution that stores only the decision
+   * passes false (`candidates` is then empty and `omitted` counts them): the explanation is rebuilt on demand
+   * (`tocsin whois`) from the same index, and building its sentences is most of the cost of a query.
+   */
+  readonly candidates?: boolean;
+}
+
+export function attribute(index: AttributionIndex, facts: ExposureFacts, opts: AttributeOptions = {}): Attribution {
   const port = typeof facts.port === 'number' ? facts.port : null;
   const parsed = typeof facts.ip === 'string' ? parseIp(facts.ip.trim()) : null;
   if (parsed === null) return unattributed(String(facts.ip), port, `'${String(facts.ip)}' is not an IP address`);
@@ -120,7 +137,8 @@ export function attribute(index: AttributionIndex, facts: ExposureFacts): Attrib
 
   if (index.domains.size > 0) domainCandidates(index, facts, scored);
 
-  const ipText = formatIp(ip);
+  // A strict dotted quad is already canonical (parseIPv4 refuses leading zeros): no need to format it again.
+  const ipText = parsed.family === 4 ? facts.ip.trim() : formatIp(ip);
   if (scored.length === 0) return unattributed(ipText, port, null);
   if (scored.length > 1) scored.sort(byStrength);
   const winner = scored[0]!;
@@ -128,12 +146,15 @@ export function attribute(index: AttributionIndex, facts: ExposureFacts): Attrib
   const winnerOrg = index.organisations.get(winner.orgId);
   const winnerName = winnerOrg?.org.name ?? null;
   const candidates: LosingCandidate[] = [];
-  for (let i = 1; i < scored.length && candidates.length < MAX_CANDIDATES; i++) {
+  const limit = opts.candidates === false ? 0 : MAX_CANDIDATES;
+  let winnerRecord: string | null = null;
+  for (let i = 1; i < scored.length && candidates.length < limit; i++) {
     const s = scored[i]!;
     const lost = lossReason(s, winner);
+    winnerRecord ??= describeEvidence(winner.evidence);
     candidates.push({
       orgId: s.orgId, orgName: index.organisations.get(s.orgId)?.org.name ?? null, rule: s.rule, confidence: s.confidence,
-      evidence: s.evidence, lost, why: explainLoss(lost, s, winner, winnerName),
+      evidence: s.evidence, lost, why: explainLoss(lost, s, winner, winnerName, winnerRecord),
     });
   }
   return {
@@ -222,9 +243,8 @@ export function describeEvidence(e: AttributionEvidence): string {
   }
 }
 
-function explainLoss(lost: LossReason, s: Scored, w: Scored, winnerName: string | null): string {
+function explainLoss(lost: LossReason, s: Scored, w: Scored, winnerName: string | null, wRecord: string): string {
   const wName = winnerName ?? `organisation ${w.orgId}`;
-  const wRecord = describeEvidence(w.evidence);
   switch (lost) {
     case 'same-organisation':
       return `points at ${wName} too`;

@@ -71,18 +71,33 @@ function segmentsOf<T extends number | bigint>(
   return { points, setOf, sets };
 }
 
-/** IPv4: keys 0..2^32-1 as numbers. */
+/**
+ * IPv4: keys 0..2^32-1 as numbers, plus a first-level table by the address's top 16 bits that narrows the binary
+ * search to the segments of one /16 (usually a handful): with 100,000 networks a plain binary search takes ~18
+ * dependent reads spread over a 1.4 MB array, each a likely cache miss; this takes two or three.
+ */
 export function buildV4Index(ranges: readonly Range<number>[], rank: readonly number[]): RangeIndex<number> {
   const { points, setOf, sets } = segmentsOf(ranges, (x) => x + 1, (r) => r.last - r.first, rank);
   const keys = Float64Array.from(points);
   const ids = Int32Array.from(setOf);
+  // below[b]: the index of the last point <= b * 65536 (-1: none), for b = 0..65536.
+  const below = new Int32Array(65537);
+  let p = -1;
+  for (let b = 0; b <= 65536; b++) {
+    const start = b * 65536;
+    while (p + 1 < keys.length && keys[p + 1]! <= start) p++;
+    below[b] = p;
+  }
   return {
     segments: keys.length,
     lookup(x: number): readonly number[] {
-      // The last point <= x; before the first point nothing is covered.
-      let lo = 0;
-      let hi = keys.length - 1;
-      if (hi < 0 || x < keys[0]!) return NONE;
+      // The last point <= x lies between below[b] and below[b + 1] (x < the next bucket's start).
+      const b = Math.floor(x / 65536);
+      let lo = below[b]!;
+      let hi = below[b + 1]!;
+      if (hi < 0) return NONE;
+      if (lo < 0) lo = 0;
+      if (keys[lo]! > x) return NONE;
       while (lo < hi) {
         const mid = (lo + hi + 1) >>> 1;
         if (keys[mid]! <= x) lo = mid;

@@ -104,15 +104,44 @@ export function planImport(
   const problems: ImportProblem[] = [];
   const createOrgs: { name: string; attrs: OrgAttrs }[] = [];
   const updateOrgs: { org: CurrentOrg; attrs: OrgAttrs }[] = [];
+  // Parents as they will be (lower-case names): the registry's, overlaid with the files' where the import owns
+  // the organisation; a parent that closes a loop is dropped here, so that the plan is stable (idempotent).
+  const owns = (key: string): boolean => {
+    const cur = byName.get(key);
+    return cur === undefined || (cur.layer === 'imported' && cur.source === source);
+  };
+  const parentOf = new Map<string, string | null>();
+  for (const o of orgs) parentOf.set(o.name.toLowerCase(), o.parentId === null ? null : (byId.get(o.parentId)?.name.toLowerCase() ?? null));
+  for (const r of desired) {
+    const key = r.name.toLowerCase();
+    if (owns(key)) parentOf.set(key, null);
+  }
+  const parents = new Map<string, string | null>();
   for (const r of desired) {
     const key = r.name.toLowerCase();
     let parent = r.parent === null ? null : r.parent.toLowerCase();
+    const at = r.rows[0] ?? { file: '', line: 0 };
     if (parent !== null && !wanted.has(parent) && !byName.has(parent)) {
-      const at = r.rows[0] ?? { file: '', line: 0 };
       problems.push({ file: at.file, line: at.line, raw: r.parent ?? '', error: `parent ${quote(r.parent ?? '')} of ${quote(r.name)} is neither in the files nor in the registry: no parent set` });
       parent = null;
     }
-    const attrs: OrgAttrs = { sector: r.sector, country: r.country, size: r.size, parent };
+    if (parent !== null && owns(key)) {
+      let cur: string | null = parent;
+      for (let steps = 0; cur !== null && steps <= parentOf.size; steps++) {
+        if (cur === key) break;
+        cur = parentOf.get(cur) ?? null;
+      }
+      if (cur === key) {
+        problems.push({ file: at.file, line: at.line, raw: r.parent ?? '', error: `parent ${quote(r.parent ?? '')} of ${quote(r.name)} would make a loop: no parent set` });
+        parent = null;
+      }
+      parentOf.set(key, parent);
+    }
+    parents.set(key, parent);
+  }
+  for (const r of desired) {
+    const key = r.name.toLowerCase();
+    const attrs: OrgAttrs = { sector: r.sector, country: r.country, size: r.size, parent: parents.get(key) ?? null };
     const cur = byName.get(key);
     const first = r.rows[0];
     if (cur === undefined) {

@@ -151,7 +151,15 @@ async function* sources(path: string, st: Stats | undefined, stdin: AsyncIterabl
         yield { file, baseName: name, open: nothing, problem: why };
         continue;
       }
-      const member = (): AsyncIterable<Buffer> => openZipEntry(path, e, () => undefined);
+      // A member inflating past its declared size (a zip bomb or a lying header) is cut there by the reader:
+      // then the file is rejected rather than imported in part.
+      const member = async function* (): AsyncGenerator<Buffer> {
+        let overflow = false;
+        yield* openZipEntry(path, e, () => {
+          overflow = true;
+        });
+        if (overflow) throw new TocsinError('TOCSIN_FEED_REJECTED', `${file}: the member inflates beyond its declared size`);
+      };
       yield name.toLowerCase().endsWith('.gz')
         ? { file, baseName: name.slice(0, -3), open: () => gunzip(member()) }
         : { file, baseName: name, open: member };

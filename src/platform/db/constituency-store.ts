@@ -305,8 +305,9 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
 
     /** Every organisation with everything it holds, by name. */
     async exportAll(): Promise<OrgDetail[]> {
+      const orgs = await this.listOrgs();
       const out: OrgDetail[] = [];
-      for (const o of await this.listOrgs()) out.push(await detail(db, o));
+      for (let i = 0; i < orgs.length; i += 10 * BATCH) out.push(...(await details(db, orgs.slice(i, i + 10 * BATCH))));
       return out;
     },
 
@@ -485,21 +486,38 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
   }
 
   async function detail(trx: Db, o: OrgRow): Promise<OrgDetail> {
-    const networks = await trx.selectFrom('constituency_networks').select(['id', sql<string>`network::text`.as('network'), 'text', 'abuse_mailbox', 'layer', 'source'])
-      .where('org_id', '=', o.id).orderBy(sql`family(constituency_networks.network)`).orderBy(sql`constituency_networks.network`).orderBy('layer', 'desc').execute();
-    const asns = await trx.selectFrom('constituency_asns').select(['id', 'asn', 'layer', 'source']).where('org_id', '=', o.id).orderBy('asn').orderBy('layer', 'desc').execute();
-    const domains = await trx.selectFrom('constituency_domains').select(['id', 'domain', 'layer', 'source']).where('org_id', '=', o.id).orderBy('domain').orderBy('layer', 'desc').execute();
-    const contacts = await trx.selectFrom('constituency_contacts').select(['id', 'role', 'email', 'language', 'pgp', 'layer', 'source']).where('org_id', '=', o.id)
+    return (await details(trx, [o]))[0] as OrgDetail;
+  }
+
+  /** Organisations with their entries: five queries whatever the number of organisations (export reads them all). */
+  async function details(trx: Db, orgs: readonly OrgRow[]): Promise<OrgDetail[]> {
+    const ids = orgs.map((o) => o.id);
+    const of = sql<boolean>`org_id = ANY(${ids}::bigint[])`;
+    const networks = await trx.selectFrom('constituency_networks').select(['org_id', 'id', sql<string>`network::text`.as('network'), 'text', 'abuse_mailbox', 'layer', 'source'])
+      .where(of).orderBy(sql`family(constituency_networks.network)`).orderBy(sql`constituency_networks.network`).orderBy('layer', 'desc').execute();
+    const asns = await trx.selectFrom('constituency_asns').select(['org_id', 'id', 'asn', 'layer', 'source']).where(of).orderBy('asn').orderBy('layer', 'desc').execute();
+    const domains = await trx.selectFrom('constituency_domains').select(['org_id', 'id', 'domain', 'layer', 'source']).where(of).orderBy('domain').orderBy('layer', 'desc').execute();
+    const contacts = await trx.selectFrom('constituency_contacts').select(['org_id', 'id', 'role', 'email', 'language', 'pgp', 'layer', 'source']).where(of)
       .orderBy('role').orderBy(sql`lower(email)`).orderBy('layer', 'desc').execute();
-    const optOuts = await trx.selectFrom('constituency_opt_outs').select(['id', 'condition', 'expires_at', 'layer', 'source']).where('org_id', '=', o.id).orderBy('condition').execute();
-    return {
-      id: o.id, name: o.name, sector: o.sector, country: o.country, size: o.size, parent: o.parent, layer: o.layer, source: o.source,
-      networks: networks.map((n) => ({ id: n.id, network: n.network, text: n.text, abuseMailbox: n.abuse_mailbox, layer: n.layer, source: n.source })),
-      asns: asns.map((a) => ({ id: a.id, asn: a.asn, layer: a.layer, source: a.source })),
-      domains: domains.map((d) => ({ id: d.id, domain: d.domain, layer: d.layer, source: d.source })),
-      contacts: contacts.map((c) => ({ id: c.id, role: c.role, email: c.email, language: c.language, pgp: c.pgp, layer: c.layer, source: c.source })),
-      optOuts: optOuts.map((x) => ({ id: x.id, condition: x.condition, expiresAt: x.expires_at === null ? null : x.expires_at.toISOString(), layer: x.layer, source: x.source })),
+    const optOuts = await trx.selectFrom('constituency_opt_outs').select(['org_id', 'id', 'condition', 'expires_at', 'layer', 'source']).where(of).orderBy('condition').execute();
+    const group = <R extends { org_id: number }, T>(rows: readonly R[], map: (r: R) => T): Map<number, T[]> => {
+      const m = new Map<number, T[]>();
+      for (const r of rows) {
+        const list = m.get(r.org_id);
+        if (list === undefined) m.set(r.org_id, [map(r)]);
+        else list.push(map(r));
+      }
+      return m;
     };
+    const n = group(networks, (x): NetworkRow => ({ id: x.id, network: x.network, text: x.text, abuseMailbox: x.abuse_mailbox, layer: x.layer, source: x.source }));
+    const a = group(asns, (x): AsnRow => ({ id: x.id, asn: x.asn, layer: x.layer, source: x.source }));
+    const d = group(domains, (x): DomainRow => ({ id: x.id, domain: x.domain, layer: x.layer, source: x.source }));
+    const c = group(contacts, (x): ContactRow => ({ id: x.id, role: x.role, email: x.email, language: x.language, pgp: x.pgp, layer: x.layer, source: x.source }));
+    const oo = group(optOuts, (x): OptOutRow => ({ id: x.id, condition: x.condition, expiresAt: x.expires_at === null ? null : x.expires_at.toISOString(), layer: x.layer, source: x.source }));
+    return orgs.map((o) => ({
+      id: o.id, name: o.name, sector: o.sector, country: o.country, size: o.size, parent: o.parent, layer: o.layer, source: o.source,
+      networks: n.get(o.id) ?? [], asns: a.get(o.id) ?? [], domains: d.get(o.id) ?? [], contacts: c.get(o.id) ?? [], optOuts: oo.get(o.id) ?? [],
+    }));
   }
 
   /**
