@@ -90,7 +90,9 @@ testEachBackend('migrations apply once, then are idempotent, also from two conne
   assert.deepEqual(again.current, MIGRATIONS.map((m) => m.id));
 
   // Two independent pools racing on a fresh schema: the advisory lock serialises them.
-  await sql`DROP TABLE observation_responses, raw_responses, assessments, observations, scan_attempts, scans, tocsin_migrations`.execute(database.db);
+  // Every table of ours (later migrations add more): the race below starts from an empty schema.
+  const tables = await sql<{ tablename: string }>`SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`.execute(database.db);
+  for (const { tablename } of tables.rows) await sql`DROP TABLE IF EXISTS ${sql.table(tablename)} CASCADE`.execute(database.db);
   const pools = [new pg.Pool({ connectionString: url, max: 2 }), new pg.Pool({ connectionString: url, max: 2 })];
   const dbs = pools.map((pool) => new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }));
   try {
