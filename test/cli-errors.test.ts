@@ -179,8 +179,22 @@ test('scan | head -1: a closed stdout stops the scan cleanly (exit 141, no stack
   assertClean(r, 141, /standard output was closed; stopping/);
 });
 
+/**
+ * The web server's connection count once it has stopped moving: connections a previous test's scan left in
+ * the listen queue are accepted after that scan exits, and must not be charged to the next test.
+ */
+async function quietConnections(): Promise<number> {
+  let last = webConnections;
+  for (let quiet = 0; quiet < 3; ) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    quiet = webConnections === last ? quiet + 1 : 0;
+    last = webConnections;
+  }
+  return last;
+}
+
 test('--exclude 300.0.0.0/8 is an invalid CIDR, not a missing file; nothing is sent', { timeout: 60_000 }, async () => {
-  const before = webConnections;
+  const before = await quietConnections();
   const r = await runCli(['scan', '127.93.4.1', '--ports', `${webPort}/http`, '--no-store', '--exclude', '300.0.0.0/8'], env(), 50_000);
   const err = assertClean(r, 64, /TOCSIN_TARGET_INVALID: exclusion list: --exclude 1: '300\.0\.0\.0\/8' is not a CIDR/);
   assert.doesNotMatch(err, /cannot read|ENOENT/, err);
@@ -188,7 +202,7 @@ test('--exclude 300.0.0.0/8 is an invalid CIDR, not a missing file; nothing is s
 });
 
 test('a CIDR with host bits set (127.1.0.1/8) is refused with a hint naming the network; nothing is sent', { timeout: 60_000 }, async () => {
-  const before = webConnections;
+  const before = await quietConnections();
   const r = await runCli(['scan', '127.93.4.1/16', '--ports', `${webPort}/http`, '--no-store'], env(), 50_000);
   assertClean(r, 64, /'127\.93\.4\.1\/16' has host bits set: it lies in the network 127\.93\.0\.0\/16 \(65,536 addresses\); give 127\.93\.0\.0\/16 .*or 127\.93\.4\.1 for the one address/);
   assert.equal(webConnections, before, 'nothing was contacted');
@@ -198,7 +212,7 @@ test('a CIDR with host bits set (127.1.0.1/8) is refused with a hint naming the 
 });
 
 test('--ports 443,,80 is refused before anything is sent', { timeout: 60_000 }, async () => {
-  const before = webConnections;
+  const before = await quietConnections();
   const r = await runCli(['scan', '127.93.4.1', '--ports', `${webPort}/http,,80`, '--no-store'], env(), 50_000);
   assertClean(r, 64, /--ports: entry 2 of .* is empty/);
   assert.equal(webConnections, before);
