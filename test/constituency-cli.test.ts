@@ -4,7 +4,7 @@
  * (nothing imported), a binary file (refused, the other sources imported, exit 65), bad rows (listed as
  * file:line with the raw line, the rest imported, exit 0), hostile text sanitised.
  */
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,9 @@ const FIX = join(import.meta.dirname, 'fixtures', 'constituency');
 let dir: string;
 let db: FreshDatabase;
 
+// A suite, so its after() (dropping the database) runs before the db helper's root-level after() releases the
+// shared embedded server.
+describe('tocsin constituency and org through the compiled CLI', () => {
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tocsin-constituency-cli-'));
   db = await freshDatabase('embedded');
@@ -95,4 +98,5 @@ test('bad inputs: a missing file imports nothing; a binary file is refused while
   assert.match(unknown.err, /TOCSIN_ORG_NOT_FOUND/);
   const badFormat = await tocsin('constituency', 'import', good, '--format', 'xml');
   assert.equal(badFormat.code, 64);
+});
 });
