@@ -148,8 +148,8 @@ export function splitResponse(r: ProbeResponse, caps: Caps = DEFAULT_CAPS): Spli
 }
 
 /** Compresses a blob when that saves bytes (off the event loop: zlib's thread pool). */
-export async function packBlob(bytes: Buffer, sha: string = sha256(bytes)): Promise<PackedBlob> {
-  if (bytes.length >= MIN_COMPRESS_BYTES) {
+export async function packBlob(bytes: Buffer, sha: string = sha256(bytes), compress = true): Promise<PackedBlob> {
+  if (compress && bytes.length >= MIN_COMPRESS_BYTES) {
     const z = await gzipAsync(bytes, { level: 6 });
     if (z.length < bytes.length) return { sha, encoding: 'gzip', size: bytes.length, data: z };
   }

@@ -181,7 +181,9 @@ interface RawOfBatch {
 
 async function rawResponsesOf(batch: readonly AttemptResult[], caps: Caps, known: KnownBlobs): Promise<RawOfBatch> {
   const links: Array<Record<string, Json>> = [];
-  const pending = new Map<string, Buffer>();
+  // Heads are stored as they are: each is unique (Date, request ids), small, and a zlib stream per head
+  // (its window allocated and freed per call) cost more CPU than the rest of storage put together.
+  const pending = new Map<string, { readonly bytes: Buffer; readonly compress: boolean }>();
   batch.forEach((b, ord) => {
     if (b.record === null || b.responses === undefined) return;
     b.responses.forEach((resp, i) => {
@@ -191,11 +193,11 @@ async function rawResponsesOf(batch: readonly AttemptResult[], caps: Caps, known
         head: link.head, body: link.body, body_bytes: link.bodyBytes,
         client_truncated: link.clientTruncated, stored_truncated: link.storedTruncated,
       });
-      if (!known.has(link.head)) pending.set(link.head, headBytes);
-      if (!known.has(link.body)) pending.set(link.body, bodyBytes);
+      if (!known.has(link.head)) pending.set(link.head, { bytes: headBytes, compress: false });
+      if (!known.has(link.body)) pending.set(link.body, { bytes: bodyBytes, compress: true });
     });
   });
-  const blobs = await Promise.all([...pending].map(([sha, bytes]) => packBlob(bytes, sha)));
+  const blobs = await Promise.all([...pending].map(([sha, p]) => packBlob(p.bytes, sha, p.compress)));
   return { links, blobs };
 }
 
