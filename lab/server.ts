@@ -84,28 +84,6 @@ export interface Lab {
   close(): Promise<void>;
 }
 
-export interface LabStats {
-  readonly connections: number;
-  readonly rejected: number;
-  readonly requests: number;
-  readonly open: number;
-}
-
-export interface Lab {
-  readonly httpsPort: number;
-  readonly httpPort: number;
-  readonly base: string;
-  readonly seed: number;
-  /** Ground truth, one entry per address, in address order. */
-  readonly hosts: readonly LabHost[];
-  /** Where the keys and certificates are, and whether this start made them (first start) or reused them. */
-  readonly certs: { readonly dir: string; readonly generated: boolean };
-  /** Writes the ground truth as JSONL (one LabHost per line). */
-  writeTruth(path: string): Promise<void>;
-  stats(): LabStats;
-  close(): Promise<void>;
-}
-
 export const DEFAULT_LAB_OPTIONS = { hosts: 256, base: '127.1.0.0', seed: 1, httpsPort: 0, httpPort: 0, latencyMs: 0 } as const;
 
 /** Loads the build rows of the knowledge base as the estate generator wants them. */
