@@ -286,3 +286,60 @@ export interface DbSchema {
   feed_observations: FeedObservationsTable;
   feed_quarantine: FeedQuarantineTable;
 }
+
+/** Migration 0008: an analyst's assignment of an address or network to an organisation (rule `manual`). */
+export interface AttributionOverridesTable {
+  readonly id: GeneratedAlways<number>;
+  target: string;
+  org_id: number;
+  note: string | null;
+  created_by: string;
+  created_at: Generated<Date>;
+}
+
+/** Migration 0008: an imported prefix-to-ASN table. */
+export interface PrefixAsnsTable {
+  prefix: string;
+  asn: number;
+  source: string;
+  imported_at: Generated<Date>;
+}
+
+/** Migration 0008: the stored answer of the attribution engine per address. */
+export interface AttributionsTable {
+  ip: string;
+  org_id: number | null;
+  rule: 'manual' | 'network' | 'asn' | 'domain' | null;
+  confidence: Generated<number>;
+  evidence: ColumnType<Json | null, string | null, string | null>;
+  tie: Generated<boolean>;
+  candidates: JsonColumnDefault<Json>;
+  registry_rev: number;
+  facts_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  attributed_at: Generated<Date>;
+}
+
+/** Migration 0008: owner changes per address, append-only. */
+export interface AttributionChangesTable {
+  readonly id: GeneratedAlways<number>;
+  ip: string;
+  from_org_id: number | null;
+  to_org_id: number | null;
+  rule: string | null;
+  registry_rev: number;
+  at: Generated<Date>;
+}
+
+/** Migration 0008: one row (id 1); `rev` bumped by triggers on every registry change that can change an answer. */
+export interface RegistryRevisionTable {
+  id: number;
+  rev: number;
+}
+
+export interface DbSchema {
+  attribution_overrides: AttributionOverridesTable;
+  prefix_asns: PrefixAsnsTable;
+  attributions: AttributionsTable;
+  attribution_changes: AttributionChangesTable;
+  registry_revision: RegistryRevisionTable;
+}

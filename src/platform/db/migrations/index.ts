@@ -11,6 +11,7 @@ import * as m0004 from './0004-raw-responses.js';
 import * as m0005 from './0005-scan-cancel.js';
 import * as m0006 from './0006-constituency.js';
 import * as m0007 from './0007-feeds.js';
+import * as m0008 from './0008-attributions.js';
 
 export interface Migration {
   readonly id: string;
@@ -25,4 +26,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0005-scan-cancel', up: m0005.up },
   { id: '0006-constituency', up: m0006.up },
   { id: '0007-feeds', up: m0007.up },
+  { id: '0008-attributions', up: m0008.up },
 ];
