@@ -56,3 +56,31 @@ export async function whois(store: Pick<ConstituencyStore, 'exportAll'>, facts: 
     registry: { organisations: index.organisations.size, indexMs: index.stats.buildMs },
   };
 }
+
+export interface RefreshSummary {
+  /** The registry revision the stored answers now carry. */
+  readonly registryRev: number;
+  /** Addresses looked at (new, stale by revision, or with newer facts). */
+  readonly considered: number;
+  readonly attributed: number;
+  readonly unattributed: number;
+  /** Addresses whose organisation changed (each is a row in attribution_changes). */
+  readonly changed: number;
+  readonly ms: number;
+}
+
+/**
+ * Bring the stored attributions (table `attributions`, migration 0008) up to date: every address with an
+ * observation (scan or feed, table `observations` and `feed_observations`) gets a row; rows computed at an older
+ * registry revision, or before newer facts about the address, are recomputed; owner changes are appended to
+ * `attribution_changes`. Idempotent: a second call with nothing changed writes nothing.
+ * CONTRACT for other services (exposures, findings, campaigns): call this before reading `attributions`.
+ */
+export async function refreshAttributions(
+  db: import('kysely').Kysely<import('../platform/db/schema.js').DbSchema>,
+  opts: { readonly who?: string; readonly full?: boolean } = {},
+): Promise<RefreshSummary> {
+  // Placeholder until the attribution store lands (being built now): keeps the contract compiling.
+  void db; void opts;
+  throw new Error('refreshAttributions: not built yet');
+}
