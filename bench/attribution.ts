@@ -4,19 +4,26 @@
  * override per 1,000 networks and a 50,000-row prefix-to-ASN table. Everything is generated from a seed in memory;
  * nothing is read or sent.
  *
- *   npx tsx bench/attribution.ts [-- --observations 1000000 --networks 100000 --sample 10000 --seed 8]
+ *   npx tsx bench/attribution.ts [-- --observations 1000000 --networks 100000 --sample 10000 --check 100000 --seed 8
+ *                                    --engine fast|reference]
  *
- * Prints: index build time, attribution wall and CPU time, observations/s, peak RSS, the share attributed per
- * rule, and two baselines run in the same process: a naive linear scan over every network on a sample
- * (extrapolated to the full run) and a plain Map lookup loop over the same addresses (a floor: one hash lookup
- * per observation, no ranges). Target (issue 8): <= 10 s for the full run. Asserts nothing.
+ * Prints: index build time, attribution wall and CPU time (and CPU ms per 1,000 observations), observations/s,
+ * peak RSS, the share attributed per rule, and baselines run in the same process: the reference engine
+ * (src/attribution/attribute-reference.ts, the plain "score every candidate, sort" engine the fast one replaced)
+ * on the first `--check` observations, whose every answer must equal the fast engine's (a mismatch is printed and
+ * sets the exit code), a naive linear scan over every network on a sample (extrapolated to the full run) and a
+ * plain Map lookup loop over the same addresses (a floor: one hash lookup per observation, no ranges).
+ * `--engine reference` runs the full run with the reference engine instead. Target (issue 8): <= 10 s for the
+ * full run. Asserts nothing about time.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { prng } from '../lab/prng.js';
 import { formatIp, parseIp } from '../src/core/ip.js';
 import {
   attribute,
+  attributeReference,
   buildAttributionIndex,
   parseRange,
   type ExposureFacts,
@@ -39,6 +46,10 @@ const NETS = opt('networks', 100_000);
 const ASNS = opt('asns', 10_000);
 const DOMAINS = opt('domains', 10_000);
 const SAMPLE = opt('sample', 10_000);
+const CHECK = opt('check', 100_000);
+const ENGINE = args.includes('--engine') ? args[args.indexOf('--engine') + 1] : 'fast';
+if (ENGINE !== 'fast' && ENGINE !== 'reference') throw new Error(`--engine ${String(ENGINE)}: fast or reference`);
+const engine = ENGINE === 'fast' ? attribute : attributeReference;
 const rnd = prng(opt('seed', 8));
 const int = (n: number): number => Math.floor(rnd() * n);
 const v4 = (n: number): string => formatIp({ family: 4, value: n >>> 0 });
@@ -123,7 +134,7 @@ const counts = { manual: 0, network: 0, asn: 0, domain: 0, none: 0, tie: 0 };
 const cpu0 = process.cpuUsage();
 t = performance.now();
 for (let i = 0; i < OBS; i++) {
-  const a = attribute(index, observations[i]!);
+  const a = engine(index, observations[i]!);
   counts[a.rule ?? 'none']++;
   if (a.tie) counts.tie++;
 }
@@ -134,11 +145,35 @@ const cpu = process.cpuUsage(cpu0);
 const cpu1 = process.cpuUsage();
 t = performance.now();
 let decided = 0;
-for (let i = 0; i < OBS; i++) if (attribute(index, observations[i]!, { candidates: false }).orgId !== null) decided++;
+for (let i = 0; i < OBS; i++) if (engine(index, observations[i]!, { candidates: false }).orgId !== null) decided++;
 const decideMs = performance.now() - t;
 const decideCpu = process.cpuUsage(cpu1);
 
-// Baseline 1: a naive linear scan over every network for a sample (most specific containing network only).
+// Baseline 1: the other engine on the first CHECK observations, timed in both modes; every answer must be equal.
+const checked = Math.min(CHECK, OBS);
+const other = ENGINE === 'fast' ? attributeReference : attribute;
+const timeRun = (f: typeof attribute, candidates: boolean): number => {
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < checked; i++) f(index, observations[i]!, { candidates });
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+};
+// Alternated, so that a change of the machine's load hits both engines alike.
+const cpuThis = { all: timeRun(engine, true), decide: timeRun(engine, false) };
+const cpuOther = { all: timeRun(other, true), decide: timeRun(other, false) };
+let mismatches = 0;
+for (let i = 0; i < checked; i++) {
+  for (const candidates of [true, false]) {
+    const x = attribute(index, observations[i]!, { candidates });
+    const y = attributeReference(index, observations[i]!, { candidates });
+    if (!isDeepStrictEqual(x, y)) {
+      if (mismatches++ < 3) console.log(`MISMATCH at observation ${i} (candidates ${String(candidates)}):`, JSON.stringify(observations[i]), JSON.stringify(x), JSON.stringify(y));
+    }
+  }
+}
+if (mismatches > 0) process.exitCode = 1;
+
+// Baseline 2: a naive linear scan over every network for a sample (most specific containing network only).
 const parsedNets = networks.map((n) => parseRange(n.network)).filter((r) => typeof r !== 'string');
 const sample = Math.min(SAMPLE, OBS);
 t = performance.now();
@@ -158,7 +193,7 @@ for (let i = 0; i < sample; i++) {
 }
 const naiveMs = ((performance.now() - t) / sample) * OBS;
 
-// Baseline 2: one Map lookup per observation (exact address → org), the floor of any per-observation work.
+// Baseline 3: one Map lookup per observation (exact address → org), the floor of any per-observation work.
 const exact = new Map<string, number>();
 for (let i = 0; i < OBS; i += 7) exact.set(observations[i]!.ip, i);
 t = performance.now();
@@ -170,8 +205,12 @@ const rss = process.resourceUsage().maxRSS * 1024;
 console.log(`attribution: ${OBS.toLocaleString('en')} observations, ${NETS.toLocaleString('en')} networks (${V6_COUNT.toLocaleString('en')} IPv6), ` +
   `${ASNS.toLocaleString('en')} ASNs, ${DOMAINS.toLocaleString('en')} domains, ${overrides.length} overrides, ${prefixAsns.length.toLocaleString('en')} prefix-ASN rows`);
 console.log(`index build        ${buildMs.toFixed(0).padStart(8)} ms   CPU ${((buildCpu.user + buildCpu.system) / 1000).toFixed(0)} ms (${index.stats.segmentsV4.toLocaleString('en')} IPv4 segments, ${index.stats.segmentsV6.toLocaleString('en')} IPv6; ${index.problems.length} problems)`);
-console.log(`attribute all      ${runMs.toFixed(0).padStart(8)} ms   CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, ${Math.round(OBS / (runMs / 1000)).toLocaleString('en')} observations/s, ${((runMs * 1000) / OBS).toFixed(2)} µs each`);
-console.log(`decisions only     ${decideMs.toFixed(0).padStart(8)} ms   CPU ${((decideCpu.user + decideCpu.system) / 1000).toFixed(0)} ms, ${Math.round(OBS / (decideMs / 1000)).toLocaleString('en')} observations/s (candidates: false; ${decided} attributed)`);
+const perK = (ms: number, n: number): string => ((ms / n) * 1000).toFixed(1);
+const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
+console.log(`attribute all      ${runMs.toFixed(0).padStart(8)} ms   CPU ${cpuMs(cpu).toFixed(0)} ms (${perK(cpuMs(cpu), OBS)} ms per 1k), ${Math.round(OBS / (runMs / 1000)).toLocaleString('en')} observations/s, ${((runMs * 1000) / OBS).toFixed(2)} µs each [engine ${ENGINE}]`);
+console.log(`decisions only     ${decideMs.toFixed(0).padStart(8)} ms   CPU ${cpuMs(decideCpu).toFixed(0)} ms (${perK(cpuMs(decideCpu), OBS)} ms per 1k), ${Math.round(OBS / (decideMs / 1000)).toLocaleString('en')} observations/s (candidates: false; ${decided} attributed)`);
+console.log(`${ENGINE === 'fast' ? 'reference' : 'fast'} engine   ${''.padStart(8)}      on the first ${checked.toLocaleString('en')}: CPU ms per 1k with explanations ${perK(cpuOther.all, checked)} vs ${perK(cpuThis.all, checked)} (${ENGINE} is ${(cpuOther.all / cpuThis.all).toFixed(2)}x), ` +
+  `decisions only ${perK(cpuOther.decide, checked)} vs ${perK(cpuThis.decide, checked)} (${(cpuOther.decide / cpuThis.decide).toFixed(2)}x); answers equal: ${mismatches === 0 ? `all ${(2 * checked).toLocaleString('en')}` : `NO, ${mismatches} differ`}`);
 console.log(`  by rule          manual ${counts.manual}, network ${counts.network}, asn ${counts.asn}, domain ${counts.domain}, unattributed ${counts.none} (ties ${counts.tie})`);
 console.log(`naive scan (est.)  ${naiveMs.toFixed(0).padStart(8)} ms   from a ${sample.toLocaleString('en')}-observation sample (${naiveHits} in a network): engine is ${(naiveMs / runMs).toFixed(0)}x faster`);
 console.log(`Map lookup loop    ${mapMs.toFixed(0).padStart(8)} ms   (${mapHits} hits): engine costs ${(runMs / mapMs).toFixed(1)}x a bare hash lookup per observation`);

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prng } from '../lab/prng.js';
 import { formatIp } from '../src/core/ip.js';
-import { attribute, buildAttributionIndex, parseRange, type RegistryNetwork, type ParsedRange } from '../src/attribution/index.js';
+import { attribute, attributeReference, buildAttributionIndex, parseRange, type RegistryNetwork, type ParsedRange } from '../src/attribution/index.js';
 
 type Net = RegistryNetwork & { readonly range: ParsedRange };
 
@@ -117,5 +117,76 @@ test('the index agrees with a linear scan: 10,000 addresses against 2,000 random
     // The generator must exercise what it claims: most addresses covered, many under several networks.
     assert.ok(attributed > 8000, `only ${attributed} of 10,000 addresses inside a network`);
     assert.ok(nested > 2000, `only ${nested} addresses under three or more networks`);
+  }
+});
+
+test('the fast engine equals the reference engine on random registries and random facts (every rule, every source)', () => {
+  const labels = ['a', 'b', 'mail', 'x-1', 'org', 'example', 'test', 'xn--bcher-kva'];
+  const sources = ['csv', 'ripe', null];
+  for (const seed of [3, 77]) {
+    const rnd = prng(seed);
+    const int = (n: number): number => Math.floor(rnd() * n);
+    const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+    const layer = (): 'manual' | 'imported' | undefined => pick(['manual', 'imported', undefined] as const);
+    const nets = randomRegistry(seed, 400);
+    const orgs = Array.from({ length: 50 }, (_, i) => ({
+      id: i + 1, name: `org ${i + 1}`,
+      contacts: i % 4 === 0 ? [{ role: 'abuse' as const, email: `abuse@o${i}.test` }, { role: 'security' as const, email: `cert@o${i}.test` }] : [],
+    }));
+    const name = (n: number): string => Array.from({ length: n }, () => pick(labels)).join('.');
+    const domains = Array.from({ length: 120 }, (_, i) => ({ id: i, orgId: 1 + int(50), domain: name(2 + int(3)), layer: layer(), source: pick(sources) }));
+    const asns = Array.from({ length: 80 }, (_, i) => ({ id: `a${i}`, orgId: 1 + int(50), asn: 64500 + int(30), layer: layer() }));
+    const overrides = Array.from({ length: 40 }, (_, i) => ({
+      id: i, orgId: 1 + int(50),
+      target: rnd() < 0.5 ? pick(nets).network : formatIp(pick(nets).range.family === 4 ? { family: 4, value: 167772160 + int(2 ** 27) } : { family: 6, value: (0x20010db8n << 96n) | BigInt(int(2 ** 30)) }),
+      note: rnd() < 0.5 ? 'analyst' : null,
+    }));
+    const prefixAsns = [
+      ...Array.from({ length: 60 }, () => ({ prefix: pick(nets).network, asn: 64500 + int(30) })),
+      { prefix: '0.0.0.0/0', asn: 64500 + int(30) },
+    ];
+    const index = buildAttributionIndex({ organisations: orgs, networks: nets.map((n) => ({ ...n, abuseMailbox: rnd() < 0.3 ? `abuse@${n.orgId}.net` : null })), asns, domains, overrides, prefixAsns });
+    const host = (): string => {
+      const r = rnd();
+      const base = rnd() < 0.6 ? `${name(1 + int(2))}.${pick(domains).domain}` : name(1 + int(4));
+      if (r < 0.1) return base.toUpperCase();
+      if (r < 0.15) return `${base}.`;
+      if (r < 0.2) return ` ${base} `;
+      if (r < 0.25) return `*.${base}`;
+      if (r < 0.28) return ` *.${base}`;
+      if (r < 0.3) return 'bücher.example';
+      if (r < 0.32) return '192.0.2.1';
+      if (r < 0.34) return 'a..b';
+      return base;
+    };
+    const ip = (): string => {
+      const r = rnd();
+      const n = pick(nets).range;
+      if (r < 0.05) return 'not-an-ip';
+      if (r < 0.1) return `::ffff:${formatIp({ family: 4, value: 167772160 + int(2 ** 27) })}`;
+      if (r < 0.15) return ` ${formatIp({ family: 4, value: int(2 ** 32) })} `;
+      if (n.family === 4) return formatIp({ family: 4, value: n.first + int(n.last - n.first + 1) });
+      return formatIp({ family: 6, value: n.first + (BigInt(int(2 ** 30)) % (n.last - n.first + 1n)) });
+    };
+    let withDomain = 0;
+    for (let k = 0; k < 4000; k++) {
+      const sanCount = rnd() < 0.05 ? 40 + int(40) : int(4);
+      const facts = {
+        ip: ip(),
+        port: rnd() < 0.5 ? 443 : null,
+        ...(rnd() < 0.4 ? { asn: 64500 + int(35) } : {}),
+        ...(rnd() < 0.3 ? { requestHost: host() } : {}),
+        ...(rnd() < 0.3 ? { feedHostname: host() } : {}),
+        ...(rnd() < 0.6 ? { certificate: { cn: rnd() < 0.8 ? host() : null, sans: Array.from({ length: sanCount }, host) } } : {}),
+        ...(rnd() < 0.4 ? { ptr: Array.from({ length: 1 + int(2) }, host) } : {}),
+      };
+      for (const candidates of [true, false]) {
+        const got = attribute(index, facts, { candidates });
+        assert.deepStrictEqual(got, attributeReference(index, facts, { candidates }), `seed ${seed}, ${JSON.stringify(facts)}`);
+        if (candidates && got.candidates.some((c) => c.rule === 'domain')) withDomain++;
+      }
+    }
+    // The generator must reach the domain rule's ordering, not only networks.
+    assert.ok(withDomain > 500, `only ${withDomain} answers list a domain candidate`);
   }
 });

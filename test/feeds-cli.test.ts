@@ -78,6 +78,7 @@ testEachBackend('tocsin feeds import / quarantine / targets through the CLI', as
     const bad = await tocsin(['feeds', 'import', join(FIX, 'does-not-exist.csv'), files[0] ?? ''], env);
     assert.equal(bad.code, 66);
     assert.match(bad.stderr, /TOCSIN_INPUT_UNREADABLE/);
+    assert.equal(bad.stdout, '', 'no table header before the error');
   } finally {
     rmSync(home, { recursive: true, force: true });
   }

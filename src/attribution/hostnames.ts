@@ -36,8 +36,9 @@ function isLdhName(s: string): boolean {
  * a bare address, over length).
  */
 export function normaliseHostname(raw: string): string | null {
-  let s = raw.toLowerCase();
-  if (!isLdhName(s)) {
+  // Most names arrive in normal form already: checked as they are, they need no lower-casing (a copy).
+  let s = raw;
+  if (!isLdhName(s) && !isLdhName((s = raw.toLowerCase()))) {
     // The slow path: surrounding space, a trailing dot, non-ASCII (IDN) labels.
     s = s.trim();
     if (s.endsWith('.')) s = s.slice(0, -1);
@@ -69,6 +70,39 @@ export function certificateName(raw: string): { name: string; wildcard: boolean 
   }
   const name = normaliseHostname(s);
   return name === null ? null : { name, wildcard: false };
+}
+
+/** `certificateName(raw)?.name`, without the object (the engine's per-name path). */
+export function certificateHostname(raw: string): string | null {
+  // Not a wildcard: the name alone decides (normaliseHostname trims when it must), without the object. When that
+  // fails on a name with surrounding space, the full path below decides (a spaced wildcard).
+  if (raw.charCodeAt(0) !== 42) {
+    const name = normaliseHostname(raw);
+    if (name !== null || raw.trim() === raw) return name;
+  }
+  return certificateName(raw)?.name ?? null;
+}
+
+/**
+ * The domain-suffix filter: a bitset (2^20 bits, 128 KB, so it stays in cache) with one bit per registry domain,
+ * addressed by a hash of the domain read right to left (FNV-1a). Read right to left, one pass over a hostname
+ * yields the hash of each of its suffixes, so the suffixes that are surely not registry domains (most of them) are
+ * ruled out without cutting a string or probing the map: in bench/attribution.ts the map probe with its substring
+ * was the costliest line of a query. About 1% false hits at 10,000 domains; a hit is confirmed in the map.
+ */
+export const SUFFIX_FILTER_SHIFT = 12;
+export const FNV_OFFSET = 0x811c9dc5;
+export const FNV_PRIME = 0x01000193;
+
+export function suffixFilterOf(domains: Iterable<string>): Uint32Array {
+  const bits = new Uint32Array(1 << (32 - SUFFIX_FILTER_SHIFT - 5));
+  for (const d of domains) {
+    let h = FNV_OFFSET;
+    for (let i = d.length - 1; i >= 0; i--) h = Math.imul(h ^ d.charCodeAt(i), FNV_PRIME);
+    const b = h >>> SUFFIX_FILTER_SHIFT;
+    bits[b >>> 5]! |= 1 << (b & 31);
+  }
+  return bits;
 }
 
 /** Number of labels of a normalised name (for "most specific suffix"). */

@@ -14,8 +14,13 @@
  *   5. none: unattributed (the review queue).
  * Equal records of two organisations are a tie: the lower organisation id wins, `tie` is set and the confidence
  * halved. Confidence scale: `CONFIDENCE` in types.ts. Contacts: the organisation's, else a network's abuse-mailbox.
+ *
+ * `attributeMany(index, facts[])` answers a batch (the store's bulk refresh: pass `{ candidates: false }` to keep
+ * only the decisions, about twice as fast). `attributeReference` is the plain engine `attribute` must equal (score
+ * every candidate, sort them all): for tests and the benchmark only.
  */
-export { attribute, describeEvidence, type AttributeOptions } from './attribute.js';
+export { attribute, attributeMany, describeEvidence, type AttributeOptions } from './attribute.js';
+export { attributeReference } from './attribute-reference.js';
 export { buildAttributionIndex, parseRange, type AttributionIndex, type ParsedRange } from './attribution-index.js';
 export { certificateName, normaliseHostname } from './hostnames.js';
 export * from './types.js';

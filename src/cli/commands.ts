@@ -19,7 +19,12 @@ import * as org from './org.js';
 import * as cancel from './cancel.js';
 import * as feeds from './feeds.js';
 import * as whois from './whois.js';
+import * as attribution from './attribution.js';
+import * as exposures from './exposures.js';
+import * as findings from './findings.js';
+import * as campaign from './campaign.js';
+import * as stats from './stats.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, kb, lab, forensics, db, check];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, campaign, stats, kb, lab, forensics, db, check];

@@ -12,6 +12,7 @@ import { sanitiseText } from '../core/text.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { openPortAddresses, quarantineRecords, type QuarantineRecord } from '../platform/db/feed-store.js';
 import { importFeeds, type FileResult } from '../services/ingest.js';
+import { registerFetch } from './feeds-fetch.js';
 
 interface ImportFlags {
   format?: string;
@@ -45,13 +46,15 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (flags: { port?: string }) => {
       process.exitCode = await targetsCommand(ctx, parseIntFlag('--port', flags.port, 0, 65535) ?? null);
     });
+  registerFetch(feeds, ctx);
 }
 
 export async function importCommand(ctx: CliContext, paths: readonly string[], flags: ImportFlags): Promise<number> {
   if (paths.filter((p) => p === '-').length > 1) throw new TocsinError('TOCSIN_ARG_INVALID', 'standard input (-) can be read only once');
   const database = await openDatabase(ctx.config());
   try {
-    ctx.stdout.write(`${header()}\n`);
+    // The header goes out with the first file's line: a path that cannot be read fails before any table starts.
+    let headed = false;
     let exit = 0;
     const results = await importFeeds(paths, {
       db: database.db,
@@ -60,6 +63,8 @@ export async function importCommand(ctx: CliContext, paths: readonly string[], f
       source: flags.source ?? null,
       stdin: process.stdin,
       onFile: (r) => {
+        if (!headed) ctx.stdout.write(`${header()}\n`);
+        headed = true;
         ctx.stdout.write(`${line(r)}\n`);
         if (r.error !== null) {
           ctx.stderr.write(`tocsin: ${r.error.code}: ${sanitiseText(r.error.message, { max: 500 })}\n`);

@@ -13,6 +13,8 @@ import { TocsinError } from '../core/errors.js';
 import { sanitiseText } from '../core/text.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { buildReport, listScans, type ExchangeReport, type ReportScope, type ScanSummary } from '../services/report.js';
+import { buildGroupReport } from '../services/exposures.js';
+import { renderGroupReport } from './report-by.js';
 
 export type ReportFormat = 'table' | 'json' | 'csv';
 /** CVEs outside the headline list shown in the table (most exposed first). */
@@ -27,6 +29,8 @@ interface ReportFlags {
   scans?: boolean;
   format?: string;
   output?: string;
+  /** Per organisation or sector, over every scan and feed (src/services/exposures.ts). */
+  by?: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -36,6 +40,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--scan <id>', 'report on this scan (default: the latest); "all" is the same as --all')
     .option('--all', 'report on all scans: the latest observation of each ip:port')
     .option('--scans', 'list the stored scans instead')
+    .option('--by <grouping>', 'org | sector: the picture per organisation or sector (every scan and feed; unattributed addresses as a row)')
     .option('--format <format>', 'table | json | csv (default: from the --output extension, else table)')
     .option('--output <file>', 'write to FILE instead of stdout')
     .action(async (flags: ReportFlags) => {
@@ -51,13 +56,21 @@ async function reportCommand(ctx: CliContext, flags: ReportFlags): Promise<void>
   if (flags.scans === true && (flags.scan !== undefined || flags.all === true)) {
     throw new TocsinError('TOCSIN_ARG_INVALID', '--scans lists scans; it takes no --scan or --all');
   }
+  if (flags.by !== undefined && flags.by !== 'org' && flags.by !== 'sector') {
+    throw new TocsinError('TOCSIN_ARG_INVALID', `--by must be org or sector, got ${JSON.stringify(sanitiseText(flags.by, { max: 20 }))}`);
+  }
+  if (flags.by !== undefined && (flags.scan !== undefined || flags.all === true || flags.scans === true)) {
+    throw new TocsinError('TOCSIN_ARG_INVALID', '--by reports on every scan and feed (newest observation per ip:port); it takes no --scan, --all or --scans');
+  }
+  const by = flags.by;
   const scope: ReportScope =
     flags.all === true || flags.scan === 'all' ? { kind: 'all' } : flags.scan !== undefined ? { kind: 'scan', id: flags.scan } : { kind: 'latest' };
 
   const database = await openDatabase(ctx.config());
   let text: string;
   try {
-    text = flags.scans === true ? renderScans(await listScans(database.db), format) : renderReport(await buildReport(database.db, scope), format);
+    text = by !== undefined ? renderGroupReport(await buildGroupReport(database.db, by), format)
+      : flags.scans === true ? renderScans(await listScans(database.db), format) : renderReport(await buildReport(database.db, scope), format);
   } finally {
     await database.close();
   }

@@ -10,8 +10,7 @@ import { parseIp } from '../core/ip.js';
 import { sanitiseText } from '../core/text.js';
 import { describeEvidence, type Attribution } from '../attribution/index.js';
 import { openDatabase } from '../platform/db/connect.js';
-import { createConstituencyStore } from '../platform/db/constituency-store.js';
-import { whois, type WhoisAnswer } from '../services/attribute.js';
+import { whoisAddress, type AddressWhoisAnswer, type WhoisAnswer } from '../services/attribute.js';
 
 export interface WhoisFlags {
   asn?: string;
@@ -52,12 +51,13 @@ export async function whoisCommand(ctx: CliContext, ip: string, flags: WhoisFlag
   }
   const database = await openDatabase(ctx.config());
   try {
-    const answer = await whois(createConstituencyStore(database.db), {
+    // Flags say what the caller knows; whatever they leave out is read from the address's stored observations.
+    const answer = await whoisAddress(database.db, {
       ip,
-      asn,
-      feedHostname: flags.hostname ?? null,
-      certificate: { sans: flags.san ?? [] },
-      ptr: flags.ptr ?? [],
+      ...(asn === null ? {} : { asn }),
+      ...(flags.hostname === undefined ? {} : { hostname: flags.hostname }),
+      ...(flags.san === undefined ? {} : { sans: flags.san }),
+      ...(flags.ptr === undefined ? {} : { ptr: flags.ptr }),
     });
     ctx.stdout.write(format === 'json' ? `${JSON.stringify(answer.attribution)}\n` : renderWhois(answer));
     return 0;
@@ -69,7 +69,7 @@ export async function whoisCommand(ctx: CliContext, ip: string, flags: WhoisFlag
 const pct = (c: number): string => c.toFixed(2);
 
 /** The explanation, one fact per line (sanitised). */
-export function renderWhois(answer: WhoisAnswer): string {
+export function renderWhois(answer: WhoisAnswer | AddressWhoisAnswer): string {
   const a: Attribution = answer.attribution;
   const lines: string[] = [];
   lines.push(`address      ${show(a.ip)}`);
@@ -94,5 +94,26 @@ export function renderWhois(answer: WhoisAnswer): string {
   }
   if (a.problem !== null) lines.push(`problem      ${show(a.problem)}`);
   if (answer.problems.length > 0) lines.push(`registry     ${answer.problems.length} entr${answer.problems.length === 1 ? 'y' : 'ies'} could not be used (a bug: please report)`);
+  if ('stored' in answer) lines.push(...storedLines(answer));
   return `${lines.join('\n')}\n`;
+}
+
+/** The stored side (src/services/attribute.ts whoisAddress): facts used, the stored answer, the last owner changes. */
+function storedLines(answer: AddressWhoisAnswer): string[] {
+  const lines: string[] = [];
+  const f = answer.facts;
+  const names = [f.requestHost, f.feedHostname, f.certificate?.cn, ...(f.certificate?.sans ?? [])].filter((x): x is string => typeof x === 'string');
+  lines.push(`facts        ${answer.observed ? 'from stored observations and flags' : 'from flags only (nothing stored about this address)'}${f.asn == null ? '' : `, ASN ${f.asn}`}${names.length === 0 ? '' : `, names ${show([...new Set(names)].slice(0, 8).join(' '), 200)}`}`);
+  const s = answer.stored;
+  if (s === null) {
+    lines.push('stored       none (tocsin attribution refresh computes it for observed addresses)');
+  } else {
+    const who = s.orgId === null ? 'unattributed' : `${show(s.org ?? `#${s.orgId}`, 80)} by ${s.rule ?? '?'}`;
+    lines.push(`stored       ${who}, registry revision ${s.registryRev}, at ${s.attributedAt}${s.tie ? ' (a tie)' : ''}`);
+  }
+  for (const c of answer.changes) {
+    const name = (org: string | null, id: number | null): string => (id === null ? 'none' : show(org ?? `#${id}`, 60));
+    lines.push(`changed      ${c.at}: ${name(c.fromOrg, c.fromOrgId)} -> ${name(c.toOrg, c.toOrgId)}${c.rule === null ? '' : ` (${c.rule})`}, registry revision ${c.registryRev}`);
+  }
+  return lines;
 }

@@ -6,6 +6,7 @@
 import { homedir } from 'node:os';
 import { join, isAbsolute } from 'node:path';
 import { TocsinError } from './errors.js';
+import { parseMailFrom, parseSmtpUrl } from './smtp-url.js';
 
 export interface TocsinConfig {
   /** Directory for embedded state (embedded PostgreSQL data, lab certificates, outputs). */
@@ -26,6 +27,10 @@ export interface TocsinConfig {
   readonly concurrency: number;
   /** Scan worker threads; 0 = automatic. */
   readonly workers: number;
+  /** TOCSIN_SMTP_URL: the relay warnings go through (grammar in smtp-url.ts); null = not configured. */
+  readonly smtpUrl: string | null;
+  /** TOCSIN_MAIL_FROM: the sender of warnings (`cert@example.org` or `CERT <cert@example.org>`); null = not set. */
+  readonly mailFrom: string | null;
 }
 
 export const DEFAULT_CONTACT_URL = 'https://tocsin.example.org/scanning';
@@ -85,7 +90,13 @@ export function inspectConfig(
   const concurrency = intSetting(env, 'TOCSIN_CONCURRENCY', 2048, 1, 100_000, problems);
   const workers = intSetting(env, 'TOCSIN_WORKERS', 0, 0, 64, problems);
 
-  return { config: { home, databaseUrl, userAgent, contactUrl, excludeFiles, rateLimit, ratePerNetwork, concurrency, workers }, problems };
+  // Mail settings are optional (only campaigns need them) but, when set, must be valid from the start.
+  const smtpUrl = env.TOCSIN_SMTP_URL && env.TOCSIN_SMTP_URL !== '' ? env.TOCSIN_SMTP_URL : null;
+  if (smtpUrl !== null) problems.push(...parseSmtpUrl(smtpUrl).problems);
+  const mailFrom = env.TOCSIN_MAIL_FROM && env.TOCSIN_MAIL_FROM !== '' ? env.TOCSIN_MAIL_FROM : null;
+  if (mailFrom !== null) problems.push(...parseMailFrom(mailFrom).problems);
+
+  return { config: { home, databaseUrl, userAgent, contactUrl, excludeFiles, rateLimit, ratePerNetwork, concurrency, workers, smtpUrl, mailFrom }, problems };
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 1000): TocsinConfig {

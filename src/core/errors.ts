@@ -108,6 +108,14 @@ export const ERROR_CODES = {
     kind: 'user', exit: 64, http: 404, means: 'The organisation has no such network, ASN, domain, contact or opt-out to remove.',
     hint: 'See what it holds with `tocsin org show NAME`.',
   },
+  TOCSIN_FINDING_NOT_FOUND: {
+    kind: 'user', exit: 64, http: 404, means: 'No finding has the given id.',
+    hint: 'List findings with `tocsin findings --state all`.',
+  },
+  TOCSIN_FINDING_STATE: {
+    kind: 'user', exit: 65, http: 409, means: 'The finding is not in a state that allows this change (closing a closed finding, reopening an open one).',
+    hint: 'See its state and history with `tocsin finding show ID`.',
+  },
   TOCSIN_KB_UNKNOWN_BUILD: {
     kind: 'user', exit: 65, http: 400, means: 'The text given is not an Exchange build number.',
     hint: 'Give an Exchange build such as 15.1.2176.9 (major.minor.build[.revision]).',
@@ -137,6 +145,44 @@ export const ERROR_CODES = {
   TOCSIN_FEED_FORMAT_UNKNOWN: {
     kind: 'user', exit: 65, http: 400, means: 'The format or Shadowserver report type of a feed file could not be told from its content or name.',
     hint: 'Give --format shadowserver|nmap-xml|masscan|zmap, and for Shadowserver files named otherwise than YYYY-MM-DD-TYPE-....csv, --report-type TYPE.',
+  },
+  TOCSIN_FEED_AUTH: {
+    kind: 'user', exit: 77, http: 400, means: 'A feed API (Shadowserver reports API) refused the API key or the request signature.',
+    hint: 'Check TOCSIN_SHADOWSERVER_KEY and TOCSIN_SHADOWSERVER_SECRET (the pair Shadowserver gave you) and TOCSIN_SHADOWSERVER_URL.',
+  },
+  TOCSIN_FEED_FETCH: {
+    kind: 'internal', exit: 69, http: 503, means: 'A feed API listing or report download failed after its retries (HTTP 5xx, timeout, cut or oversized answer, bad JSON).',
+    hint: 'Run `tocsin feeds fetch` again later: what was fetched is remembered and only the failed reports are tried again.',
+  },
+  // Warning campaigns (issue 9): `tocsin campaign`.
+  TOCSIN_CAMPAIGN_NOT_FOUND: {
+    kind: 'user', exit: 64, http: 404, means: 'No campaign has the given id, or the campaign has no message for the named organisation.',
+    hint: 'List campaigns with `tocsin campaign list` and their organisations with `tocsin campaign status ID`.',
+  },
+  TOCSIN_CAMPAIGN_BUSY: {
+    kind: 'user', exit: 75, http: 409, means: 'Another live process is sending the campaign (it holds the campaign\'s lock).',
+    hint: 'Wait for the other `tocsin campaign send` to finish (or stop it), then run send again: nothing is sent twice.',
+  },
+  TOCSIN_CAMPAIGN_STATE: {
+    kind: 'user', exit: 65, http: 409, means: 'The campaign or message is not in a state that allows this (send before approve, a cancelled campaign, resend of a message that is not uncertain or bounced).',
+    hint: 'See `tocsin campaign status ID`; approve with `tocsin campaign approve ID`.',
+  },
+  TOCSIN_TEMPLATE_INVALID: {
+    kind: 'user', exit: 65, http: 400, means: 'A message template is missing, malformed or names a value that does not exist, or a header would span lines.',
+    hint: 'Fix the named file under data/templates/ (see data/templates/README.md); nothing was sent.',
+  },
+  TOCSIN_ACK_TOKEN_INVALID: {
+    kind: 'user', exit: 65, http: 400, means: 'An acknowledgement token is malformed, forged, expired or names no message.',
+    hint: 'Use the link from the warning as it was sent; an expired link needs a new warning or the analyst.',
+  },
+  // The SMTP adapter (src/platform/mail). SMTP outcomes (4xx, 5xx, drops) are values, not errors.
+  TOCSIN_MAIL_MESSAGE_INVALID: {
+    kind: 'internal', exit: 70, http: 500, means: 'A message handed to the SMTP adapter has a header value with a line break or control character, an invalid address, or is larger than the cap.',
+    hint: 'Nothing was sent. Header values must be folded to one line before sending (toHeaderText); report this as a bug.',
+  },
+  TOCSIN_MAIL_SINK: {
+    kind: 'internal', exit: 69, http: 500, means: 'The local mail sink could not listen on 127.0.0.1 or write under TOCSIN_HOME/mail.',
+    hint: 'Check that TOCSIN_HOME is writable and has free space.',
   },
   TOCSIN_LAB_START: {
     kind: 'internal', exit: 69, http: 500, means: 'The lab (simulated Exchange estate) could not listen.',

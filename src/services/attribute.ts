@@ -12,11 +12,27 @@ import {
   type RegistrySnapshot,
   type SnapshotProblem,
 } from '../attribution/index.js';
+import type { Kysely } from 'kysely';
+import { TocsinError } from '../core/errors.js';
+import { canonicalIp, formatIp, parseCidr, parseIp } from '../core/ip.js';
+import { sanitiseText } from '../core/text.js';
 import type { ConstituencyStore, OrgDetail } from '../platform/db/constituency-store.js';
+import {
+  createAttributionStore,
+  type AttributionStore,
+  type AttributionWrite,
+  type OverrideRow,
+  type OwnerChange,
+  type RefreshItem,
+  type ReviewRow,
+  type StoredAttribution,
+} from '../platform/db/attribution-store.js';
+import type { DbSchema, Json } from '../platform/db/schema.js';
 
 /**
- * The engine's snapshot of the registry as the store exports it. Each stored network row is one CIDR (a range is
- * stored as its CIDRs). Manual attribution overrides and a prefix-to-ASN table are not stored yet: empty.
+ * The engine's snapshot of the registry as the constituency store exports it. Each stored network row is one CIDR
+ * (a range is stored as its CIDRs). That export has no attribution overrides or prefix-to-ASN table: empty here;
+ * the attribution store's bulk reader (`createAttributionStore(db).registry()`) has them.
  */
 export function snapshotOf(orgs: readonly OrgDetail[]): RegistrySnapshot {
   return {
@@ -35,9 +51,16 @@ export function snapshotOf(orgs: readonly OrgDetail[]): RegistrySnapshot {
   };
 }
 
+/**
+ * Where the registry is read from: the attribution store (one query per table, with overrides and the prefix
+ * table, in one snapshot) or, for callers that hold only the constituency store, its export (no overrides).
+ */
+export type RegistrySource = Pick<AttributionStore, 'registry'> | Pick<ConstituencyStore, 'exportAll'>;
+
 /** The registry, read and indexed: build once, attribute many. */
-export async function loadAttributionIndex(store: Pick<ConstituencyStore, 'exportAll'>): Promise<AttributionIndex> {
-  return buildAttributionIndex(snapshotOf(await store.exportAll()));
+export async function loadAttributionIndex(source: RegistrySource): Promise<AttributionIndex> {
+  if ('registry' in source) return buildAttributionIndex((await source.registry()).snapshot);
+  return buildAttributionIndex(snapshotOf(await source.exportAll()));
 }
 
 export interface WhoisAnswer {
@@ -48,8 +71,8 @@ export interface WhoisAnswer {
 }
 
 /** `tocsin whois`: who an address (with what else is known about it) belongs to, and why. */
-export async function whois(store: Pick<ConstituencyStore, 'exportAll'>, facts: ExposureFacts): Promise<WhoisAnswer> {
-  const index = await loadAttributionIndex(store);
+export async function whois(source: RegistrySource, facts: ExposureFacts): Promise<WhoisAnswer> {
+  const index = await loadAttributionIndex(source);
   return {
     attribution: attribute(index, facts),
     problems: index.problems,
@@ -69,18 +92,231 @@ export interface RefreshSummary {
   readonly ms: number;
 }
 
+
+/** Plain data to a jsonb value (the engine's results are JSON-safe: strings, numbers, booleans, null). */
+const asJson = (v: unknown): Json => v as Json;
+
+/**
+ * The answer to store for one address. The bulk pass skips the losers' sentences (most of a query's cost); an
+ * address that has losers is computed again with them, so the stored `candidates` (the review queue's "best
+ * losing candidates") is complete.
+ */
+function answerFor(index: AttributionIndex, item: RefreshItem): { write: AttributionWrite; attributed: boolean } {
+  let a = attribute(index, item.facts, { candidates: false });
+  if (a.omitted > 0) a = attribute(index, item.facts);
+  return {
+    attributed: a.orgId !== null,
+    write: {
+      ip: item.ip, hadRow: item.hadRow, prevOrgId: item.prevOrgId, orgId: a.orgId, rule: a.rule, confidence: a.confidence, evidence: asJson(a.evidence), tie: a.tie,
+      candidates: asJson(a.candidates), factsUntil: item.newest,
+    },
+  };
+}
+
 /**
  * Bring the stored attributions (table `attributions`, migration 0008) up to date: every address with an
  * observation (scan or feed, table `observations` and `feed_observations`) gets a row; rows computed at an older
  * registry revision, or before newer facts about the address, are recomputed; owner changes are appended to
  * `attribution_changes`. Idempotent: a second call with nothing changed writes nothing.
  * CONTRACT for other services (exposures, findings, campaigns): call this before reading `attributions`.
+ *
+ * The registry, its revision and the facts are read in one REPEATABLE READ snapshot, and every answer is stamped
+ * with that revision: a registry change committed meanwhile leaves the answers stale (recomputed next time), never
+ * wrongly fresh. Refreshes run one at a time (advisory lock). Addresses stream through a cursor in pages of
+ * REFRESH_PAGE; each page is computed by the pure engine and written in one multi-row upsert.
  */
 export async function refreshAttributions(
-  db: import('kysely').Kysely<import('../platform/db/schema.js').DbSchema>,
+  db: Kysely<DbSchema>,
   opts: { readonly who?: string; readonly full?: boolean } = {},
 ): Promise<RefreshSummary> {
-  // Placeholder until the attribution store lands (being built now): keeps the contract compiling.
-  void db; void opts;
-  throw new Error('refreshAttributions: not built yet');
+  const started = performance.now();
+  return createAttributionStore(db).refreshSession(async (s) => {
+    const index = buildAttributionIndex(s.snapshot);
+    let considered = 0;
+    let attributed = 0;
+    let changed = 0;
+    for await (const page of s.pages(opts.full === true)) {
+      const writes: AttributionWrite[] = [];
+      for (const item of page) {
+        const r = answerFor(index, item);
+        writes.push(r.write);
+        if (r.attributed) attributed++;
+      }
+      considered += page.length;
+      changed += await s.write(writes);
+    }
+    return { registryRev: s.rev, considered, attributed, unattributed: considered - attributed, changed, ms: Math.round(performance.now() - started) };
+  });
+}
+
+/** What `tocsin whois` was told on its command line (undefined: not given, so the stored fact is used). */
+export interface WhoisGiven {
+  readonly ip: string;
+  readonly asn?: number;
+  readonly hostname?: string;
+  readonly sans?: readonly string[];
+  readonly ptr?: readonly string[];
+}
+
+export interface AddressWhoisAnswer extends WhoisAnswer {
+  /** The facts the answer was computed from (flags over stored facts). */
+  readonly facts: ExposureFacts;
+  /** Whether stored observations of the address were found (their facts fill what the flags did not say). */
+  readonly observed: boolean;
+  /** The stored answer (null: never refreshed) and the last owner changes, newest first. */
+  readonly stored: StoredAttribution | null;
+  readonly changes: readonly OwnerChange[];
+}
+
+/** The address in the form the stores key it by (IPv4-mapped IPv6 as IPv4, RFC 5952), or null. */
+export function canonicalAddress(ip: string): string | null {
+  const p = parseIp(ip.trim());
+  return p === null ? null : formatIp(canonicalIp(p));
+}
+
+/**
+ * `tocsin whois IP` over the database: the registry from the attribution store (overrides and prefix table
+ * included), the address's stored facts (feed ASN and hostname, the Host/SNI our scan used, certificate names)
+ * where the flags do not say otherwise, the stored answer and its last owner changes.
+ */
+export async function whoisAddress(db: Kysely<DbSchema>, given: WhoisGiven): Promise<AddressWhoisAnswer> {
+  const ip = canonicalAddress(given.ip);
+  if (ip === null) throw new TocsinError('TOCSIN_ARG_INVALID', `${JSON.stringify(sanitiseText(given.ip, { max: 60 }))} is not an IPv4 or IPv6 address`);
+  const store = createAttributionStore(db);
+  const observed = await store.factsOf(ip);
+  const known = observed?.facts;
+  const facts: ExposureFacts = {
+    ip,
+    asn: given.asn ?? known?.asn ?? null,
+    feedHostname: given.hostname ?? known?.feedHostname ?? null,
+    requestHost: known?.requestHost ?? null,
+    certificate: given.sans !== undefined && given.sans.length > 0 ? { sans: given.sans } : (known?.certificate ?? null),
+    ptr: given.ptr ?? [],
+  };
+  const answer = await whois(store, facts);
+  return { ...answer, facts, observed: observed !== null, stored: await store.stored(ip), changes: await store.changes(ip, 5) };
+}
+
+/** Where a review item came from, and what the analyst sees. */
+export type { ReviewRow } from '../platform/db/attribution-store.js';
+
+/** `tocsin attribution review`: refreshes, then streams the unattributed and ambiguous addresses. */
+export async function reviewQueue(db: Kysely<DbSchema>, opts: { readonly limit?: number | null } = {}): Promise<{ summary: RefreshSummary; rows: AsyncGenerator<ReviewRow> }> {
+  const summary = await refreshAttributions(db);
+  return { summary, rows: createAttributionStore(db).review(opts.limit ?? null) };
+}
+
+/**
+ * An override target as the database stores it: an address becomes its /32 or /128; a CIDR must have no host
+ * bits set (it is never silently widened, as with scan targets); IPv4-mapped IPv6 is read as IPv4.
+ */
+export function overrideTarget(raw: string): string {
+  const s = raw.trim();
+  const bad = (why: string): TocsinError => new TocsinError('TOCSIN_ARG_INVALID', `${JSON.stringify(sanitiseText(s, { max: 60 }))} ${why}`);
+  if (!s.includes('/')) {
+    const ip = canonicalAddress(s);
+    if (ip === null) throw bad('is not an address or a CIDR');
+    return `${ip}/${ip.includes(':') ? 128 : 32}`;
+  }
+  const c = parseCidr(s);
+  if (typeof c === 'string') throw bad(c);
+  const first = canonicalIp(c.family === 4 ? { family: 4, value: c.first } : { family: 6, value: c.first });
+  const mapped = c.family === 6 && first.family === 4;
+  const prefix = mapped ? c.prefix - 96 : c.prefix;
+  if (mapped && prefix < 0) throw bad('mixes IPv4-mapped and other IPv6 addresses');
+  const text = `${formatIp(first)}/${prefix}`;
+  const addr = s.slice(0, s.indexOf('/'));
+  const given = canonicalAddress(addr);
+  if (given !== null && given !== formatIp(first)) throw bad(`has host bits set: the network is ${text}`);
+  return text;
+}
+
+export interface AssignResult {
+  readonly override: OverrideRow;
+  readonly refresh: RefreshSummary;
+  /** The stored answer of the address (null for a network target). */
+  readonly attribution: StoredAttribution | null;
+}
+
+/**
+ * `tocsin attribution assign`: a manual override (beats every other rule; kept across constituency re-imports,
+ * which never touch this table), then a refresh so the stored answers show it.
+ * @throws TOCSIN_ORG_NOT_FOUND when no organisation has that name.
+ */
+export async function assignAddress(db: Kysely<DbSchema>, a: { readonly target: string; readonly org: string; readonly note?: string | null; readonly who: string }): Promise<AssignResult> {
+  const target = overrideTarget(a.target);
+  const store = createAttributionStore(db);
+  const org = await store.orgId(a.org);
+  if (org === null) throw new TocsinError('TOCSIN_ORG_NOT_FOUND', `no organisation named ${JSON.stringify(sanitiseText(a.org, { max: 200 }))}`);
+  const override = await store.assign(target, org.id, a.note ?? null, a.who);
+  const refresh = await refreshAttributions(db);
+  const single = /\/(32|128)$/.test(target) ? target.slice(0, target.lastIndexOf('/')) : null;
+  return { override, refresh, attribution: single === null ? null : await store.stored(single) };
+}
+
+/** `tocsin attribution unassign`: removes the override of exactly that target, then refreshes. */
+export async function unassignAddress(db: Kysely<DbSchema>, rawTarget: string): Promise<{ target: string; refresh: RefreshSummary }> {
+  const target = overrideTarget(rawTarget);
+  if (!(await createAttributionStore(db).unassign(target))) {
+    throw new TocsinError('TOCSIN_ORG_ENTRY_NOT_FOUND', `no manual assignment of ${target} (tocsin attribution assign makes one)`);
+  }
+  return { target, refresh: await refreshAttributions(db) };
+}
+
+/** One line of a prefix-to-ASN table: a row, nothing (blank or comment), or why it is not one. */
+export type PrefixLine = { readonly prefix: string; readonly asn: number } | { readonly error: string } | null;
+
+/**
+ * Reads `PREFIX ASN`, `PREFIX,ASN` or pyasn's `PREFIX<TAB>ASN` (`AS64500` allowed); `#` starts a comment, and
+ * pyasn's `;` header lines are comments too. The prefix must be a CIDR without host bits set.
+ */
+export function parsePrefixLine(line: string): PrefixLine {
+  const text = line.replace(/#.*$/, '').trim();
+  if (text === '' || text.startsWith(';')) return null;
+  const parts = text.split(/\s*,\s*|\s+/);
+  if (parts.length !== 2) return { error: 'expected "PREFIX ASN" (or PREFIX,ASN or PREFIX<tab>ASN)' };
+  const [p = '', a = ''] = parts;
+  const m = /^(?:AS)?(\d{1,10})$/i.exec(a);
+  const asn = m === null ? Number.NaN : Number(m[1]);
+  if (!(asn >= 0 && asn <= 0xffffffff)) return { error: `${JSON.stringify(sanitiseText(a, { max: 30 }))} is not an AS number (0-4294967295)` };
+  if (!p.includes('/')) return { error: `${JSON.stringify(sanitiseText(p, { max: 60 }))} is not a CIDR` };
+  try {
+    return { prefix: overrideTarget(p), asn };
+  } catch (e) {
+    return { error: e instanceof TocsinError ? e.message : String(e) };
+  }
+}
+
+export interface PrefixImportResult {
+  readonly source: string;
+  readonly rows: number;
+  readonly bad: readonly { readonly line: number; readonly error: string }[];
+  readonly added: number;
+  readonly changed: number;
+  readonly removed: number;
+}
+
+/**
+ * `tocsin attribution prefixes import`: replaces the rows of `source` with the table's, in one transaction. Bad
+ * lines are reported with their number and skipped; a table with no good line is refused (it would empty the source).
+ */
+export async function importPrefixTable(db: Kysely<DbSchema>, lines: AsyncIterable<string> | Iterable<string>, source: string): Promise<PrefixImportResult> {
+  if (!/^[a-z0-9][a-z0-9_.-]{0,63}$/i.test(source)) {
+    throw new TocsinError('TOCSIN_ARG_INVALID', `--source must be a short name (a-z, 0-9, _ . -), got ${JSON.stringify(sanitiseText(source, { max: 70 }))}`);
+  }
+  const rows: { prefix: string; asn: number }[] = [];
+  const bad: { line: number; error: string }[] = [];
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    const r = parsePrefixLine(line);
+    if (r === null) continue;
+    if ('error' in r) bad.push({ line: n, error: r.error });
+    else rows.push(r);
+  }
+  if (rows.length === 0) {
+    throw new TocsinError('TOCSIN_INPUT_UNREADABLE', `no prefix-to-ASN line could be read (${bad.length} bad line(s)); the rows of source ${source} are left as they are`);
+  }
+  const applied = await createAttributionStore(db).replacePrefixes(source, rows);
+  return { source, rows: rows.length, bad, ...applied };
 }

@@ -28,11 +28,18 @@ import type { FeedFormat, FeedRow } from '../ingest/types.js';
 import { productRuntimes, type ProductRuntime } from '../products/registry.js';
 import { assess } from '../scan/assess.js';
 import {
-  beginImport, finishImport, importOfContent, insertFeedRows, insertQuarantine,
-  type FeedAssessment, type QuarantinedLine, type StoredFeedRow,
+  beginImport, finishImport, importOfContent, insertFeedRows, insertQuarantine, tuneForBulkImport, FeedRowBatch,
+  type FeedAssessment, type QuarantinedLine,
 } from '../platform/db/feed-store.js';
 import type { DbSchema } from '../platform/db/schema.js';
 
+/**
+ * Rows per statement: large enough that the per-statement cost vanishes, small enough that two batches (one
+ * being stored, one being parsed) stay a few tens of MB.
+ */
+const DEFAULT_BATCH = 10_000;
+/** Bytes per read (and per inflated chunk): fewer, larger chunks through the line splitter. */
+const READ_CHUNK = 1 << 20;
 /** Bytes looked at to detect a format. */
 const HEAD_BYTES = 4096;
 /** Feed name per format when --source is not given. */
@@ -53,7 +60,7 @@ export interface IngestOptions {
   readonly stdin?: AsyncIterable<Buffer | string>;
   /** Products with loaded knowledge bases (default: the registry's). */
   readonly products?: readonly ProductRuntime[];
-  /** Rows per statement (default 5000). */
+  /** Rows per statement (default 10,000). */
   readonly batchSize?: number;
   /** Today, for rows whose report date neither the file nor the row gives (injected for tests). */
   readonly today?: () => string;
@@ -167,10 +174,10 @@ async function* sources(path: string, st: Stats | undefined, stdin: AsyncIterabl
     return;
   }
   if (lower.endsWith('.gz')) {
-    yield { file: path, baseName: basename(path).slice(0, -3), open: () => createReadStream(path).pipe(createGunzip()) };
+    yield { file: path, baseName: basename(path).slice(0, -3), open: () => createReadStream(path, { highWaterMark: READ_CHUNK }).pipe(createGunzip({ chunkSize: READ_CHUNK })) };
     return;
   }
-  yield { file: path, baseName: basename(path), open: () => createReadStream(path) };
+  yield { file: path, baseName: basename(path), open: () => createReadStream(path, { highWaterMark: READ_CHUNK }) };
 }
 
 async function* nothing(): AsyncGenerator<Buffer> {
@@ -248,7 +255,7 @@ async function importOne(src: Source, chosen: FeedFormat | null, o: IngestOption
   let feed: string | null = null;
   const counts = { rowsRead: 0, imported: 0, duplicate: 0, quarantined: 0, skipped: 0 };
   let importId: number | null = null;
-  const batchSize = Math.max(1, Math.floor(o.batchSize ?? 5000));
+  const batchSize = Math.max(1, Math.floor(o.batchSize ?? DEFAULT_BATCH));
   const today = o.today ?? ((): string => new Date().toISOString().slice(0, 10));
   let close = async (): Promise<void> => undefined;
   try {
@@ -261,44 +268,62 @@ async function importOne(src: Source, chosen: FeedFormat | null, o: IngestOption
     feed = feedName;
     await o.db.transaction().execute(async (trx) => {
       const reportType = o.reportType ?? null;
+      await tuneForBulkImport(trx);
       const id = await beginImport(trx, { feed: feedName, format: fmt.id, file: src.file, reportType, reportDate: null });
       importId = id;
-      let rows: StoredFeedRow[] = [];
+      const reportDay = today();
+      let batch = new FeedRowBatch();
       let bad: QuarantinedLine[] = [];
       let fileReport: { type: string | null; date: string | null } = { type: null, date: null };
-      const flush = async (): Promise<void> => {
-        if (rows.length > 0) {
+      // One batch is stored while the next is parsed: the database and the parser work at the same time. One
+      // statement at a time (they share the transaction's connection), so at most two batches are in memory.
+      let inFlight: Promise<void> = Promise.resolve();
+      const store = async (rows: FeedRowBatch, lines: readonly QuarantinedLine[]): Promise<void> => {
+        if (rows.size > 0) {
           const n = await insertFeedRows(trx, id, feedName, rows);
           counts.imported += n;
-          counts.duplicate += rows.length - n;
-          rows = [];
+          counts.duplicate += rows.size - n;
         }
-        if (bad.length > 0) {
-          await insertQuarantine(trx, id, { feed: feedName, format: fmt.id, file: src.file }, bad);
-          bad = [];
-        }
+        if (lines.length > 0) await insertQuarantine(trx, id, { feed: feedName, format: fmt.id, file: src.file }, lines);
+      };
+      const flush = async (): Promise<void> => {
+        const rows = batch;
+        const lines = bad;
+        batch = new FeedRowBatch();
+        bad = [];
+        await inFlight;
+        const p = store(rows, lines);
+        // Awaited at the next flush or below; until then a failure must not count as unhandled.
+        p.catch(() => undefined);
+        inFlight = p;
       };
       const ctx = { file: src.file, baseName: src.baseName, reportType };
-      for await (const item of fmt.parse(splitLines(all), ctx)) {
-        if (item.type === 'skip') {
-          counts.skipped++;
-          continue;
+      try {
+        for await (const item of fmt.parse(splitLines(all), ctx)) {
+          if (item.type === 'skip') {
+            counts.skipped++;
+            continue;
+          }
+          counts.rowsRead++;
+          if (item.type === 'problem') {
+            counts.quarantined++;
+            bad.push({ line: item.line, raw: item.raw, error: item.error });
+          } else {
+            const r = item.row;
+            if (fileReport.type === null) fileReport = { type: r.reportType, date: r.reportDate };
+            batch.add({
+              line: item.line, raw: item.raw, row: r, reportDate: r.reportDate ?? reportDay,
+              assessment: r.kind === 'exchange' ? judge(r) : null, tls: r.port !== null && TLS_PORTS.has(r.port),
+            });
+          }
+          if (batch.size + bad.length >= batchSize) await flush();
         }
-        counts.rowsRead++;
-        if (item.type === 'problem') {
-          counts.quarantined++;
-          bad.push({ line: item.line, raw: item.raw, error: item.error });
-        } else {
-          const r = item.row;
-          if (fileReport.type === null) fileReport = { type: r.reportType, date: r.reportDate };
-          rows.push({
-            line: item.line, raw: item.raw, row: r, reportDate: r.reportDate ?? today(),
-            assessment: r.kind === 'exchange' ? judge(r) : null, tls: r.port !== null && TLS_PORTS.has(r.port),
-          });
-        }
-        if (rows.length + bad.length >= batchSize) await flush();
+        await flush();
+      } finally {
+        // A rejected file stops here with a statement possibly still running: the rollback waits for it.
+        await inFlight.catch(() => undefined);
       }
-      await flush();
+      await inFlight;
       const sha = hash.digest();
       const before = await importOfContent(trx, sha);
       if (before !== null) throw new SameContent(before.id);

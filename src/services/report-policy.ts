@@ -84,10 +84,10 @@ export interface ReportSubject {
 }
 
 /** The set of all headline CVEs; a name no group can have (group names are letters, digits and dashes). */
-const ALL_HEADLINE = '*';
+export const ALL_HEADLINE = '*';
 
 /** Headline groups in display order: name and CVEs (a lone CVE is its own group). */
-function headlineGroups(groups: CveGroups): Array<{ name: string; cves: string[] }> {
+export function headlineGroups(groups: CveGroups): Array<{ name: string; cves: string[] }> {
   const out: Array<{ name: string; cves: string[] }> = [];
   for (const h of groups.headline) {
     const name = h.group ?? h.cve;

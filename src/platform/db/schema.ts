@@ -343,3 +343,135 @@ export interface DbSchema {
   attribution_changes: AttributionChangesTable;
   registry_revision: RegistryRevisionTable;
 }
+
+/** Migration 0009: one (ip, port, CVE) finding incarnation (finding-store.ts; rules in src/findings). */
+export interface FindingsTable {
+  readonly id: GeneratedAlways<number>;
+  ip: string;
+  /** null: a host-level finding (compromised evidence). */
+  port: number | null;
+  cve: string;
+  product: string | null;
+  state: 'open' | 'closed';
+  close_reason: 'patched' | 'service-gone' | 'left-scope' | 'false-positive' | 'accepted-risk' | null;
+  closed_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  closed_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  note: string | null;
+  verdict: 'vulnerable' | 'indeterminate' | 'compromised';
+  present: Generated<boolean>;
+  org_id: number | null;
+  first_seen: Timestamp;
+  last_seen: Timestamp;
+  last_at: Timestamp;
+  first_observation_id: number | null;
+  last_observation_id: number | null;
+  current: Generated<boolean>;
+}
+
+/** Migration 0009: append-only history of a finding. */
+export interface FindingEventsTable {
+  readonly id: GeneratedAlways<number>;
+  finding_id: number;
+  kind: 'opened' | 'verified' | 'notified' | 'acknowledged' | 'closed' | 'reopened' | 'changed' | 'owner-changed';
+  at: Timestamp;
+  observation_id: number | null;
+  who: string;
+  detail: ColumnType<Json | null, string | null, string | null>;
+}
+
+/** Migration 0009: the fold's cursors (one row, id 1). */
+export interface FindingsFoldStateTable {
+  id: number;
+  last_assessment_id: number;
+  last_attempt_id: number;
+  last_feed_row_id: number;
+  folded_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface DbSchema {
+  findings: FindingsTable;
+  finding_events: FindingEventsTable;
+  findings_fold_state: FindingsFoldStateTable;
+}
+
+/** Migration 0012: a report the Shadowserver API collector downloaded and handed to the import. */
+export interface FeedFetchesTable {
+  feed: string;
+  report_id: string;
+  report_type: string;
+  report_name: Generated<string>;
+  /** Read it as `report_date::text` (the pool's date parser is not pinned). */
+  report_date: ColumnType<Date | string, string, string>;
+  file: string;
+  path: string;
+  bytes: number;
+  sha256: Buffer;
+  status: 'imported' | 'duplicate-report' | 'rejected';
+  import_id: number | null;
+  error: string | null;
+  fetched_at: Generated<Date>;
+}
+
+export interface DbSchema {
+  feed_fetches: FeedFetchesTable;
+}
+
+/** Migration 0013: a warning campaign (campaign-store.ts). */
+export interface CampaignsTable {
+  readonly id: GeneratedAlways<number>;
+  name: string;
+  selection: JsonColumn;
+  template: string;
+  language_default: string;
+  state: ColumnType<'draft' | 'approved' | 'cancelled', 'draft' | 'approved' | 'cancelled' | undefined>;
+  unattributed: Generated<number>;
+  created_at: Generated<Date>;
+  created_by: string;
+  approved_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  approved_by: ColumnType<string | null, string | null | undefined, string | null>;
+  cancelled_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  cancelled_by: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** Migration 0013: the outbox, one row per (campaign, organisation). */
+export interface CampaignMessagesTable {
+  readonly id: GeneratedAlways<number>;
+  campaign_id: number;
+  org_id: number;
+  org_name: string;
+  ticket: string;
+  message_id: string;
+  language: string;
+  exposures: JsonColumn;
+  chain: JsonColumn;
+  step: Generated<number>;
+  state: string;
+  reason: ColumnType<string | null, string | null | undefined, string | null>;
+  attempts: Generated<number>;
+  transient_failures: Generated<number>;
+  next_attempt_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  smtp_reply: ColumnType<string | null, string | null | undefined, string | null>;
+  sent_to: ColumnType<string[] | null, readonly string[] | null | undefined, readonly string[] | null>;
+  sent_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  acknowledged_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  updated_at: Generated<Date>;
+}
+
+/** Migration 0013: one SMTP transaction tried for an outbox row. */
+export interface CampaignAttemptsTable {
+  readonly id: GeneratedAlways<number>;
+  message_id: number;
+  attempt: number;
+  step: number;
+  recipients: ColumnType<string[], readonly string[], readonly string[]>;
+  started_at: ColumnType<Date, Date | string, Date | string>;
+  finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  outcome: ColumnType<string | null, string | null | undefined, string | null>;
+  reply: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface DbSchema {
+  campaigns: CampaignsTable;
+  campaign_messages: CampaignMessagesTable;
+  campaign_attempts: CampaignAttemptsTable;
+}

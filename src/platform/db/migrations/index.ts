@@ -12,6 +12,10 @@ import * as m0005 from './0005-scan-cancel.js';
 import * as m0006 from './0006-constituency.js';
 import * as m0007 from './0007-feeds.js';
 import * as m0008 from './0008-attributions.js';
+import * as m0009 from './0009-findings.js';
+import * as m0011 from './0011-exposure-indexes.js';
+import * as m0012 from './0012-feed-fetches.js';
+import * as m0013 from './0013-campaigns.js';
 
 export interface Migration {
   readonly id: string;
@@ -27,4 +31,8 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0006-constituency', up: m0006.up },
   { id: '0007-feeds', up: m0007.up },
   { id: '0008-attributions', up: m0008.up },
+  { id: '0009-findings', up: m0009.up },
+  { id: '0011-exposure-indexes', up: m0011.up },
+  { id: '0012-feed-fetches', up: m0012.up },
+  { id: '0013-campaigns', up: m0013.up },
 ];

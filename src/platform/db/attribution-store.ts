@@ -1,0 +1,465 @@
+/**
+ * Stored attribution in PostgreSQL (migration 0008): the registry read in bulk as the engine's snapshot (one
+ * query per table, whatever the number of organisations), the facts about each address read from stored
+ * observations (scan: the SNI/Host used and the TLS certificate; feed rows: hostname and ASN), the engine's
+ * answers written in batches, owner changes appended, manual overrides and the prefix-to-ASN table.
+ *
+ * The engine itself is pure (src/attribution) and is called by src/services/attribute.ts; this module only reads
+ * and writes. A refresh runs in one REPEATABLE READ transaction (registry, revision and facts from one snapshot)
+ * after a session advisory lock taken BEFORE that transaction begins: a snapshot taken while waiting for another
+ * refresh would not see that refresh's rows, and writing them again would fail with a serialisation error.
+ */
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import type { ExposureFacts, ManualOverride, PrefixAsn, RegistrySnapshot } from '../../attribution/index.js';
+import type { DbSchema, Json } from './schema.js';
+
+type Executor = Kysely<DbSchema> | Transaction<DbSchema>;
+
+/** Arbitrary constant naming "attribution refresh" among advisory locks (the registry's is 7_305_113_206). */
+const REFRESH_LOCK_KEY = 7_305_113_208;
+
+/** Addresses fetched from the refresh cursor at a time (and rows per INSERT). */
+export const REFRESH_PAGE = 10_000;
+
+/** Certificate names kept per address: a certificate may list hundreds of SANs; the engine caps candidates anyway. */
+const MAX_CERT_NAMES = 64;
+
+/** An ASN cell of a feed row: `64500` or `AS64500` (Shadowserver writes the number). */
+const ASN_CELL = '^\\s*([Aa][Ss])?[0-9]{1,10}\\s*$';
+
+/** The registry as the engine reads it, with the revision it was read at. */
+export interface RegistryRead {
+  readonly rev: number;
+  readonly snapshot: RegistrySnapshot;
+}
+
+/** What stored observations say about one address (all ports, newest first where one value is kept). */
+export interface AddressFacts {
+  /** As stored (host text of the inet). */
+  readonly ip: string;
+  /**
+   * When the newest fact about the address reached us: a scan observation's time, a feed row's IMPORT time (an
+   * old report imported today still brings new facts, so its report date would hide them from the incremental
+   * refresh). Null when there is no observation.
+   */
+  readonly newest: Date | null;
+  readonly facts: ExposureFacts;
+}
+
+/** One page of work for a refresh: the facts, and the organisation stored before (null row = none). */
+export interface RefreshItem extends AddressFacts {
+  readonly hadRow: boolean;
+  /** The organisation of the stored row (null: unattributed, or no row). */
+  readonly prevOrgId: number | null;
+}
+
+/** One computed answer to store, with what was stored before (from the refresh's cursor: one snapshot). */
+export interface AttributionWrite {
+  readonly ip: string;
+  readonly hadRow: boolean;
+  readonly prevOrgId: number | null;
+  readonly orgId: number | null;
+  readonly rule: 'manual' | 'network' | 'asn' | 'domain' | null;
+  readonly confidence: number;
+  readonly evidence: Json | null;
+  readonly tie: boolean;
+  readonly candidates: Json;
+  readonly factsUntil: Date | null;
+}
+
+export interface RefreshSession {
+  readonly rev: number;
+  readonly snapshot: RegistrySnapshot;
+  /** Addresses to compute, in pages: all with `full`, else new ones, stale by revision, or with newer facts. */
+  pages(full: boolean, pageSize?: number): AsyncGenerator<readonly RefreshItem[]>;
+  /** Stores answers (stamped with `rev`); returns how many changed owner (each appended to attribution_changes). */
+  write(rows: readonly AttributionWrite[]): Promise<number>;
+}
+
+export interface StoredAttribution {
+  readonly ip: string;
+  readonly orgId: number | null;
+  readonly org: string | null;
+  readonly rule: string | null;
+  readonly confidence: number;
+  readonly evidence: Json | null;
+  readonly tie: boolean;
+  readonly candidates: Json;
+  readonly registryRev: number;
+  readonly factsUntil: string | null;
+  readonly attributedAt: string;
+}
+
+export interface OwnerChange {
+  readonly at: string;
+  readonly fromOrgId: number | null;
+  readonly fromOrg: string | null;
+  readonly toOrgId: number | null;
+  readonly toOrg: string | null;
+  readonly rule: string | null;
+  readonly registryRev: number;
+}
+
+/** A review-queue item: an address without an owner, or whose owner is a tie. */
+export interface ReviewRow {
+  readonly ip: string;
+  readonly kind: 'unattributed' | 'ambiguous';
+  readonly orgId: number | null;
+  readonly org: string | null;
+  readonly rule: string | null;
+  readonly candidates: Json;
+  readonly ports: readonly number[];
+  readonly hostnames: readonly string[];
+  readonly feedAsn: number | null;
+  readonly firstSeen: string | null;
+  readonly lastSeen: string | null;
+}
+
+export interface OverrideRow {
+  readonly id: number;
+  readonly target: string;
+  readonly orgId: number;
+  readonly org: string;
+  readonly note: string | null;
+  readonly createdBy: string;
+  readonly createdAt: string;
+}
+
+interface ReviewDbRow {
+  ip: string; org_id: number | null; org: string | null; rule: string | null; tie: boolean; candidates: Json;
+  ports: number[] | null; hostnames: string[] | null; feed_asn: string | null; first_seen: Date | null; last_seen: Date | null;
+}
+
+interface FactsRow {
+  ip: string;
+  newest: Date | null;
+  request_host: string | null;
+  cert_cn: string | null;
+  cert_sans: Json | null;
+  feed_hostname: string | null;
+  asn: string | null;
+  had_row: boolean;
+  prev_org: number | null;
+}
+
+const asnOf = (cell: string | null): number | null => {
+  if (cell === null) return null;
+  const n = Number(cell.trim().replace(/^as/i, ''));
+  return Number.isInteger(n) && n >= 0 && n <= 0xffffffff ? n : null;
+};
+
+function factsOf(r: FactsRow): AddressFacts {
+  const sans = Array.isArray(r.cert_sans) ? r.cert_sans.filter((s): s is string => typeof s === 'string').slice(0, MAX_CERT_NAMES) : [];
+  return {
+    ip: r.ip,
+    newest: r.newest,
+    facts: {
+      ip: r.ip,
+      asn: asnOf(r.asn),
+      feedHostname: r.feed_hostname,
+      requestHost: r.request_host,
+      certificate: r.cert_cn === null && sans.length === 0 ? null : { cn: r.cert_cn, sans },
+    },
+  };
+}
+
+/**
+ * The facts per address, as SQL over `observations` (source `scan` only: a feed's Exchange rows are also in
+ * `feed_observations`, read there with their ASN) and `feed_observations`, for the addresses of the CTE `work`
+ * (`workCte`: columns ip, newest, had_row, prev_org). One value per kind: the newest. The join with `work` keeps
+ * the aggregation to the addresses that need it (none on a refresh with nothing to do).
+ */
+function factsQuery(workCte: RawBuilder<unknown>): RawBuilder<FactsRow> {
+  return sql<FactsRow>`
+    WITH work AS MATERIALIZED (${workCte}), scan AS (
+      SELECT o.ip,
+        (array_agg(o.hostname ORDER BY o.scanned_at DESC, o.id DESC) FILTER (WHERE o.hostname IS NOT NULL))[1] AS request_host,
+        (array_agg(o.tls_cert->>'subjectCn' ORDER BY o.scanned_at DESC, o.id DESC) FILTER (WHERE o.tls_cert->>'subjectCn' IS NOT NULL))[1] AS cert_cn,
+        (array_agg(o.tls_cert->'sans' ORDER BY o.scanned_at DESC, o.id DESC) FILTER (WHERE jsonb_typeof(o.tls_cert->'sans') = 'array'))[1] AS cert_sans
+      FROM observations o JOIN work w ON w.ip = o.ip WHERE o.source = 'scan' GROUP BY o.ip
+    ), feed AS (
+      SELECT f.ip,
+        (array_agg(f.hostname ORDER BY f.report_date DESC, f.id DESC) FILTER (WHERE f.hostname IS NOT NULL))[1] AS feed_hostname,
+        (array_agg(f.fields->>'asn' ORDER BY f.report_date DESC, f.id DESC) FILTER (WHERE f.fields->>'asn' ~ ${ASN_CELL}))[1] AS asn
+      FROM feed_observations f JOIN work w ON w.ip = f.ip GROUP BY f.ip
+    )
+    SELECT host(w.ip) AS ip, w.newest, w.had_row, w.prev_org, s.request_host, s.cert_cn, s.cert_sans, f.feed_hostname, f.asn
+    FROM work w LEFT JOIN scan s ON s.ip = w.ip LEFT JOIN feed f ON f.ip = w.ip`;
+}
+
+/**
+ * When the newest fact about each address reached us (scan: observation time; feed: import time), cut to
+ * milliseconds (it comes back as a JS Date and is compared with what was stored). `where` restricts the addresses.
+ */
+function newestQuery(scanWhere: RawBuilder<unknown>, feedWhere: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`
+    SELECT ip, date_trunc('milliseconds', max(t)) AS newest FROM (
+      SELECT o.ip, o.scanned_at AS t FROM observations o WHERE o.source = 'scan' AND ${scanWhere}
+      UNION ALL
+      SELECT f.ip, i.started_at FROM feed_observations f JOIN feed_imports i ON i.id = f.import_id WHERE ${feedWhere}) u
+    GROUP BY ip`;
+}
+
+/** The registry, one query per table (every read in the caller's transaction, so one snapshot). */
+async function readRegistry(trx: Executor): Promise<RegistryRead> {
+  const rev = await trx.selectFrom('registry_revision').select('rev').where('id', '=', 1).executeTakeFirst();
+  const orgs = await trx.selectFrom('organisations').select(['id', 'name', 'sector']).execute();
+  const contacts = await trx.selectFrom('constituency_contacts').select(['org_id', 'role', 'email', 'language', 'pgp', 'layer'])
+    .orderBy('org_id').orderBy('role').orderBy(sql`lower(email)`).orderBy('layer', 'desc').execute();
+  const networks = await trx.selectFrom('constituency_networks')
+    .select(['id', 'org_id', sql<string>`network::text`.as('network'), 'layer', 'abuse_mailbox', 'source']).execute();
+  const asns = await trx.selectFrom('constituency_asns').select(['id', 'org_id', 'asn', 'layer', 'source']).execute();
+  const domains = await trx.selectFrom('constituency_domains').select(['id', 'org_id', 'domain', 'layer', 'source']).execute();
+  const overrides = await trx.selectFrom('attribution_overrides').select(['id', 'org_id', sql<string>`target::text`.as('target'), 'note']).execute();
+  const prefixes = await trx.selectFrom('prefix_asns').select([sql<string>`prefix::text`.as('prefix'), 'asn']).execute();
+  const byOrg = new Map<number, { role: 'security' | 'abuse' | 'technical'; email: string; language: string | null; openpgpFingerprint: string | null }[]>();
+  for (const c of contacts) {
+    const list = byOrg.get(c.org_id) ?? [];
+    // The manual copy of a contact comes first (layer desc); the imported duplicate adds nothing.
+    if (!list.some((x) => x.role === c.role && x.email.toLowerCase() === c.email.toLowerCase())) {
+      list.push({ role: c.role, email: c.email, language: c.language, openpgpFingerprint: c.pgp });
+    }
+    byOrg.set(c.org_id, list);
+  }
+  return {
+    rev: rev?.rev ?? 0,
+    snapshot: {
+      organisations: orgs.map((o) => ({ id: o.id, name: o.name, sector: o.sector, contacts: byOrg.get(o.id) ?? [] })),
+      networks: networks.map((n) => ({ id: n.id, orgId: n.org_id, network: n.network, layer: n.layer, abuseMailbox: n.abuse_mailbox, source: n.source })),
+      asns: asns.map((a) => ({ id: a.id, orgId: a.org_id, asn: a.asn, layer: a.layer, source: a.source })),
+      domains: domains.map((d) => ({ id: d.id, orgId: d.org_id, domain: d.domain, layer: d.layer, source: d.source })),
+      overrides: overrides.map((o): ManualOverride => ({ id: o.id, orgId: o.org_id, target: o.target, note: o.note })),
+      prefixAsns: prefixes.map((p): PrefixAsn => ({ prefix: p.prefix, asn: p.asn })),
+    },
+  };
+}
+
+export function createAttributionStore(db: Kysely<DbSchema>) {
+  return {
+    /** The registry (with overrides and the prefix table) and its revision, read in one snapshot. */
+    async registry(): Promise<RegistryRead> {
+      return db.transaction().setIsolationLevel('repeatable read').execute((trx) => readRegistry(trx));
+    },
+
+    /**
+     * Runs `fn` with the registry snapshot and a cursor over the addresses to compute, in one REPEATABLE READ
+     * transaction, one refresh at a time (session advisory lock on a dedicated connection, taken before BEGIN).
+     */
+    async refreshSession<T>(fn: (s: RefreshSession) => Promise<T>): Promise<T> {
+      return db.connection().execute(async (conn) => {
+        await sql`SELECT pg_advisory_lock(${REFRESH_LOCK_KEY}::bigint)`.execute(conn);
+        try {
+          await sql`BEGIN ISOLATION LEVEL REPEATABLE READ`.execute(conn);
+          try {
+            const { rev, snapshot } = await readRegistry(conn);
+            const out = await fn({
+              rev,
+              snapshot,
+              pages: (full, pageSize = REFRESH_PAGE) => pages(conn, rev, full, pageSize),
+              write: (rows) => writeAnswers(conn, rev, rows),
+            });
+            await sql`COMMIT`.execute(conn);
+            return out;
+          } catch (e) {
+            await sql`ROLLBACK`.execute(conn);
+            throw e;
+          }
+        } finally {
+          await sql`SELECT pg_advisory_unlock(${REFRESH_LOCK_KEY}::bigint)`.execute(conn);
+        }
+      });
+    },
+
+    /** The stored facts about one address, or null when nothing was observed there. */
+    async factsOf(ip: string): Promise<AddressFacts | null> {
+      const work = sql`SELECT n.ip, n.newest, false AS had_row, NULL::bigint AS prev_org FROM (${newestQuery(sql`o.ip = ${ip}::inet`, sql`f.ip = ${ip}::inet`)}) n`;
+      const row = (await factsQuery(work).execute(db)).rows[0];
+      return row === undefined ? null : factsOf(row);
+    },
+
+    /** The stored answer for an address (null: never computed). */
+    async stored(ip: string): Promise<StoredAttribution | null> {
+      const r = await db.selectFrom('attributions as a').leftJoin('organisations as o', 'o.id', 'a.org_id')
+        .select([sql<string>`host(a.ip)`.as('ip'), 'a.org_id', 'o.name', 'a.rule', 'a.confidence', 'a.evidence', 'a.tie', 'a.candidates', 'a.registry_rev', 'a.facts_until', 'a.attributed_at'])
+        .where(sql<boolean>`a.ip = ${ip}::inet`).executeTakeFirst();
+      if (r === undefined) return null;
+      return {
+        ip: r.ip, orgId: r.org_id, org: r.name, rule: r.rule, confidence: r.confidence, evidence: r.evidence, tie: r.tie, candidates: r.candidates,
+        registryRev: r.registry_rev, factsUntil: r.facts_until === null ? null : r.facts_until.toISOString(), attributedAt: r.attributed_at.toISOString(),
+      };
+    },
+
+    /** The last owner changes of an address, newest first. */
+    async changes(ip: string, limit = 10): Promise<OwnerChange[]> {
+      const rows = await db.selectFrom('attribution_changes as c')
+        .leftJoin('organisations as f', 'f.id', 'c.from_org_id').leftJoin('organisations as t', 't.id', 'c.to_org_id')
+        .select(['c.at', 'c.from_org_id', 'f.name as from_name', 'c.to_org_id', 't.name as to_name', 'c.rule', 'c.registry_rev'])
+        .where(sql<boolean>`c.ip = ${ip}::inet`).orderBy('c.id', 'desc').limit(limit).execute();
+      return rows.map((r) => ({ at: r.at.toISOString(), fromOrgId: r.from_org_id, fromOrg: r.from_name, toOrgId: r.to_org_id, toOrg: r.to_name, rule: r.rule, registryRev: r.registry_rev }));
+    },
+
+    /**
+     * The review queue: addresses with observations and no owner, then ties ("ambiguous"), in address order,
+     * keyset pages so memory stays flat. Ports, hostnames and times come from every stored observation.
+     */
+    async *review(limit: number | null, page = 1000): AsyncGenerator<ReviewRow> {
+      let after: string | null = null;
+      let left = limit ?? Number.POSITIVE_INFINITY;
+      for (;;) {
+        const n = Math.min(page, left);
+        if (n <= 0) return;
+        const afterFilter: RawBuilder<unknown> = after === null ? sql`TRUE` : sql`a.ip > ${after}::inet`;
+        const rows: ReviewDbRow[] = (await sql<ReviewDbRow>`
+          SELECT host(a.ip) AS ip, a.org_id, o.name AS org, a.rule, a.tie, a.candidates,
+            (SELECT array_agg(DISTINCT p ORDER BY p) FROM (
+               SELECT port AS p FROM observations WHERE ip = a.ip UNION SELECT port FROM feed_observations WHERE ip = a.ip AND port IS NOT NULL) ps) AS ports,
+            (SELECT array_agg(DISTINCT h ORDER BY h) FROM (
+               SELECT hostname AS h FROM observations WHERE ip = a.ip AND hostname IS NOT NULL
+               UNION SELECT hostname FROM feed_observations WHERE ip = a.ip AND hostname IS NOT NULL) hs) AS hostnames,
+            (SELECT f.fields->>'asn' FROM feed_observations f WHERE f.ip = a.ip AND f.fields->>'asn' ~ ${ASN_CELL}
+               ORDER BY f.report_date DESC, f.id DESC LIMIT 1) AS feed_asn,
+            (SELECT min(t) FROM (SELECT scanned_at AS t FROM observations WHERE ip = a.ip
+               UNION ALL SELECT coalesce(seen_at, report_date::timestamptz) FROM feed_observations WHERE ip = a.ip) ts) AS first_seen,
+            (SELECT max(t) FROM (SELECT scanned_at AS t FROM observations WHERE ip = a.ip
+               UNION ALL SELECT coalesce(seen_at, report_date::timestamptz) FROM feed_observations WHERE ip = a.ip) ts) AS last_seen
+          FROM attributions a LEFT JOIN organisations o ON o.id = a.org_id
+          WHERE (a.org_id IS NULL OR a.tie) AND ${afterFilter}
+          ORDER BY a.ip LIMIT ${n}`.execute(db)).rows;
+        for (const r of rows) {
+          yield {
+            ip: r.ip, kind: r.org_id === null ? 'unattributed' : 'ambiguous', orgId: r.org_id, org: r.org, rule: r.rule, candidates: r.candidates,
+            ports: r.ports ?? [], hostnames: r.hostnames ?? [], feedAsn: asnOf(r.feed_asn),
+            firstSeen: r.first_seen === null ? null : r.first_seen.toISOString(), lastSeen: r.last_seen === null ? null : r.last_seen.toISOString(),
+          };
+        }
+        left -= rows.length;
+        if (rows.length < n) return;
+        after = rows[rows.length - 1]?.ip ?? after;
+      }
+    },
+
+    /** Organisation id by name (case-insensitive), or null. */
+    async orgId(name: string): Promise<{ id: number; name: string } | null> {
+      const r = await db.selectFrom('organisations').select(['id', 'name']).where(sql<boolean>`lower(name) = lower(${name})`).executeTakeFirst();
+      return r ?? null;
+    },
+
+    /**
+     * Creates or replaces the manual override of `target` (a canonical CIDR); who and when are kept on the row
+     * (constituency_audit's entity list has no override kind; the override row is its own audit record).
+     */
+    async assign(target: string, orgId: number, note: string | null, who: string): Promise<OverrideRow> {
+      await db.insertInto('attribution_overrides').values({ target, org_id: orgId, note, created_by: who })
+        .onConflict((oc) => oc.column('target').doUpdateSet({ org_id: orgId, note, created_by: who, created_at: sql`now()` })
+          // The same assignment again changes nothing (and so bumps no registry revision).
+          .where(sql<boolean>`attribution_overrides.org_id IS DISTINCT FROM ${orgId}::bigint OR attribution_overrides.note IS DISTINCT FROM ${note}::text`))
+        .execute();
+      const row = await this.override(target);
+      if (row === null) throw new Error(`override ${target} vanished after being written`);
+      return row;
+    },
+
+    async override(target: string): Promise<OverrideRow | null> {
+      const r = await db.selectFrom('attribution_overrides as v').innerJoin('organisations as o', 'o.id', 'v.org_id')
+        .select(['v.id', sql<string>`v.target::text`.as('target'), 'v.org_id', 'o.name', 'v.note', 'v.created_by', 'v.created_at'])
+        .where(sql<boolean>`v.target = ${target}::cidr`).executeTakeFirst();
+      return r === undefined ? null : { id: r.id, target: r.target, orgId: r.org_id, org: r.name, note: r.note, createdBy: r.created_by, createdAt: r.created_at.toISOString() };
+    },
+
+    /** Removes the override of exactly `target`; false when there was none. */
+    async unassign(target: string): Promise<boolean> {
+      const r = await db.deleteFrom('attribution_overrides').where(sql<boolean>`target = ${target}::cidr`).executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
+    },
+
+    /**
+     * Replaces one source's prefix-to-ASN rows in one transaction. Rows that are already there with the same ASN
+     * are left alone, so re-importing the same table bumps no registry revision and re-attributes nothing.
+     */
+    async replacePrefixes(source: string, rows: readonly { prefix: string; asn: number }[]): Promise<{ added: number; changed: number; removed: number }> {
+      return db.transaction().execute(async (trx) => {
+        await sql`CREATE TEMP TABLE prefix_import (prefix cidr PRIMARY KEY, asn bigint NOT NULL) ON COMMIT DROP`.execute(trx);
+        for (let i = 0; i < rows.length; i += 20_000) {
+          const c = rows.slice(i, i + 20_000);
+          // A prefix listed twice keeps its last ASN (as a routing table dump read top to bottom would).
+          await sql`
+            INSERT INTO prefix_import (prefix, asn)
+            SELECT DISTINCT ON (p) p, a FROM unnest(${c.map((r) => r.prefix)}::cidr[], ${c.map((r) => r.asn)}::bigint[]) WITH ORDINALITY AS t(p, a, n)
+            ORDER BY p, n DESC
+            ON CONFLICT (prefix) DO UPDATE SET asn = EXCLUDED.asn`.execute(trx);
+        }
+        const removed = await sql`
+          DELETE FROM prefix_asns x WHERE x.source = ${source} AND NOT EXISTS (SELECT 1 FROM prefix_import i WHERE i.prefix = x.prefix)`.execute(trx);
+        const changed = await sql`
+          UPDATE prefix_asns x SET asn = i.asn, imported_at = now() FROM prefix_import i
+          WHERE x.source = ${source} AND x.prefix = i.prefix AND x.asn <> i.asn`.execute(trx);
+        const added = await sql`
+          INSERT INTO prefix_asns (prefix, asn, source) SELECT prefix, asn, ${source} FROM prefix_import ORDER BY prefix
+          ON CONFLICT (prefix, source) DO NOTHING`.execute(trx);
+        return { added: Number(added.numAffectedRows ?? 0), changed: Number(changed.numAffectedRows ?? 0), removed: Number(removed.numAffectedRows ?? 0) };
+      });
+    },
+
+    async registryRev(): Promise<number> {
+      const r = await db.selectFrom('registry_revision').select('rev').where('id', '=', 1).executeTakeFirst();
+      return r?.rev ?? 0;
+    },
+  };
+}
+
+export type AttributionStore = ReturnType<typeof createAttributionStore>;
+
+/**
+ * The addresses to compute, through a server-side cursor in the refresh's transaction (FETCH and the batched
+ * writes interleave on the one connection; memory stays at one page).
+ */
+async function* pages(conn: Executor, rev: number, full: boolean, pageSize: number): AsyncGenerator<readonly RefreshItem[]> {
+  const stale = full ? sql`TRUE` : sql`a.ip IS NULL OR a.registry_rev < ${rev}::bigint OR a.facts_until IS NULL OR a.facts_until < n.newest`;
+  const work = sql`
+    SELECT n.ip, n.newest, a.ip IS NOT NULL AS had_row, a.org_id AS prev_org
+    FROM (${newestQuery(sql`TRUE`, sql`TRUE`)}) n LEFT JOIN attributions a ON a.ip = n.ip WHERE ${stale}`;
+  await sql`DECLARE attribution_work NO SCROLL CURSOR FOR ${factsQuery(work)}`.execute(conn);
+  try {
+    for (;;) {
+      const r = await sql<FactsRow>`FETCH ${sql.raw(String(Math.max(1, Math.floor(pageSize))))} FROM attribution_work`.execute(conn);
+      if (r.rows.length > 0) yield r.rows.map((row) => ({ ...factsOf(row), hadRow: row.had_row, prevOrgId: row.prev_org }));
+      if (r.rows.length < pageSize) return;
+    }
+  } finally {
+    await sql`CLOSE attribution_work`.execute(conn);
+  }
+}
+
+/**
+ * One multi-row upsert per page (unnest: one parameter per column). An owner change is recorded only for an
+ * address that HAD a row whose organisation differs (unattributed counts as an owner: null -> X and X -> null are
+ * changes). A first answer is not a change: there was no owner to change from, and a first refresh of a million
+ * addresses would otherwise write a million history rows that say nothing.
+ */
+async function writeAnswers(conn: Executor, rev: number, rows: readonly AttributionWrite[]): Promise<number> {
+  let changed = 0;
+  const json = (v: Json | null): string | null => (v === null ? null : JSON.stringify(v));
+  for (let i = 0; i < rows.length; i += REFRESH_PAGE) {
+    const c = rows.slice(i, i + REFRESH_PAGE);
+    await sql`
+      INSERT INTO attributions (ip, org_id, rule, confidence, evidence, tie, candidates, registry_rev, facts_until, attributed_at)
+      SELECT ip, org_id, rule, confidence, evidence::jsonb, tie, candidates::jsonb, ${rev}::bigint, facts_until, now()
+      FROM unnest(${c.map((w) => w.ip)}::inet[], ${c.map((w) => w.orgId)}::bigint[], ${c.map((w) => w.rule)}::text[],
+                  ${c.map((w) => w.confidence)}::real[], ${c.map((w) => json(w.evidence))}::text[], ${c.map((w) => w.tie)}::boolean[],
+                  ${c.map((w) => JSON.stringify(w.candidates))}::text[], ${c.map((w) => (w.factsUntil === null ? null : w.factsUntil.toISOString()))}::timestamptz[])
+        AS t(ip, org_id, rule, confidence, evidence, tie, candidates, facts_until)
+      ON CONFLICT (ip) DO UPDATE SET org_id = EXCLUDED.org_id, rule = EXCLUDED.rule, confidence = EXCLUDED.confidence,
+        evidence = EXCLUDED.evidence, tie = EXCLUDED.tie, candidates = EXCLUDED.candidates, registry_rev = EXCLUDED.registry_rev,
+        facts_until = EXCLUDED.facts_until, attributed_at = EXCLUDED.attributed_at`.execute(conn);
+    const moved = c.filter((w) => w.hadRow && w.prevOrgId !== w.orgId);
+    if (moved.length > 0) {
+      await sql`
+        INSERT INTO attribution_changes (ip, from_org_id, to_org_id, rule, registry_rev)
+        SELECT ip, f, o, r, ${rev}::bigint
+        FROM unnest(${moved.map((w) => w.ip)}::inet[], ${moved.map((w) => w.prevOrgId)}::bigint[], ${moved.map((w) => w.orgId)}::bigint[],
+                    ${moved.map((w) => w.rule)}::text[]) AS x(ip, f, o, r)`.execute(conn);
+    }
+    changed += moved.length;
+  }
+  return changed;
+}

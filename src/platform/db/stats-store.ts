@@ -1,0 +1,194 @@
+/**
+ * The patch curve's reads (issue 9 §4): the finding history (migration 0009) and the campaigns' outbox
+ * (migration 0013) aggregated in the database, so a million findings come back as a few thousand rows of counts:
+ * - per group and day, how each series changed (src/stats/series.ts makes the running totals);
+ * - per group and duration (minutes), how many findings were patched or censored then (src/stats/survival.ts).
+ *
+ * A finding's state over time comes from its state events (opened, reopened, closed with a reason), each valid
+ * until the next one (a window `lead`), so a finding closed at day 10 and reopened at day 30 is exposed, patched,
+ * then exposed again. Its warning is the earliest of a `notified` event and the `sent_at` of an outbox message
+ * that carried it and was accepted (state sent or acknowledged): campaigns that record finding events and those
+ * that only keep their outbox are both counted, and a finding is never counted as warned twice.
+ * A campaign's findings are matched from its messages' frozen exposures (ip, port, CVE; a host's `compromised`)
+ * to the finding of that key that was current when the campaign was created (the latest first seen before it).
+ * Groups use each finding's organisation as it is now (an owner change moves its whole history).
+ */
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { COMPROMISED } from '../../findings/index.js';
+import type { Basis, DayDelta, DurationCount, GroupBy, SeriesName } from '../../stats/index.js';
+import type { DbSchema } from './schema.js';
+
+type Executor = Kysely<DbSchema>;
+
+/** Names of findings without an organisation, or of an organisation without a sector (never a real name: parenthesised). */
+export const UNATTRIBUTED = '(unattributed)';
+export const NO_SECTOR = '(no sector)';
+
+export interface StatsScope {
+  /** null: one group, `all`. */
+  readonly by: GroupBy | null;
+  /** Only the findings this campaign warned about. */
+  readonly campaignId: number | null;
+  /** Only findings first detected at or after this time (the cohort); null: all. */
+  readonly detectedFrom: Date | null;
+}
+
+export interface CampaignInfo {
+  readonly id: number;
+  readonly name: string;
+  readonly state: string;
+  readonly createdAt: Date;
+  /** Findings matched from its messages' exposures. */
+  readonly findings: number;
+  /** Messages accepted by a relay (sent or acknowledged). */
+  readonly sent: number;
+}
+
+function groupExpr(by: GroupBy | null): RawBuilder<string> {
+  switch (by) {
+    case null: return sql<string>`'all'::text`;
+    case 'sector': return sql<string>`CASE WHEN f.org_id IS NULL OR o.id IS NULL THEN ${UNATTRIBUTED}::text ELSE coalesce(nullif(o.sector, ''), ${NO_SECTOR}::text) END`;
+    case 'org': return sql<string>`coalesce(o.name, ${UNATTRIBUTED}::text)`;
+    case 'cve': return sql<string>`f.cve`;
+  }
+}
+
+/**
+ * The common CTEs: `cmf` (campaign message → finding), `scope` (the findings counted, with their group) and
+ * `warn` (each finding's first successful warning and first acknowledgement).
+ */
+function scopeCtes(s: StatsScope): RawBuilder<unknown> {
+  const campaignFilter = s.campaignId === null
+    ? sql``
+    : sql`AND f.id IN (SELECT finding_id FROM cmf WHERE campaign_id = ${s.campaignId})`;
+  const detected = s.detectedFrom === null ? sql`` : sql`AND f.first_seen >= ${s.detectedFrom.toISOString()}::timestamptz`;
+  return sql`
+    cm AS (
+      SELECT m.id AS message_id, m.campaign_id, c.created_at, m.sent_at, m.acknowledged_at, m.state,
+             (x->>'ip')::inet AS ip, k.port_key, k.cve
+      FROM campaign_messages m
+      JOIN campaigns c ON c.id = m.campaign_id
+      CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(m.exposures) = 'array' THEN m.exposures ELSE '[]'::jsonb END) x
+      CROSS JOIN LATERAL (
+        SELECT v->>'cve' AS cve, coalesce((x->>'port')::int, -1) AS port_key
+        FROM jsonb_array_elements(CASE WHEN jsonb_typeof(x->'cves') = 'array' THEN x->'cves' ELSE '[]'::jsonb END) v
+        UNION ALL
+        SELECT ${COMPROMISED}::text, -1 WHERE x->>'compromised' = 'true'
+      ) k
+      WHERE m.state NOT IN ('suppressed', 'cancelled')
+    ),
+    cmf AS (
+      SELECT DISTINCT ON (cm.message_id, cm.ip, cm.port_key, cm.cve)
+             f.id AS finding_id, cm.campaign_id, cm.sent_at, cm.acknowledged_at, cm.state
+      FROM cm
+      JOIN findings f ON f.ip = cm.ip AND coalesce(f.port, -1) = cm.port_key AND f.cve = cm.cve AND f.first_seen <= cm.created_at
+      ORDER BY cm.message_id, cm.ip, cm.port_key, cm.cve, f.first_seen DESC
+    ),
+    scope AS (
+      SELECT f.id, f.cve, f.first_seen, ${groupExpr(s.by)} AS grp
+      FROM findings f
+      LEFT JOIN organisations o ON o.id = f.org_id
+      WHERE true ${campaignFilter} ${detected}
+    ),
+    warn AS (
+      SELECT w.finding_id AS id,
+             min(w.at) FILTER (WHERE w.kind = 'notified') AS notified_at,
+             min(w.at) FILTER (WHERE w.kind = 'acknowledged') AS ack_at
+      FROM (
+        SELECT e.finding_id, e.kind, e.at FROM finding_events e JOIN scope s ON s.id = e.finding_id
+        WHERE e.kind IN ('notified', 'acknowledged')
+        UNION ALL
+        SELECT finding_id, 'notified', sent_at FROM cmf WHERE sent_at IS NOT NULL AND state IN ('sent', 'acknowledged')
+        UNION ALL
+        SELECT finding_id, 'acknowledged', acknowledged_at FROM cmf WHERE acknowledged_at IS NOT NULL
+      ) w
+      GROUP BY w.finding_id
+    )`;
+}
+
+/** The earliest state event of the scope (the default start of the series), or null when there is none. */
+export async function firstEventAt(db: Executor, s: StatsScope): Promise<Date | null> {
+  const r = await sql<{ at: Date | null }>`
+    WITH ${scopeCtes(s)}
+    SELECT min(e.at) AS at FROM scope JOIN finding_events e ON e.finding_id = scope.id
+    WHERE e.kind IN ('opened', 'reopened', 'closed')`.execute(db);
+  return r.rows[0]?.at ?? null;
+}
+
+/**
+ * Per group, day (UTC) and series, the sum of the changes (see DayDelta). Changes before `from` are dated `from`
+ * (they make its starting level); those after `to` are left out. Days are YYYY-MM-DD.
+ */
+export async function dailyDeltas(db: Executor, s: StatsScope, from: string, to: string): Promise<DayDelta[]> {
+  const r = await sql<{ group: string; day: string; series: SeriesName; delta: number }>`
+    WITH ${scopeCtes(s)},
+    st AS (
+      SELECT s.grp, s.cve, e.kind, e.at, e.detail->>'reason' AS reason,
+             lead(e.at) OVER (PARTITION BY e.finding_id ORDER BY e.at, e.id) AS until
+      FROM scope s JOIN finding_events e ON e.finding_id = s.id
+      WHERE e.kind IN ('opened', 'reopened', 'closed')
+    ),
+    iv AS (
+      SELECT grp, at, until,
+             CASE WHEN kind = 'closed' THEN CASE WHEN reason = 'patched' THEN 'patched' END
+                  WHEN cve = ${COMPROMISED} THEN 'compromised' ELSE 'exposed' END AS series
+      FROM st
+    ),
+    d AS (
+      SELECT grp, series, (at AT TIME ZONE 'UTC')::date AS day, 1 AS n FROM iv WHERE series IS NOT NULL
+      UNION ALL
+      SELECT grp, series, (until AT TIME ZONE 'UTC')::date, -1 FROM iv WHERE series IS NOT NULL AND until IS NOT NULL
+      UNION ALL
+      SELECT s.grp, 'notified', (w.notified_at AT TIME ZONE 'UTC')::date, 1 FROM warn w JOIN scope s ON s.id = w.id WHERE w.notified_at IS NOT NULL
+      UNION ALL
+      SELECT s.grp, 'acknowledged', (w.ack_at AT TIME ZONE 'UTC')::date, 1 FROM warn w JOIN scope s ON s.id = w.id WHERE w.ack_at IS NOT NULL
+    )
+    SELECT grp AS "group", to_char(greatest(day, ${from}::date), 'YYYY-MM-DD') AS day, series, sum(n)::int AS delta
+    FROM d WHERE day <= ${to}::date
+    GROUP BY 1, 2, 3 HAVING sum(n) <> 0
+    ORDER BY 1, 2, 3`.execute(db);
+  return r.rows.map((x) => ({ group: x.group, day: x.day, series: x.series, delta: x.delta }));
+}
+
+/**
+ * Per group and whole minute from the basis, how many CVE findings (not a host's compromise) were patched then,
+ * or censored then. A finding's end is its state at `end`: closed patched → patched at that closing; closed
+ * otherwise → censored at that closing; open → censored at `end`. From `warning`: only findings warned before
+ * their end (one patched before its warning tells nothing about warnings).
+ */
+export async function durationCounts(db: Executor, s: StatsScope, basis: Basis, end: Date): Promise<DurationCount[]> {
+  const endAt = end.toISOString();
+  const start = basis === 'detection' ? sql`l.first_seen` : sql`w.notified_at`;
+  const r = await sql<{ group: string; minutes: number; patched: number; censored: number }>`
+    WITH ${scopeCtes(s)},
+    last AS (
+      SELECT DISTINCT ON (s.id) s.id, s.grp, s.first_seen, e.kind, e.at, e.detail->>'reason' AS reason
+      FROM scope s JOIN finding_events e ON e.finding_id = s.id
+      WHERE s.cve <> ${COMPROMISED} AND e.kind IN ('opened', 'reopened', 'closed') AND e.at < ${endAt}::timestamptz
+      ORDER BY s.id, e.at DESC, e.id DESC
+    ),
+    ends AS (
+      SELECT l.grp, (l.kind = 'closed' AND l.reason = 'patched') AS patched,
+             CASE WHEN l.kind = 'closed' THEN l.at ELSE ${endAt}::timestamptz END AS stop,
+             ${start} AS start
+      FROM last l LEFT JOIN warn w ON w.id = l.id
+    )
+    SELECT grp AS "group", floor(extract(epoch FROM stop - start) / 60)::int AS minutes,
+           count(*) FILTER (WHERE patched)::int AS patched, count(*) FILTER (WHERE NOT patched)::int AS censored
+    FROM ends WHERE start IS NOT NULL AND start <= stop
+    GROUP BY 1, 2 ORDER BY 1, 2`.execute(db);
+  return r.rows;
+}
+
+/** A campaign with how many findings it carried and messages it got accepted; null when there is none. */
+export async function campaignInfo(db: Executor, id: number): Promise<CampaignInfo | null> {
+  const s: StatsScope = { by: null, campaignId: id, detectedFrom: null };
+  const r = await sql<{ id: number; name: string; state: string; created_at: Date; findings: number; sent: number }>`
+    WITH ${scopeCtes(s)}
+    SELECT c.id, c.name, c.state, c.created_at,
+           (SELECT count(*) FROM scope)::int AS findings,
+           (SELECT count(*) FROM campaign_messages m WHERE m.campaign_id = c.id AND m.state IN ('sent', 'acknowledged'))::int AS sent
+    FROM campaigns c WHERE c.id = ${id}`.execute(db);
+  const c = r.rows[0];
+  return c === undefined ? null : { id: c.id, name: c.name, state: c.state, createdAt: c.created_at, findings: c.findings, sent: c.sent };
+}
