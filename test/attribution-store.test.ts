@@ -232,6 +232,15 @@ testEachBackend('attribution store: newer facts about an address re-attribute it
   await scans.recordBatch(later.id, [answered('198.18.0.21', null, [], '2026-03-03T10:00:01.000Z')]);
   const both = await Promise.all([refreshAttributions(db), refreshAttributions(db)]);
   assert.deepEqual(both.map((b) => b.considered).sort(), [0, 1]);
+  // Two organisations holding the same ASN: a tie, listed in the review queue as ambiguous with the loser.
+  await importConstituency(constituency, {
+    files: [{ name: 'twins.csv', bytes: new TextEncoder().encode('organisation,asns\nTwin One,AS64777\nTwin Two,AS64777\n') }], format: 'auto', who: 'tester',
+  });
+  await importPrefixTable(db, ['198.18.0.21/32 64777'], 'rv');
+  const queue = await review(db);
+  assert.deepEqual(queue.map((q) => [q.ip, q.kind, q.org]), [['198.18.0.21', 'ambiguous', 'Twin One']]);
+  const losers = queue[0]?.candidates as readonly { orgName: string; lost: string }[];
+  assert.deepEqual(losers.map((c) => [c.orgName, c.lost]), [['Twin Two', 'tie']]);
   assert.equal(overrideTarget('::ffff:192.0.2.0/120'), '192.0.2.0/24');
   assert.equal(overrideTarget('2001:DB8::1'), '2001:db8::1/128');
 });

@@ -212,6 +212,22 @@ test('pooled: 6 messages at once over at most 2 connections, each accepted once'
   });
 });
 
+test('close() waits for the send on the wire and ends the queued ones as transient (nothing sent)', async () => {
+  await withPeer('stall-after-dot', async (peer, opts) => {
+    const sender = createSmtpSender({ ...opts, maxConnections: 1, socketTimeoutMs: 400 });
+    let settled = 0;
+    const sends = Array.from({ length: 4 }, () => sender.send(message()).then((o) => { settled++; return o; }));
+    // Until one message is on the wire (its dot sent, the peer silent) while the others wait for the connection.
+    while (peer.bodiesReceived < 1) await new Promise((r) => setTimeout(r, 10));
+    await sender.close();
+    assert.equal(settled, 4, 'close() returned only after every send had its outcome');
+    const kinds = (await Promise.all(sends)).map((o) => (o.kind === 'transient' && /closed/.test(o.response) ? 'closed' : o.kind)).sort();
+    assert.deepEqual(kinds, ['closed', 'closed', 'closed', 'uncertain']);
+    assert.equal(peer.bodiesReceived, 1);
+    assert.equal((await sender.send(message())).kind, 'transient');
+  });
+});
+
 test('a pooled connection the relay dropped meanwhile: sent again on a new connection, accepted once', async () => {
   await withPeer('drop-second-mail', async (peer, opts) => {
     const sender = createSmtpSender({ ...opts, maxConnections: 1 });

@@ -16,7 +16,7 @@
  * halved. Confidence scale: `CONFIDENCE` in types.ts. Contacts: the organisation's, else a network's abuse-mailbox.
  *
  * `attributeMany(index, facts[])` answers a batch (the store's bulk refresh: pass `{ candidates: false }` to keep
- * only the decisions, about twice as fast). `attributeReference` is the plain engine `attribute` must equal (score
+ * only the decisions: no losing candidate or sentence is built). `attributeReference` is the plain engine `attribute` must equal (score
  * every candidate, sort them all): for tests and the benchmark only.
  */
 export { attribute, attributeMany, describeEvidence, type AttributeOptions } from './attribute.js';

@@ -13,6 +13,7 @@ import { csvRow } from '../core/csv.js';
 import { TocsinError } from '../core/errors.js';
 import { sanitiseText } from '../core/text.js';
 import { openDatabase } from '../platform/db/connect.js';
+import { createConstituencyStore } from '../platform/db/constituency-store.js';
 import {
   closeFinding, findingEvents, foldFindings, getFinding, listFindings, reopenFinding, type Finding, type FindingEvent, type FindingQuery,
 } from '../services/findings.js';
@@ -111,6 +112,9 @@ export async function findingsCommand(ctx: CliContext, flags: ListFlags): Promis
   const query: FindingQuery = { state, ...(flags.org === undefined ? {} : { org: flags.org }), ...(flags.cve === undefined ? {} : { cve: flags.cve.trim() }) };
   const database = await openDatabase(ctx.config());
   try {
+    if (flags.org !== undefined && (await createConstituencyStore(database.db).getOrg(flags.org)) === null) {
+      throw new TocsinError('TOCSIN_ORG_NOT_FOUND', `no organisation named ${quoted(flags.org)}`);
+    }
     const fold = await foldFindings(database.db);
     ctx.stderr.write(`tocsin: findings folded (${fold.evidence} new piece(s) of evidence: ${fold.opened} opened, ${fold.closed} closed, ` +
       `${fold.reopened} reopened, ${fold.ownerChanged} owner change(s); ${fold.ms} ms)\n`);

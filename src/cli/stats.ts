@@ -119,7 +119,7 @@ const SURVIVAL_DAYS = [7, 14, 30, 60, 90] as const;
 
 function statsTable(r: StatsReport): string {
   const lines: string[] = [];
-  const gw = Math.min(32, Math.max(5, ...r.series.map((p) => p.group.length), ...r.survival.map((c) => c.group.length)));
+  const gw = Math.min(32, Math.max(8, ...r.series.map((p) => p.group.length), ...r.survival.map((c) => c.group.length)));
   lines.push(`Patch curve ${r.from} .. ${r.to} (UTC days; open findings counted as unpatched up to ${r.end})`);
   if (r.campaign !== null) {
     const c = r.campaign;
@@ -127,8 +127,8 @@ function statsTable(r: StatsReport): string {
       `${c.findings} finding(s), ${c.messagesSent} message(s) accepted`);
   }
   lines.push('');
-  lines.push(`${cell('group', gw)}  day         ${SERIES.map((s) => s.padStart(12)).join('')}`);
-  for (const p of r.series) lines.push(`${cell(p.group, gw)}  ${p.day}  ${SERIES.map((s) => num(p[s], 12)).join('')}`);
+  lines.push(`${cell('group', gw)}  day         ${SERIES.map((s) => s.padStart(13)).join('')}`);
+  for (const p of r.series) lines.push(`${cell(p.group, gw)}  ${p.day}  ${SERIES.map((s) => num(p[s], 13)).join('')}`);
   if (r.series.length === 0) lines.push('(no findings)');
   lines.push('');
   lines.push('Time to patch (days; median and p90 over the patched findings; survival median over all, open ones censored)');

@@ -59,7 +59,9 @@ export async function whoisCommand(ctx: CliContext, ip: string, flags: WhoisFlag
       ...(flags.san === undefined ? {} : { sans: flags.san }),
       ...(flags.ptr === undefined ? {} : { ptr: flags.ptr }),
     });
-    ctx.stdout.write(format === 'json' ? `${JSON.stringify(answer.attribution)}\n` : renderWhois(answer));
+    // JSON: the engine's answer, plus the stored answer and its last owner changes (added fields, same object).
+    const json = { ...answer.attribution, stored: answer.stored, ownerChanges: answer.changes };
+    ctx.stdout.write(format === 'json' ? `${sanitiseText(JSON.stringify(json), { style: 'json' })}\n` : renderWhois(answer));
     return 0;
   } finally {
     await database.close();

@@ -8,7 +8,7 @@
 import type { Kysely } from 'kysely';
 import { TocsinError } from '../core/errors.js';
 import type { DbSchema } from '../platform/db/schema.js';
-import { campaignInfo, dailyDeltas, durationCounts, firstEventAt, type StatsScope } from '../platform/db/stats-store.js';
+import { aggregateStats, campaignInfo, type StatsScope } from '../platform/db/stats-store.js';
 import { renderSvg, svgToPng, type ChartInput, type ChartPanel, type ChartPoint } from '../platform/charts/index.js';
 import {
   SERIES, addDays, dailySeries, dayOf, startOfDay, survivalCurves, timeToPatch, totalPerDay,
@@ -67,22 +67,15 @@ export async function computeStats(db: Kysely<DbSchema>, opts: StatsOptions = {}
   if (campaignId !== null && campaign === null) throw new TocsinError('TOCSIN_CAMPAIGN_NOT_FOUND', `no campaign ${campaignId}`);
   const to = opts.to ?? dayOf(now);
   const scope: StatsScope = { by, campaignId, detectedFrom: opts.from == null ? null : startOfDay(opts.from) };
-  let from = opts.from ?? null;
-  if (from === null) {
-    const first = campaign !== null ? campaign.createdAt : await firstEventAt(db, scope);
-    from = first === null ? to : dayOf(first);
-  }
-  if (from > to) throw new TocsinError('TOCSIN_ARG_INVALID', `--from ${from} is after --to ${to}`);
+  if (opts.from != null && opts.from > to) throw new TocsinError('TOCSIN_ARG_INVALID', `--from ${opts.from} is after --to ${to}`);
   const endOfTo = startOfDay(addDays(to, 1));
   const end = endOfTo < now ? endOfTo : now;
-
-  const series = dailySeries(await dailyDeltas(db, scope, from, to), from, to);
-  const ttp = [
-    ...timeToPatch('detection', await durationCounts(db, scope, 'detection', end)),
-    ...timeToPatch('warning', await durationCounts(db, scope, 'warning', end)),
-  ];
-  const survivalScope: StatsScope = { ...scope, by: by ?? 'sector' };
-  const survival = survivalCurves(await durationCounts(db, survivalScope, 'detection', end));
+  const defaultFrom = campaign === null ? null : dayOf(campaign.createdAt);
+  const agg = await aggregateStats(db, scope, { from: opts.from ?? (defaultFrom !== null && defaultFrom <= to ? defaultFrom : null), to, end }, by ?? 'sector');
+  const from = agg.from;
+  const series = dailySeries(agg.deltas, from, to);
+  const ttp = [...timeToPatch('detection', agg.detection), ...timeToPatch('warning', agg.warning)];
+  const survival = survivalCurves(agg.survival);
 
   let burndown: CampaignBurndown | null = null;
   if (campaign !== null) {
@@ -95,6 +88,11 @@ export async function computeStats(db: Kysely<DbSchema>, opts: StatsOptions = {}
   }
   return { from, to, end: end.toISOString(), by, series, timeToPatch: ttp, survival, campaign: burndown };
 }
+
+/** Exposed red, warnings orange and purple, patched green, compromised black: the same in every chart. */
+const SERIES_COLORS: ReadonlyArray<readonly [string, string]> = [
+  ['exposed', '#d62728'], ['notified', '#ff7f0e'], ['acknowledged', '#9467bd'], ['patched', '#2ca02c'], ['compromised', '#111111'],
+];
 
 /** At most this many groups get a line of their own in a chart; the rest are summed as `(other)`. */
 const CHART_GROUPS = 10;
@@ -120,7 +118,7 @@ export function chartOf(r: StatsReport): ChartInput {
   const panels: ChartPanel[] = [];
   if (r.by === null) {
     panels.push({
-      title: `Findings per day, ${r.from} to ${r.to}`, xTitle: 'day (UTC)', yTitle: 'findings', x: 'day',
+      title: `Findings per day, ${r.from} to ${r.to}`, xTitle: 'day (UTC)', yTitle: 'findings', x: 'day', colors: SERIES_COLORS,
       points: r.series.flatMap((p) => SERIES.map((s) => ({ x: p.day, y: p[s], line: s }))),
     });
   } else {
@@ -133,6 +131,7 @@ export function chartOf(r: StatsReport): ChartInput {
     const c = r.campaign;
     panels.push({
       title: `Burn-down of campaign ${c.id} (${c.name})`, xTitle: 'day (UTC)', yTitle: 'findings', x: 'day',
+      colors: [['still open', '#d62728'], ['patched', '#2ca02c']],
       points: c.points.flatMap((p) => [{ x: p.day, y: p.open, line: 'still open' }, { x: p.day, y: p.patched, line: 'patched' }]),
     });
   }

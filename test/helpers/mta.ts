@@ -5,7 +5,7 @@
  * reason; with CI=true and no MTA they fail, so CI can never pass by skipping them.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { simpleParser, type ParsedMail } from 'mailparser';
@@ -46,6 +46,17 @@ function deliveredTo(raw: Buffer): string | null {
   return m?.[1]?.toLowerCase() ?? null;
 }
 
+async function readHead(path: string): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Every message delivered to `address` so far (Maildir new/ and cur/). */
 export async function messagesFor(mta: Mta, address: string): Promise<Delivered[]> {
   const out: Delivered[] = [];
@@ -64,11 +75,13 @@ export async function messagesFor(mta: Mta, address: string): Promise<Delivered[
       const path = join(dir, name);
       let raw: Buffer;
       try {
+        // Postfix puts Delivered-To near the top: look at the head before reading (and parsing) the whole file.
+        if (deliveredTo(await readHead(path)) !== want) continue;
         raw = await readFile(path);
       } catch {
         continue; // moved from new/ to cur/ meanwhile
       }
-      if (deliveredTo(raw) === want) out.push({ path, raw, parsed: await simpleParser(raw) });
+      out.push({ path, raw, parsed: await simpleParser(raw) });
     }
   }
   return out;

@@ -30,6 +30,8 @@ export interface ChartPanel {
   readonly step?: boolean;
   /** y between 0 and 1, shown as a percentage. */
   readonly share?: boolean;
+  /** Fixed colours for known lines (CSS colours), in this order in the legend; other lines get the default palette. */
+  readonly colors?: ReadonlyArray<readonly [line: string, color: string]>;
   readonly points: readonly ChartPoint[];
 }
 
@@ -62,7 +64,9 @@ function panelSpec(p: ChartPanel, width: number): Record<string, unknown> {
         ? { field: 'x', type: 'temporal', title: chartText(p.xTitle, 120), axis: { format: '%Y-%m-%d', labelAngle: -30 } }
         : { field: 'x', type: 'quantitative', title: chartText(p.xTitle, 120) },
       y: { field: 'y', type: 'quantitative', title: chartText(p.yTitle, 120), ...(p.share === true ? { axis: { format: '%' }, scale: { domain: [0, 1] } } : {}) },
-      color: { field: 'line', type: 'nominal', title: null, sort: null },
+      color: p.colors === undefined
+        ? { field: 'line', type: 'nominal', title: null, sort: null }
+        : { field: 'line', type: 'nominal', title: null, scale: { domain: p.colors.map(([l]) => chartText(l)), range: p.colors.map(([, c]) => c) } },
     },
   };
 }

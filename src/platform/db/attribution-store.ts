@@ -40,7 +40,9 @@ export interface AddressFacts {
   /**
    * When the newest fact about the address reached us: a scan observation's time, a feed row's IMPORT time (an
    * old report imported today still brings new facts, so its report date would hide them from the incremental
-   * refresh). Null when there is no observation.
+   * refresh). Null when there is no observation. Known gap: an import still in flight when a refresh reads carries
+   * its transaction's start time; if a newer scan of the same address is read first, that import's facts wait for
+   * the next registry change or `--full` (a per-row sequence would close it; the schema has none).
    */
   readonly newest: Date | null;
   readonly facts: ExposureFacts;

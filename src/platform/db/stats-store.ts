@@ -15,7 +15,7 @@
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { COMPROMISED } from '../../findings/index.js';
-import type { Basis, DayDelta, DurationCount, GroupBy, SeriesName } from '../../stats/index.js';
+import { dayOf, type Basis, type DayDelta, type DurationCount, type GroupBy, type SeriesName } from '../../stats/index.js';
 import type { DbSchema } from './schema.js';
 
 type Executor = Kysely<DbSchema>;
@@ -57,7 +57,7 @@ function groupExpr(by: GroupBy | null): RawBuilder<string> {
  * The common CTEs: `cmf` (campaign message → finding), `scope` (the findings counted, with their group) and
  * `warn` (each finding's first successful warning and first acknowledgement).
  */
-function scopeCtes(s: StatsScope): RawBuilder<unknown> {
+function scopeCtes(s: StatsScope, survivalBy: GroupBy = 'sector'): RawBuilder<unknown> {
   const campaignFilter = s.campaignId === null
     ? sql``
     : sql`AND f.id IN (SELECT finding_id FROM cmf WHERE campaign_id = ${s.campaignId})`;
@@ -85,7 +85,7 @@ function scopeCtes(s: StatsScope): RawBuilder<unknown> {
       ORDER BY cm.message_id, cm.ip, cm.port_key, cm.cve, f.first_seen DESC
     ),
     scope AS (
-      SELECT f.id, f.cve, f.first_seen, ${groupExpr(s.by)} AS grp
+      SELECT f.id, f.cve, f.first_seen, ${groupExpr(s.by)} AS grp, ${groupExpr(survivalBy)} AS sgrp
       FROM findings f
       LEFT JOIN organisations o ON o.id = f.org_id
       WHERE true ${campaignFilter} ${detected}
@@ -106,78 +106,96 @@ function scopeCtes(s: StatsScope): RawBuilder<unknown> {
     )`;
 }
 
-/** The earliest state event of the scope (the default start of the series), or null when there is none. */
-export async function firstEventAt(db: Executor, s: StatsScope): Promise<Date | null> {
-  const r = await sql<{ at: Date | null }>`
-    WITH ${scopeCtes(s)}
-    SELECT min(e.at) AS at FROM scope JOIN finding_events e ON e.finding_id = scope.id
-    WHERE e.kind IN ('opened', 'reopened', 'closed')`.execute(db);
-  return r.rows[0]?.at ?? null;
+export interface StatsRange {
+  /** First day of the series; null: the day of the scope's first detection (or `to` when there is none). */
+  readonly from: string | null;
+  readonly to: string;
+  /** Open findings are censored at this time (the end of `to`, or now when that is earlier). */
+  readonly end: Date;
+}
+
+export interface StatsAggregates {
+  /** The first day of the series (as given, or the default). */
+  readonly from: string;
+  readonly deltas: readonly DayDelta[];
+  /** Per `by` group (or `all`). */
+  readonly detection: readonly DurationCount[];
+  readonly warning: readonly DurationCount[];
+  /** Per survival group (sector unless `by` is given), from detection. */
+  readonly survival: readonly DurationCount[];
 }
 
 /**
- * Per group, day (UTC) and series, the sum of the changes (see DayDelta). Changes before `from` are dated `from`
- * (they make its starting level); those after `to` are left out. Days are YYYY-MM-DD.
+ * Everything the patch curve needs, in one REPEATABLE READ transaction (every figure from the same snapshot, even
+ * while a fold runs), with the finding history read twice in all: the scope, each finding's first warning and its
+ * state intervals (a window `lead` over its state events) go into temporary tables, and the aggregates read those.
+ * `work_mem` is raised for this transaction only: the sorts of a million findings would otherwise spill to disk.
  */
-export async function dailyDeltas(db: Executor, s: StatsScope, from: string, to: string): Promise<DayDelta[]> {
-  const r = await sql<{ group: string; day: string; series: SeriesName; delta: number }>`
-    WITH ${scopeCtes(s)},
-    st AS (
-      SELECT s.grp, s.cve, e.kind, e.at, e.detail->>'reason' AS reason,
+export async function aggregateStats(db: Executor, s: StatsScope, range: StatsRange, survivalBy: GroupBy): Promise<StatsAggregates> {
+  return db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
+    await sql`SET LOCAL work_mem = '64MB'`.execute(trx);
+    await sql`
+      CREATE TEMP TABLE stats_scope ON COMMIT DROP AS
+      WITH ${scopeCtes(s, survivalBy)}
+      SELECT s.id, s.cve, s.first_seen, s.grp, s.sgrp, w.notified_at, w.ack_at
+      FROM scope s LEFT JOIN warn w ON w.id = s.id`.execute(trx);
+    await sql`
+      CREATE TEMP TABLE stats_iv ON COMMIT DROP AS
+      SELECT s.id, s.grp, s.sgrp, s.cve, s.first_seen, s.notified_at, e.kind, e.at, e.detail->>'reason' AS reason,
              lead(e.at) OVER (PARTITION BY e.finding_id ORDER BY e.at, e.id) AS until
-      FROM scope s JOIN finding_events e ON e.finding_id = s.id
-      WHERE e.kind IN ('opened', 'reopened', 'closed')
-    ),
-    iv AS (
-      SELECT grp, at, until,
-             CASE WHEN kind = 'closed' THEN CASE WHEN reason = 'patched' THEN 'patched' END
-                  WHEN cve = ${COMPROMISED} THEN 'compromised' ELSE 'exposed' END AS series
-      FROM st
-    ),
-    d AS (
-      SELECT grp, series, (at AT TIME ZONE 'UTC')::date AS day, 1 AS n FROM iv WHERE series IS NOT NULL
-      UNION ALL
-      SELECT grp, series, (until AT TIME ZONE 'UTC')::date, -1 FROM iv WHERE series IS NOT NULL AND until IS NOT NULL
-      UNION ALL
-      SELECT s.grp, 'notified', (w.notified_at AT TIME ZONE 'UTC')::date, 1 FROM warn w JOIN scope s ON s.id = w.id WHERE w.notified_at IS NOT NULL
-      UNION ALL
-      SELECT s.grp, 'acknowledged', (w.ack_at AT TIME ZONE 'UTC')::date, 1 FROM warn w JOIN scope s ON s.id = w.id WHERE w.ack_at IS NOT NULL
-    )
-    SELECT grp AS "group", to_char(greatest(day, ${from}::date), 'YYYY-MM-DD') AS day, series, sum(n)::int AS delta
-    FROM d WHERE day <= ${to}::date
-    GROUP BY 1, 2, 3 HAVING sum(n) <> 0
-    ORDER BY 1, 2, 3`.execute(db);
-  return r.rows.map((x) => ({ group: x.group, day: x.day, series: x.series, delta: x.delta }));
-}
+      FROM stats_scope s JOIN finding_events e ON e.finding_id = s.id
+      WHERE e.kind IN ('opened', 'reopened', 'closed')`.execute(trx);
+    await sql`ANALYZE stats_scope`.execute(trx);
+    await sql`ANALYZE stats_iv`.execute(trx);
 
-/**
- * Per group and whole minute from the basis, how many CVE findings (not a host's compromise) were patched then,
- * or censored then. A finding's end is its state at `end`: closed patched → patched at that closing; closed
- * otherwise → censored at that closing; open → censored at `end`. From `warning`: only findings warned before
- * their end (one patched before its warning tells nothing about warnings).
- */
-export async function durationCounts(db: Executor, s: StatsScope, basis: Basis, end: Date): Promise<DurationCount[]> {
-  const endAt = end.toISOString();
-  const start = basis === 'detection' ? sql`l.first_seen` : sql`w.notified_at`;
-  const r = await sql<{ group: string; minutes: number; patched: number; censored: number }>`
-    WITH ${scopeCtes(s)},
-    last AS (
-      SELECT DISTINCT ON (s.id) s.id, s.grp, s.first_seen, e.kind, e.at, e.detail->>'reason' AS reason
-      FROM scope s JOIN finding_events e ON e.finding_id = s.id
-      WHERE s.cve <> ${COMPROMISED} AND e.kind IN ('opened', 'reopened', 'closed') AND e.at < ${endAt}::timestamptz
-      ORDER BY s.id, e.at DESC, e.id DESC
-    ),
-    ends AS (
-      SELECT l.grp, (l.kind = 'closed' AND l.reason = 'patched') AS patched,
-             CASE WHEN l.kind = 'closed' THEN l.at ELSE ${endAt}::timestamptz END AS stop,
-             ${start} AS start
-      FROM last l LEFT JOIN warn w ON w.id = l.id
-    )
-    SELECT grp AS "group", floor(extract(epoch FROM stop - start) / 60)::int AS minutes,
-           count(*) FILTER (WHERE patched)::int AS patched, count(*) FILTER (WHERE NOT patched)::int AS censored
-    FROM ends WHERE start IS NOT NULL AND start <= stop
-    GROUP BY 1, 2 ORDER BY 1, 2`.execute(db);
-  return r.rows;
+    const first = (await sql<{ at: Date | null }>`SELECT min(first_seen) AS at FROM stats_scope`.execute(trx)).rows[0]?.at ?? null;
+    const from = range.from ?? (first === null ? range.to : dayOf(first));
+    const deltas = await sql<{ group: string; day: string; series: SeriesName; delta: number }>`
+      WITH iv AS (
+        SELECT grp, at, until,
+               CASE WHEN kind = 'closed' THEN CASE WHEN reason = 'patched' THEN 'patched' END
+                    WHEN cve = ${COMPROMISED} THEN 'compromised' ELSE 'exposed' END AS series
+        FROM stats_iv
+      ),
+      d AS (
+        SELECT grp, series, (at AT TIME ZONE 'UTC')::date AS day, 1 AS n FROM iv WHERE series IS NOT NULL
+        UNION ALL
+        SELECT grp, series, (until AT TIME ZONE 'UTC')::date, -1 FROM iv WHERE series IS NOT NULL AND until IS NOT NULL
+        UNION ALL
+        SELECT grp, 'notified', (notified_at AT TIME ZONE 'UTC')::date, 1 FROM stats_scope WHERE notified_at IS NOT NULL
+        UNION ALL
+        SELECT grp, 'acknowledged', (ack_at AT TIME ZONE 'UTC')::date, 1 FROM stats_scope WHERE ack_at IS NOT NULL
+      )
+      SELECT grp AS "group", to_char(greatest(day, ${from}::date), 'YYYY-MM-DD') AS day, series, sum(n)::int AS delta
+      FROM d WHERE day <= ${range.to}::date
+      GROUP BY 1, 2, 3 HAVING sum(n) <> 0
+      ORDER BY 1, 2, 3`.execute(trx);
+
+    // Each CVE finding's state at `end` (the interval holding it): closed patched → patched then; closed otherwise →
+    // censored then; open → censored at `end`. From `warning`: only findings warned before their end.
+    const endAt = range.end.toISOString();
+    const durations = await sql<{ basis: Basis | 'survival'; group: string; minutes: number; patched: number; censored: number }>`
+      WITH ends AS (
+        SELECT grp, sgrp, first_seen, notified_at, (kind = 'closed' AND reason = 'patched') AS patched,
+               CASE WHEN kind = 'closed' THEN at ELSE ${endAt}::timestamptz END AS stop
+        FROM stats_iv
+        WHERE cve <> ${COMPROMISED} AND at < ${endAt}::timestamptz AND (until IS NULL OR until >= ${endAt}::timestamptz)
+      ),
+      timed AS (
+        SELECT 'detection' AS basis, grp AS g, first_seen AS start, stop, patched FROM ends
+        UNION ALL
+        SELECT 'warning', grp, notified_at, stop, patched FROM ends WHERE notified_at IS NOT NULL
+        UNION ALL
+        SELECT 'survival', sgrp, first_seen, stop, patched FROM ends
+      )
+      SELECT basis, g AS "group", floor(extract(epoch FROM stop - start) / 60)::int AS minutes,
+             count(*) FILTER (WHERE patched)::int AS patched, count(*) FILTER (WHERE NOT patched)::int AS censored
+      FROM timed WHERE start <= stop
+      GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`.execute(trx);
+    const of = (b: Basis | 'survival'): DurationCount[] => durations.rows.filter((r) => r.basis === b)
+      .map((r) => ({ group: r.group, minutes: r.minutes, patched: r.patched, censored: r.censored }));
+    return { from, deltas: deltas.rows, detection: of('detection'), warning: of('warning'), survival: of('survival') };
+  });
 }
 
 /** A campaign with how many findings it carried and messages it got accepted; null when there is none. */

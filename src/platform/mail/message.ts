@@ -6,6 +6,7 @@
  * characters, or the message is refused with TOCSIN_MAIL_MESSAGE_INVALID and nothing is sent. Callers fold hostile
  * text with toHeaderText() first; a CR/LF that reached this point is a bug upstream, not something to repair quietly.
  */
+import { createPrivateKey } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import DKIM from 'nodemailer/lib/dkim';
@@ -99,6 +100,16 @@ export function checkMessage(m: OutgoingMessage, from: MailAddress): void {
     if (RESERVED.has(k.toLowerCase())) throw invalid(`header ${k} is set by the adapter, not through headers`);
     checkLine(`header ${k}`, v);
   }
+  if (m.dkim) {
+    if (!/^[A-Za-z0-9.-]{1,253}$/.test(m.dkim.domainName) || !/^[A-Za-z0-9._-]{1,63}$/.test(m.dkim.keySelector)) {
+      throw invalid('the DKIM domain or selector is malformed');
+    }
+    try {
+      createPrivateKey(m.dkim.privateKey);
+    } catch {
+      throw invalid('the DKIM private key is not a PEM private key');
+    }
+  }
   for (const a of m.attachments ?? []) {
     checkLine('attachment filename', a.filename);
     if (!/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+(;\s*[a-z0-9-]+=("[^"\r\n]*"|[a-z0-9!#$&^_.+-]+))*$/i.test(a.contentType)) {
@@ -131,7 +142,11 @@ export async function buildMessage(m: OutgoingMessage, defaultFrom: MailAddress,
   let raw: Buffer;
   try {
     raw = await composer.compile().build();
-    if (m.dkim) raw = await collect(new DKIM({ ...m.dkim }).sign(raw), maxBytes + 4096);
+    if (m.dkim) {
+      raw = await collect(new DKIM({ ...m.dkim }).sign(raw), maxBytes + 4096);
+      // nodemailer's signer sends the message unsigned when it cannot sign: asked to sign, we sign or refuse.
+      if (!raw.subarray(0, 20).toString('latin1').startsWith('DKIM-Signature:')) throw invalid('it could not be DKIM-signed');
+    }
   } catch (e) {
     // A composer or signer failure (e.g. a DKIM key that is not a private key) is about this message, not SMTP.
     if (e instanceof TocsinError) throw e;

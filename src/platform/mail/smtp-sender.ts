@@ -369,9 +369,10 @@ export function createSmtpSender(options: SmtpSenderOptions): SmtpSender {
 
   async function close(): Promise<void> {
     closed = true;
+    // Sends still waiting for a connection end now (transient: nothing was sent); those on the wire finish.
+    for (const w of waiters.splice(0)) w();
     if (inFlight > 0) await new Promise<void>((r) => drained.push(r));
     for (const p of [...idle]) discard(p);
-    for (const w of waiters.splice(0)) w();
   }
 
   return { send, verify, close, relay: redactSmtpUrl(options.url) };

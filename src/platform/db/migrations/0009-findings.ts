@@ -62,7 +62,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`CREATE INDEX finding_events_finding ON finding_events (finding_id, id)`.execute(db);
   // Append-only: an UPDATE of an event is a bug (and refused).
   await sql`
-    CREATE FUNCTION tocsin_finding_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE OR REPLACE FUNCTION tocsin_finding_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       RAISE EXCEPTION 'finding_events is append-only';
     END $$`.execute(db);

@@ -1,0 +1,12 @@
+import { openDatabase } from './src/platform/db/connect.js';
+import { dailyDeltas, durationCounts, firstEventAt } from './src/platform/db/stats-store.js';
+const database = await openDatabase({ home: '/tmp/h10-home', databaseUrl: 'postgres://tocsin:tocsin@127.0.0.1:5432/h10_try' });
+const s = { by: null, campaignId: null, detectedFrom: null };
+const end = new Date('2026-06-01T00:00:00Z');
+let t = performance.now();
+const lap = (n: string) => { console.log(n, Math.round(performance.now() - t)); t = performance.now(); };
+await firstEventAt(database.db, s); lap('first');
+await dailyDeltas(database.db, s, '2026-03-02', '2026-06-01'); lap('deltas');
+await durationCounts(database.db, s, 'detection', end); lap('det');
+await durationCounts(database.db, s, 'warning', end); lap('warn');
+await database.close();
