@@ -25,6 +25,7 @@ import {
   type RenderContext, type StatusRecord,
 } from '../src/services/campaigns.js';
 import { importConstituency } from '../src/services/constituency.js';
+import { foldFindings } from '../src/services/findings.js';
 import { startCampaignPeer } from './helpers/campaign-peer.js';
 import { testEachBackend } from './helpers/db.js';
 import { mtaOrSkip, uniqueDomain, type Mta } from './helpers/mta.js';
@@ -101,6 +102,7 @@ testEachBackend('campaign: one message per organisation; 550 moves down the chai
   const db = database.db;
   await buildEstate(database, faultEstate(), [{ ip: '198.19.0.9', vulnerable: ['CVE-2021-26855'] }]);
   await createConstituencyStore(db).addEntry('Epsilon', { kind: 'opt-out', condition: 'all', expiresAt: null }, 'tester');
+  await foldFindings(db);
   const t0 = new Date();
   const created = await createCampaign(db, { name: 'ProxyLogon March', group: 'proxylogon', createdBy: 'tester', fromAddress: 'cert@cert.test' });
   assert.deepEqual([created.queued, created.suppressed, created.unattributed], [4, 2, 1]);
@@ -130,6 +132,10 @@ testEachBackend('campaign: one message per organisation; 550 moves down the chai
     assert.deepEqual([st.get('Epsilon')!.state, st.get('Epsilon')!.reason], ['suppressed', 'opt-out: all']);
     assert.deepEqual([st.get('Zeta')!.state, st.get('Zeta')!.reason], ['suppressed', 'no-contact']);
     assert.equal(st.has('Eta'), false);
+    // each sent message is a `notified` event on the findings it told about (Alpha 4 + 1, Beta 1, Gamma 1)
+    const notified = async (): Promise<number> => Number((await db.selectFrom('finding_events').select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('kind', '=', 'notified').where('who', '=', `campaign:${created.id}`).executeTakeFirstOrThrow()).n);
+    assert.equal(await notified(), 7);
 
     // Deferred: not due yet, nothing is sent; once due, Delta goes out, and nobody else gets a second message.
     assert.equal((await sendCampaign(db, created.id, sender, ctxFor())).considered, 0);
@@ -172,6 +178,9 @@ testEachBackend('campaign: one message per organisation; 550 moves down the chai
       }
     }
     assert.equal(byOrg((await campaignStatus(db, created.id)).records).get('Alpha')!.state, 'acknowledged');
+    assert.equal(await notified(), 8);
+    const acked = await db.selectFrom('finding_events').select((eb) => eb.fn.countAll<number>().as('n')).where('kind', '=', 'acknowledged').executeTakeFirstOrThrow();
+    assert.equal(Number(acked.n), 5);
     await assert.rejects(resendMessage(db, created.id, 'Gamma', 'lead'), /only an uncertain or bounced message/);
 
     // A fallback contact gets the warning of an organisation without contacts; a cancelled campaign sends nothing.

@@ -271,7 +271,26 @@ export async function finishAttempt(db: Kysely<DbSchema>, id: number, attempt: n
     }).where('id', '=', id).where('state', '=', 'sending').execute();
     await trx.updateTable('campaign_attempts').set({ outcome: p.outcome, reply: p.reply, finished_at: sql<Date>`now()` })
       .where('message_id', '=', id).where('attempt', '=', attempt).execute();
+    if (sent) await recordFindingEvents(trx, id, 'notified');
   });
+}
+
+/**
+ * Appends `notified` / `acknowledged` to the history of the current findings (migration 0009) that the message
+ * told about (its frozen exposures: ip, port, CVE), in the caller's transaction: the event and the outbox state
+ * commit together. Returns how many events were written.
+ */
+async function recordFindingEvents(trx: Kysely<DbSchema>, messageRowId: number, kind: 'notified' | 'acknowledged'): Promise<number> {
+  const r = await sql`
+    INSERT INTO finding_events (finding_id, kind, at, who, detail)
+    SELECT DISTINCT ON (f.id) f.id, ${kind}, now(), 'campaign:' || m.campaign_id,
+           jsonb_build_object('campaign', m.campaign_id, 'ticket', m.ticket, 'messageId', m.message_id)
+    FROM campaign_messages m
+    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(m.exposures) = 'array' THEN m.exposures ELSE '[]'::jsonb END) x
+    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(x->'cves') = 'array' THEN x->'cves' ELSE '[]'::jsonb END) v
+    JOIN findings f ON f.current AND f.ip = (x->>'ip')::inet AND coalesce(f.port, -1) = coalesce((x->>'port')::int, -1) AND f.cve = v->>'cve'
+    WHERE m.id = ${messageRowId}`.execute(trx);
+  return Number(r.numAffectedRows ?? 0);
 }
 
 /** Analyst's decision after checking: an uncertain or bounced message goes back to the queue. */
@@ -294,9 +313,13 @@ export async function messageByTicket(db: Kysely<DbSchema>, ticket: string): Pro
 
 /** Marks a message acknowledged (idempotent: the first time is kept). */
 export async function acknowledgeMessage(db: Kysely<DbSchema>, id: number, at: Date): Promise<boolean> {
-  const r = await db.updateTable('campaign_messages').set({ state: 'acknowledged', acknowledged_at: at, updated_at: sql<Date>`now()` })
-    .where('id', '=', id).where('state', 'in', ['sent', 'uncertain']).executeTakeFirst();
-  return Number(r.numUpdatedRows) > 0;
+  return db.transaction().execute(async (trx) => {
+    const r = await trx.updateTable('campaign_messages').set({ state: 'acknowledged', acknowledged_at: at, updated_at: sql<Date>`now()` })
+      .where('id', '=', id).where('state', 'in', ['sent', 'uncertain']).executeTakeFirst();
+    const first = Number(r.numUpdatedRows) > 0;
+    if (first) await recordFindingEvents(trx, id, 'acknowledged');
+    return first;
+  });
 }
 
 export interface AttemptRow {

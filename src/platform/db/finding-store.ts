@@ -15,6 +15,11 @@
  *    nothing new writes nothing.
  * Owner changes (attributions, refreshed by the service first) and expired analyst closures are swept after.
  * Folds are serialised by an advisory lock (two processes folding at once would open a CVE twice).
+ *
+ * Known limit (not solved yet): the cursors are ids. A writer transaction still open while a fold reads (a scan
+ * batch, a feed import) may commit ids below ones already folded, and those rows are then never folded. Sketch of a
+ * fix: writers take a shared advisory lock per statement (a trigger on the three tables), the fold takes it
+ * exclusively (with a lock timeout) just to read its upper ids, so every id at or below them is committed.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { TocsinError } from '../../core/errors.js';

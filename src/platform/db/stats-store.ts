@@ -149,7 +149,7 @@ export async function aggregateStats(db: Executor, s: StatsScope, range: StatsRa
     await sql`ANALYZE stats_iv`.execute(trx);
 
     const first = (await sql<{ at: Date | null }>`SELECT min(first_seen) AS at FROM stats_scope`.execute(trx)).rows[0]?.at ?? null;
-    const from = range.from ?? (first === null ? range.to : dayOf(first));
+    const from = range.from ?? (first === null || dayOf(first) > range.to ? range.to : dayOf(first));
     const deltas = await sql<{ group: string; day: string; series: SeriesName; delta: number }>`
       WITH iv AS (
         SELECT grp, at, until,
