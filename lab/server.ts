@@ -23,6 +23,7 @@ import { acceptor, type AcceptEnv, type ConnectionCounts } from './connection.js
 import { DEFAULT_MIX, generateEstate, MAX_HOSTS, type LabBuildRow, type LabHost, type LabMix } from './estate.js';
 import { BodyCache } from './exchange-responses.js';
 import { DripPool } from './hostile.js';
+import { applyWave, type LabWave } from './patch-wave.js';
 import { hostRuntime, type HostRuntime } from './http-serve.js';
 import { DateLine } from './routes.js';
 import { tlsContexts } from './tls-contexts.js';
@@ -60,6 +61,8 @@ export interface LabOptions {
   readonly builds?: readonly LabBuildRow[];
   /** Where the lab keeps its generated keys and certificates (default: labCacheDir(), see cert-store.ts). */
   readonly certCacheDir?: string;
+  /** A patch wave applied to the generated estate (some hosts upgraded, some dark): see patch-wave.ts. */
+  readonly wave?: LabWave;
 }
 
 export interface LabStats {
@@ -130,7 +133,8 @@ async function listenOrFail(server: net.Server, port: number, host: string): Pro
 /** Starts the lab; resolves once both ports listen. */
 export async function startLab(options: LabOptions = {}): Promise<Lab> {
   const o = checkedOptions(options);
-  const hosts = generateEstate({ hosts: o.hosts, base: o.base, seed: o.seed, mix: o.mix ?? DEFAULT_MIX }, o.builds ?? kbBuilds());
+  const builds = o.builds ?? kbBuilds();
+  const hosts = applyWave(generateEstate({ hosts: o.hosts, base: o.base, seed: o.seed, mix: o.mix ?? DEFAULT_MIX }, builds), o.wave ?? {}, builds);
   const certs = await labCertificates(o.certCacheDir === undefined ? {} : { cacheDir: o.certCacheDir });
   const runtimes: (HostRuntime | undefined)[] = new Array<HostRuntime | undefined>(hosts.length);
   const cache = new BodyCache();

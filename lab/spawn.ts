@@ -14,6 +14,7 @@ import { TocsinError } from '../src/core/errors.js';
 import { labCertificates } from './cert-store.js';
 import type { ChildOptions } from './child.js';
 import { DEFAULT_MIX, generateEstate } from './estate.js';
+import { applyWave } from './patch-wave.js';
 import { DEFAULT_LAB_OPTIONS, kbBuilds, writeTruthFile, type Lab } from './server.js';
 
 /** An in-process Lab's surface (stats live in the child process) plus the child's pid. */
@@ -42,7 +43,8 @@ export async function spawnLab(options: SpawnOptions = {}): Promise<SpawnedLab> 
   // The parent writes the ground truth (the workers would all write the same file).
   const { startTimeoutMs = 60_000, truthPath, ...childOptions } = options;
   const o = { ...DEFAULT_LAB_OPTIONS, ...childOptions };
-  const hosts = generateEstate({ hosts: o.hosts, base: o.base, seed: o.seed, mix: o.mix ?? DEFAULT_MIX }, o.builds ?? kbBuilds());
+  const builds = o.builds ?? kbBuilds();
+  const hosts = applyWave(generateEstate({ hosts: o.hosts, base: o.base, seed: o.seed, mix: o.mix ?? DEFAULT_MIX }, builds), o.wave ?? {}, builds);
   // Made (or checked) here, once, before the child and its workers start: they then only read the set.
   const certs = await labCertificates(o.certCacheDir === undefined ? {} : { cacheDir: o.certCacheDir });
   const { file, execArgv } = childEntry();

@@ -72,6 +72,17 @@ async function buildEstate(database: Database, orgs: readonly OrgSpec[], extra: 
   await scans.finishScan(scan.id, 'finished');
 }
 
+function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 function ctxFor(now?: () => Date): RenderContext {
   return {
     fromAddress: 'cert@cert.test', contactUrl: 'https://cert.test/scanning', ackSecret: SECRET, ackUrlBase: 'https://cert.test/ack/',
@@ -204,15 +215,19 @@ testEachBackend('campaign: kill -9 of the sender during an SMTP transaction, the
     hosts: [{ ip: `198.18.${i}.10`, vulnerable: ['CVE-2021-26855'] }],
   }));
   await buildEstate(database, orgs);
-  const { id } = await createCampaign(db, { name: 'kill', cves: ['CVE-2021-26855'], createdBy: 'tester' });
-  await approveCampaign(db, id, 'lead');
   const peer = await startCampaignPeer();
   const home = mkdtempSync(join(tmpdir(), 'tocsin-campaign-'));
+  const env = { ...process.env, TOCSIN_HOME: home, TOCSIN_DATABASE_URL: url, TOCSIN_SMTP_URL: peer.url, TOCSIN_MAIL_FROM: 'cert@cert.test', TOCSIN_ACK_SECRET: SECRET.toString() };
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'campaign', 'send', String(id)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TOCSIN_HOME: home, TOCSIN_DATABASE_URL: url, TOCSIN_SMTP_URL: peer.url, TOCSIN_MAIL_FROM: 'cert@cert.test', TOCSIN_ACK_SECRET: SECRET.toString() },
-    });
+    // `create` prints the id alone on stdout
+    const created = await runCli(['campaign', 'create', '--name', 'kill', '--cve', 'CVE-2021-26855'], env);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /^\d+\n$/);
+    const id = Number(created.stdout.trim());
+    assert.match(created.stderr, /5 message\(s\) queued/);
+    assert.equal((await runCli(['campaign', 'send', String(id)], env)).code, 65); // not approved: TOCSIN_CAMPAIGN_STATE
+    assert.equal((await runCli(['campaign', 'approve', String(id), '--as', 'lead'], env)).code, 0);
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'campaign', 'send', String(id)], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_c, s) => resolve(s)));
@@ -238,6 +253,15 @@ testEachBackend('campaign: kill -9 of the sender during an SMTP transaction, the
     for (const m of peer.accepted) for (const r of m.recipients) counts.set(r, (counts.get(r) ?? 0) + 1);
     assert.deepEqual([...counts].sort(), [['sec@org1.test', 1], ['sec@org2.test', 1], ['sec@org4.test', 1], ['sec@org5.test', 1]]);
     assert.equal(peer.bodies, 5); // org 3's body reached the peer once (unanswered) and was never sent again
+    const status = await runCli(['campaign', 'status', String(id), '--format', 'jsonl'], env);
+    const lines = status.stdout.trim().split('\n').map((l) => JSON.parse(l) as StatusRecord);
+    assert.deepEqual(lines.map((l) => [l.org, l.state, l.recipients.length]), [
+      ['Org 1', 'sent', 1], ['Org 2', 'sent', 1], ['Org 3', 'uncertain', 1], ['Org 4', 'sent', 1], ['Org 5', 'sent', 1],
+    ]);
+    for (const l of lines) {
+      assert.match(l.ticket, /^\d{8}-\d{8}$/);
+      assert.match(l.messageId, /^<.+@cert\.test>$/);
+    }
   } finally {
     await peer.close();
     rmSync(home, { recursive: true, force: true });

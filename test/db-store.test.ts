@@ -91,8 +91,10 @@ testEachBackend('migrations apply once, then are idempotent, also from two conne
 
   // Two independent pools racing on a fresh schema: the advisory lock serialises them.
   // Every table of ours (later migrations add more): the race below starts from an empty schema.
-  const tables = await sql<{ tablename: string }>`SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`.execute(database.db);
-  for (const { tablename } of tables.rows) await sql`DROP TABLE IF EXISTS ${sql.table(tablename)} CASCADE`.execute(database.db);
+  // Functions and triggers too (migration 0008 creates a function): drop the whole schema, not only its tables.
+  const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(database.db)).rows[0]?.s ?? 'public';
+  await sql`DROP SCHEMA ${sql.id(schema)} CASCADE`.execute(database.db);
+  await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(database.db);
   const pools = [new pg.Pool({ connectionString: url, max: 2 }), new pg.Pool({ connectionString: url, max: 2 })];
   const dbs = pools.map((pool) => new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }));
   try {

@@ -137,9 +137,11 @@ testEachBackend('stats: daily counts on known days, time to patch from detection
   const csv = renderStats(bySector, 'csv');
   assert.ok(csv.includes(`"'=HYPERLINK(""x"") <script>alert(1)</script> & energy",2026-01-15,0,2,0,1,0`), csv.slice(0, 400));
 
-  // --from: the series starts with the level carried in; the timed cohort is findings detected from then on (h5 only).
+  // --from: the series starts with the level carried in (h1-h4 from before, h5 that day); the timed cohort is the
+  // findings detected from then on (h5 only).
   const late = await computeStats(database.db, { from: '2026-01-07', to: '2026-01-15', now });
-  assert.deepEqual([late.series[0]!.day, late.series[0]!.exposed], ['2026-01-07', 1]);
+  assert.deepEqual([late.series[0]!.day, late.series[0]!.exposed, late.series[0]!.notified], ['2026-01-07', 5, 2]);
+  assert.equal(late.series.length, 9);
   assert.equal(late.timeToPatch.find((t) => t.basis === 'detection')!.patched, 1);
 
   // The campaign: h4 and h5 only (the suppressed message is not in it), from its creation day.

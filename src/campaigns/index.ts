@@ -12,3 +12,4 @@ export * from './template.js';
 export * from './render.js';
 export * from './token.js';
 export * from './outbox.js';
+export * from './dsn.js';

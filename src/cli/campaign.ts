@@ -51,7 +51,7 @@ export function parseRate(flag: string, raw: string | undefined, unit: 's' | 'mi
   return n;
 }
 
-async function renderContext(ctx: CliContext): Promise<RenderContext> {
+export async function renderContext(ctx: CliContext): Promise<RenderContext> {
   const config = ctx.config();
   const from = config.mailFrom === null ? null : parseMailFrom(config.mailFrom).from;
   const base = process.env.TOCSIN_ACK_URL && process.env.TOCSIN_ACK_URL !== '' ? process.env.TOCSIN_ACK_URL : new URL('/ack/', config.contactUrl.startsWith('http') ? config.contactUrl : 'https://tocsin.invalid/').toString();

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { untilStopSignal, type CliContext } from './context.js';
 import { parseIntFlag } from './args.js';
 import { runScanOnTerminal } from './scan.js';
+import { constituencyStage, warningLoop, type DemoLab } from './demo-loop.js';
 import { renderReport } from './report.js';
 import type { ScanRecord } from '../core/contracts/scan-record.js';
 import { openDatabase } from '../platform/db/connect.js';
@@ -31,6 +32,7 @@ interface DemoFlags {
   latencyMs: string;
   once?: boolean;
   progress: boolean;
+  loop: boolean;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -42,6 +44,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--latency-ms <ms>', 'simulated round-trip delay in the lab', '0')
     .option('--once', 'exit after the summary (otherwise the lab keeps running until Ctrl+C)')
     .option('--no-progress', 'no progress bar')
+    .option('--no-loop', 'stop after the picture per organisation and sector (no campaign, patch wave, rescan or burn-down)')
     .action(async (flags: DemoFlags) => {
       process.exitCode = await demoCommand(ctx, flags);
     });
@@ -82,7 +85,7 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
   const err = ctx.stderr;
 
   err.write(`demo: starting the lab: ${hosts} simulated hosts on 127.1.0.0 and up (loopback only)…\n`);
-  const lab = await spawnLab({ hosts, seed, latencyMs, httpsPort: 0, httpPort: 0 });
+  let lab = await spawnLab({ hosts, seed, latencyMs, httpsPort: 0, httpPort: 0 });
   try {
     const first = lab.hosts[0]?.ip ?? lab.base;
     const last = lab.hosts[lab.hosts.length - 1]?.ip ?? lab.base;
@@ -113,19 +116,54 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
     if (code !== 0 && code !== EXIT_UNANSWERED) return code;
     err.write(`demo: scanned ${hosts} hosts in ${(result.elapsedMs / 1000).toFixed(1)} s; records in ${output}\n\n`);
 
-    // The picture and the ground-truth check both read what the scan stored.
+    // The picture and the ground-truth check both read what the scan stored. One connection (one lease on the
+    // embedded server) for every later stage, so the server is not stopped and started between them.
     const database = await openDatabase(config);
     const records: ScanRecord[] = [];
+    let cmp: ReturnType<typeof compareWithTruth>;
     try {
       ctx.stdout.write(renderReport(await buildReport(database.db, { kind: 'latest' }), 'table'));
       const stored = await scanRecords(scanStorageOn(database, { ownsDatabase: false }), result.scanId);
       for await (const r of stored.records) records.push(r);
+      cmp = compareWithTruth(records, lab.hosts);
+      ctx.stdout.write(`\nGround truth: ${cmp.right} of ${cmp.checked} answering hosts read right (product, build, precision, CU).\n`);
+      for (const w of cmp.wrong) ctx.stdout.write(`  mismatch: ${w}\n`);
+
+      // Issue 8: who owns what was found. Issue 9: warn them, watch them patch.
+      await constituencyStage(ctx, database, { base: lab.base, hosts });
+      if (flags.loop) {
+        const { httpsPort, httpPort } = lab;
+        const demoLab: DemoLab = {
+          base: lab.base,
+          hosts,
+          restartWith: async (wave) => {
+            await lab.close();
+            // The same ports: findings are per ip:port, so the rescan must reach the same services.
+            lab = await spawnLab({ hosts, seed, latencyMs, httpsPort, httpPort, wave });
+          },
+          rescan: async (ips) => {
+            const again = await planScan({
+              targets: ips,
+              ports: `${httpsPort}/tls`,
+              excludeFiles: config.excludeFiles,
+              exclude: [],
+              concurrency: config.concurrency,
+              rate: config.rateLimit,
+              ratePerNetwork: config.ratePerNetwork,
+              userAgent: config.userAgent,
+            }, { stdin: process.stdin });
+            const rescanOutput = join(outDir, `rescan-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
+            const r = await runScanOnTerminal(ctx, { plan: again }, { format: 'jsonl', output: rescanOutput, store: true, progress: flags.progress, workers: config.workers });
+            err.write(`demo: rescanned ${ips.length} hosts in ${(r.elapsedMs / 1000).toFixed(1)} s; records in ${rescanOutput}\n`);
+            return scanExitStatus(r);
+          },
+        };
+        const loopCode = await warningLoop(ctx, database, demoLab, records, outDir);
+        if (loopCode !== 0) return loopCode;
+      }
     } finally {
       await database.close();
     }
-    const cmp = compareWithTruth(records, lab.hosts);
-    ctx.stdout.write(`\nGround truth: ${cmp.right} of ${cmp.checked} answering hosts read right (product, build, precision, CU).\n`);
-    for (const w of cmp.wrong) ctx.stdout.write(`  mismatch: ${w}\n`);
 
     if (flags.once === true) return cmp.wrong.length === 0 ? 0 : 1;
     err.write(
@@ -137,6 +175,9 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
         `  npx tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls,${lab.httpPort}/http --format csv --output scan.csv`,
         '  npx tocsin report --format table',
         '  npx tocsin report --scans',
+        '  npx tocsin report --by org',
+        '  npx tocsin whois 127.1.0.70',
+        ...(flags.loop ? ['  npx tocsin findings --state closed', '  npx tocsin campaign list', '  npx tocsin stats --campaign 1'] : []),
         '  npx tocsin kb 15.1.2176.2',
         'demo: press Ctrl+C to stop',
         '',

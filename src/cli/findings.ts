@@ -118,6 +118,7 @@ export async function findingsCommand(ctx: CliContext, flags: ListFlags): Promis
     const fold = await foldFindings(database.db);
     ctx.stderr.write(`tocsin: findings folded (${fold.evidence} new piece(s) of evidence: ${fold.opened} opened, ${fold.closed} closed, ` +
       `${fold.reopened} reopened, ${fold.ownerChanged} owner change(s); ${fold.ms} ms)\n`);
+    if (fold.deferred) ctx.stderr.write('tocsin: a scan or feed import is still writing: its evidence will be folded next time (findings may lag it)\n');
     const gone = (): boolean => ctx.stdoutClosed?.aborted === true;
     if (format === 'csv') ctx.stdout.write(`${csvRow(CSV_COLUMNS)}\r\n`);
     if (format === 'table') ctx.stdout.write(`${tableLine(TABLE_HEADER)}\n`);

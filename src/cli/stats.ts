@@ -35,7 +35,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('the patch curve: exposed / notified / acknowledged / patched / compromised per day, time to patch, survival per sector, campaign burn-down')
     .option('--campaign <id>', 'only the findings this campaign warned about, with its burn-down')
     .option('--by <key>', 'sector | org | cve: one series (and time to patch, survival) per group')
-    .option('--from <date>', 'first day (YYYY-MM-DD, UTC; default: the first event); also times only findings detected from then')
+    .option('--from <date>', 'first day (YYYY-MM-DD, UTC; default: the first detection); time to patch and survival then count only findings detected from that day')
     .option('--to <date>', 'last day (YYYY-MM-DD, UTC; default: today)')
     .option('--format <format>', 'table | json | csv (csv: the daily series) (default table)')
     .option('--chart <file>', 'also draw the curves to FILE.svg or FILE.png')

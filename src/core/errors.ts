@@ -184,6 +184,10 @@ export const ERROR_CODES = {
     kind: 'internal', exit: 69, http: 500, means: 'The local mail sink could not listen on 127.0.0.1 or write under TOCSIN_HOME/mail.',
     hint: 'Check that TOCSIN_HOME is writable and has free space.',
   },
+  TOCSIN_MAILBOX_UNREADABLE: {
+    kind: 'user', exit: 66, http: 400, means: '`tocsin mail ingest PATH`: PATH cannot be read, or is neither an mbox file nor a Maildir (a folder with cur/ and new/).',
+    hint: 'Point it at the Maildir folder (the one holding cur/ and new/) or at the mbox file, readable by this user.',
+  },
   TOCSIN_LAB_START: {
     kind: 'internal', exit: 69, http: 500, means: 'The lab (simulated Exchange estate) could not listen.',
     hint: 'The lab could not listen; is another lab running on the same port?',

@@ -5,6 +5,7 @@
  */
 import {
   attribute,
+  attributeMany,
   buildAttributionIndex,
   type Attribution,
   type AttributionIndex,
@@ -89,7 +90,11 @@ export interface RefreshSummary {
   readonly unattributed: number;
   /** Addresses whose organisation changed (each is a row in attribution_changes). */
   readonly changed: number;
+  /** Rows written (new, changed answer, or newer facts); an answer recomputed unchanged is not written. */
+  readonly written: number;
   readonly ms: number;
+  /** Where the time went (wall ms): registry read and index, reading facts, the engine, writing. */
+  readonly phases: { readonly registryMs: number; readonly readMs: number; readonly engineMs: number; readonly writeMs: number };
 }
 
 
@@ -97,33 +102,40 @@ export interface RefreshSummary {
 const asJson = (v: unknown): Json => v as Json;
 
 /**
- * The answer to store for one address. The bulk pass skips the losers' sentences (most of a query's cost); an
- * address that has losers is computed again with them, so the stored `candidates` (the review queue's "best
- * losing candidates") is complete.
+ * The answers to store for one page. The bulk pass skips the losers' sentences (most of a query's cost). The
+ * stored `candidates` feed the review queue (unattributed and tied addresses): those with losers are computed
+ * again with them; an attributed address without a tie stores none (`tocsin whois` recomputes the explanation).
  */
-function answerFor(index: AttributionIndex, item: RefreshItem): { write: AttributionWrite; attributed: boolean } {
-  let a = attribute(index, item.facts, { candidates: false });
-  if (a.omitted > 0) a = attribute(index, item.facts);
-  return {
-    attributed: a.orgId !== null,
-    write: {
+function answersFor(index: AttributionIndex, page: readonly RefreshItem[]): { writes: AttributionWrite[]; attributed: number } {
+  const answers = attributeMany(index, page.map((item) => item.facts), { candidates: false });
+  const writes: AttributionWrite[] = new Array<AttributionWrite>(page.length);
+  let attributed = 0;
+  for (let i = 0; i < page.length; i++) {
+    const item = page[i]!;
+    let a = answers[i]!;
+    if (a.omitted > 0 && (a.tie || a.orgId === null)) a = attribute(index, item.facts);
+    if (a.orgId !== null) attributed++;
+    writes[i] = {
       ip: item.ip, hadRow: item.hadRow, prevOrgId: item.prevOrgId, orgId: a.orgId, rule: a.rule, confidence: a.confidence, evidence: asJson(a.evidence), tie: a.tie,
-      candidates: asJson(a.candidates), factsUntil: item.newest,
-    },
-  };
+      candidates: asJson(a.omitted > 0 && !(a.tie || a.orgId === null) ? [] : a.candidates), factsUntil: item.newest,
+      prevHash: item.prevHash, prevFactsUntil: item.prevFactsUntil,
+    };
+  }
+  return { writes, attributed };
 }
 
 /**
  * Bring the stored attributions (table `attributions`, migration 0008) up to date: every address with an
  * observation (scan or feed, table `observations` and `feed_observations`) gets a row; rows computed at an older
- * registry revision, or before newer facts about the address, are recomputed; owner changes are appended to
+ * registry revision (counting the watermark of migration 0014), or before newer facts about the address, are
+ * recomputed, and written only where the answer (or its facts mark) differs; owner changes are appended to
  * `attribution_changes`. Idempotent: a second call with nothing changed writes nothing.
  * CONTRACT for other services (exposures, findings, campaigns): call this before reading `attributions`.
  *
  * The registry, its revision and the facts are read in one REPEATABLE READ snapshot, and every answer is stamped
  * with that revision: a registry change committed meanwhile leaves the answers stale (recomputed next time), never
  * wrongly fresh. Refreshes run one at a time (advisory lock). Addresses stream through a cursor in pages of
- * REFRESH_PAGE; each page is computed by the pure engine and written in one multi-row upsert.
+ * REFRESH_PAGE; each page is computed by the pure engine and its differences written in one multi-row upsert.
  */
 export async function refreshAttributions(
   db: Kysely<DbSchema>,
@@ -132,20 +144,37 @@ export async function refreshAttributions(
   const started = performance.now();
   return createAttributionStore(db).refreshSession(async (s) => {
     const index = buildAttributionIndex(s.snapshot);
+    const registryMs = performance.now() - started;
     let considered = 0;
     let attributed = 0;
     let changed = 0;
-    for await (const page of s.pages(opts.full === true)) {
-      const writes: AttributionWrite[] = [];
-      for (const item of page) {
-        const r = answerFor(index, item);
-        writes.push(r.write);
-        if (r.attributed) attributed++;
-      }
+    let written = 0;
+    let readMs = 0;
+    let engineMs = 0;
+    let writeMs = 0;
+    const it = s.pages(opts.full === true);
+    for (;;) {
+      const t0 = performance.now();
+      const next = await it.next();
+      const t1 = performance.now();
+      readMs += t1 - t0;
+      if (next.done === true) break;
+      const page = next.value;
+      const r = answersFor(index, page);
+      const t2 = performance.now();
+      engineMs += t2 - t1;
+      attributed += r.attributed;
       considered += page.length;
-      changed += await s.write(writes);
+      const w = await s.write(r.writes);
+      writeMs += performance.now() - t2;
+      changed += w.changed;
+      written += w.written;
     }
-    return { registryRev: s.rev, considered, attributed, unattributed: considered - attributed, changed, ms: Math.round(performance.now() - started) };
+    const ms = Math.round;
+    return {
+      registryRev: s.rev, considered, attributed, unattributed: considered - attributed, changed, written, ms: ms(performance.now() - started),
+      phases: { registryMs: ms(registryMs), readMs: ms(readMs), engineMs: ms(engineMs), writeMs: ms(writeMs) },
+    };
   });
 }
 

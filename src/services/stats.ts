@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import { TocsinError } from '../core/errors.js';
 import type { DbSchema } from '../platform/db/schema.js';
 import { aggregateStats, campaignInfo, type StatsScope } from '../platform/db/stats-store.js';
-import { renderSvg, svgToPng, type ChartInput, type ChartPanel, type ChartPoint } from '../platform/charts/index.js';
+import type { ChartInput, ChartPanel, ChartPoint } from '../platform/charts/index.js';
 import {
   SERIES, addDays, dailySeries, dayOf, startOfDay, survivalCurves, timeToPatch, totalPerDay,
   type DailyPoint, type GroupBy, type SurvivalCurve, type TimeToPatch,
@@ -18,7 +18,7 @@ import {
 export interface StatsOptions {
   readonly by?: GroupBy | null;
   readonly campaignId?: number | null;
-  /** First day (YYYY-MM-DD, UTC) of the series; also only findings first detected from then on are timed. */
+  /** First day (YYYY-MM-DD, UTC) of the series; time to patch and survival count only findings first detected from then on. */
   readonly from?: string | null;
   /** Last day (default: today). */
   readonly to?: string | null;
@@ -146,8 +146,12 @@ export function chartOf(r: StatsReport): ChartInput {
   return { title: r.campaign === null ? 'Tocsin: the patch curve' : `Tocsin: the patch curve of campaign ${r.campaign.id}`, panels };
 }
 
-/** The chart of a report as SVG text or PNG bytes. */
+/**
+ * The chart of a report as SVG text or PNG bytes. The chart libraries (vega, vega-lite, resvg's native binding) are
+ * loaded here, on first use: every other command starts without them.
+ */
 export async function renderStatsChart(r: StatsReport, kind: 'svg' | 'png'): Promise<string | Buffer> {
+  const { renderSvg, svgToPng } = await import('../platform/charts/index.js');
   const svg = await renderSvg(chartOf(r));
   return kind === 'svg' ? svg : svgToPng(svg);
 }

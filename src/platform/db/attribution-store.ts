@@ -9,6 +9,7 @@
  * after a session advisory lock taken BEFORE that transaction begins: a snapshot taken while waiting for another
  * refresh would not see that refresh's rows, and writing them again would fail with a serialisation error.
  */
+import { createHash } from 'node:crypto';
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { ExposureFacts, ManualOverride, PrefixAsn, RegistrySnapshot } from '../../attribution/index.js';
 import type { DbSchema, Json } from './schema.js';
@@ -53,6 +54,10 @@ export interface RefreshItem extends AddressFacts {
   readonly hadRow: boolean;
   /** The organisation of the stored row (null: unattributed, or no row). */
   readonly prevOrgId: number | null;
+  /** The stored row's answer digest (`answerHash`; null: no row, or written before migration 0014). */
+  readonly prevHash: string | null;
+  /** The stored row's facts_until (null: no row, or none). */
+  readonly prevFactsUntil: Date | null;
 }
 
 /** One computed answer to store, with what was stored before (from the refresh's cursor: one snapshot). */
@@ -67,6 +72,25 @@ export interface AttributionWrite {
   readonly tie: boolean;
   readonly candidates: Json;
   readonly factsUntil: Date | null;
+  /** The stored row's digest and facts_until (from RefreshItem): a row equal in both is not written again. */
+  readonly prevHash: string | null;
+  readonly prevFactsUntil: Date | null;
+}
+
+/** What a page's write did: owner changes (each appended to attribution_changes) and rows written. */
+export interface WriteResult {
+  readonly changed: number;
+  readonly written: number;
+}
+
+/**
+ * A digest of a stored answer: what the refresh compares instead of the answer's jsonb columns (reading those
+ * back for a million rows costs more than computing this). `evidence` and `candidates` as JSON text.
+ */
+export function answerHash(a: { orgId: number | null; rule: string | null; confidence: number; tie: boolean }, evidence: string | null, candidates: string): string {
+  // real (float4) in the table: the digest is of the value the engine computed, the same every time it is computed.
+  return createHash('sha256').update(`${String(a.orgId)}\u0000${String(a.rule)}\u0000${String(a.confidence)}\u0000${String(a.tie)}\u0000${evidence ?? 'null'}\u0000${candidates}`)
+    .digest('base64').slice(0, 22);
 }
 
 export interface RefreshSession {
@@ -74,8 +98,11 @@ export interface RefreshSession {
   readonly snapshot: RegistrySnapshot;
   /** Addresses to compute, in pages: all with `full`, else new ones, stale by revision, or with newer facts. */
   pages(full: boolean, pageSize?: number): AsyncGenerator<readonly RefreshItem[]>;
-  /** Stores answers (stamped with `rev`); returns how many changed owner (each appended to attribution_changes). */
-  write(rows: readonly AttributionWrite[]): Promise<number>;
+  /**
+   * Stores the answers that differ from the stored row (stamped with `rev`); a row whose answer and facts_until
+   * are unchanged is not written. Returns owner changes (each appended to attribution_changes) and rows written.
+   */
+  write(rows: readonly AttributionWrite[]): Promise<WriteResult>;
 }
 
 export interface StoredAttribution {
@@ -142,6 +169,8 @@ interface FactsRow {
   asn: string | null;
   had_row: boolean;
   prev_org: number | null;
+  prev_hash: string | null;
+  prev_facts_until: Date | null;
 }
 
 const asnOf = (cell: string | null): number | null => {
@@ -185,7 +214,7 @@ function factsQuery(workCte: RawBuilder<unknown>): RawBuilder<FactsRow> {
         (array_agg(f.fields->>'asn' ORDER BY f.report_date DESC, f.id DESC) FILTER (WHERE f.fields->>'asn' ~ ${ASN_CELL}))[1] AS asn
       FROM feed_observations f JOIN work w ON w.ip = f.ip GROUP BY f.ip
     )
-    SELECT host(w.ip) AS ip, w.newest, w.had_row, w.prev_org, s.request_host, s.cert_cn, s.cert_sans, f.feed_hostname, f.asn
+    SELECT host(w.ip) AS ip, w.newest, w.had_row, w.prev_org, w.prev_hash, w.prev_facts_until, s.request_host, s.cert_cn, s.cert_sans, f.feed_hostname, f.asn
     FROM work w LEFT JOIN scan s ON s.ip = w.ip LEFT JOIN feed f ON f.ip = w.ip`;
 }
 
@@ -254,12 +283,17 @@ export function createAttributionStore(db: Kysely<DbSchema>) {
           await sql`BEGIN ISOLATION LEVEL REPEATABLE READ`.execute(conn);
           try {
             const { rev, snapshot } = await readRegistry(conn);
+            const mark = await sql<{ rev: string }>`SELECT rev FROM attribution_watermark WHERE id = 1`.execute(conn);
+            const watermark = Number(mark.rows[0]?.rev ?? 0);
+            const walked = { complete: false };
             const out = await fn({
               rev,
               snapshot,
-              pages: (full, pageSize = REFRESH_PAGE) => pages(conn, rev, full, pageSize),
+              pages: (full, pageSize = REFRESH_PAGE) => pages(conn, rev, watermark, full, pageSize, walked),
               write: (rows) => writeAnswers(conn, rev, rows),
             });
+            // Every address was answered at `rev` (written, or found unchanged): the watermark says so, once.
+            if (walked.complete && watermark < rev) await sql`UPDATE attribution_watermark SET rev = ${rev}::bigint WHERE id = 1`.execute(conn);
             await sql`COMMIT`.execute(conn);
             return out;
           } catch (e) {
@@ -274,20 +308,24 @@ export function createAttributionStore(db: Kysely<DbSchema>) {
 
     /** The stored facts about one address, or null when nothing was observed there. */
     async factsOf(ip: string): Promise<AddressFacts | null> {
-      const work = sql`SELECT n.ip, n.newest, false AS had_row, NULL::bigint AS prev_org FROM (${newestQuery(sql`o.ip = ${ip}::inet`, sql`f.ip = ${ip}::inet`)}) n`;
+      const work = sql`SELECT n.ip, n.newest, false AS had_row, NULL::bigint AS prev_org, NULL::text AS prev_hash, NULL::timestamptz AS prev_facts_until FROM (${newestQuery(sql`o.ip = ${ip}::inet`, sql`f.ip = ${ip}::inet`)}) n`;
       const row = (await factsQuery(work).execute(db)).rows[0];
       return row === undefined ? null : factsOf(row);
     },
 
-    /** The stored answer for an address (null: never computed). */
+    /**
+     * The stored answer for an address (null: never computed). `registryRev` is the revision the answer is known
+     * valid at: the row's own, or the watermark of the last complete refresh when that is higher.
+     */
     async stored(ip: string): Promise<StoredAttribution | null> {
       const r = await db.selectFrom('attributions as a').leftJoin('organisations as o', 'o.id', 'a.org_id')
-        .select([sql<string>`host(a.ip)`.as('ip'), 'a.org_id', 'o.name', 'a.rule', 'a.confidence', 'a.evidence', 'a.tie', 'a.candidates', 'a.registry_rev', 'a.facts_until', 'a.attributed_at'])
+        .select([sql<string>`host(a.ip)`.as('ip'), 'a.org_id', 'o.name', 'a.rule', 'a.confidence', 'a.evidence', 'a.tie', 'a.candidates',
+          sql<number>`greatest(a.registry_rev, (SELECT w.rev FROM attribution_watermark w WHERE w.id = 1))`.as('registry_rev'), 'a.facts_until', 'a.attributed_at'])
         .where(sql<boolean>`a.ip = ${ip}::inet`).executeTakeFirst();
       if (r === undefined) return null;
       return {
         ip: r.ip, orgId: r.org_id, org: r.name, rule: r.rule, confidence: r.confidence, evidence: r.evidence, tie: r.tie, candidates: r.candidates,
-        registryRev: r.registry_rev, factsUntil: r.facts_until === null ? null : r.facts_until.toISOString(), attributedAt: r.attributed_at.toISOString(),
+        registryRev: Number(r.registry_rev), factsUntil: r.facts_until === null ? null : r.facts_until.toISOString(), attributedAt: r.attributed_at.toISOString(),
       };
     },
 
@@ -415,17 +453,27 @@ export type AttributionStore = ReturnType<typeof createAttributionStore>;
  * The addresses to compute, through a server-side cursor in the refresh's transaction (FETCH and the batched
  * writes interleave on the one connection; memory stays at one page).
  */
-async function* pages(conn: Executor, rev: number, full: boolean, pageSize: number): AsyncGenerator<readonly RefreshItem[]> {
-  const stale = full ? sql`TRUE` : sql`a.ip IS NULL OR a.registry_rev < ${rev}::bigint OR a.facts_until IS NULL OR a.facts_until < n.newest`;
+async function* pages(
+  conn: Executor, rev: number, watermark: number, full: boolean, pageSize: number, walked: { complete: boolean },
+): AsyncGenerator<readonly RefreshItem[]> {
+  // Stale by revision: below the current one, counting the watermark (every row was answered at it).
+  const stale = full ? sql`TRUE` : watermark >= rev
+    ? sql`a.ip IS NULL OR a.facts_until IS NULL OR a.facts_until < n.newest`
+    : sql`a.ip IS NULL OR greatest(a.registry_rev, ${watermark}::bigint) < ${rev}::bigint OR a.facts_until IS NULL OR a.facts_until < n.newest`;
   const work = sql`
-    SELECT n.ip, n.newest, a.ip IS NOT NULL AS had_row, a.org_id AS prev_org
+    SELECT n.ip, n.newest, a.ip IS NOT NULL AS had_row, a.org_id AS prev_org, a.answer_hash AS prev_hash, a.facts_until AS prev_facts_until
     FROM (${newestQuery(sql`TRUE`, sql`TRUE`)}) n LEFT JOIN attributions a ON a.ip = n.ip WHERE ${stale}`;
   await sql`DECLARE attribution_work NO SCROLL CURSOR FOR ${factsQuery(work)}`.execute(conn);
   try {
     for (;;) {
       const r = await sql<FactsRow>`FETCH ${sql.raw(String(Math.max(1, Math.floor(pageSize))))} FROM attribution_work`.execute(conn);
-      if (r.rows.length > 0) yield r.rows.map((row) => ({ ...factsOf(row), hadRow: row.had_row, prevOrgId: row.prev_org }));
-      if (r.rows.length < pageSize) return;
+      if (r.rows.length > 0) {
+        yield r.rows.map((row) => ({ ...factsOf(row), hadRow: row.had_row, prevOrgId: row.prev_org, prevHash: row.prev_hash, prevFactsUntil: row.prev_facts_until }));
+      }
+      if (r.rows.length < pageSize) {
+        walked.complete = true;
+        return;
+      }
     }
   } finally {
     await sql`CLOSE attribution_work`.execute(conn);
@@ -433,27 +481,62 @@ async function* pages(conn: Executor, rev: number, full: boolean, pageSize: numb
 }
 
 /**
- * One multi-row upsert per page (unnest: one parameter per column). An owner change is recorded only for an
- * address that HAD a row whose organisation differs (unattributed counts as an owner: null -> X and X -> null are
- * changes). A first answer is not a change: there was no owner to change from, and a first refresh of a million
- * addresses would otherwise write a million history rows that say nothing.
+ * Writes what differs, per page: new and changed answers in one multi-row upsert (unnest: one parameter per
+ * column), rows whose answer is unchanged but whose facts are newer get only their facts_until, and rows equal in
+ * both are not touched (after a registry change that moves 1% of the addresses, 1% of the rows are written). An
+ * owner change is recorded only for an address that HAD a row whose organisation differs (unattributed counts as
+ * an owner: null -> X and X -> null are changes). A first answer is not a change: there was no owner to change
+ * from, and a first refresh of a million addresses would otherwise write a million history rows that say nothing.
  */
-async function writeAnswers(conn: Executor, rev: number, rows: readonly AttributionWrite[]): Promise<number> {
+async function writeAnswers(conn: Executor, rev: number, rows: readonly AttributionWrite[]): Promise<WriteResult> {
   let changed = 0;
-  const json = (v: Json | null): string | null => (v === null ? null : JSON.stringify(v));
+  let written = 0;
   for (let i = 0; i < rows.length; i += REFRESH_PAGE) {
-    const c = rows.slice(i, i + REFRESH_PAGE);
-    await sql`
-      INSERT INTO attributions (ip, org_id, rule, confidence, evidence, tie, candidates, registry_rev, facts_until, attributed_at)
-      SELECT ip, org_id, rule, confidence, evidence::jsonb, tie, candidates::jsonb, ${rev}::bigint, facts_until, now()
-      FROM unnest(${c.map((w) => w.ip)}::inet[], ${c.map((w) => w.orgId)}::bigint[], ${c.map((w) => w.rule)}::text[],
-                  ${c.map((w) => w.confidence)}::real[], ${c.map((w) => json(w.evidence))}::text[], ${c.map((w) => w.tie)}::boolean[],
-                  ${c.map((w) => JSON.stringify(w.candidates))}::text[], ${c.map((w) => (w.factsUntil === null ? null : w.factsUntil.toISOString()))}::timestamptz[])
-        AS t(ip, org_id, rule, confidence, evidence, tie, candidates, facts_until)
-      ON CONFLICT (ip) DO UPDATE SET org_id = EXCLUDED.org_id, rule = EXCLUDED.rule, confidence = EXCLUDED.confidence,
-        evidence = EXCLUDED.evidence, tie = EXCLUDED.tie, candidates = EXCLUDED.candidates, registry_rev = EXCLUDED.registry_rev,
-        facts_until = EXCLUDED.facts_until, attributed_at = EXCLUDED.attributed_at`.execute(conn);
-    const moved = c.filter((w) => w.hadRow && w.prevOrgId !== w.orgId);
+    const ips: string[] = [];
+    const orgs: (number | null)[] = [];
+    const rules: (string | null)[] = [];
+    const confidences: number[] = [];
+    const evidences: (string | null)[] = [];
+    const ties: boolean[] = [];
+    const candidates: string[] = [];
+    const hashes: string[] = [];
+    const until: (string | null)[] = [];
+    const touchIps: string[] = [];
+    const touchUntil: (string | null)[] = [];
+    const moved: AttributionWrite[] = [];
+    for (const w of rows.slice(i, i + REFRESH_PAGE)) {
+      const evidence = w.evidence === null ? null : JSON.stringify(w.evidence);
+      const cands = JSON.stringify(w.candidates);
+      const hash = answerHash(w, evidence, cands);
+      const factsUntil = w.factsUntil === null ? null : w.factsUntil.toISOString();
+      if (w.hadRow && w.prevHash === hash) {
+        if ((w.prevFactsUntil?.getTime() ?? null) !== (w.factsUntil?.getTime() ?? null)) {
+          touchIps.push(w.ip);
+          touchUntil.push(factsUntil);
+        }
+        continue;
+      }
+      ips.push(w.ip); orgs.push(w.orgId); rules.push(w.rule); confidences.push(w.confidence); evidences.push(evidence);
+      ties.push(w.tie); candidates.push(cands); hashes.push(hash); until.push(factsUntil);
+      if (w.hadRow && w.prevOrgId !== w.orgId) moved.push(w);
+    }
+    if (ips.length > 0) {
+      await sql`
+        INSERT INTO attributions (ip, org_id, rule, confidence, evidence, tie, candidates, registry_rev, facts_until, answer_hash, attributed_at)
+        SELECT ip, org_id, rule, confidence, evidence::jsonb, tie, candidates::jsonb, ${rev}::bigint, facts_until, answer_hash, now()
+        FROM unnest(${ips}::inet[], ${orgs}::bigint[], ${rules}::text[], ${confidences}::real[], ${evidences}::text[], ${ties}::boolean[],
+                    ${candidates}::text[], ${until}::timestamptz[], ${hashes}::text[])
+          AS t(ip, org_id, rule, confidence, evidence, tie, candidates, facts_until, answer_hash)
+        ON CONFLICT (ip) DO UPDATE SET org_id = EXCLUDED.org_id, rule = EXCLUDED.rule, confidence = EXCLUDED.confidence,
+          evidence = EXCLUDED.evidence, tie = EXCLUDED.tie, candidates = EXCLUDED.candidates, registry_rev = EXCLUDED.registry_rev,
+          facts_until = EXCLUDED.facts_until, answer_hash = EXCLUDED.answer_hash, attributed_at = EXCLUDED.attributed_at`.execute(conn);
+    }
+    if (touchIps.length > 0) {
+      // Same answer from newer facts: only the mark that those facts were read (the answer's revision stays).
+      await sql`
+        UPDATE attributions a SET facts_until = t.facts_until
+        FROM unnest(${touchIps}::inet[], ${touchUntil}::timestamptz[]) AS t(ip, facts_until) WHERE a.ip = t.ip`.execute(conn);
+    }
     if (moved.length > 0) {
       await sql`
         INSERT INTO attribution_changes (ip, from_org_id, to_org_id, rule, registry_rev)
@@ -462,6 +545,7 @@ async function writeAnswers(conn: Executor, rev: number, rows: readonly Attribut
                     ${moved.map((w) => w.rule)}::text[]) AS x(ip, f, o, r)`.execute(conn);
     }
     changed += moved.length;
+    written += ips.length + touchIps.length;
   }
-  return changed;
+  return { changed, written };
 }

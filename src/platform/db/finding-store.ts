@@ -16,10 +16,13 @@
  * Owner changes (attributions, refreshed by the service first) and expired analyst closures are swept after.
  * Folds are serialised by an advisory lock (two processes folding at once would open a CVE twice).
  *
- * Known limit (not solved yet): the cursors are ids. A writer transaction still open while a fold reads (a scan
- * batch, a feed import) may commit ids below ones already folded, and those rows are then never folded. Sketch of a
- * fix: writers take a shared advisory lock per statement (a trigger on the three tables), the fold takes it
- * exclusively (with a lock timeout) just to read its upper ids, so every id at or below them is committed.
+ * Cursors are ids, and ids are handed out at insert time, not commit time: a writer still open while a fold reads
+ * (a scan batch, a feed import) could commit ids below ones already folded, and those rows would never be folded.
+ * So the fold first fixes its upper bounds in a short transaction that takes SHARE locks on the three tables: the
+ * lock waits until every writer holding ids at or below the bounds has committed (or rolled back), and new writers
+ * get higher ids. The lock is held for two max(id) reads only, with a short lock_timeout: a pending SHARE request
+ * queues every new writer behind it, so the fold must not wait long on a long import. When it cannot get the lock in
+ * time it folds nothing new (`deferred`), the cursors stay, and the next fold picks the rows up.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { TocsinError } from '../../core/errors.js';
@@ -60,6 +63,35 @@ export interface FoldCounts {
   readonly events: number;
   readonly ownerChanged: number;
   readonly batches: number;
+  /** Writers held the evidence tables past the lock timeout: new evidence was left for the next fold. */
+  readonly deferred: boolean;
+}
+
+/** How long the fold waits for writers to finish before deferring new evidence to the next fold. */
+const BOUNDS_LOCK_TIMEOUT = '3s';
+
+interface Bounds {
+  readonly a: number;
+  readonly t: number;
+  readonly f: number;
+}
+
+/** Upper ids such that every row at or below them is committed (see the header comment); null when deferred. */
+async function committedBounds(db: Executor): Promise<Bounds | null> {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL lock_timeout = ${sql.lit(BOUNDS_LOCK_TIMEOUT)}`.execute(trx);
+      await sql`LOCK TABLE assessments, scan_attempts, feed_observations IN SHARE MODE`.execute(trx);
+      const r = (await sql<{ a: number | null; t: number | null; f: number | null }>`
+        SELECT (SELECT max(id) FROM assessments) AS a, (SELECT max(id) FROM scan_attempts) AS t,
+               (SELECT max(id) FROM feed_observations) AS f`.execute(trx)).rows[0];
+      return { a: r?.a ?? 0, t: r?.t ?? 0, f: r?.f ?? 0 };
+    });
+  } catch (e) {
+    // 55P03 lock_not_available: a long writer (a feed import runs in one transaction) holds a table.
+    if ((e as { code?: unknown }).code === '55P03') return null;
+    throw e;
+  }
 }
 
 interface Cursors {
@@ -71,11 +103,13 @@ interface Cursors {
 /** Folds every piece of evidence newer than the cursors, then the owner and expiry sweeps. */
 export async function foldEvidence(db: Executor, opts: FoldOptions): Promise<FoldCounts> {
   const batch = opts.batchSize ?? DEFAULT_FOLD_BATCH;
-  const total = { evidence: 0, opened: 0, closed: 0, reopened: 0, events: 0, ownerChanged: 0, batches: 0 };
+  const bounds = await committedBounds(db);
+  const total = { evidence: 0, opened: 0, closed: 0, reopened: 0, events: 0, ownerChanged: 0, batches: 0, deferred: bounds === null };
   for (;;) {
+    if (bounds === null) break;
     const r = await db.transaction().execute(async (trx) => {
       await sql`SELECT pg_advisory_xact_lock(${FOLD_LOCK})`.execute(trx);
-      return foldBatch(trx, batch, opts.who);
+      return foldBatch(trx, batch, opts.who, bounds);
     });
     if (r === null) break;
     total.batches++;
@@ -107,14 +141,14 @@ interface BatchCounts {
 }
 
 /** One batch in the caller's transaction; null when there is nothing new. */
-async function foldBatch(trx: Transaction<DbSchema>, batch: number, who: string): Promise<BatchCounts | null> {
+async function foldBatch(trx: Transaction<DbSchema>, batch: number, who: string, bounds: Bounds): Promise<BatchCounts | null> {
   const cur = (await sql<Cursors>`
     SELECT last_assessment_id, last_attempt_id, last_feed_row_id FROM findings_fold_state WHERE id = 1 FOR UPDATE`.execute(trx)).rows[0];
   if (cur === undefined) throw new Error('findings_fold_state has no row (migration 0009)');
   const hi = (await sql<{ a: number | null; t: number | null; f: number | null }>`
-    SELECT (SELECT max(id) FROM (SELECT id FROM assessments WHERE id > ${cur.last_assessment_id} ORDER BY id LIMIT ${batch}) x) AS a,
-           (SELECT max(id) FROM (SELECT id FROM scan_attempts WHERE id > ${cur.last_attempt_id} ORDER BY id LIMIT ${batch}) x) AS t,
-           (SELECT max(id) FROM (SELECT id FROM feed_observations WHERE id > ${cur.last_feed_row_id} ORDER BY id LIMIT ${batch}) x) AS f`
+    SELECT (SELECT max(id) FROM (SELECT id FROM assessments WHERE id > ${cur.last_assessment_id} AND id <= ${bounds.a} ORDER BY id LIMIT ${batch}) x) AS a,
+           (SELECT max(id) FROM (SELECT id FROM scan_attempts WHERE id > ${cur.last_attempt_id} AND id <= ${bounds.t} ORDER BY id LIMIT ${batch}) x) AS t,
+           (SELECT max(id) FROM (SELECT id FROM feed_observations WHERE id > ${cur.last_feed_row_id} AND id <= ${bounds.f} ORDER BY id LIMIT ${batch}) x) AS f`
     .execute(trx)).rows[0];
   const aHi = hi?.a ?? cur.last_assessment_id;
   const tHi = hi?.t ?? cur.last_attempt_id;

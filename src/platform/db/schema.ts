@@ -475,3 +475,55 @@ export interface DbSchema {
   campaign_messages: CampaignMessagesTable;
   campaign_attempts: CampaignAttemptsTable;
 }
+
+/** Migration 0014: a digest of the stored answer (the refresh rewrites a row only when it differs). */
+export interface AttributionsTable {
+  answer_hash: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** Migration 0014: one row (id 1); the registry revision the last complete attribution refresh reached. */
+export interface AttributionWatermarkTable {
+  id: number;
+  rev: number;
+}
+
+export interface DbSchema {
+  attribution_watermark: AttributionWatermarkTable;
+}
+
+/** Migration 0015: every mail `tocsin mail ingest` read (mail-store.ts). */
+export interface MailIngestedTable {
+  readonly id: GeneratedAlways<number>;
+  sha256: string;
+  mail_message_id: string | null;
+  kind: string;
+  message_id: number | null;
+  effect: string;
+  location: string;
+  bytes: number;
+  ingested_at: Generated<Date>;
+}
+
+/** Migration 0015: a bounce, delay, reply or auto-reply linked to a campaign message. */
+export interface CampaignInboundTable {
+  readonly id: GeneratedAlways<number>;
+  message_id: number;
+  mail_id: number;
+  kind: 'bounce' | 'delay' | 'reply' | 'auto-reply' | 'dsn-other';
+  step: number;
+  from_addr: string | null;
+  subject: string | null;
+  mail_date: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  excerpt: string | null;
+  final_recipient: string | null;
+  dsn_action: string | null;
+  dsn_status: string | null;
+  diagnostic: string | null;
+  effect: string;
+  at: Generated<Date>;
+}
+
+export interface DbSchema {
+  mail_ingested: MailIngestedTable;
+  campaign_inbound: CampaignInboundTable;
+}

@@ -29,7 +29,8 @@ export interface StatsScope {
   readonly by: GroupBy | null;
   /** Only the findings this campaign warned about. */
   readonly campaignId: number | null;
-  /** Only findings first detected at or after this time (the cohort); null: all. */
+  /** Time to patch and survival count only findings first detected at or after this time (the cohort); null: all.
+   * The daily series count every finding (those detected earlier make the first day's level). */
   readonly detectedFrom: Date | null;
 }
 
@@ -61,7 +62,6 @@ function scopeCtes(s: StatsScope, survivalBy: GroupBy = 'sector'): RawBuilder<un
   const campaignFilter = s.campaignId === null
     ? sql``
     : sql`AND f.id IN (SELECT finding_id FROM cmf WHERE campaign_id = ${s.campaignId})`;
-  const detected = s.detectedFrom === null ? sql`` : sql`AND f.first_seen >= ${s.detectedFrom.toISOString()}::timestamptz`;
   return sql`
     cm AS (
       SELECT m.id AS message_id, m.campaign_id, c.created_at, m.sent_at, m.acknowledged_at, m.state,
@@ -88,7 +88,7 @@ function scopeCtes(s: StatsScope, survivalBy: GroupBy = 'sector'): RawBuilder<un
       SELECT f.id, f.cve, f.first_seen, ${groupExpr(s.by)} AS grp, ${groupExpr(survivalBy)} AS sgrp
       FROM findings f
       LEFT JOIN organisations o ON o.id = f.org_id
-      WHERE true ${campaignFilter} ${detected}
+      WHERE true ${campaignFilter}
     ),
     warn AS (
       SELECT w.finding_id AS id,
@@ -180,6 +180,7 @@ export async function aggregateStats(db: Executor, s: StatsScope, range: StatsRa
                CASE WHEN kind = 'closed' THEN at ELSE ${endAt}::timestamptz END AS stop
         FROM stats_iv
         WHERE cve <> ${COMPROMISED} AND at < ${endAt}::timestamptz AND (until IS NULL OR until >= ${endAt}::timestamptz)
+          ${s.detectedFrom === null ? sql`` : sql`AND first_seen >= ${s.detectedFrom.toISOString()}::timestamptz`}
       ),
       timed AS (
         SELECT 'detection' AS basis, grp AS g, first_seen AS start, stop, patched FROM ends

@@ -80,7 +80,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`INSERT INTO registry_revision (id, rev) VALUES (1, 1)`.execute(db);
 
   await sql`
-    CREATE FUNCTION tocsin_bump_registry_rev() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE OR REPLACE FUNCTION tocsin_bump_registry_rev() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       IF EXISTS (SELECT 1 FROM changed) THEN
         UPDATE registry_revision SET rev = rev + 1 WHERE id = 1;

@@ -16,6 +16,8 @@ import * as m0009 from './0009-findings.js';
 import * as m0011 from './0011-exposure-indexes.js';
 import * as m0012 from './0012-feed-fetches.js';
 import * as m0013 from './0013-campaigns.js';
+import * as m0014 from './0014-attribution-watermark.js';
+import * as m0015 from './0015-mail-ingest.js';
 
 export interface Migration {
   readonly id: string;
@@ -35,4 +37,6 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0011-exposure-indexes', up: m0011.up },
   { id: '0012-feed-fetches', up: m0012.up },
   { id: '0013-campaigns', up: m0013.up },
+  { id: '0014-attribution-watermark', up: m0014.up },
+  { id: '0015-mail-ingest', up: m0015.up },
 ];
