@@ -145,8 +145,12 @@ testEachBackend('attribution store: refresh, re-attribution on registry change, 
     const changes = await store.changes('192.0.2.10');
     assert.deepEqual(changes.map((c) => [c.fromOrg, c.toOrg, c.rule, c.registryRev]), [['Example ISP', 'Customer Ltd', 'network', third.registryRev]]);
     assert.equal(await count(db, 'attribution_changes'), 1);
-    const stale = await sql<{ n: number }>`SELECT count(*)::int AS n FROM attributions WHERE registry_rev <> ${third.registryRev}`.execute(db);
+    // Unchanged answers are not rewritten (migration 0014): the watermark says every row was answered at the new revision.
+    const stale = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM attributions WHERE greatest(registry_rev, (SELECT rev FROM attribution_watermark)) <> ${third.registryRev}`.execute(db);
     assert.equal(stale.rows[0]?.n, 0, 'every row carries the new revision');
+    const rewritten = await sql<{ n: number }>`SELECT count(*)::int AS n FROM attributions WHERE registry_rev = ${third.registryRev}`.execute(db);
+    assert.equal(rewritten.rows[0]?.n, 1, 'only the row whose owner changed was rewritten');
 
     // Prefix table: it attributes the row without an ASN; a row's own ASN beats it (198.51.100.7 stays with its feed ASN).
     assert.deepEqual(parsePrefixLine('203.0.113.0/25\tAS64999  # pyasn'), { prefix: '203.0.113.0/25', asn: 64999 });

@@ -98,7 +98,7 @@ async function history(database: Database): Promise<{ campaignId: number; byIp: 
 }
 
 testEachBackend('stats: daily counts on known days, time to patch from detection and warning, survival per sector, campaign burn-down', async ({ database }) => {
-  const { campaignId } = await history(database);
+  const { campaignId, byIp } = await history(database);
   const now = day(12);
   const r = await computeStats(database.db, { to: '2026-01-15', now });
   assert.equal(r.from, '2026-01-05', 'from defaults to the first event');
@@ -137,6 +137,14 @@ testEachBackend('stats: daily counts on known days, time to patch from detection
   const csv = renderStats(bySector, 'csv');
   assert.ok(csv.includes(`"'=HYPERLINK(""x"") <script>alert(1)</script> & energy",2026-01-15,0,2,0,1,0`), csv.slice(0, 400));
 
+  // --by org and --by cve: the groups are the organisations' names and the CVE ids (the host-level compromise finding apart).
+  const byOrg = await computeStats(database.db, { by: 'org', to: '2026-01-15', now });
+  assert.deepEqual([...new Set(byOrg.series.map((p) => p.group))], ['Alpha Water', 'Beta <b>Power</b>']);
+  assert.deepEqual(byOrg.timeToPatch.filter((t) => t.basis === 'detection').map((t) => [t.group, t.patched, t.censored]), [['Alpha Water', 2, 1], ['Beta <b>Power</b>', 1, 1]]);
+  const byCve = await computeStats(database.db, { by: 'cve', to: '2026-01-15', now });
+  assert.deepEqual([...new Set(byCve.series.map((p) => p.group))], [CVE, 'compromised']);
+  assert.equal(byCve.series.find((p) => p.group === 'compromised' && p.day === '2026-01-15')!.compromised, 1);
+
   // --from: the series starts with the level carried in (h1-h4 from before, h5 that day); the timed cohort is the
   // findings detected from then on (h5 only).
   const late = await computeStats(database.db, { from: '2026-01-07', to: '2026-01-15', now });
@@ -153,6 +161,9 @@ testEachBackend('stats: daily counts on known days, time to patch from detection
     ['2026-01-07', 2, 0], ['2026-01-08', 2, 0], ['2026-01-09', 2, 0], ['2026-01-10', 2, 0], ['2026-01-11', 1, 0],
     ['2026-01-12', 1, 0], ['2026-01-13', 1, 0], ['2026-01-14', 1, 0], ['2026-01-15', 0, 1],
   ]);
+  // A `notified` event naming the campaign (as the outbox writes them) brings its finding into the campaign too.
+  await recordFindingEvent(database.db, { findingId: byIp.get(H.h1)!.id, kind: 'notified', at: day(3), who: 'campaign', detail: { campaign: campaignId } });
+  assert.equal((await computeStats(database.db, { campaignId, to: '2026-01-15', now })).campaign!.findings, 3);
   await assert.rejects(computeStats(database.db, { campaignId: 999 }), (e) => isTocsinError(e) && e.code === 'TOCSIN_CAMPAIGN_NOT_FOUND');
 
   const svg = await renderStatsChart(camp, 'svg');

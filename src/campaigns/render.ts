@@ -6,7 +6,7 @@
  */
 import { csvDocument } from '../core/csv.js';
 import { TocsinError } from '../core/errors.js';
-import { escapeText, renderTemplate, type CompiledTemplate, type TemplateValue } from './template.js';
+import { escapeHtml, escapeText, renderTemplate, type CompiledTemplate, type TemplateValue } from './template.js';
 import type { CampaignExposure, OutgoingMessage } from './types.js';
 
 /** The three files of a template in one language (data/templates/<template>/<lang>/). */
@@ -33,6 +33,8 @@ export interface MessageInput {
   readonly ackUrl: string | null;
   /** Where recipients learn about the sender's scanning and can opt out (TOCSIN_CONTACT_URL). */
   readonly contactUrl: string;
+  /** A follow-up: the first warning it refers to (In-Reply-To/References, and a line on top of the text). */
+  readonly followUpOf?: { readonly ticket: string; readonly messageId: string; readonly sentAt: string | null } | null;
 }
 
 const MSRC = 'https://msrc.microsoft.com/update-guide/vulnerability/';
@@ -77,6 +79,7 @@ export function templateData(m: MessageInput): { readonly [key: string]: Templat
     forensicsCommand: 'tocsin forensics',
     ackUrl: m.ackUrl ?? '',
     contactUrl: m.contactUrl,
+    followUpTicket: m.followUpOf?.ticket ?? '',
   };
 }
 
@@ -125,13 +128,25 @@ export function renderMessage(t: TemplateSet, m: MessageInput): OutgoingMessage 
     'Auto-Submitted': 'auto-generated',
     'X-Tocsin-Ticket': oneLine('X-Tocsin-Ticket', m.ticket),
   };
+  let text = renderTemplate(t.text, data, 'text');
+  let html = renderTemplate(t.html, data, 'html');
+  const f = m.followUpOf;
+  if (f !== undefined && f !== null) {
+    // Threads with the first warning in the recipient's mail client; the ticket and Message-ID are ours (no CR/LF).
+    headers['In-Reply-To'] = oneLine('In-Reply-To', f.messageId);
+    headers.References = oneLine('References', f.messageId);
+    const line = `This is a follow-up to ticket ${f.ticket}${f.sentAt === null ? '' : ` (sent ${f.sentAt.slice(0, 10)})`}: the exposures below were still open at our latest check.`;
+    text = `${escapeText(line)}\n\n${text}`;
+    const p = `<p><strong>${escapeHtml(line)}</strong></p>`;
+    html = /<body[^>]*>/i.test(html) ? html.replace(/<body[^>]*>/i, (b) => `${b}\n${p}`) : `${p}\n${html}`;
+  }
   return {
     from: oneLine('From', m.from),
     to: m.to.map((a) => oneLine('To', a)),
     subject: oneLine('Subject', subject),
     messageId: oneLine('Message-ID', m.messageId),
-    text: renderTemplate(t.text, data, 'text'),
-    html: renderTemplate(t.html, data, 'html'),
+    text,
+    html,
     headers,
     attachments: [{ filename: `tocsin-${m.ticket}.csv`, contentType: 'text/csv; charset=utf-8', content: exposuresCsv(m.ticket, m.exposures) }],
   };

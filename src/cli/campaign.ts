@@ -1,5 +1,5 @@
 /**
- * `tocsin campaign create|preview|approve|send|status|resend|cancel|list|ack`: warning campaigns (issue 9 §2).
+ * `tocsin campaign create|preview|approve|send|status|resend|cancel|follow-up|list|ack`: warning campaigns (issue 9 §2).
  * Thin: parse → src/services/campaigns.ts → print. `create` prints the new id alone on stdout; `status` prints
  * one record per organisation (table or jsonl); messages go to stderr.
  */
@@ -16,6 +16,7 @@ import {
   resendMessage, sendCampaign, type CampaignMailer, type RenderContext, type StatusRecord,
 } from '../services/campaigns.js';
 import { changeAuthor } from '../services/constituency.js';
+import { followUpCampaign, parseAfter } from '../services/follow-up.js';
 
 const show = (s: string | null, max = 80): string => (s === null ? '-' : sanitiseText(s, { max }));
 
@@ -194,6 +195,23 @@ export function register(program: Command, ctx: CliContext): void {
       const cid = campaignId(id);
       const r = await withDb(ctx, (d) => cancelCampaign(d.db, cid, changeAuthor(flags.as)));
       ctx.stderr.write(`tocsin: campaign ${r.id} cancelled by ${show(r.cancelledBy)}\n`);
+    });
+  c.command('follow-up')
+    .description('a follow-up campaign (draft) for the organisations still exposed at least --after since their last warning (prints its id)')
+    .argument('<id>')
+    .requiredOption('--after <duration>', 'e.g. 7d, 36h, 2w')
+    .option('--as <who>', 'who creates it (default: the OS user)')
+    .action(async (id: string, flags: { after: string; as?: string }) => {
+      const cid = campaignId(id);
+      const afterMs = parseAfter(flags.after);
+      const r = await withDb(ctx, (d) => followUpCampaign(d.db, cid, { afterMs, createdBy: changeAuthor(flags.as) }));
+      for (const s of r.skipped) ctx.stderr.write(`tocsin: ${show(s.org)}: no follow-up (${s.reason})\n`);
+      if (r.id === null) {
+        ctx.stderr.write(`tocsin: campaign ${r.followUpOf}: nobody needs a follow-up now\n`);
+        return;
+      }
+      ctx.stdout.write(`${r.id}\n`);
+      ctx.stderr.write(`tocsin: follow-up campaign ${r.id} to campaign ${r.followUpOf}: ${r.queued.length} message(s) queued; next: tocsin campaign preview ${r.id}, then approve and send it\n`);
     });
   c.command('list')
     .description('every campaign with its message counts per state')

@@ -24,7 +24,9 @@ import * as exposures from './exposures.js';
 import * as findings from './findings.js';
 import * as campaign from './campaign.js';
 import * as stats from './stats.js';
+import * as mail from './mail.js';
+import * as ack from './ack.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, campaign, stats, kb, lab, forensics, db, check];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, campaign, mail, ack, stats, kb, lab, forensics, db, check];

@@ -55,7 +55,8 @@ function ipKey(ip: string): number {
 
 /**
  * The patch wave, deterministic from the scan: of the Exchange servers with a ProxyLogon verdict (vulnerable or
- * indeterminate), in address order, every second one is upgraded and every tenth (from the second) goes dark.
+ * indeterminate), in address order, every second one is upgraded (when its exact build is visible) and every tenth
+ * (from the second) goes dark.
  */
 /** The Exchange servers with a verdict (vulnerable or indeterminate) for one of `groupCves`, in address order. */
 export function exposedServers(records: readonly ScanRecord[], groupCves: readonly string[]): string[] {
@@ -66,7 +67,10 @@ export function exposedServers(records: readonly ScanRecord[], groupCves: readon
 
 export function choosePatchWave(records: readonly ScanRecord[], groupCves: readonly string[]): PatchWave {
   const ips = exposedServers(records, groupCves);
-  return { upgraded: ips.filter((_, i) => i % 2 === 0), unreachable: ips.filter((_, i) => i % 10 === 1) };
+  // Only servers whose exact build is visible are upgraded: with only the CU visible, an upgrade to a CU whose
+  // fix is a security update stays indeterminate, and indeterminate never closes a finding (rightly).
+  const exact = new Set(records.filter((r) => r.buildPrecision === 'exact').map((r) => r.ip));
+  return { upgraded: ips.filter((ip, i) => i % 2 === 0 && exact.has(ip)), unreachable: ips.filter((_, i) => i % 10 === 1) };
 }
 
 /** Imports the demo constituency and its prefix table, then prints the picture per organisation and sector. */
@@ -89,6 +93,7 @@ export async function constituencyStage(ctx: CliContext, database: Database, lab
       `tocsin constituency import orgs.csv && tocsin attribution prefixes import prefixes.txt)\n`,
   );
   err.write(`demo: attribution: ${refresh.attributed} of ${refresh.considered} addresses attributed, ${refresh.unattributed} for review (tocsin attribution review)\n\n`);
+  ctx.stdout.write('\n');
   ctx.stdout.write(renderGroupReport(await buildGroupReport(database.db, 'org'), 'table'));
   ctx.stdout.write('\n');
   ctx.stdout.write(renderGroupReport(await buildGroupReport(database.db, 'sector'), 'table'));
@@ -120,9 +125,11 @@ async function waveCounts(database: Database, wave: PatchWave, cves: ReadonlySet
 
 /**
  * The warning loop. Returns 0, or the rescan's exit status when it failed. Writes the wave to
- * TOCSIN_HOME/demo/patch-wave.json (which hosts were upgraded or went dark) for whoever checks the result.
+ * `patch-wave.json` in `outDir` (TOCSIN_HOME/demo/patch-wave/: which hosts were upgraded or went dark) for whoever
+ * checks the result.
  */
 export async function warningLoop(ctx: CliContext, database: Database, lab: DemoLab, records: readonly ScanRecord[], outDir: string): Promise<number> {
+  const started = performance.now();
   const err = ctx.stderr;
   const out = ctx.stdout;
   const group = loadCveGroups().groups.find((g) => g.name === DEMO_GROUP);
@@ -175,5 +182,6 @@ export async function warningLoop(ctx: CliContext, database: Database, lab: Demo
   );
   out.write(renderStats(await computeStats(database.db, { campaignId: created.id }), 'table'));
   err.write(`demo: the same from the command line: tocsin stats --campaign ${created.id} (add --chart burndown.svg for a chart)\n`);
+  err.write(`demo: warning loop done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   return 0;
 }

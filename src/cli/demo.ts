@@ -133,6 +133,11 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
       await constituencyStage(ctx, database, { base: lab.base, hosts });
       if (flags.loop) {
         const { httpsPort, httpPort } = lab;
+        // The wave's files (what was upgraded, the rescan's records) apart from the first scan's records.
+        const waveDir = join(outDir, 'patch-wave');
+        await ensureDir(waveDir).catch((e: unknown) => {
+          throw homeFsError(e, config.home, 'creating the demo folder');
+        });
         const demoLab: DemoLab = {
           base: lab.base,
           hosts,
@@ -152,13 +157,13 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
               ratePerNetwork: config.ratePerNetwork,
               userAgent: config.userAgent,
             }, { stdin: process.stdin });
-            const rescanOutput = join(outDir, `rescan-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
+            const rescanOutput = join(waveDir, `rescan-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
             const r = await runScanOnTerminal(ctx, { plan: again }, { format: 'jsonl', output: rescanOutput, store: true, progress: flags.progress, workers: config.workers });
             err.write(`demo: rescanned ${ips.length} hosts in ${(r.elapsedMs / 1000).toFixed(1)} s; records in ${rescanOutput}\n`);
             return scanExitStatus(r);
           },
         };
-        const loopCode = await warningLoop(ctx, database, demoLab, records, outDir);
+        const loopCode = await warningLoop(ctx, database, demoLab, records, waveDir);
         if (loopCode !== 0) return loopCode;
       }
     } finally {
@@ -177,7 +182,7 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
         '  npx tocsin report --scans',
         '  npx tocsin report --by org',
         '  npx tocsin whois 127.1.0.70',
-        ...(flags.loop ? ['  npx tocsin findings --state closed', '  npx tocsin campaign list', '  npx tocsin stats --campaign 1'] : []),
+        ...(flags.loop ? ['  npx tocsin findings --state closed', '  npx tocsin campaign list', '  npx tocsin stats --by sector'] : []),
         '  npx tocsin kb 15.1.2176.2',
         'demo: press Ctrl+C to stop',
         '',

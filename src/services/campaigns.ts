@@ -27,6 +27,7 @@ import {
   type CampaignListRow, type CampaignRow, type MessageRow, type NewMessage,
 } from '../platform/db/campaign-store.js';
 import { createConstituencyStore } from '../platform/db/constituency-store.js';
+import { firstWarnings } from '../platform/db/mail-store.js';
 import type { DbSchema, Json } from '../platform/db/schema.js';
 import { loadCveGroups } from '../products/exchange/kb/index.js';
 import { listExposures, type ExposureRecord } from './exposures.js';
@@ -260,14 +261,24 @@ function templateCache(c: CampaignRow, ctx: RenderContext): (lang: string) => Te
   };
 }
 
-function renderFor(c: CampaignRow, m: MessageRow, t: TemplateSet, ctx: RenderContext): OutgoingMessage {
+/** A follow-up campaign (services/follow-up.ts): the first warning each organisation got, by org id; else empty. */
+type FirstWarnings = ReadonlyMap<number, { readonly ticket: string; readonly messageId: string; readonly sentAt: Date | null }>;
+
+async function firstWarningsOf(db: Db, c: CampaignRow): Promise<FirstWarnings> {
+  const of = (c.selection as unknown as { followUpOf?: unknown }).followUpOf;
+  return typeof of === 'number' ? firstWarnings(db, of) : new Map();
+}
+
+function renderFor(c: CampaignRow, m: MessageRow, t: TemplateSet, ctx: RenderContext, first: FirstWarnings = new Map()): OutgoingMessage {
   const sel = c.selection as unknown as CampaignSelection;
+  const f = first.get(m.orgId);
   const now = (ctx.now ?? (() => new Date()))();
   const token = signAckToken(ctx.ackSecret, m.ticket, new Date(now.getTime() + (ctx.ackValidityMs ?? 90 * 86_400_000)));
   return renderMessage(t, {
     campaignId: c.id, campaignName: c.name, ticket: m.ticket, messageId: m.messageId, org: m.orgName, exposures: exposuresOf(m),
     group: sel.group, cves: sel.cves, from: ctx.fromAddress, to: currentRecipients(m), ackUrl: `${ctx.ackUrlBase}${token}`,
     contactUrl: ctx.contactUrl,
+    followUpOf: f === undefined ? null : { ticket: f.ticket, messageId: f.messageId, sentAt: f.sentAt?.toISOString() ?? null },
   });
 }
 
@@ -284,9 +295,10 @@ export async function previewCampaign(db: Db, id: number, ctx: RenderContext, or
   const rows = await campaignMessages(db, id, org);
   if (org !== undefined && rows.length === 0) throw new TocsinError('TOCSIN_CAMPAIGN_NOT_FOUND', `campaign ${id} has no message for ${shown(org)}`);
   const tpl = templateCache(c, ctx);
+  const first = await firstWarningsOf(db, c);
   return rows.map((m) => ({
     org: m.orgName, state: m.state, reason: m.reason,
-    message: m.state === 'suppressed' ? null : renderFor(c, m, tpl(m.language), ctx),
+    message: m.state === 'suppressed' ? null : renderFor(c, m, tpl(m.language), ctx, first),
   }));
 }
 
@@ -468,10 +480,11 @@ export async function sendCampaign(db: Db, id: number, mailer: CampaignMailer | 
   if (c.state !== 'approved' && o.dryRun !== true) throw new TocsinError('TOCSIN_CAMPAIGN_STATE', `campaign ${id} is not approved: preview it, then \`tocsin campaign approve ${id}\``);
   const now = o.now ?? (() => new Date());
   const tpl = templateCache(c, o);
+  const first = await firstWarningsOf(db, c);
   if (o.dryRun === true) {
     const rows = (await campaignMessages(db, id)).filter((m) => isSendable(m.state as OutboxState, m.nextAttemptAt, now()));
     for (const m of rows) {
-      renderFor(c, m, tpl(m.language), o);
+      renderFor(c, m, tpl(m.language), o, first);
       o.onMessage?.(m.orgName, 'would-send', null);
     }
     return { campaignId: id, dryRun: true, considered: rows.length, sent: 0, deferred: 0, bounced: 0, rerouted: 0, uncertain: 0, sweptUncertain: [], nextRetryAt: null, stopped: false };
@@ -498,7 +511,7 @@ export async function sendCampaign(db: Db, id: number, mailer: CampaignMailer | 
         const domains = domainsOf(to);
         for (let w = pacer.waitMs(domains, Date.now()); w > 0; w = pacer.waitMs(domains, Date.now())) await sleep(w);
         // Rendered before the claim: a template problem leaves the row queued, never `sending`.
-        const rendered = renderFor(c, claimedPreview, tpl(claimedPreview.language), o);
+        const rendered = renderFor(c, claimedPreview, tpl(claimedPreview.language), o, first);
         const claimed = await claimMessage(db, mid, currentRecipients, now());
         if (claimed === null) continue;
         considered++;

@@ -1,6 +1,7 @@
 /**
  * The patch curve's reads (issue 9 §4): the finding history (migration 0009) and the campaigns' outbox
- * (migration 0013) aggregated in the database, so a million findings come back as a few thousand rows of counts:
+ * (migration 0013) aggregated in the database, so a million findings come back as rows of counts (bounded by groups
+ * times days, and groups times distinct minutes of duration), never as a row per finding:
  * - per group and day, how each series changed (src/stats/series.ts makes the running totals);
  * - per group and duration (minutes), how many findings were patched or censored then (src/stats/survival.ts).
  *
@@ -9,8 +10,9 @@
  * then exposed again. Its warning is the earliest of a `notified` event and the `sent_at` of an outbox message
  * that carried it and was accepted (state sent or acknowledged): campaigns that record finding events and those
  * that only keep their outbox are both counted, and a finding is never counted as warned twice.
- * A campaign's findings are matched from its messages' frozen exposures (ip, port, CVE; a host's `compromised`)
- * to the finding of that key that was current when the campaign was created (the latest first seen before it).
+ * A campaign's findings: those its `notified` events name (detail.campaign, written by the outbox), and those
+ * matched from its messages' frozen exposures (ip, port, CVE; a host's `compromised`) to the finding of that key
+ * that was current when the campaign was created (the latest first seen before it), so unsent messages count too.
  * Groups use each finding's organisation as it is now (an owner change moves its whole history).
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
@@ -61,7 +63,8 @@ function groupExpr(by: GroupBy | null): RawBuilder<string> {
 function scopeCtes(s: StatsScope, survivalBy: GroupBy = 'sector'): RawBuilder<unknown> {
   const campaignFilter = s.campaignId === null
     ? sql``
-    : sql`AND f.id IN (SELECT finding_id FROM cmf WHERE campaign_id = ${s.campaignId})`;
+    : sql`AND (f.id IN (SELECT finding_id FROM cmf WHERE campaign_id = ${s.campaignId})
+           OR f.id IN (SELECT finding_id FROM finding_events WHERE kind = 'notified' AND detail->>'campaign' = ${String(s.campaignId)}))`;
   return sql`
     cm AS (
       SELECT m.id AS message_id, m.campaign_id, c.created_at, m.sent_at, m.acknowledged_at, m.state,

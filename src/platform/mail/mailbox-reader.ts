@@ -152,8 +152,12 @@ async function* readMbox(path: string, o: Required<MailboxOptions>): AsyncGenera
   const flush = async (): Promise<MailboxEntry | null> => {
     if (!inMessage) return null;
     index++;
-    const raw = Buffer.concat(parts);
+    let raw = Buffer.concat(parts);
     parts = [];
+    // The empty line before the next `From ` separates messages; it is not part of this one.
+    if (raw.length >= 2 && raw[raw.length - 1] === 0x0a && raw[raw.length - 2] === 0x0a) raw = raw.subarray(0, raw.length - 1);
+    else if (raw.length >= 4 && raw.subarray(raw.length - 4).toString('latin1') === '\r\n\r\n') raw = raw.subarray(0, raw.length - 2);
+    size -= kept - raw.length;
     const e = await entry(`${path}#${index}`, raw, size, o.maxText);
     kept = 0;
     size = 0;
