@@ -97,6 +97,7 @@ try {
   console.log(`attribution refresh bench: ${N} addresses; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const g0 = performance.now();
   const ORGS = 20_000;
+  const STEP = Math.max(1, Math.floor(35_000_000 / N));
   await sql`INSERT INTO organisations (name, sector, layer, source) SELECT 'org ' || g, 'sector ' || (g % 10), 'imported', 'bench' FROM generate_series(1, ${ORGS}) g`.execute(db);
   // 90,000 /24s from 10.0.0.0 (org 1 + g % ORGS), then 10,000 /26s nested in the first 10,000 /24s (another org).
   await sql`
@@ -107,11 +108,11 @@ try {
     SELECT 1 + (g + 7) % ${ORGS}, set_masklen('10.0.0.0'::inet + g * 256 + 64, 26)::cidr, 'bench', 'imported', 'bench' FROM generate_series(0, 9999) g`.execute(db);
   await sql`INSERT INTO constituency_asns (org_id, asn, layer, source) SELECT 1 + g % ${ORGS}, 64500 + g, 'imported', 'bench' FROM generate_series(1, 10000) g`.execute(db);
   await sql`INSERT INTO constituency_domains (org_id, domain, layer, source) SELECT 1 + (g * 3) % ${ORGS}, 'd' || g || '.example', 'imported', 'bench' FROM generate_series(1, 10000) g`.execute(db);
-  // Address g = 10.0.0.0 + g * 37: the first ~620,000 fall in a /24 (23 million addresses); the rest are
-  // attributed by ASN (feed rows) or domain (hostnames), or not at all.
+  // Address g = 10.0.0.0 + g * STEP, STEP chosen so that ~2/3 of the addresses fall in a /24 (23 million
+  // addresses, whatever N); the rest are attributed by ASN (feed rows) or domain (hostnames), or not at all.
   await sql`
     INSERT INTO observations (source, ip, port, hostname, tls, product, tls_cert, scanned_at)
-    SELECT 'scan', '10.0.0.0'::inet + g::bigint * 37, 443,
+    SELECT 'scan', '10.0.0.0'::inet + g::bigint * ${STEP}, 443,
            CASE WHEN g % 3 = 0 THEN 'mail' || g || '.d' || (1 + g % 12000) || '.example' END, true, 'ms-exchange',
            CASE WHEN g % 3 = 1 THEN jsonb_build_object('subjectCn', 'owa.d' || (1 + g % 11000) || '.example', 'sans', jsonb_build_array('owa.d' || (1 + g % 11000) || '.example', 'autodiscover.d' || (1 + g % 11000) || '.example')) END,
            now() - interval '1 day'
@@ -119,7 +120,7 @@ try {
   await sql`INSERT INTO feed_imports (feed, format, file) VALUES ('shadowserver', 'shadowserver', 'bench.csv')`.execute(db);
   await sql`
     INSERT INTO feed_observations (import_id, feed, kind, report_type, report_date, ip, port, hostname, fields, line, raw)
-    SELECT 1, 'shadowserver', 'exchange', 'scan_exchange', current_date, '10.0.0.0'::inet + g::bigint * 37, 443,
+    SELECT 1, 'shadowserver', 'exchange', 'scan_exchange', current_date, '10.0.0.0'::inet + g::bigint * ${STEP}, 443,
            CASE WHEN g % 4 = 0 THEN 'h' || g || '.d' || (1 + g % 13000) || '.example' END,
            jsonb_build_object('asn', (64500 + g % 12000)::text), g, 'raw'
     FROM generate_series(2, ${N}, 2) g`.execute(db);
@@ -131,26 +132,28 @@ try {
     const r = await sql<{ ip: string }>`SELECT host(ip) AS ip FROM observations UNION ALL SELECT host(ip) FROM feed_observations`.execute(db);
     if (r.rows.length !== N) throw new Error(`expected ${N} rows, got ${r.rows.length}`);
   });
-  const facts: ExposureFacts[] = [];
-  {
-    const rows = await sql<{ ip: string; hostname: string | null; cn: string | null; sans: string[] | null; asn: string | null }>`
-      SELECT host(ip) AS ip, hostname, tls_cert->>'subjectCn' AS cn, ARRAY(SELECT jsonb_array_elements_text(tls_cert->'sans')) AS sans, NULL AS asn FROM observations
-      UNION ALL SELECT host(ip), hostname, NULL, NULL, fields->>'asn' FROM feed_observations`.execute(db);
-    for (const r of rows.rows) {
-      facts.push({
-        ip: r.ip, asn: r.asn === null ? null : Number(r.asn), feedHostname: r.asn === null ? null : r.hostname, requestHost: r.asn === null ? r.hostname : null,
-        certificate: r.cn === null ? null : { cn: r.cn, sans: r.sans ?? [] },
-      });
+  // In a function: the baseline's facts, snapshot and index are garbage before the refreshes start.
+  const engineAttributed = await (async (): Promise<number> => {
+    const facts: ExposureFacts[] = [];
+    {
+      const rows = await sql<{ ip: string; hostname: string | null; cn: string | null; sans: string[] | null; asn: string | null }>`
+        SELECT host(ip) AS ip, hostname, tls_cert->>'subjectCn' AS cn, ARRAY(SELECT jsonb_array_elements_text(tls_cert->'sans')) AS sans, NULL AS asn FROM observations
+        UNION ALL SELECT host(ip), hostname, NULL, NULL, fields->>'asn' FROM feed_observations`.execute(db);
+      for (const r of rows.rows) {
+        facts.push({
+          ip: r.ip, asn: r.asn === null ? null : Number(r.asn), feedHostname: r.asn === null ? null : r.hostname, requestHost: r.asn === null ? r.hostname : null,
+          certificate: r.cn === null ? null : { cn: r.cn, sans: r.sans ?? [] },
+        });
+      }
     }
-  }
-  const registry = await createAttributionStore(db).registry();
-  const index = await measure('baseline: index build', registry.snapshot.networks.length, () => Promise.resolve(buildAttributionIndex(registry.snapshot)));
-  const engineAttributed = await measure('baseline: engine only (in memory)', N, () => {
-    let n = 0;
-    for (let i = 0; i < facts.length; i += 10_000) for (const a of attributeMany(index, facts.slice(i, i + 10_000), { candidates: false })) if (a.orgId !== null) n++;
-    return Promise.resolve(n);
-  });
-  facts.length = 0;
+    const registry = await createAttributionStore(db).registry();
+    const index = await measure('baseline: index build', registry.snapshot.networks.length, () => Promise.resolve(buildAttributionIndex(registry.snapshot)));
+    return measure('baseline: engine only (in memory)', N, () => {
+      let n = 0;
+      for (let i = 0; i < facts.length; i += 10_000) for (const a of attributeMany(index, facts.slice(i, i + 10_000), { candidates: false })) if (a.orgId !== null) n++;
+      return Promise.resolve(n);
+    });
+  })();
 
   // ---- the store ----
   const full = await measure('refresh: first (every address)', N, () => refreshAttributions(db));
@@ -159,11 +162,12 @@ try {
   const noop = await measure('refresh: nothing changed', N, () => refreshAttributions(db));
   console.log(show(noop));
   if (noop.considered !== 0) throw new Error(`no-op refresh considered ${noop.considered}`);
-  // ~1% of the addresses: 1,450 /24s (about 7 addresses each) past the nested ones move to the next organisation.
+  // ~1% of the addresses: the /24s (256 / STEP addresses each) from the 50,000th on move to the next organisation.
   const from = 50_000 * 256;
+  const span = Math.ceil((N * STEP) / 100);
   const moved = await sql<{ n: number }>`
     WITH m AS (UPDATE constituency_networks SET org_id = 1 + org_id % ${ORGS}
-               WHERE masklen(network) = 24 AND network::inet >= '10.0.0.0'::inet + ${from}::bigint AND network::inet < '10.0.0.0'::inet + ${from + 1450 * 256}::bigint
+               WHERE masklen(network) = 24 AND network::inet >= '10.0.0.0'::inet + ${from}::bigint AND network::inet < '10.0.0.0'::inet + ${from + span}::bigint
                RETURNING network)
     SELECT count(*)::int AS n FROM attributions a JOIN m ON a.ip << m.network`.execute(db);
   const touched = moved.rows[0]?.n ?? 0;

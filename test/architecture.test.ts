@@ -65,6 +65,9 @@ export const RULES: ReadonlyArray<{ area: string; allowed: readonly string[] }> 
   // Issue 9's patch curve: pure series, quantiles and survival over counts the stats store aggregates.
   { area: 'src/stats/', allowed: ['src/stats/', 'src/core/'] },
   { area: 'src/services/', allowed: ['src/services/', 'src/scan/', 'src/products/', 'src/platform/', 'src/core/', 'src/forensics/', 'src/constituency/', 'src/attribution/', 'src/ingest/', 'src/findings/', 'src/campaigns/', 'src/stats/'] },
+  // Issue 10's web layer: HTTP only; every rule and every database access goes through the services (accounts.ts
+  // exports the db handle type), so a route cannot read a table without the caller's scope.
+  { area: 'src/web/', allowed: ['src/web/', 'src/services/', 'src/core/'] },
   { area: 'src/cli/', allowed: ['src/', 'lab/'] },
   { area: 'src/bin/', allowed: ['src/cli/', 'src/core/', 'src/platform/db/'] },
   { area: 'lab/', allowed: ['lab/', 'src/core/', 'src/products/', 'src/platform/paths'] },

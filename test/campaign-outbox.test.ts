@@ -227,7 +227,8 @@ testEachBackend('campaign: kill -9 of the sender during an SMTP transaction, the
     assert.match(created.stderr, /5 message\(s\) queued/);
     assert.equal((await runCli(['campaign', 'send', String(id)], env)).code, 65); // not approved: TOCSIN_CAMPAIGN_STATE
     assert.equal((await runCli(['campaign', 'approve', String(id), '--as', 'lead'], env)).code, 0);
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'campaign', 'send', String(id)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // One at a time, so the states at the kill are exact (the concurrent sender's kill: campaign-concurrency.test.ts).
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'campaign', 'send', String(id), '--concurrency', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_c, s) => resolve(s)));

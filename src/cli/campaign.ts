@@ -10,6 +10,7 @@ import { parseMailFrom } from '../core/smtp-url.js';
 import { sanitiseText } from '../core/text.js';
 import { openDatabase, type Database } from '../platform/db/connect.js';
 import { parseCampaignId } from '../platform/db/campaign-store.js';
+import { DEFAULT_SEND_CONCURRENCY } from '../services/campaign-sender.js';
 import { createSmtpSender, startLocalSink, type LocalSink, type SmtpSender } from '../platform/mail/index.js';
 import {
   acknowledge, ackSecret, approveCampaign, campaignStatus, cancelCampaign, createCampaign, listCampaigns, previewCampaign,
@@ -151,8 +152,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--dry-run', 'render every due message and count them; send nothing, change nothing')
     .option('--rate <n/s>', 'messages per second overall (default: as fast as the relay takes them)')
     .option('--per-domain <n/min>', 'messages per recipient domain per minute (default: unlimited)')
+    .option('--concurrency <n>', 'SMTP transactions (and relay connections) at once (default 8; 1 = one message at a time)')
     .option('--local-sink', 'send to the built-in local sink (saves under TOCSIN_HOME/mail) instead of TOCSIN_SMTP_URL')
-    .action(async (id: string, flags: { dryRun?: boolean; rate?: string; perDomain?: string; localSink?: boolean }) => {
+    .action(async (id: string, flags: { dryRun?: boolean; rate?: string; perDomain?: string; concurrency?: string; localSink?: boolean }) => {
       process.exitCode = await sendCommand(ctx, campaignId(id), flags);
     });
   c.command('status')
@@ -235,8 +237,12 @@ export function register(program: Command, ctx: CliContext): void {
     });
 }
 
-async function sendCommand(ctx: CliContext, id: number, flags: { dryRun?: boolean; rate?: string; perDomain?: string; localSink?: boolean }): Promise<number> {
+async function sendCommand(ctx: CliContext, id: number, flags: { dryRun?: boolean; rate?: string; perDomain?: string; concurrency?: string; localSink?: boolean }): Promise<number> {
   const config = ctx.config();
+  const concurrency = flags.concurrency === undefined ? DEFAULT_SEND_CONCURRENCY : Number(flags.concurrency);
+  if (!/^\s*\d+\s*$/.test(flags.concurrency ?? '8') || !Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) {
+    throw new TocsinError('TOCSIN_ARG_INVALID', '--concurrency takes a whole number from 1 to 256');
+  }
   const rate = parseRate('--rate', flags.rate, 's');
   const perDomain = parseRate('--per-domain', flags.perDomain, 'min');
   const rc = await renderContext(ctx);
@@ -251,17 +257,17 @@ async function sendCommand(ctx: CliContext, id: number, flags: { dryRun?: boolea
       if (flags.localSink === true) {
         sink = await startLocalSink({ home: config.home });
         ctx.stderr.write(`tocsin: local sink on ${sink.url}: messages are saved under ${sink.dir}\n`);
-        sender = createSmtpSender({ url: sink.url, from: config.mailFrom ?? 'tocsin@localhost.localdomain' });
+        sender = createSmtpSender({ url: sink.url, from: config.mailFrom ?? 'tocsin@localhost.localdomain', maxConnections: concurrency });
       } else {
         if (config.smtpUrl === null || config.mailFrom === null) {
           throw new TocsinError('TOCSIN_CONFIG_INVALID', 'sending needs TOCSIN_SMTP_URL and TOCSIN_MAIL_FROM (or --local-sink, or --dry-run)');
         }
-        sender = createSmtpSender({ url: config.smtpUrl, from: config.mailFrom });
+        sender = createSmtpSender({ url: config.smtpUrl, from: config.mailFrom, maxConnections: concurrency });
       }
     }
     const mailer: CampaignMailer | null = sender;
     const s = await withDb(ctx, (d) => sendCampaign(d.db, id, mailer, {
-      ...rc, dryRun: flags.dryRun === true, ratePerSecond: rate, perDomainPerMinute: perDomain, signal: stop.signal,
+      ...rc, dryRun: flags.dryRun === true, ratePerSecond: rate, perDomainPerMinute: perDomain, concurrency, signal: stop.signal,
       onMessage: (org, state, reply) => ctx.stderr.write(`tocsin: ${show(org)}: ${state}${reply === null ? '' : ` (${show(reply, 200)})`}\n`),
     }));
     if (s.sweptUncertain.length > 0) {

@@ -26,7 +26,10 @@ import * as campaign from './campaign.js';
 import * as stats from './stats.js';
 import * as mail from './mail.js';
 import * as ack from './ack.js';
+import * as serve from './serve.js';
+import * as user from './user.js';
+import * as token from './token.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, campaign, mail, ack, stats, kb, lab, forensics, db, check];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, campaign, mail, ack, stats, serve, user, token, kb, lab, forensics, db, check];

@@ -22,7 +22,7 @@ import { ensureDir, homeFsError } from '../platform/paths.js';
 import { buildReport } from '../services/report.js';
 import { EXCHANGE_ID } from '../products/exchange/index.js';
 import { EXIT_UNANSWERED, planScan, scanExitStatus, scanRecords } from '../services/scan-service.js';
-import { scanStorageOn } from '../services/scan-storage.js';
+import { configuredScanStorage, scanStorageOn, type ScanStorageProvider } from '../services/scan-storage.js';
 import { spawnLab } from '../../lab/spawn.js';
 import type { LabHost } from '../../lab/estate.js';
 
@@ -98,30 +98,32 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
     err.write(`demo: lab listening: https on port ${lab.httpsPort}, http on port ${lab.httpPort}\n`);
     err.write(`demo: scanning ${first}-${last} (what you would type: tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls)\n`);
 
-    // What `tocsin scan RANGE --ports PORT/tls --output FILE` plans and runs, with the configured limits.
-    const plan = await planScan({
-      targets: [`${first}-${last}`],
-      ports: `${lab.httpsPort}/tls`,
-      excludeFiles: config.excludeFiles,
-      exclude: [],
-      concurrency: config.concurrency,
-      rate: config.rateLimit,
-      ratePerNetwork: config.ratePerNetwork,
-      userAgent: config.userAgent,
-    }, { stdin: process.stdin });
-    const result = await runScanOnTerminal(ctx, { plan }, { format: 'jsonl', output, store: true, progress: flags.progress, workers: config.workers });
-    const code = scanExitStatus(result);
-    // Exit 3 = the scan completed but some connects stayed unanswered after retries (a loaded machine):
-    // the report and the ground-truth check still say what was read; the mismatch list shows the gaps.
-    if (code !== 0 && code !== EXIT_UNANSWERED) return code;
-    err.write(`demo: scanned ${hosts} hosts in ${(result.elapsedMs / 1000).toFixed(1)} s; records in ${output}\n\n`);
-
-    // The picture and the ground-truth check both read what the scan stored. One connection (one lease on the
-    // embedded server) for every later stage, so the server is not stopped and started between them.
+    // One database (one lease on the embedded server) for the scans and every later stage, so the server is not
+    // stopped and started between them, and no second pool opens while this one is in use.
     const database = await openDatabase(config);
+    const sharedStorage = (): ScanStorageProvider => ({ ...configuredScanStorage(config), open: () => Promise.resolve(scanStorageOn(database, { ownsDatabase: false })) });
     const records: ScanRecord[] = [];
     let cmp: ReturnType<typeof compareWithTruth>;
     try {
+      // What `tocsin scan RANGE --ports PORT/tls --output FILE` plans and runs, with the configured limits.
+      const plan = await planScan({
+        targets: [`${first}-${last}`],
+        ports: `${lab.httpsPort}/tls`,
+        excludeFiles: config.excludeFiles,
+        exclude: [],
+        concurrency: config.concurrency,
+        rate: config.rateLimit,
+        ratePerNetwork: config.ratePerNetwork,
+        userAgent: config.userAgent,
+      }, { stdin: process.stdin });
+      const result = await runScanOnTerminal(ctx, { plan }, { format: 'jsonl', output, store: true, progress: flags.progress, workers: config.workers, storage: sharedStorage() });
+      const code = scanExitStatus(result);
+      // Exit 3 = the scan completed but some connects stayed unanswered after retries (a loaded machine):
+      // the report and the ground-truth check still say what was read; the mismatch list shows the gaps.
+      if (code !== 0 && code !== EXIT_UNANSWERED) return code;
+      err.write(`demo: scanned ${hosts} hosts in ${(result.elapsedMs / 1000).toFixed(1)} s; records in ${output}\n\n`);
+
+      // The picture and the ground-truth check both read what the scan stored.
       ctx.stdout.write(renderReport(await buildReport(database.db, { kind: 'latest' }), 'table'));
       const stored = await scanRecords(scanStorageOn(database, { ownsDatabase: false }), result.scanId);
       for await (const r of stored.records) records.push(r);
@@ -158,7 +160,7 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
               userAgent: config.userAgent,
             }, { stdin: process.stdin });
             const rescanOutput = join(waveDir, `rescan-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
-            const r = await runScanOnTerminal(ctx, { plan: again }, { format: 'jsonl', output: rescanOutput, store: true, progress: flags.progress, workers: config.workers });
+            const r = await runScanOnTerminal(ctx, { plan: again }, { format: 'jsonl', output: rescanOutput, store: true, progress: flags.progress, workers: config.workers, storage: sharedStorage() });
             err.write(`demo: rescanned ${ips.length} hosts in ${(r.elapsedMs / 1000).toFixed(1)} s; records in ${rescanOutput}\n`);
             return scanExitStatus(r);
           },

@@ -50,10 +50,16 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--format <format>', 'table | jsonl (default table)')
     .action(async (path: string, flags: { format?: string }) => {
       const format = formatOf(flags.format);
-      if (format === 'table') ctx.stdout.write(`${['MAIL'.padEnd(50), 'KIND'.padEnd(15), 'EFFECT'.padEnd(14), 'TICKET'.padEnd(17), 'ORG'.padEnd(24), 'DETAIL'].join('  ')}\n`);
+      let header = format === 'table';
       const database = await openDatabase(ctx.config());
       try {
-        const s = await ingestMailbox(database.db, path, { onItem: (i) => ctx.stdout.write(itemLine(i, format)) });
+        const s = await ingestMailbox(database.db, path, {
+          onItem: (i) => {
+            if (header) ctx.stdout.write(`${['MAIL'.padEnd(50), 'KIND'.padEnd(15), 'EFFECT'.padEnd(14), 'TICKET'.padEnd(17), 'ORG'.padEnd(24), 'DETAIL'].join('  ')}\n`);
+            header = false;
+            ctx.stdout.write(itemLine(i, format));
+          },
+        });
         ctx.stderr.write(`tocsin: ${s.read} mail(s) read: ${Object.entries(s.counts).map(([k, n]) => `${n} ${k}`).join(', ') || 'none'}\n`);
         for (const id of s.campaignsToSend) ctx.stderr.write(`tocsin: campaign ${id} has warnings queued for their next contact: tocsin campaign send ${id}\n`);
       } finally {

@@ -16,7 +16,7 @@ import { createRecordWriter, parseFormat, safeText, type OutputFormat } from '..
 import { Progress } from '../scan/progress.js';
 import type { ScanPlan } from '../scan/plan.js';
 import { MAX_CONNECT_TRIES } from '../scan/engine.js';
-import { configuredScanStorage } from '../services/scan-storage.js';
+import { configuredScanStorage, type ScanStorageProvider } from '../services/scan-storage.js';
 import {
   EXIT_UNANSWERED, planScan, resumeScan, scanExitStatus, startScan, type RecordSink, type ScanDeps, type ScanResult,
 } from '../services/scan-service.js';
@@ -124,6 +124,8 @@ export interface TerminalScanOptions {
   readonly progress: boolean;
   /** Worker threads, 0 = automatic. */
   readonly workers: number;
+  /** Where records are stored when `store` (default: the configured database, opened for the scan). */
+  readonly storage?: ScanStorageProvider;
 }
 
 /**
@@ -154,7 +156,7 @@ export async function runScanOnTerminal(ctx: CliContext, what: { readonly plan: 
   // (A table is written only after the bar is cleared for good: see close() below.)
   const recordsOnTerminal = o.output === undefined && ctx.stdout.isTTY === true && o.format !== 'table';
   const deps: ScanDeps = {
-    storage: o.store ? configuredScanStorage(config) : null,
+    storage: o.store ? (o.storage ?? configuredScanStorage(config)) : null,
     signal: ac.signal,
     clock: { now: () => Date.now() },
     output: {

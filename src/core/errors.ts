@@ -6,8 +6,8 @@
  * docs/errors.md is generated from this table (scripts/gen-errors-doc.ts; a test fails when it is stale).
  */
 
-/** HTTP statuses an error maps to: 400 user input, 404 not found, 409 busy, 503 storage, 500 internal. */
-export type HttpStatus = 400 | 404 | 409 | 500 | 503;
+/** HTTP statuses an error maps to: 400 user input, 401 not logged in, 403 not allowed, 404 not found, 409 busy, 429 throttled, 503 storage, 500 internal. */
+export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 429 | 500 | 503;
 
 export interface ErrorSpec {
   /** `user`: a mistake the user can fix; `internal`: a bug or a failure of the environment. */
@@ -199,6 +199,39 @@ export const ERROR_CODES = {
   TOCSIN_PACKAGE_BROKEN: {
     kind: 'internal', exit: 70, http: 500, means: 'The installed package is incomplete (its package.json or data files are missing).',
     hint: 'Reinstall tocsin (`npm ci` in a checkout, or install the package again).',
+  },
+  // Web accounts and access (issue 10 §2).
+  TOCSIN_AUTH_REQUIRED: {
+    kind: 'user', exit: 77, http: 401, means: 'A web API request carried no valid session cookie or API token (missing, expired, revoked, or the account is disabled).',
+    hint: 'Log in with POST /api/session, or send `Authorization: Bearer TOKEN` (see `tocsin token create`).',
+  },
+  TOCSIN_AUTH_FAILED: {
+    kind: 'user', exit: 77, http: 401, means: 'A login gave an unknown e-mail address, a wrong password, or a disabled account (the answer does not say which).',
+    hint: 'Check the e-mail and password; an administrator can reset it with `tocsin user add` after `tocsin user disable`.',
+  },
+  TOCSIN_AUTH_THROTTLED: {
+    kind: 'user', exit: 75, http: 429, means: 'Too many failed logins for this account or from this address in the window.',
+    hint: 'Wait for the time in the Retry-After header, then try again.',
+  },
+  TOCSIN_FORBIDDEN: {
+    kind: 'user', exit: 77, http: 403, means: 'The account may not do this: another organisation\'s data, or a role that lacks the right.',
+    hint: 'Organisation accounts see only their own organisation; ask an analyst.',
+  },
+  TOCSIN_CSRF: {
+    kind: 'user', exit: 77, http: 403, means: 'A state-changing request with a session cookie lacked the session\'s CSRF token (X-CSRF-Token header).',
+    hint: 'Send the csrfToken returned by POST /api/session in the X-CSRF-Token header.',
+  },
+  TOCSIN_USER_EXISTS: {
+    kind: 'user', exit: 65, http: 409, means: 'An account with that e-mail address (compared case-insensitively) exists already.',
+    hint: 'See `tocsin user list`.',
+  },
+  TOCSIN_USER_NOT_FOUND: {
+    kind: 'user', exit: 64, http: 404, means: 'No account has the given e-mail address.',
+    hint: 'See `tocsin user list`.',
+  },
+  TOCSIN_NOT_FOUND: {
+    kind: 'user', exit: 64, http: 404, means: 'The web API has no such route.',
+    hint: 'See /api/openapi.json for the operations.',
   },
   TOCSIN_INTERNAL: {
     kind: 'internal', exit: 70, http: 500, means: 'A bug: an error no code describes.',

@@ -13,8 +13,8 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import {
-  afterOutcome, applyOptOuts, compileTemplate, domainsOf, formatTicket, groupByOrganisation, isSendable, languageFor, makeMessageId,
-  MIN_SECRET_BYTES, Pacer, parseCveList, recipientChain, renderMessage, signAckToken, verifyAckToken,
+  applyOptOuts, compileTemplate, formatTicket, groupByOrganisation, isSendable, languageFor, makeMessageId,
+  MIN_SECRET_BYTES, parseCveList, recipientChain, renderMessage, signAckToken, verifyAckToken,
   type CampaignExposure, type CampaignOrg, type OutboxState, type CampaignSelection, type ExposureFact, type OutgoingMessage, type RecipientStep,
   type SendOutcome, type TemplateSet,
 } from '../campaigns/index.js';
@@ -22,8 +22,8 @@ import { TocsinError } from '../core/errors.js';
 import { sanitiseText } from '../core/text.js';
 import { dataPath, ensureDir } from '../platform/paths.js';
 import {
-  acknowledgeMessage, campaignMessages, claimMessage, finishAttempt, getCampaign, insertCampaign, listCampaigns as listStored,
-  messageById, messageByTicket, nextRetryAt, requeueMessage, requireCampaign, sendableIds, setCampaignState, sweepInFlight, withSendLock,
+  acknowledgeMessage, campaignMessages, getCampaign, insertCampaign, listCampaigns as listStored,
+  messageByTicket, nextRetryAt, requeueMessage, requireCampaign, setCampaignState, sweepInFlight, withSendLock,
   type CampaignListRow, type CampaignRow, type MessageRow, type NewMessage,
 } from '../platform/db/campaign-store.js';
 import { createConstituencyStore } from '../platform/db/constituency-store.js';
@@ -31,6 +31,7 @@ import { firstWarnings } from '../platform/db/mail-store.js';
 import type { DbSchema, Json } from '../platform/db/schema.js';
 import { loadCveGroups } from '../products/exchange/kb/index.js';
 import { listExposures, type ExposureRecord } from './exposures.js';
+import { runSendLoop } from './campaign-sender.js';
 import type { RefreshSummary } from './attribute.js';
 
 type Db = Kysely<DbSchema>;
@@ -443,6 +444,8 @@ export interface SendOptions extends RenderContext {
   readonly ratePerSecond?: number;
   /** Messages per recipient domain per minute (0 = unlimited). */
   readonly perDomainPerMinute?: number;
+  /** SMTP transactions at once (default 8, services/campaign-sender.ts); the mailer's pool should allow as many. */
+  readonly concurrency?: number;
   /** Stops between two messages (Ctrl+C). */
   readonly signal?: AbortSignal;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -490,58 +493,20 @@ export async function sendCampaign(db: Db, id: number, mailer: CampaignMailer | 
     return { campaignId: id, dryRun: true, considered: rows.length, sent: 0, deferred: 0, bounced: 0, rerouted: 0, uncertain: 0, sweptUncertain: [], nextRetryAt: null, stopped: false };
   }
   if (mailer === null) throw new TocsinError('TOCSIN_CONFIG_INVALID', 'sending needs TOCSIN_SMTP_URL and TOCSIN_MAIL_FROM');
-  const sleep = o.sleep ?? defaultSleep;
-  const pacer = new Pacer(o.ratePerSecond ?? 0, o.perDomainPerMinute ?? 0);
   return withSendLock(db, id, async () => {
     const swept = await sweepInFlight(db, id);
-    let considered = 0, sent = 0, deferred = 0, bounced = 0, rerouted = 0, uncertain = 0;
-    let stopped = false;
-    // A bounce moves a message down its chain and back to `queued`: loop until a pass sends nothing new.
-    for (let pass = 0; pass < 16 && !stopped; pass++) {
-      const ids = await sendableIds(db, id, now());
-      if (ids.length === 0) break;
-      for (const mid of ids) {
-        if (o.signal?.aborted === true) {
-          stopped = true;
-          break;
-        }
-        const claimedPreview = await messageById(db, mid);
-        if (claimedPreview === null) continue;
-        const to = currentRecipients(claimedPreview);
-        const domains = domainsOf(to);
-        for (let w = pacer.waitMs(domains, Date.now()); w > 0; w = pacer.waitMs(domains, Date.now())) await sleep(w);
-        // Rendered before the claim: a template problem leaves the row queued, never `sending`.
-        const rendered = renderFor(c, claimedPreview, tpl(claimedPreview.language), o, first);
-        const claimed = await claimMessage(db, mid, currentRecipients, now());
-        if (claimed === null) continue;
-        considered++;
-        pacer.took(domains, Date.now());
-        let outcome: SendOutcome;
-        try {
-          outcome = outcomeOf(await mailer.send({
-            to: claimed.recipients.map((address) => ({ address })),
-            subject: rendered.subject, text: rendered.text, html: rendered.html, attachments: rendered.attachments,
-            messageId: rendered.messageId, headers: rendered.headers,
-          }));
-        } catch (e) {
-          // Refused before a byte was sent (a bug upstream): back to the queue, and stop.
-          await finishAttempt(db, mid, claimed.attempt, {
-            state: 'queued', step: claimed.message.step, transientFailures: claimed.message.transientFailures, nextAttemptAt: null,
-            reason: `refused before sending: ${e instanceof Error ? e.message : String(e)}`, outcome: 'transient', reply: 'not sent', recipients: claimed.recipients,
-          });
-          throw e;
-        }
-        const patch = afterOutcome({ step: claimed.message.step, steps: chainOf(claimed.message).length, transientFailures: claimed.message.transientFailures }, outcome, now());
-        await finishAttempt(db, mid, claimed.attempt, { ...patch, outcome: outcome.kind, reply: outcome.reply, recipients: claimed.recipients });
-        if (patch.state === 'sent') sent++;
-        else if (patch.state === 'deferred') deferred++;
-        else if (patch.state === 'bounced') bounced++;
-        else if (patch.state === 'uncertain') uncertain++;
-        else if (patch.state === 'queued') rerouted++;
-        o.onMessage?.(claimed.message.orgName, patch.state, outcome.reply);
-      }
-    }
+    // The loop itself (concurrent transactions, batched claims and outcome writes): services/campaign-sender.ts.
+    const r = await runSendLoop(db, id, {
+      mailer,
+      render: (m) => {
+        const rendered = renderFor(c, m, tpl(m.language), o, first);
+        return { subject: rendered.subject, text: rendered.text, html: rendered.html, attachments: rendered.attachments, messageId: rendered.messageId, headers: rendered.headers };
+      },
+      recipients: currentRecipients,
+      steps: (m) => chainOf(m).length,
+      outcomeOf,
+    }, { ...o, sleep: o.sleep ?? defaultSleep, now });
     const retry = await nextRetryAt(db, id);
-    return { campaignId: id, dryRun: false, considered, sent, deferred, bounced, rerouted, uncertain, sweptUncertain: swept, nextRetryAt: retry?.toISOString() ?? null, stopped };
+    return { campaignId: id, dryRun: false, ...r, sweptUncertain: swept, nextRetryAt: retry?.toISOString() ?? null };
   });
 }

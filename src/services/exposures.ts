@@ -161,6 +161,8 @@ export interface ExposureDeps {
   readonly refresh?: (db: Kysely<DbSchema>) => Promise<RefreshSummary>;
   /** Keys per page (default: the store's). */
   readonly page?: number;
+  /** Start after this key (a keyset cursor; port -1 = a feed row without a port). */
+  readonly after?: { readonly ip: string; readonly port: number };
 }
 
 /**
@@ -171,7 +173,7 @@ export async function listExposures(db: Kysely<DbSchema>, filter: ExposureFilter
   const refresh = await (deps.refresh ?? ((d) => refreshAttributions(d)))(db);
   const q = await storeQuery(db, filter);
   async function* records(): AsyncGenerator<ExposureRecord> {
-    for await (const r of exposureRows(db, q, deps.page)) yield toExposureRecord(r);
+    for await (const r of exposureRows(db, q, deps.page, deps.after === undefined ? null : { ip: deps.after.ip, port: deps.after.port })) yield toExposureRecord(r);
   }
   return { refresh, records: records() };
 }

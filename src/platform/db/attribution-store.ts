@@ -20,7 +20,7 @@ type Executor = Kysely<DbSchema> | Transaction<DbSchema>;
 const REFRESH_LOCK_KEY = 7_305_113_208;
 
 /** Addresses fetched from the refresh cursor at a time (and rows per INSERT). */
-export const REFRESH_PAGE = 10_000;
+export const REFRESH_PAGE = 2_000;
 
 /** Certificate names kept per address: a certificate may list hundreds of SANs; the engine caps candidates anyway. */
 const MAX_CERT_NAMES = 64;
@@ -95,7 +95,11 @@ export function answerHash(a: { orgId: number | null; rule: string | null; confi
 
 export interface RefreshSession {
   readonly rev: number;
-  readonly snapshot: RegistrySnapshot;
+  /**
+   * The registry at `rev`, read on first call (same transaction, so the same snapshot): a refresh with nothing
+   * to do never reads or indexes it.
+   */
+  snapshot(): Promise<RegistrySnapshot>;
   /** Addresses to compute, in pages: all with `full`, else new ones, stale by revision, or with newer facts. */
   pages(full: boolean, pageSize?: number): AsyncGenerator<readonly RefreshItem[]>;
   /**
@@ -161,7 +165,8 @@ interface ReviewDbRow {
 
 interface FactsRow {
   ip: string;
-  newest: Date | null;
+  /** Epoch milliseconds (a number parses far faster than timestamp text, a million times per refresh). */
+  newest: number | null;
   request_host: string | null;
   cert_cn: string | null;
   cert_sans: Json | null;
@@ -170,7 +175,7 @@ interface FactsRow {
   had_row: boolean;
   prev_org: number | null;
   prev_hash: string | null;
-  prev_facts_until: Date | null;
+  prev_facts_until: number | null;
 }
 
 const asnOf = (cell: string | null): number | null => {
@@ -183,7 +188,7 @@ function factsOf(r: FactsRow): AddressFacts {
   const sans = Array.isArray(r.cert_sans) ? r.cert_sans.filter((s): s is string => typeof s === 'string').slice(0, MAX_CERT_NAMES) : [];
   return {
     ip: r.ip,
-    newest: r.newest,
+    newest: r.newest === null ? null : new Date(r.newest),
     facts: {
       ip: r.ip,
       asn: asnOf(r.asn),
@@ -214,7 +219,8 @@ function factsQuery(workCte: RawBuilder<unknown>): RawBuilder<FactsRow> {
         (array_agg(f.fields->>'asn' ORDER BY f.report_date DESC, f.id DESC) FILTER (WHERE f.fields->>'asn' ~ ${ASN_CELL}))[1] AS asn
       FROM feed_observations f JOIN work w ON w.ip = f.ip GROUP BY f.ip
     )
-    SELECT host(w.ip) AS ip, w.newest, w.had_row, w.prev_org, w.prev_hash, w.prev_facts_until, s.request_host, s.cert_cn, s.cert_sans, f.feed_hostname, f.asn
+    SELECT host(w.ip) AS ip, (extract(epoch FROM w.newest) * 1000)::float8 AS newest, w.had_row, w.prev_org, w.prev_hash,
+      (extract(epoch FROM w.prev_facts_until) * 1000)::float8 AS prev_facts_until, s.request_host, s.cert_cn, s.cert_sans, f.feed_hostname, f.asn
     FROM work w LEFT JOIN scan s ON s.ip = w.ip LEFT JOIN feed f ON f.ip = w.ip`;
 }
 
@@ -282,13 +288,16 @@ export function createAttributionStore(db: Kysely<DbSchema>) {
         try {
           await sql`BEGIN ISOLATION LEVEL REPEATABLE READ`.execute(conn);
           try {
-            const { rev, snapshot } = await readRegistry(conn);
-            const mark = await sql<{ rev: string }>`SELECT rev FROM attribution_watermark WHERE id = 1`.execute(conn);
-            const watermark = Number(mark.rows[0]?.rev ?? 0);
+            // The first statement fixes the transaction's snapshot: the registry read later (lazily) is at `rev`.
+            const revs = await sql<{ rev: string; watermark: string }>`
+              SELECT r.rev, w.rev AS watermark FROM registry_revision r, attribution_watermark w WHERE r.id = 1 AND w.id = 1`.execute(conn);
+            const rev = Number(revs.rows[0]?.rev ?? 0);
+            const watermark = Number(revs.rows[0]?.watermark ?? 0);
             const walked = { complete: false };
+            let registry: Promise<RegistryRead> | null = null;
             const out = await fn({
               rev,
-              snapshot,
+              snapshot: async () => (await (registry ??= readRegistry(conn))).snapshot,
               pages: (full, pageSize = REFRESH_PAGE) => pages(conn, rev, watermark, full, pageSize, walked),
               write: (rows) => writeAnswers(conn, rev, rows),
             });
@@ -468,7 +477,8 @@ async function* pages(
     for (;;) {
       const r = await sql<FactsRow>`FETCH ${sql.raw(String(Math.max(1, Math.floor(pageSize))))} FROM attribution_work`.execute(conn);
       if (r.rows.length > 0) {
-        yield r.rows.map((row) => ({ ...factsOf(row), hadRow: row.had_row, prevOrgId: row.prev_org, prevHash: row.prev_hash, prevFactsUntil: row.prev_facts_until }));
+        yield r.rows.map((row) => ({ ...factsOf(row), hadRow: row.had_row, prevOrgId: row.prev_org, prevHash: row.prev_hash,
+          prevFactsUntil: row.prev_facts_until === null ? null : new Date(row.prev_facts_until) }));
       }
       if (r.rows.length < pageSize) {
         walked.complete = true;

@@ -79,18 +79,18 @@ function toCampaign(r: {
   };
 }
 
-const MESSAGE_COLUMNS = [
+export const MESSAGE_COLUMNS = [
   'id', 'campaign_id', 'org_id', 'org_name', 'ticket', 'message_id', 'language', 'exposures', 'chain', 'step', 'state', 'reason',
   'attempts', 'transient_failures', 'next_attempt_at', 'smtp_reply', 'sent_to', 'sent_at', 'acknowledged_at',
 ] as const;
 
-type MessageSelect = {
+export type MessageSelect = {
   id: number; campaign_id: number; org_id: number; org_name: string; ticket: string; message_id: string; language: string;
   exposures: Json; chain: Json; step: number; state: string; reason: string | null; attempts: number; transient_failures: number;
   next_attempt_at: Date | null; smtp_reply: string | null; sent_to: string[] | null; sent_at: Date | null; acknowledged_at: Date | null;
 };
 
-function toMessage(r: MessageSelect): MessageRow {
+export function toMessage(r: MessageSelect): MessageRow {
   return {
     id: r.id, campaignId: r.campaign_id, orgId: r.org_id, orgName: r.org_name, ticket: r.ticket, messageId: r.message_id,
     language: r.language, exposures: r.exposures, chain: r.chain, step: r.step, state: r.state, reason: r.reason, attempts: r.attempts,
@@ -280,16 +280,18 @@ export async function finishAttempt(db: Kysely<DbSchema>, id: number, attempt: n
  * told about (its frozen exposures: ip, port, CVE), in the caller's transaction: the event and the outbox state
  * commit together. Returns how many events were written.
  */
-async function recordFindingEvents(trx: Kysely<DbSchema>, messageRowId: number, kind: 'notified' | 'acknowledged'): Promise<number> {
+export async function recordFindingEvents(trx: Kysely<DbSchema>, messageRowId: number | readonly number[], kind: 'notified' | 'acknowledged'): Promise<number> {
+  const ids = typeof messageRowId === 'number' ? [messageRowId] : [...messageRowId];
+  if (ids.length === 0) return 0;
   const r = await sql`
     INSERT INTO finding_events (finding_id, kind, at, who, detail)
-    SELECT DISTINCT ON (f.id) f.id, ${kind}, now(), 'campaign:' || m.campaign_id,
+    SELECT DISTINCT ON (m.id, f.id) f.id, ${kind}, now(), 'campaign:' || m.campaign_id,
            jsonb_build_object('campaign', m.campaign_id, 'ticket', m.ticket, 'messageId', m.message_id)
     FROM campaign_messages m
     CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(m.exposures) = 'array' THEN m.exposures ELSE '[]'::jsonb END) x
     CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(x->'cves') = 'array' THEN x->'cves' ELSE '[]'::jsonb END) v
     JOIN findings f ON f.current AND f.ip = (x->>'ip')::inet AND coalesce(f.port, -1) = coalesce((x->>'port')::int, -1) AND f.cve = v->>'cve'
-    WHERE m.id = ${messageRowId}`.execute(trx);
+    WHERE m.id = ANY(${ids}::int8[])`.execute(trx);
   return Number(r.numAffectedRows ?? 0);
 }
 

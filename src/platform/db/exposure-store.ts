@@ -206,8 +206,11 @@ function allKeys(q: ExposureQuery): RawBuilder<unknown> {
  * an address and a port each), a second their merged records. A page whose records the filter drops whole still
  * moves the walk on, since the keys say where it is.
  */
-export async function* exposureRows(db: Kysely<DbSchema>, q: ExposureQuery, page = EXPOSURE_PAGE): AsyncGenerator<ExposureRow> {
-  let after: { ip: string; port: number } | null = null;
+export async function* exposureRows(
+  db: Kysely<DbSchema>, q: ExposureQuery, page = EXPOSURE_PAGE, start: { ip: string; port: number } | null = null,
+): AsyncGenerator<ExposureRow> {
+  // `start`: resume after this key (the web API's keyset cursor; a port of -1 is a feed row without a port).
+  let after: { ip: string; port: number } | null = start;
   for (;;) {
     const keys: Array<{ ip: string; port: number }> = (await sql<{ ip: string; port: number }>`
       SELECT host(ip) AS ip, port FROM (${keyPage(q, after, page)}) p ORDER BY p.ip, p.port`.execute(db)).rows;

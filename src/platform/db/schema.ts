@@ -527,3 +527,54 @@ export interface DbSchema {
   mail_ingested: MailIngestedTable;
   campaign_inbound: CampaignInboundTable;
 }
+
+/** Migration 0016: a web account (issue 10 §2); email lower-case; org_id set exactly for role 'org'. */
+export interface UsersTable {
+  readonly id: GeneratedAlways<number>;
+  email: string;
+  role: 'admin' | 'analyst' | 'org';
+  org_id: number | null;
+  password_hash: string;
+  disabled: Generated<boolean>;
+  created_at: Generated<Date>;
+}
+
+/** Migration 0016: an API token, stored as its SHA-256 only. */
+export interface ApiTokensTable {
+  readonly id: GeneratedAlways<number>;
+  token_sha256: string;
+  name: string;
+  user_id: number;
+  created_at: Generated<Date>;
+  last_used_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  expires_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  revoked_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+/** Migration 0016: a login session, stored as the SHA-256 of its id, with its CSRF secret. */
+export interface SessionsTable {
+  id_sha256: string;
+  user_id: number;
+  csrf_secret: string;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+}
+
+/** Migration 0016: one row per read or change of an organisation's data through the web. */
+export interface WebAuditTable {
+  readonly id: GeneratedAlways<number>;
+  at: Generated<Date>;
+  user_id: number | null;
+  email: string | null;
+  method: string;
+  route: string;
+  org_scope: number | null;
+  status: number;
+}
+
+export interface DbSchema {
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  sessions: SessionsTable;
+  web_audit: WebAuditTable;
+}

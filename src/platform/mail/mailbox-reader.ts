@@ -206,7 +206,8 @@ async function* readMbox(path: string, o: Required<MailboxOptions>): AsyncGenera
         const line = buf.subarray(0, nl + 1);
         buf = buf.subarray(nl + 1);
         if (overlong) {
-          overlong = false; // the rest of a cut line: dropped
+          overlong = false; // the rest of a cut line: dropped, but counted (the entry says truncated)
+          if (inMessage) size += line.length;
           continue;
         }
         for await (const e of lineOf(line)) {
@@ -216,7 +217,10 @@ async function* readMbox(path: string, o: Required<MailboxOptions>): AsyncGenera
       }
       if (buf.length > MAX_LINE) {
         // A line this long is not mail: keep its start, skip to its end.
-        if (!overlong) for await (const e of lineOf(Buffer.concat([buf.subarray(0, MAX_LINE), Buffer.from('\n')]))) yield e;
+        if (!overlong) {
+          for await (const e of lineOf(Buffer.concat([buf.subarray(0, MAX_LINE), Buffer.from('\n')]))) yield e;
+          size += buf.length - MAX_LINE - 1;
+        } else if (inMessage) size += buf.length;
         overlong = true;
         buf = Buffer.alloc(0);
       }

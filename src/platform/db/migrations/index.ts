@@ -18,6 +18,7 @@ import * as m0012 from './0012-feed-fetches.js';
 import * as m0013 from './0013-campaigns.js';
 import * as m0014 from './0014-attribution-watermark.js';
 import * as m0015 from './0015-mail-ingest.js';
+import * as m0016 from './0016-accounts.js';
 
 export interface Migration {
   readonly id: string;
@@ -39,4 +40,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0013-campaigns', up: m0013.up },
   { id: '0014-attribution-watermark', up: m0014.up },
   { id: '0015-mail-ingest', up: m0015.up },
+  { id: '0016-accounts', up: m0016.up },
 ];

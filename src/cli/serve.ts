@@ -1,0 +1,37 @@
+/**
+ * `tocsin serve [--host 127.0.0.1] [--port 8080]`: the web API (issue 10 §1) on the CLI's database (embedded by
+ * default). Listens on loopback unless told otherwise: put a TLS-terminating proxy in front for anything else and
+ * set TOCSIN_WEB_SECURE_COOKIES=true so the session cookie is marked Secure.
+ */
+import type { Command } from 'commander';
+import { TocsinError } from '../core/errors.js';
+import { openDatabase } from '../platform/db/connect.js';
+import { buildApp } from '../web/app.js';
+import { parseIntFlag } from './args.js';
+import { untilStopSignal, type CliContext } from './context.js';
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('serve')
+    .description('serve the web API (log in with an account from `tocsin user add`; docs at /api/docs)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'TCP port (0: any free port)', '8080')
+    .action(async (flags: { host: string; port: string }) => {
+      const port = parseIntFlag('--port', flags.port, 0, 65535);
+      const secure = process.env['TOCSIN_WEB_SECURE_COOKIES'];
+      if (secure !== undefined && secure !== 'true' && secure !== 'false') {
+        throw new TocsinError('TOCSIN_ARG_INVALID', 'TOCSIN_WEB_SECURE_COOKIES must be true or false');
+      }
+      const database = await openDatabase(ctx.config());
+      try {
+        const app = await buildApp({ db: database.db, secureCookies: secure === 'true' });
+        const address = await app.listen({ host: flags.host, port });
+        ctx.stderr.write(`tocsin: serving ${address} (API docs: ${address}/api/docs); Ctrl+C stops\n`);
+        ctx.stdout.write(`${JSON.stringify({ event: 'listening', url: address })}\n`);
+        await untilStopSignal();
+        await app.close();
+      } finally {
+        await database.close();
+      }
+    });
+}
