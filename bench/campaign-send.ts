@@ -1,7 +1,7 @@
 /**
  * Benchmark: campaign sending through the durable outbox vs a bare nodemailer loop (issue 9 §6: >= 100 messages/s).
  *
- *   npx tsx bench/campaign-send.ts [--messages 2000] [--concurrency 8] [--database-url URL] [--smtp-url URL] [--keep-mail]
+ *   npx tsx bench/campaign-send.ts [--messages 2000] [--concurrency 8] [--repeat 1] [--database-url URL] [--smtp-url URL] [--keep-mail]
  *
  * Both rounds send the SAME rendered messages (one per synthetic organisation, each to its own address under a
  * fresh `*.test` domain) to the local postfix of scripts/ci-postfix.sh (TOCSIN_TEST_SMTP_URL, STARTTLS):
@@ -42,6 +42,7 @@ const ADMIN = arg('--database-url', process.env.TOCSIN_TEST_PG_URL ?? '');
 const SMTP_URL = arg('--smtp-url', process.env.TOCSIN_TEST_SMTP_URL ?? 'smtp://127.0.0.1:2525?tlsCa=/etc/postfix/tocsin-test/cert.pem');
 const MAILDIR = process.env.TOCSIN_TEST_MAILDIR_ROOT ?? '/var/mail/tocsin-test';
 const KEEP_MAIL = process.argv.includes('--keep-mail');
+const REPEAT = Number(arg('--repeat', '1'));
 const CTX: RenderContext = { fromAddress: 'cert@cert.test', contactUrl: 'https://cert.test/scanning', ackSecret: randomBytes(32), ackUrlBase: 'https://cert.test/ack/' };
 
 /** utime + stime of a process in ms (clock ticks at 100 Hz), or null when /proc does not show it. */
@@ -114,6 +115,14 @@ async function waitDelivered(domains: readonly string[], n: number, timeoutMs: n
   }
 }
 
+/** Removes the bench's delivered mail from the shared test Maildir (unless --keep-mail). */
+async function deleteDelivered(domains: readonly string[]): Promise<void> {
+  if (KEEP_MAIL) return;
+  const files = await delivered(domains);
+  for (const f of files) await unlink(f).catch(() => undefined);
+  console.log(`    deleted ${files.length} delivered bench message(s) from ${MAILDIR}`);
+}
+
 function report(label: string, n: number, ms: number, cpu: NodeJS.CpuUsage, dbMs: number | null): number {
   const rate = n / (ms / 1000);
   const perMsg = (x: number): string => `${(x / n).toFixed(2)} ms`;
@@ -138,81 +147,84 @@ async function main(): Promise<void> {
   try {
     console.log(`campaign send bench: ${MESSAGES} messages, concurrency ${CONCURRENCY}, relay ${SMTP_URL.replace(/\?.*$/, '')}; ` +
       `load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
-    // The campaign: one message per synthetic organisation, to r<i>@<outbox domain>.
-    const messages = Array.from({ length: MESSAGES }, (_, k) => ({
-      orgId: k + 1, orgName: `Bench Org ${k + 1}`, language: 'en', state: 'queued' as const, reason: null,
-      exposures: exposuresOf(k + 1) as unknown as Json,
-      chain: [{ source: 'security', emails: [`r${k + 1}@${outboxDomain}`] }] satisfies RecipientStep[] as unknown as Json,
-    }));
-    const selection = { cves: ['CVE-2021-26855', 'CVE-2021-27065'], group: 'ProxyLogon', compromisedOnly: false, source: 'any', sector: null, orgs: [] };
-    const id = await insertCampaign(database.db, { name: 'bench', selection: selection as unknown as Json, template: 'warning', languageDefault: 'en', unattributed: 0, createdBy: 'bench' },
-      messages, (n, at) => formatTicket(at, n), (ticket) => makeMessageId(ticket, randomBytes(6).toString('hex'), 'cert@cert.test'));
-    await setCampaignState(database.db, id, 'approved', 'bench');
+    const ratios: number[] = [];
+    for (let round = 1; round <= REPEAT; round++) {
+      if (REPEAT > 1) console.log(`round ${round} of ${REPEAT}`);
+      // The campaign: one message per synthetic organisation, to r<i>@<outbox domain>.
+      const messages = Array.from({ length: MESSAGES }, (_, k) => ({
+        orgId: k + 1, orgName: `Bench Org ${k + 1}`, language: 'en', state: 'queued' as const, reason: null,
+        exposures: exposuresOf(k + 1) as unknown as Json,
+        chain: [{ source: 'security', emails: [`r${k + 1}@${outboxDomain}`] }] satisfies RecipientStep[] as unknown as Json,
+      }));
+      const selection = { cves: ['CVE-2021-26855', 'CVE-2021-27065'], group: 'ProxyLogon', compromisedOnly: false, source: 'any', sector: null, orgs: [] };
+      const id = await insertCampaign(database.db, { name: 'bench', selection: selection as unknown as Json, template: 'warning', languageDefault: 'en', unattributed: 0, createdBy: 'bench' },
+        messages, (n, at) => formatTicket(at, n), (ticket) => makeMessageId(ticket, randomBytes(6).toString('hex'), 'cert@cert.test'));
+      await setCampaignState(database.db, id, 'approved', 'bench');
 
-    // (a) the same messages, rendered beforehand, through a bare nodemailer pool to r<i>@<bare domain>.
-    const rendered = (await previewCampaign(database.db, id, CTX)).map((p) => p.message!);
-    const bytes = rendered.reduce((s, m) => s + m.text.length + m.html.length + m.attachments.reduce((a, x) => a + x.content.length, 0), 0);
-    console.log(`message size: ~${Math.round(bytes / rendered.length)} characters of text, HTML and CSV before MIME encoding`);
-    const { relay } = parseSmtpUrl(SMTP_URL);
-    if (relay === null) throw new Error(`bad --smtp-url ${SMTP_URL}`);
-    const transport = nodemailer.createTransport({
-      pool: true, maxConnections: CONCURRENCY, maxMessages: 100, host: relay.host, port: relay.port, secure: relay.secure,
-      tls: { ...(relay.tlsCaFile === null ? {} : { ca: [readFileSync(relay.tlsCaFile)] }), rejectUnauthorized: relay.tlsRejectUnauthorized },
-    });
-    let next = 0;
-    let failed = 0;
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      for (let i = next++; i < rendered.length; i = next++) {
-        const m = rendered[i]!;
-        try {
-          await transport.sendMail({
-            from: 'CERT <cert@cert.test>', to: `r${i + 1}@${bareDomain}`, subject: m.subject, text: m.text, html: m.html, messageId: m.messageId,
-            headers: m.headers, attachments: m.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: a.content })),
-          });
-        } catch {
-          failed++;
+      // (a) the same messages, rendered beforehand, through a bare nodemailer pool to r<i>@<bare domain>.
+      const rendered = (await previewCampaign(database.db, id, CTX)).map((p) => p.message!);
+      const bytes = rendered.reduce((s, m) => s + m.text.length + m.html.length + m.attachments.reduce((a, x) => a + x.content.length, 0), 0);
+      console.log(`message size: ~${Math.round(bytes / rendered.length)} characters of text, HTML and CSV before MIME encoding`);
+      const { relay } = parseSmtpUrl(SMTP_URL);
+      if (relay === null) throw new Error(`bad --smtp-url ${SMTP_URL}`);
+      const transport = nodemailer.createTransport({
+        pool: true, maxConnections: CONCURRENCY, maxMessages: 100, host: relay.host, port: relay.port, secure: relay.secure,
+        tls: { ...(relay.tlsCaFile === null ? {} : { ca: [readFileSync(relay.tlsCaFile)] }), rejectUnauthorized: relay.tlsRejectUnauthorized },
+      });
+      let next = 0;
+      let failed = 0;
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = next++; i < rendered.length; i = next++) {
+          const m = rendered[i]!;
+          try {
+            await transport.sendMail({
+              from: 'CERT <cert@cert.test>', to: `r${i + 1}@${bareDomain}`, subject: m.subject, text: m.text, html: m.html, messageId: m.messageId,
+              headers: m.headers, attachments: m.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: a.content })),
+            });
+          } catch {
+            failed++;
+          }
         }
-      }
-    }));
-    const bareRate = report('(a) bare nodemailer pool', rendered.length - failed, performance.now() - t0, process.cpuUsage(c0), null);
-    transport.close();
-    if (failed > 0) console.log(`    ${failed} failed`);
-    // Postfix delivers after its 250: let round (a)'s deliveries finish so they do not slow round (b).
-    console.log(`    postfix delivered ${await waitDelivered([bareDomain], rendered.length - failed, 120_000)} of round (a) before round (b)`);
+      }));
+      const bareRate = report('(a) bare nodemailer pool', rendered.length - failed, performance.now() - t0, process.cpuUsage(c0), null);
+      transport.close();
+      if (failed > 0) console.log(`    ${failed} failed`);
+      // Postfix delivers after its 250: let round (a)'s deliveries finish so they do not slow round (b).
+      console.log(`    postfix delivered ${await waitDelivered([bareDomain], rendered.length - failed, 120_000)} of round (a) before round (b)`);
 
-    // (b) the durable outbox.
-    const sender = createSmtpSender({ url: SMTP_URL, from: 'CERT <cert@cert.test>', maxConnections: CONCURRENCY });
-    // Warm the pool's connections so their backends exist (and are counted) from the start.
-    await Promise.all(Array.from({ length: 6 }, () => sql`SELECT pg_sleep(0.05)`.execute(database.db)));
-    const b0 = await backendsCpu(database, dbName);
-    const c1 = process.cpuUsage();
-    const t1 = performance.now();
-    let s;
-    try {
-      s = await sendCampaign(database.db, id, sender, { ...CTX, concurrency: CONCURRENCY });
-    } finally {
-      await sender.close();
+      // (b) the durable outbox.
+      const sender = createSmtpSender({ url: SMTP_URL, from: 'CERT <cert@cert.test>', maxConnections: CONCURRENCY });
+      // Warm the pool's connections so their backends exist (and are counted) from the start.
+      await Promise.all(Array.from({ length: 6 }, () => sql`SELECT pg_sleep(0.05)`.execute(database.db)));
+      const b0 = await backendsCpu(database, dbName);
+      const c1 = process.cpuUsage();
+      const t1 = performance.now();
+      let s;
+      try {
+        s = await sendCampaign(database.db, id, sender, { ...CTX, concurrency: CONCURRENCY });
+      } finally {
+        await sender.close();
+      }
+      const ms = performance.now() - t1;
+      const cpu = process.cpuUsage(c1);
+      const dbMs = backendsDelta(b0, await backendsCpu(database, dbName));
+      const outboxRate = report('(b) campaign outbox', s.sent, ms, cpu, dbMs);
+      console.log(`    ${JSON.stringify({ considered: s.considered, sent: s.sent, deferred: s.deferred, bounced: s.bounced, uncertain: s.uncertain })}`);
+      console.log(`ratio outbox / bare: ${(outboxRate / bareRate).toFixed(2)}`);
+      console.log(`    postfix delivered ${await waitDelivered([outboxDomain], s.sent, 120_000)} of round (b)`);
+      ratios.push(outboxRate / bareRate);
+      await deleteDelivered([bareDomain, outboxDomain]);
     }
-    const ms = performance.now() - t1;
-    const cpu = process.cpuUsage(c1);
-    const dbMs = backendsDelta(b0, await backendsCpu(database, dbName));
-    const outboxRate = report('(b) campaign outbox', s.sent, ms, cpu, dbMs);
-    console.log(`    ${JSON.stringify({ considered: s.considered, sent: s.sent, deferred: s.deferred, bounced: s.bounced, uncertain: s.uncertain })}`);
-    console.log(`ratio outbox / bare: ${(outboxRate / bareRate).toFixed(2)}`);
-    console.log(`    postfix delivered ${await waitDelivered([outboxDomain], s.sent, 120_000)} of round (b)`);
+    if (REPEAT > 1) console.log(`ratios: ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${[...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!.toFixed(2)}`);
   } finally {
     await database.close();
     const c = new pg.Client({ connectionString: ADMIN });
     await c.connect();
     await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await c.end();
-    if (!KEEP_MAIL) {
-      const files = await delivered([bareDomain, outboxDomain]);
-      for (const f of files) await unlink(f).catch(() => undefined);
-      console.log(`deleted ${files.length} delivered bench message(s) from ${MAILDIR}`);
-    }
+    await deleteDelivered([bareDomain, outboxDomain]);
   }
 }
 

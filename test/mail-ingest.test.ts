@@ -110,6 +110,8 @@ else testEachBackend(NAME, async ({ database, url }) => {
       fixture('human-reply.eml', vals('Beta', orgs[1]!.contact)),
       fixture('exchange-oof.eml', vals('Gamma', orgs[2]!.contact)),
       fixture('exchange-ndr.eml', { ...vals('Beta', `attacker@${dom}`), DOMAIN: 'evil.test' }),
+      // a report naming Gamma's real address and ticket, but not our Message-ID (tickets are guessable)
+      fixture('postfix-bounce.eml', { ...vals('Gamma', orgs[2]!.contact), MESSAGE_ID: '<guessed@cert.test>', DOMAIN: 'mx-gamma.test' }),
       'From: spam@spam.test\nSubject: cheap watches\n\nbuy\n',
       'Content-Type: multipart/report; report-type=delivery-status; boundary="z"\nSubject: \u0000\u0007<script>\n\n--z\nContent-Type: message/delivery-status\n\n\u0000\n--z\n', // (mbox can only hold mail ending in a newline)
     ];
@@ -124,6 +126,7 @@ else testEachBackend(NAME, async ({ database, url }) => {
     assert.deepEqual(byEffect('reply').map((i) => i.org), ['Beta']);
     assert.deepEqual(byEffect('auto-reply').map((i) => i.org), ['Gamma']);
     assert.deepEqual(byEffect('bounce-not-ours').map((i) => i.org), ['Beta']);
+    assert.deepEqual(byEffect('bounce-ignored').map((i) => [i.org, /ticket only/.test(i.detail)]), [['Gamma', true]]);
     assert.equal(byEffect('unmatched').length, 2); // the spam, and the junk report that names nothing of ours
     assert.deepEqual(sum.campaignsToSend, [id]);
 
@@ -168,6 +171,10 @@ else testEachBackend(NAME, async ({ database, url }) => {
     const bad = await runCli(['ack', `${token.slice(0, -3)}${token.endsWith('AAA') ? 'BBB' : 'AAA'}`], env);
     assert.equal(bad.code, 65, bad.stderr);
     assert.match(bad.stderr, /TOCSIN_ACK_TOKEN_INVALID/);
+    const replies = await runCli(['mail', 'replies', String(id), '--format', 'jsonl'], env);
+    assert.equal(replies.code, 0, replies.stderr);
+    const rl = replies.stdout.trim().split('\n').map((l) => JSON.parse(l) as { org: string; kind: string; text: string | null });
+    assert.ok(rl.some((r) => r.org === 'Beta' && r.kind === 'reply' && /we patched/.test(r.text ?? '')), replies.stdout);
     const ok = await runCli(['ack', `https://cert.test/ack/${token}`], env);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout.trim(), s0.get('Beta')!.ticket);

@@ -17,7 +17,7 @@ import { runScanOnTerminal } from './scan.js';
 import { constituencyStage, warningLoop, type DemoLab } from './demo-loop.js';
 import { renderReport } from './report.js';
 import type { ScanRecord } from '../core/contracts/scan-record.js';
-import { openDatabase } from '../platform/db/connect.js';
+import { openDatabase, type Database } from '../platform/db/connect.js';
 import { ensureDir, homeFsError } from '../platform/paths.js';
 import { buildReport } from '../services/report.js';
 import { EXCHANGE_ID } from '../products/exchange/index.js';
@@ -77,6 +77,22 @@ export function compareWithTruth(records: readonly ScanRecord[], hosts: readonly
   return { checked, right, wrong };
 }
 
+/**
+ * Runs a scan while a few of the pool's connections are kept in use (every 2 s). On 2 cores the scan runs in this
+ * thread and keeps its event loop busy for seconds at a time; a connection the pool would have to open then (its
+ * idle ones close after 10 s) can miss the pool's 10 s connect deadline, and the scan stops with TOCSIN_DB_LOST.
+ */
+async function keepWarm<T>(database: Database, fn: () => Promise<T>): Promise<T> {
+  const touch = (): Promise<unknown> => Promise.all([0, 1, 2].map(() => database.pool.query('SELECT pg_sleep(0.02)'))).catch(() => undefined);
+  await touch();
+  const warm = setInterval(() => void touch(), 2000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(warm);
+  }
+}
+
 async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
   const config = ctx.config();
   const hosts = parseIntFlag('--hosts', flags.hosts, 1, 65_536);
@@ -116,7 +132,8 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
         ratePerNetwork: config.ratePerNetwork,
         userAgent: config.userAgent,
       }, { stdin: process.stdin });
-      const result = await runScanOnTerminal(ctx, { plan }, { format: 'jsonl', output, store: true, progress: flags.progress, workers: config.workers, storage: sharedStorage() });
+      const result = await keepWarm(database, () =>
+        runScanOnTerminal(ctx, { plan }, { format: 'jsonl', output, store: true, progress: flags.progress, workers: config.workers, storage: sharedStorage() }));
       const code = scanExitStatus(result);
       // Exit 3 = the scan completed but some connects stayed unanswered after retries (a loaded machine):
       // the report and the ground-truth check still say what was read; the mismatch list shows the gaps.
@@ -160,7 +177,8 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
               userAgent: config.userAgent,
             }, { stdin: process.stdin });
             const rescanOutput = join(waveDir, `rescan-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
-            const r = await runScanOnTerminal(ctx, { plan: again }, { format: 'jsonl', output: rescanOutput, store: true, progress: flags.progress, workers: config.workers, storage: sharedStorage() });
+            const r = await keepWarm(database, () =>
+              runScanOnTerminal(ctx, { plan: again }, { format: 'jsonl', output: rescanOutput, store: true, progress: flags.progress, workers: config.workers, storage: sharedStorage() }));
             err.write(`demo: rescanned ${ips.length} hosts in ${(r.elapsedMs / 1000).toFixed(1)} s; records in ${rescanOutput}\n`);
             return scanExitStatus(r);
           },

@@ -167,9 +167,34 @@ export class ThrottledError extends TocsinError {
  * Failed logins per key (the account, and the client address) in a sliding window, in memory: one process
  * serves the web, and a restart forgetting the count is acceptable (argon2 keeps each guess slow anyway).
  */
+export interface ThrottleOptions {
+  /** Failures per account in the window (default 5). */
+  readonly accountLimit?: number;
+  /** Failures per client address in the window (default 50: many people may share one NAT address). */
+  readonly ipLimit?: number;
+  readonly windowMs?: number;
+  readonly now?: () => number;
+  readonly maxKeys?: number;
+}
+
 export class LoginThrottle {
   private readonly failures = new Map<string, number[]>();
-  constructor(private readonly limit = 5, private readonly windowMs = 15 * 60_000, private readonly now: () => number = Date.now, private readonly maxKeys = 100_000) {}
+  private readonly accountLimit: number;
+  private readonly ipLimit: number;
+  private readonly windowMs: number;
+  private readonly now: () => number;
+  private readonly maxKeys: number;
+  constructor(o: ThrottleOptions = {}) {
+    this.accountLimit = o.accountLimit ?? 5;
+    this.ipLimit = o.ipLimit ?? 50;
+    this.windowMs = o.windowMs ?? 15 * 60_000;
+    this.now = o.now ?? Date.now;
+    this.maxKeys = o.maxKeys ?? 100_000;
+  }
+
+  private limit(key: string): number {
+    return key.startsWith('ip:') ? this.ipLimit : this.accountLimit;
+  }
 
   private recent(key: string): number[] {
     const t = this.now();
@@ -184,7 +209,7 @@ export class LoginThrottle {
     for (const key of keys) {
       const r = this.recent(key);
       const first = r[0];
-      if (r.length >= this.limit && first !== undefined) throw new ThrottledError(Math.max(1, Math.ceil((first + this.windowMs - this.now()) / 1000)));
+      if (r.length >= this.limit(key) && first !== undefined) throw new ThrottledError(Math.max(1, Math.ceil((first + this.windowMs - this.now()) / 1000)));
     }
   }
 

@@ -1,10 +1,12 @@
 /**
  * The campaign send loop (issue 9 §2 durable outbox, §6 speed): up to `concurrency` SMTP transactions at once,
  * every durability rule of the one-at-a-time loop kept:
- * - a message is committed `sending` (with its attempt row) before its transaction starts. Claims are batched: the
- *   messages that may start now (free slots, pacing) are claimed in ONE committed transaction. A kill then leaves
- *   the whole batch `sending`, and the next send's sweep makes every one of them `uncertain` (listed for the
- *   analyst, never resent on its own) even if its transaction had not started: the conservative outcome;
+ * - a message is committed `sending` (with its attempt row) before its transaction starts. Claims are batched: up to
+ *   `concurrency` messages are claimed in ONE committed transaction (unpaced: a round ahead of the free slots, so
+ *   there is one commit per batch, not per message; paced by --rate/--per-domain: only those that may start now).
+ *   A kill then leaves the batch `sending` (up to 2 x concurrency with those in flight), and the next send's sweep
+ *   makes every one of them `uncertain` (listed for the analyst, never resent on its own) even if its transaction
+ *   had not started: the conservative outcome. A stop by signal or error puts the unstarted ones back as they were;
  * - the outcome is written after the reply. Writes are group-committed: one writer stores every reply received
  *   since its last commit in one transaction, so a kill can also leave a replied message `sending` (-> `uncertain`),
  *   never a message marked sent that was not accepted;
@@ -14,7 +16,7 @@
  */
 import type { Kysely } from 'kysely';
 import { afterOutcome, domainsOf, Pacer, type SendOutcome } from '../campaigns/index.js';
-import { claimMessages, finishAttempts, messagesByIds, type Finished } from '../platform/db/campaign-send-store.js';
+import { claimMessages, finishAttempts, messagesByIds, type Claimed, type Finished } from '../platform/db/campaign-send-store.js';
 import { sendableIds, type MessageRow } from '../platform/db/campaign-store.js';
 import type { DbSchema } from '../platform/db/schema.js';
 import type { CampaignMailer, MailerMessage, MailerOutcome } from './campaigns.js';
@@ -93,7 +95,10 @@ export async function runSendLoop(db: Db, campaignId: number, deps: SendLoopDeps
   };
 
   const inFlight = new Set<Promise<void>>();
-  const start = (c: { message: MessageRow; attempt: number; recipients: readonly string[] }, body: Omit<MailerMessage, 'to'>): void => {
+  const paced = (o.ratePerSecond ?? 0) > 0 || (o.perDomainPerMinute ?? 0) > 0;
+  /** Claimed (committed `sending`), not started yet: at most one batch. */
+  const ready: Array<{ claimed: Claimed; body: Omit<MailerMessage, 'to'> }> = [];
+  const start = (c: Claimed, body: Omit<MailerMessage, 'to'>): void => {
     const task = (async () => {
       let outcome: SendOutcome;
       try {
@@ -148,6 +153,11 @@ export async function runSendLoop(db: Db, campaignId: number, deps: SendLoopDeps
           break;
         }
         while (inFlight.size >= concurrency) await Promise.race(inFlight);
+        const r = ready.shift();
+        if (r !== undefined) {
+          start(r.claimed, r.body);
+          continue;
+        }
         if (ahead.length === 0) {
           if (next >= ids.length) break;
           const window = ids.slice(next, next + READ_AHEAD);
@@ -157,7 +167,8 @@ export async function runSendLoop(db: Db, campaignId: number, deps: SendLoopDeps
         }
         // The batch: as many of the next messages as have a free slot and may start now by the pacer.
         const batch: Array<{ row: MessageRow; body: Omit<MailerMessage, 'to'> }> = [];
-        const free = concurrency - inFlight.size;
+        // Unpaced, a batch claims a full round ahead (one commit per `concurrency` messages); paced, only what starts now.
+        const free = paced ? concurrency - inFlight.size : concurrency;
         while (batch.length < free && ahead.length > 0) {
           const row = ahead[0]!;
           const domains = domainsOf(deps.recipients(row));
@@ -182,7 +193,17 @@ export async function runSendLoop(db: Db, campaignId: number, deps: SendLoopDeps
         const bodies = new Map(batch.map((b) => [b.row.id, b.body]));
         const claimed = await claimMessages(db, batch.map((b) => b.row.id), deps.recipients, o.now());
         considered += claimed.length;
-        for (const c of claimed) start(c, bodies.get(c.message.id)!);
+        for (const c of claimed) ready.push({ claimed: c, body: bodies.get(c.message.id)! });
+      }
+      // Stopped (signal, failure) with claimed messages not started: they go back as they were, never `uncertain`.
+      for (const r of ready.splice(0)) {
+        const m = r.claimed.message;
+        considered--;
+        pending.push({ id: m.id, attempt: r.claimed.attempt, patch: {
+          state: m.state === 'deferred' ? 'deferred' : 'queued', step: m.step, transientFailures: m.transientFailures, nextAttemptAt: m.nextAttemptAt,
+          reason: m.reason, outcome: 'transient', reply: 'not sent: the sender stopped before this transaction started', recipients: r.claimed.recipients,
+        } });
+        write();
       }
       // A pass ends when every transaction it started has its outcome committed.
       while (inFlight.size > 0) await Promise.race(inFlight);

@@ -3,10 +3,11 @@
  * (issue 9 §2). Each mail is read (src/platform/mail/mailbox-reader.ts), classified (src/campaigns/dsn.ts),
  * matched to a campaign message by our Message-ID (In-Reply-To / References / the returned message) or a ticket
  * number, and then:
- * - a DSN whose `Action: failed` names a recipient the message went to: recorded; once every recipient of that
- *   chain step has failed, the message moves to the next contact (`queued` on the next step: security -> abuse ->
- *   technical -> network abuse mailbox -> fallback, sent by the next `campaign send`) or ends `bounced`. A DSN for
- *   an address the message never went to is noted only (a forged or misdirected report cannot move a warning);
+ * - a DSN that returns our Message-ID and whose `Action: failed` names a recipient the message went to: recorded;
+ *   once every recipient of that chain step has failed, the message moves to the next contact (`queued` on the
+ *   next step: security -> abuse -> technical -> network abuse mailbox -> fallback, sent by the next
+ *   `campaign send`) or ends `bounced`. A DSN for an address the message never went to, or matched by the
+ *   (sequential, guessable) ticket alone, is noted only: a forged or misdirected report cannot move a warning;
  * - a delayed DSN: noted only;
  * - a reply: linked (sender, date, subject, the first 4 KiB of text); an auto-reply likewise, marked as such;
  *   neither is an acknowledgement (only the signed link is);
@@ -72,12 +73,13 @@ interface Outcome {
   readonly detail: string;
 }
 
-async function applyDsn(trx: Db, mailId: number, messageRowId: number, inbound: Inbound): Promise<Outcome> {
+async function applyDsn(trx: Db, mailId: number, messageRowId: number, inbound: Inbound, byMessageId: boolean): Promise<Outcome> {
   const m = await lockMessage(trx, messageRowId);
   if (m === null) return { effect: 'unmatched', detail: 'the message is gone' };
   const chain = chainOf(m.chain);
   const sent = new Set((m.sentTo ?? chain[m.step]?.emails ?? []).map((e) => e.toLowerCase()));
   const failedNow: DsnRecipient[] = [];
+  const unverified: DsnRecipient[] = [];
   let delayed = 0;
   let notOurs = 0;
   for (const r of inbound.recipients) {
@@ -86,6 +88,11 @@ async function applyDsn(trx: Db, mailId: number, messageRowId: number, inbound: 
     if (who === null) {
       notOurs++;
       await recordInbound(trx, { ...base, kind: 'dsn-other', effect: 'noted: not a recipient of this message' });
+    } else if (r.failed && !byMessageId) {
+      // Tickets are sequential, so guessable; our Message-IDs carry a random part. Only a report that returns the
+      // Message-ID may move a warning.
+      unverified.push(r);
+      await recordInbound(trx, { ...base, finalRecipient: who, kind: 'dsn-other', effect: 'noted: failed, but matched by ticket only' });
     } else if (r.failed) {
       failedNow.push(r);
       await recordInbound(trx, { ...base, finalRecipient: who, kind: 'bounce', effect: 'failed' });
@@ -98,6 +105,7 @@ async function applyDsn(trx: Db, mailId: number, messageRowId: number, inbound: 
   }
   const statusText = (r: DsnRecipient): string => `${r.finalRecipient ?? '?'} ${r.status ?? ''} ${r.diagnostic ?? ''}`.replace(/\s+/g, ' ').trim();
   if (failedNow.length === 0) {
+    if (unverified.length > 0) return { effect: 'bounce-ignored', detail: `matched by ticket only (no Message-ID of ours in the report): ${unverified.map(statusText).join('; ')}` };
     if (delayed > 0) return { effect: 'delayed', detail: inbound.recipients.map(statusText).join('; ') };
     if (notOurs > 0) return { effect: 'bounce-not-ours', detail: inbound.recipients.map((r) => r.finalRecipient ?? '?').join(', ') };
     return { effect: 'dsn-noted', detail: inbound.recipients.map(statusText).join('; ') };
@@ -124,7 +132,8 @@ async function ingestOne(db: Db, e: MailboxEntry): Promise<IngestItem> {
     return { location: e.location, kind: 'duplicate', effect: 'duplicate', campaign: null, org: null, ticket: null, detail: 'ingested before' };
   }
   const kind: IngestRecord['kind'] = e.summary === null && inbound.kind === 'other' ? 'unreadable' : inbound.kind;
-  const messageRowId = inbound.kind === 'other' ? null : await matchMessage(db, inbound.refersTo, inbound.tickets);
+  const match = inbound.kind === 'other' ? null : await matchMessage(db, inbound.refersTo, inbound.tickets);
+  const messageRowId = match?.id ?? null;
   const result = await db.transaction().execute(async (trx): Promise<Outcome | null> => {
     let outcome: Outcome;
     if (kind === 'unreadable') outcome = { effect: 'unreadable', detail: e.parseError ?? 'unreadable' };
@@ -136,7 +145,7 @@ async function ingestOne(db: Db, e: MailboxEntry): Promise<IngestItem> {
     if (mailId === null) return null; // recorded by a concurrent ingest
     if (messageRowId === null) return outcome;
     if (kind === 'dsn') {
-      outcome = await applyDsn(trx, mailId, messageRowId, inbound);
+      outcome = await applyDsn(trx, mailId, messageRowId, inbound, match?.by === 'message-id');
       await trx.updateTable('mail_ingested').set({ effect: outcome.effect }).where('id', '=', mailId).execute();
     } else {
       const m = await lockMessage(trx, messageRowId);

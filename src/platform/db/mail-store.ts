@@ -14,18 +14,18 @@ export async function mailSeen(db: Db, sha256: string, messageId: string | null)
   return (await q.limit(1).executeTakeFirst()) !== undefined;
 }
 
-/** The campaign message one of these Message-IDs (ours) names, else the one with the first ticket found; null when none. */
-export async function matchMessage(db: Db, messageIds: readonly string[], tickets: readonly string[]): Promise<number | null> {
+/** The campaign message one of these Message-IDs (ours) names, else the one with the first ticket found (and which matched); null when none. */
+export async function matchMessage(db: Db, messageIds: readonly string[], tickets: readonly string[]): Promise<{ id: number; by: 'message-id' | 'ticket' } | null> {
   if (messageIds.length > 0) {
     const r = await db.selectFrom('campaign_messages').select(['id', 'message_id']).where('message_id', 'in', [...messageIds]).execute();
     for (const mid of messageIds) {
       const hit = r.find((x) => x.message_id === mid);
-      if (hit !== undefined) return hit.id;
+      if (hit !== undefined) return { id: hit.id, by: 'message-id' };
     }
   }
   for (const t of tickets) {
     const r = await db.selectFrom('campaign_messages').select('id').where('ticket', '=', t).executeTakeFirst();
-    if (r !== undefined) return r.id;
+    if (r !== undefined) return { id: r.id, by: 'ticket' };
   }
   return null;
 }
