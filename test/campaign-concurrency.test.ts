@@ -152,6 +152,32 @@ testEachBackend('campaign sender, concurrency 8: kill -9 during a batch, then se
   }
 });
 
+testEachBackend('campaign sender, concurrency 8: a stop by signal puts the claimed, unstarted messages back; the next send sends them once', async ({ database }) => {
+  const db = database.db;
+  const orgs = Array.from({ length: 30 }, (_, k) => org(k + 1, `sec@org${k + 1}.test`));
+  await buildEstate(database, orgs);
+  const { id } = await createCampaign(db, { name: 'stop', cves: ['CVE-2021-26855'], createdBy: 'tester', fromAddress: 'cert@cert.test' });
+  await approveCampaign(db, id, 'lead');
+  const peer = await startCampaignPeer();
+  const sender = createSmtpSender({ url: peer.url, from: 'cert@cert.test', maxConnections: 8 });
+  try {
+    const stop = new AbortController();
+    const first = await sendCampaign(db, id, sender, { ...CTX, concurrency: 8, signal: stop.signal, onMessage: () => stop.abort() });
+    assert.equal(first.stopped, true);
+    const states = (await campaignStatus(db, id)).records.map((r) => r.state);
+    assert.ok(states.every((s) => s === 'sent' || s === 'queued'), JSON.stringify(states));
+    assert.equal(states.filter((s) => s === 'sent').length, first.sent);
+    assert.equal(first.considered, first.sent);
+    assert.ok(first.sent < 30);
+    const second = await sendCampaign(db, id, sender, { ...CTX, concurrency: 8 });
+    assert.deepEqual([second.sweptUncertain.length, second.sent], [0, 30 - first.sent]);
+  } finally {
+    await sender.close();
+    await peer.close();
+  }
+  assert.deepEqual([...perRecipient(peer.accepted).values()], Array.from({ length: 30 }, () => 1));
+});
+
 const mta = mtaOrSkip();
 const MTA_TEST = 'campaign sender, concurrency 8: 50 organisations through the real MTA, each mailbox holds exactly one message';
 if (mta.mta === null) test(MTA_TEST, { skip: mta.skip }, () => undefined);

@@ -78,9 +78,11 @@ export function compareWithTruth(records: readonly ScanRecord[], hosts: readonly
 }
 
 /**
- * Runs a scan while a few of the pool's connections are kept in use (every 2 s). On 2 cores the scan runs in this
- * thread and keeps its event loop busy for seconds at a time; a connection the pool would have to open then (its
- * idle ones close after 10 s) can miss the pool's 10 s connect deadline, and the scan stops with TOCSIN_DB_LOST.
+ * Runs the rescan on the demo's open database while a few of the pool's connections are kept in use (every 2 s).
+ * On 2 cores the scan runs in this thread and keeps its event loop busy for seconds at a time; a connection the
+ * pool has to open then (idle ones close after 10 s) can miss the pool's 10 s connect deadline, and the scan stops
+ * with TOCSIN_DB_LOST: seen on a loaded 2-core machine with a fresh pool for the rescan (the first scan keeps the
+ * scan command's own pool, as before).
  */
 async function keepWarm<T>(database: Database, fn: () => Promise<T>): Promise<T> {
   const touch = (): Promise<unknown> => Promise.all([0, 1, 2].map(() => database.pool.query('SELECT pg_sleep(0.02)'))).catch(() => undefined);
@@ -114,33 +116,31 @@ async function demoCommand(ctx: CliContext, flags: DemoFlags): Promise<number> {
     err.write(`demo: lab listening: https on port ${lab.httpsPort}, http on port ${lab.httpPort}\n`);
     err.write(`demo: scanning ${first}-${last} (what you would type: tocsin scan ${first}-${last} --ports ${lab.httpsPort}/tls)\n`);
 
-    // One database (one lease on the embedded server) for the scans and every later stage, so the server is not
-    // stopped and started between them, and no second pool opens while this one is in use.
+    // What `tocsin scan RANGE --ports PORT/tls --output FILE` plans and runs, with the configured limits.
+    const plan = await planScan({
+      targets: [`${first}-${last}`],
+      ports: `${lab.httpsPort}/tls`,
+      excludeFiles: config.excludeFiles,
+      exclude: [],
+      concurrency: config.concurrency,
+      rate: config.rateLimit,
+      ratePerNetwork: config.ratePerNetwork,
+      userAgent: config.userAgent,
+    }, { stdin: process.stdin });
+    const result = await runScanOnTerminal(ctx, { plan }, { format: 'jsonl', output, store: true, progress: flags.progress, workers: config.workers });
+    const code = scanExitStatus(result);
+    // Exit 3 = the scan completed but some connects stayed unanswered after retries (a loaded machine):
+    // the report and the ground-truth check still say what was read; the mismatch list shows the gaps.
+    if (code !== 0 && code !== EXIT_UNANSWERED) return code;
+    err.write(`demo: scanned ${hosts} hosts in ${(result.elapsedMs / 1000).toFixed(1)} s; records in ${output}\n\n`);
+
+    // The picture, the ground-truth check and every later stage read what the scan stored, through one database
+    // (one lease on the embedded server), so the server is not stopped and started between the stages.
     const database = await openDatabase(config);
     const sharedStorage = (): ScanStorageProvider => ({ ...configuredScanStorage(config), open: () => Promise.resolve(scanStorageOn(database, { ownsDatabase: false })) });
     const records: ScanRecord[] = [];
     let cmp: ReturnType<typeof compareWithTruth>;
     try {
-      // What `tocsin scan RANGE --ports PORT/tls --output FILE` plans and runs, with the configured limits.
-      const plan = await planScan({
-        targets: [`${first}-${last}`],
-        ports: `${lab.httpsPort}/tls`,
-        excludeFiles: config.excludeFiles,
-        exclude: [],
-        concurrency: config.concurrency,
-        rate: config.rateLimit,
-        ratePerNetwork: config.ratePerNetwork,
-        userAgent: config.userAgent,
-      }, { stdin: process.stdin });
-      const result = await keepWarm(database, () =>
-        runScanOnTerminal(ctx, { plan }, { format: 'jsonl', output, store: true, progress: flags.progress, workers: config.workers, storage: sharedStorage() }));
-      const code = scanExitStatus(result);
-      // Exit 3 = the scan completed but some connects stayed unanswered after retries (a loaded machine):
-      // the report and the ground-truth check still say what was read; the mismatch list shows the gaps.
-      if (code !== 0 && code !== EXIT_UNANSWERED) return code;
-      err.write(`demo: scanned ${hosts} hosts in ${(result.elapsedMs / 1000).toFixed(1)} s; records in ${output}\n\n`);
-
-      // The picture and the ground-truth check both read what the scan stored.
       ctx.stdout.write(renderReport(await buildReport(database.db, { kind: 'latest' }), 'table'));
       const stored = await scanRecords(scanStorageOn(database, { ownsDatabase: false }), result.scanId);
       for await (const r of stored.records) records.push(r);

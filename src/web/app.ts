@@ -10,6 +10,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TocsinError, isTocsinError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
 import {
   LoginThrottle, SESSION_TTL_MS, ThrottledError, audit, createToken, exposurePage, login, logout, principalOfSession, principalOfToken,
   sameSecret, scopeOf, type AccountsDb, type Principal,
@@ -225,7 +226,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     },
   ];
   const all = [...routes, ...meta];
-  const document = openApiDocument(all, deps.version ?? '0');
+  const document = openApiDocument(all, deps.version ?? VERSION);
   const page = docsPage(all);
 
   for (const r of all) {
