@@ -61,7 +61,10 @@ export async function openDatabase(config: Pick<TocsinConfig, 'home' | 'database
   const pool = new pg.Pool({
     connectionString: url,
     max: options.maxConnections ?? 10,
-    connectionTimeoutMillis: 10_000,
+    // Also bounds the wait for a free pooled client. 10 s was too short on a loaded 2-core machine: a scan keeps
+    // the pool busy and a later checkout timed out ("timeout exceeded when trying to connect" -> TOCSIN_DB_LOST).
+    // A server that is down still fails at once (connection refused); only a hung one takes this long to report.
+    connectionTimeoutMillis: 30_000,
     application_name: 'tocsin',
     types: typeParsers,
   });
