@@ -95,7 +95,7 @@ testEachBackend('findings: opened per CVE, patched, timeout keeps open, service-
   // Idempotent: nothing new, nothing written.
   const events = await eventCount(database);
   const again = await fold(0);
-  assert.deepEqual({ ...again, ms: 0 }, { evidence: 0, opened: 0, closed: 0, reopened: 0, events: 0, ownerChanged: 0, batches: 0, ms: 0 });
+  assert.deepEqual({ ...again, ms: 0 }, { evidence: 0, opened: 0, closed: 0, reopened: 0, events: 0, ownerChanged: 0, batches: 0, deferred: false, ms: 0 });
   assert.equal(await eventCount(database), events);
 
   // A timeout is no evidence: everything stays open.

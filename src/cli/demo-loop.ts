@@ -15,7 +15,6 @@ import { sanitiseText } from '../core/text.js';
 import type { Database } from '../platform/db/connect.js';
 import { createConstituencyStore } from '../platform/db/constituency-store.js';
 import { createSmtpSender, startLocalSink } from '../platform/mail/index.js';
-import { loadCveGroups } from '../products/exchange/kb/index.js';
 import { importPrefixTable, refreshAttributions } from '../services/attribute.js';
 import { approveCampaign, campaignStatus, createCampaign, sendCampaign } from '../services/campaigns.js';
 import { importConstituency } from '../services/constituency.js';
@@ -23,6 +22,7 @@ import { demoConstituency, demoConstituencyCsv } from '../services/demo-constitu
 import { buildGroupReport } from '../services/exposures.js';
 import { foldFindings, listFindings, type Finding } from '../services/findings.js';
 import { computeStats } from '../services/stats.js';
+import { reportSubject } from '../services/report.js';
 import { renderContext } from './campaign.js';
 import type { CliContext } from './context.js';
 import { renderGroupReport } from './report-by.js';
@@ -61,7 +61,7 @@ function ipKey(ip: string): number {
 /** The Exchange servers with a verdict (vulnerable or indeterminate) for one of `groupCves`, in address order. */
 export function exposedServers(records: readonly ScanRecord[], groupCves: readonly string[]): string[] {
   const cves = new Set(groupCves);
-  const ips = records.filter((r) => r.product === 'ms-exchange' && [...r.vulnerable, ...r.indeterminate].some((c) => cves.has(c))).map((r) => r.ip);
+  const ips = records.filter((r) => r.product === reportSubject().id && [...r.vulnerable, ...r.indeterminate].some((c) => cves.has(c))).map((r) => r.ip);
   return [...new Set(ips)].sort((a, b) => ipKey(a) - ipKey(b));
 }
 
@@ -132,7 +132,7 @@ export async function warningLoop(ctx: CliContext, database: Database, lab: Demo
   const started = performance.now();
   const err = ctx.stderr;
   const out = ctx.stdout;
-  const group = loadCveGroups().groups.find((g) => g.name === DEMO_GROUP);
+  const group = reportSubject().groups.groups.find((g) => g.name === DEMO_GROUP);
   if (group === undefined) throw new Error(`the knowledge base has no CVE group ${DEMO_GROUP}`);
   const cves = new Set(group.cves);
 
