@@ -8,8 +8,8 @@
  *   makes every one of them `uncertain` (listed for the analyst, never resent on its own) even if its transaction
  *   had not started: the conservative outcome. A stop by signal or error puts the unstarted ones back as they were;
  * - the outcome is written after the reply. Writes are group-committed: one writer stores every reply received
- *   since its last commit in one transaction, so a kill can also leave a replied message `sending` (-> `uncertain`),
- *   never a message marked sent that was not accepted;
+ *   since its last commit in one transaction, and a slot is freed only when its outcome is committed, so a kill
+ *   leaves `sending` only what was in flight or claimed ahead, and never marks sent a message that was not accepted;
  * - pacing (overall rate, per recipient domain per minute) is applied to the start of each transaction, as before;
  * - the caller holds the campaign's advisory send lock around the whole loop (src/services/campaigns.ts).
  * Rendering happens before the claim, so a template problem leaves the row queued.
@@ -73,15 +73,33 @@ export async function runSendLoop(db: Db, campaignId: number, deps: SendLoopDeps
 
   // Group commit of outcomes: one writer at a time takes everything pending.
   const pending: Finished[] = [];
+  // A slot is freed only once its outcome is committed (or its write failed): a kill then leaves `sending` only the
+  // messages whose transaction was in flight or claimed ahead, never one whose reply had already come back.
+  const written = new Map<Finished, () => void>();
+  const committed = (f: Finished): Promise<void> => new Promise((resolve) => written.set(f, resolve));
+  const release = (batch: readonly Finished[]): void => {
+    for (const f of batch) {
+      written.get(f)?.();
+      written.delete(f);
+    }
+  };
   let writer: Promise<void> | null = null;
   const write = (): void => {
     if (writer !== null) return;
     writer = (async () => {
       try {
-        while (pending.length > 0) await finishAttempts(db, pending.splice(0));
+        while (pending.length > 0) {
+          const batch = pending.splice(0);
+          try {
+            await finishAttempts(db, batch);
+          } finally {
+            release(batch);
+          }
+        }
       } catch (e) {
         // Unwritten outcomes stay `sending` in the database: the next send makes them uncertain, never resends.
         failure ??= { error: e };
+        release(pending.splice(0));
       } finally {
         writer = null;
       }
@@ -114,8 +132,11 @@ export async function runSendLoop(db: Db, campaignId: number, deps: SendLoopDeps
         return;
       }
       const patch = afterOutcome({ step: c.message.step, steps: deps.steps(c.message), transientFailures: c.message.transientFailures }, outcome, o.now());
-      pending.push({ id: c.message.id, attempt: c.attempt, patch: { ...patch, outcome: outcome.kind, reply: outcome.reply, recipients: c.recipients } });
+      const finished: Finished = { id: c.message.id, attempt: c.attempt, patch: { ...patch, outcome: outcome.kind, reply: outcome.reply, recipients: c.recipients } };
+      const stored = committed(finished);
+      pending.push(finished);
       write();
+      await stored;
       if (patch.state === 'sent') sent++;
       else if (patch.state === 'deferred') deferred++;
       else if (patch.state === 'bounced') bounced++;
