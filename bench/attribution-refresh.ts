@@ -18,31 +18,17 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import pg from 'pg';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/platform/db/connect.js';
 import { createAttributionStore } from '../src/platform/db/attribution-store.js';
 import { refreshAttributions, type RefreshSummary } from '../src/services/attribute.js';
 import { attributeMany, buildAttributionIndex, type ExposureFacts } from '../src/attribution/index.js';
+import { opt, withClient } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i === -1 ? undefined : args[i + 1];
-};
 const N = Number(opt('addresses') ?? 1_000_000);
 const admin = opt('database') ?? process.env.TOCSIN_DATABASE_URL ?? process.env.TOCSIN_TEST_PG_URL;
 if (admin === undefined) throw new Error('give --database URL (or TOCSIN_TEST_PG_URL)');
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 
 /**
  * CPU seconds (user+sys) per server process serving the bench's database (pg_stat_activity, then /proc/PID/stat:

@@ -12,30 +12,16 @@
  * memory: it must not grow with N). The attribution refresh is not part of it (bench/attribution.ts measures it).
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/platform/db/connect.js';
 import { exposureRows, EXPOSURE_PAGE } from '../src/platform/db/exposure-store.js';
 import { toExposureRecord } from '../src/services/exposures.js';
+import { opt, withClient } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i === -1 ? undefined : args[i + 1];
-};
 const ROWS = Number(opt('rows') ?? 1_000_000);
 const admin = opt('database') ?? process.env.TOCSIN_DATABASE_URL ?? process.env.TOCSIN_TEST_PG_URL;
 if (admin === undefined) throw new Error('give --database URL (or TOCSIN_TEST_PG_URL)');
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 
 const name = `tocsin_bench_exp_${randomBytes(4).toString('hex')}`;
 await withClient(admin, (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`));

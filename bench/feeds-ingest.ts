@@ -27,12 +27,9 @@ import { sql } from 'kysely';
 import { openDatabase } from '../src/platform/db/connect.js';
 import { acquireEmbedded } from '../src/platform/db/embedded.js';
 import { importFeeds } from '../src/services/ingest.js';
+import { benchArgs, opt } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i === -1 ? undefined : args[i + 1];
-};
+const args = benchArgs;
 const ROWS = Number(opt('rows') ?? 1_000_000);
 const keep = args.includes('--keep');
 
