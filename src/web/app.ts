@@ -8,16 +8,16 @@
  * (src/services/accounts.ts scopeOf/exposurePage), never here. Routes marked `audit` append one web_audit row per
  * answer, denials included, before the answer is sent.
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { TocsinError, isTocsinError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import {
-  LoginThrottle, SESSION_TTL_MS, ThrottledError, audit, createToken, exposurePage, login, logout, principalOfSession, principalOfToken,
-  sameSecret, scopeOf, type AccountsDb, type Principal,
-} from '../services/accounts.js';
-import { ERROR_BODY, docsPage, openApiDocument, type JsonSchema, type RouteDoc } from './openapi.js';
+import { LoginThrottle, ThrottledError, audit, principalOfSession, principalOfToken, sameSecret, type AccountsDb } from '../services/accounts.js';
+import { ERROR_BODY, docsPage, openApiDocument } from './openapi.js';
+import { SESSION_COOKIE, parseCookies, type Route, type RouteContext, type RouteModule } from './route.js';
+import { exposureRoutes } from './routes/exposures.js';
+import { sessionRoutes } from './routes/session.js';
 
-export const SESSION_COOKIE = 'tocsin_session';
+export { SESSION_COOKIE };
 
 export interface WebDeps {
   readonly db: AccountsDb;
@@ -29,22 +29,8 @@ export interface WebDeps {
   readonly logger?: boolean;
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal: Principal | null;
-    /** Set by a scoped handler: the organisation the answer was limited to (for the audit row). */
-    orgScope: number | null;
-  }
-  interface FastifyContextConfig {
-    audit?: boolean;
-  }
-}
-
-type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
-interface Route extends RouteDoc {
-  readonly audit?: boolean;
-  readonly handler: Handler;
-}
+/** Every API area, in the order the OpenAPI document lists them. Add a module here to add its routes. */
+const MODULES: readonly RouteModule[] = [sessionRoutes, exposureRoutes];
 
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -54,50 +40,8 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'cache-control': 'no-store',
 };
 
-function parseCookies(header: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const part of (header ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) continue;
-    const name = part.slice(0, eq).trim();
-    if (!out.has(name)) out.set(name, part.slice(eq + 1).trim());
-  }
-  return out;
-}
-
-function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): string {
-  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`;
-}
-
 function errorBody(e: TocsinError): { error: { code: string; message: string; hint: string } } {
   return { error: { code: e.code, message: e.message, hint: e.hint } };
-}
-
-const USER: JsonSchema = {
-  type: 'object',
-  required: ['email', 'role', 'org'],
-  properties: { email: { type: 'string' }, role: { type: 'string', enum: ['admin', 'analyst', 'org'] }, org: { type: ['string', 'null'] }, orgId: { type: ['integer', 'null'] } },
-};
-
-const EXPOSURE: JsonSchema = {
-  type: 'object',
-  additionalProperties: true,
-  required: ['ip', 'port', 'sources', 'org', 'orgId'],
-  properties: {
-    ip: { type: 'string' }, port: { type: ['integer', 'null'] }, sources: { type: 'array', items: { type: 'string' } },
-    hostname: { type: ['string', 'null'] }, product: { type: ['string', 'null'] }, build: { type: ['string', 'null'] },
-    vulnerable: { type: 'array', items: { type: 'string' } }, reportedCves: { type: 'array', items: { type: 'string' } },
-    compromised: { type: 'boolean' }, org: { type: ['string', 'null'] }, orgId: { type: ['integer', 'null'] }, sector: { type: ['string', 'null'] },
-  },
-};
-
-function userOf(p: Principal): Record<string, unknown> {
-  return { email: p.email, role: p.role, org: p.org, orgId: p.orgId };
-}
-
-function need(req: FastifyRequest): Principal {
-  if (req.principal === null) throw new TocsinError('TOCSIN_AUTH_REQUIRED', 'log in first');
-  return req.principal;
 }
 
 export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
@@ -153,67 +97,8 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler(async (_req, reply) => reply.code(404).type('application/json').send(errorBody(new TocsinError('TOCSIN_NOT_FOUND', 'no such route'))));
 
-  const secureFor = (req: FastifyRequest): boolean => deps.secureCookies === true || req.protocol === 'https';
-
-  const routes: Route[] = [
-    {
-      method: 'POST', url: '/api/session', summary: 'Log in: sets the session cookie and returns the CSRF token', auth: false,
-      body: { type: 'object', required: ['email', 'password'], additionalProperties: false, properties: { email: { type: 'string', maxLength: 320 }, password: { type: 'string', maxLength: 1024 } } },
-      response: { 200: { type: 'object', required: ['user', 'csrfToken', 'expiresAt'], properties: { user: USER, csrfToken: { type: 'string' }, expiresAt: { type: 'string' } } } },
-      handler: async (req, reply) => {
-        const { email, password } = req.body as { email: string; password: string };
-        const r = await login(db, throttle, email, password, req.ip);
-        void reply.header('set-cookie', sessionCookie(r.sessionId, Math.floor(SESSION_TTL_MS / 1000), secureFor(req)));
-        return { user: userOf(r.principal), csrfToken: r.csrfToken, expiresAt: r.expiresAt.toISOString() };
-      },
-    },
-    {
-      method: 'DELETE', url: '/api/session', summary: 'Log out (needs X-CSRF-Token)', auth: true,
-      response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } },
-      handler: async (req, reply) => {
-        need(req);
-        const sid = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
-        if (sid !== undefined) await logout(db, sid);
-        void reply.header('set-cookie', sessionCookie('', 0, secureFor(req)));
-        return { ok: true };
-      },
-    },
-    {
-      method: 'GET', url: '/api/me', summary: 'The calling account', auth: true,
-      response: { 200: USER },
-      handler: async (req) => userOf(need(req)),
-    },
-    {
-      method: 'POST', url: '/api/tokens', summary: 'Create an API token for the calling account (shown once)', auth: true,
-      body: { type: 'object', additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 100 }, expires: { type: 'string', maxLength: 10 } } },
-      response: { 200: { type: 'object', required: ['id', 'token'], properties: { id: { type: 'integer' }, token: { type: 'string' }, expiresAt: { type: ['string', 'null'] } } } },
-      handler: async (req) => {
-        const p = need(req);
-        const b = (req.body ?? {}) as { name?: string; expires?: string };
-        const t = await createToken(db, p.email, { ...(b.name === undefined ? {} : { name: b.name }), ...(b.expires === undefined ? {} : { expires: b.expires }) });
-        return { id: t.id, token: t.token, expiresAt: t.expiresAt?.toISOString() ?? null };
-      },
-    },
-    {
-      method: 'GET', url: '/api/exposures', summary: 'Exposures (one record per ip:port), paged by a keyset cursor; organisation accounts see only their own', auth: true, audit: true,
-      querystring: {
-        type: 'object', additionalProperties: false,
-        properties: {
-          cursor: { type: 'string', maxLength: 200 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          cve: { type: 'string', maxLength: 30 }, org: { type: 'string', minLength: 1, maxLength: 200 },
-        },
-      },
-      response: { 200: { type: 'object', required: ['items', 'nextCursor'], properties: { items: { type: 'array', items: EXPOSURE }, nextCursor: { type: ['string', 'null'] } } } },
-      handler: async (req) => {
-        const scope = scopeOf(need(req));
-        if (scope.kind === 'org') req.orgScope = scope.orgId;
-        const q = req.query as { cursor?: string; limit: number; cve?: string; org?: string };
-        const page = await exposurePage(db, scope, q);
-        req.orgScope = page.orgScope;
-        return { items: page.items, nextCursor: page.nextCursor };
-      },
-    },
-  ];
+  const ctx: RouteContext = { db, throttle, secureCookies: deps.secureCookies === true, version: deps.version ?? VERSION };
+  const routes: Route[] = MODULES.flatMap((m) => m(ctx));
 
   const meta: Route[] = [
     {
@@ -238,7 +123,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
         ...(r.querystring === undefined ? {} : { querystring: r.querystring }),
         ...(r.body === undefined ? {} : { body: r.body }),
         // Only JSON objects go through the serialiser (the docs page is HTML; the OpenAPI document is sent as is).
-        ...(r.url.startsWith('/api/openapi') || r.url === '/api/docs' ? {} : { response: { ...r.response, '4xx': ERROR_BODY } }),
+        ...(r.raw === true || r.url.startsWith('/api/openapi') || r.url === '/api/docs' ? {} : { response: { ...r.response, '4xx': ERROR_BODY } }),
       },
       handler: r.handler,
     });

@@ -5,7 +5,7 @@
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
 export interface RouteDoc {
-  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly url: string;
   readonly summary: string;
   readonly auth: boolean;
