@@ -29,4 +29,9 @@ export default tseslint.config(
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly' } },
   },
+  {
+    // The web UI's browser script (src/web/assets): browser globals, no Node.
+    files: ['src/web/assets/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', window: 'readonly', fetch: 'readonly', location: 'readonly', URLSearchParams: 'readonly', HTMLFormElement: 'readonly', FormData: 'readonly', console: 'readonly' } },
+  },
 );

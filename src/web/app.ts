@@ -11,13 +11,19 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { TocsinError, isTocsinError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import { LoginThrottle, ThrottledError, audit, principalOfSession, principalOfToken, sameSecret, type AccountsDb } from '../services/accounts.js';
+import { LoginThrottle, ThrottledError, audit, principalOfSession, principalOfToken, sameSecret, type AccountsDb, type Principal } from '../services/accounts.js';
 import { ERROR_BODY, docsPage, openApiDocument } from './openapi.js';
+import { readFileSync } from 'node:fs';
+import { escapeText, html } from './html.js';
+import { layout, type PageModule } from './page.js';
+import { homePages } from './pages/home.js';
+import { loginPage } from './pages/login.js';
 import { SESSION_COOKIE, parseCookies, type Route, type RouteContext, type RouteModule } from './route.js';
 import { exposureRoutes } from './routes/exposures.js';
 import { sessionRoutes } from './routes/session.js';
 
 export { SESSION_COOKIE };
+export { escapeText };
 
 export interface WebDeps {
   readonly db: AccountsDb;
@@ -31,6 +37,18 @@ export interface WebDeps {
 
 /** Every API area, in the order the OpenAPI document lists them. Add a module here to add its routes. */
 const MODULES: readonly RouteModule[] = [sessionRoutes, exposureRoutes];
+/** Every area's HTML pages (src/web/pages). Add a module here to add its pages. */
+const PAGE_MODULES: readonly PageModule[] = [homePages];
+
+/** The browser's two static files, read once (copied next to the compiled module by scripts/post-build.mjs). */
+const ASSETS: ReadonlyArray<{ url: string; file: string; type: string }> = [
+  { url: '/assets/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  { url: '/assets/app.css', file: 'app.css', type: 'text/css; charset=utf-8' },
+];
+
+function errorPage(status: number, code: string, message: string, principal: Principal | null, csrfToken: string | null): string {
+  return layout({ title: `Error ${status}`, principal, csrfToken, current: '', body: html`<h1>${status === 403 ? 'Not allowed' : status === 404 ? 'Not found' : 'Something went wrong'}</h1><p class="error">${message} (${code})</p>` });
+}
 
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -51,6 +69,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
 
   app.decorateRequest('principal', null);
   app.decorateRequest('orgScope', null);
+  app.decorateRequest('csrfToken', null);
 
   app.addHook('onRequest', async (req, reply) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) void reply.header(k, v);
@@ -71,6 +90,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
       if (typeof sent !== 'string' || !sameSecret(sent, s.csrfSecret)) throw new TocsinError('TOCSIN_CSRF', 'missing or wrong X-CSRF-Token for this session');
     }
     req.principal = s.principal;
+    req.csrfToken = s.csrfSecret;
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
@@ -126,6 +146,33 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
         ...(r.raw === true || r.url.startsWith('/api/openapi') || r.url === '/api/docs' ? {} : { response: { ...r.response, '4xx': ERROR_BODY } }),
       },
       handler: r.handler,
+    });
+  }
+  for (const a of ASSETS) {
+    const body = readFileSync(new URL(`./assets/${a.file}`, import.meta.url));
+    app.get(a.url, async (_req, reply) => reply.header('cache-control', 'public, max-age=300').type(a.type).send(body));
+  }
+  app.get('/login', async (_req, reply) => reply.type('text/html; charset=utf-8').send(loginPage()));
+
+  const pages = PAGE_MODULES.flatMap((m) => m(ctx));
+  for (const pg of pages) {
+    app.get(pg.url, { config: { audit: pg.audit === true } }, async (req, reply) => {
+      const p = req.principal;
+      if (p === null) return reply.code(303).header('location', `/login?next=${encodeURIComponent(req.url)}`).send();
+      const allowed = pg.audience === 'any' || (pg.audience === 'org' ? p.role === 'org' : p.role !== 'org');
+      if (!allowed) {
+        // An organisation user who opens a staff page lands on the portal; staff opening a portal page see the dashboard.
+        if (req.url === '/' || pg.audience === 'org') return reply.code(303).header('location', p.role === 'org' ? '/portal' : '/').send();
+        return reply.code(403).type('text/html; charset=utf-8').send(errorPage(403, 'TOCSIN_FORBIDDEN', 'this page is for CERT staff', p, req.csrfToken));
+      }
+      try {
+        const out = await pg.render({ req, reply, principal: p, csrfToken: req.csrfToken ?? '' });
+        if (reply.sent) return reply;
+        return reply.type('text/html; charset=utf-8').send(layout({ title: out.title, body: out.body, principal: p, csrfToken: req.csrfToken, current: req.routeOptions.url ?? '' }));
+      } catch (e) {
+        if (!isTocsinError(e) || e.httpStatus >= 500) throw e;
+        return reply.code(e.httpStatus).type('text/html; charset=utf-8').send(errorPage(e.httpStatus, e.code, e.message, p, req.csrfToken));
+      }
     });
   }
   return app;

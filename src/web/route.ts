@@ -33,6 +33,8 @@ declare module 'fastify' {
     principal: Principal | null;
     /** Set by a scoped handler: the organisation the answer was limited to (for the audit row). */
     orgScope: number | null;
+    /** The session's CSRF token (cookie sessions only), for pages to hand to app.js. */
+    csrfToken: string | null;
   }
   interface FastifyContextConfig {
     audit?: boolean;
