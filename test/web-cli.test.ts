@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '../src/web/app.js';
 import { testEachBackend } from './helpers/db.js';
-import { runCli } from './helpers/independent-estate/cli.js';
+import { spawn } from 'node:child_process';
+import { ROOT, cliEntry, runCli } from './helpers/independent-estate/cli.js';
 
 testEachBackend('web CLI: user add prints a password once, token create prints a working token, revoke and disable', async ({ database, url }) => {
   const home = mkdtempSync(join(tmpdir(), 'tocsin-web-cli-'));
@@ -58,4 +59,50 @@ testEachBackend('web CLI: user add prints a password once, token create prints a
     await app.close();
     rmSync(home, { recursive: true, force: true });
   }
+});
+
+testEachBackend('web CLI: serve on an empty database creates one administrator and prints its password once; user passwd replaces it', async ({ url }) => {
+  const home = mkdtempSync(join(tmpdir(), 'tocsin-web-first-'));
+  const env = { ...process.env, TOCSIN_HOME: home, TOCSIN_DATABASE_URL: url };
+  const child = spawn(process.execPath, [...cliEntry().nodeArgs, 'serve', '--port', '0'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+  try {
+    const base = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => {
+        stdout += b.toString();
+        const m = /"url":"([^"]+)"/.exec(stdout);
+        if (m?.[1] !== undefined) resolve(m[1]);
+      });
+      child.on('exit', (code) => reject(new Error(`serve exited ${String(code)}: ${stderr}`)));
+    });
+    const m = /e-mail: +(\S+)\n +password: +(\S+)/.exec(stderr);
+    assert.ok(m !== null, stderr);
+    const [, email, password] = m;
+    assert.equal(email, 'admin@localhost');
+    const login = (pw: string): Promise<Response> => fetch(`${base}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: pw }) });
+    assert.equal((await login(password ?? '')).status, 200);
+
+    const changed = await runCli(['user', 'passwd', 'admin@localhost'], { TOCSIN_HOME: home, TOCSIN_DATABASE_URL: url }, 120_000);
+    assert.equal(changed.code, 0, changed.stderr.toString());
+    const fresh = changed.stdout.toString().trim();
+    assert.notEqual(fresh, password);
+    assert.equal((await login(password ?? '')).status, 401, 'the old password no longer works');
+    assert.equal((await login(fresh)).status, 200);
+    const missing = await runCli(['user', 'passwd', 'nobody@example.org'], { TOCSIN_HOME: home, TOCSIN_DATABASE_URL: url }, 120_000);
+    assert.match(missing.stderr.toString(), /TOCSIN_USER_NOT_FOUND/);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('close', r));
+    rmSync(home, { recursive: true, force: true });
+  }
+  // A second start finds the account and prints no password.
+  const again = spawn(process.execPath, [...cliEntry().nodeArgs, 'serve', '--port', '0'], { cwd: ROOT, env: { ...process.env, TOCSIN_DATABASE_URL: url, TOCSIN_HOME: mkdtempSync(join(tmpdir(), 'tocsin-web-first-')) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err2 = '';
+  again.stderr.on('data', (b: Buffer) => { err2 += b.toString(); });
+  await new Promise<void>((resolve) => again.stdout.on('data', () => resolve()));
+  again.kill('SIGTERM');
+  await new Promise((r) => again.once('close', r));
+  assert.doesNotMatch(err2, /password:/);
 });

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { TocsinError } from '../core/errors.js';
 import { openDatabase } from '../platform/db/connect.js';
+import { ensureFirstAdmin } from '../services/accounts.js';
 import { buildApp } from '../web/app.js';
 import { parseIntFlag } from './args.js';
 import { untilStopSignal, type CliContext } from './context.js';
@@ -24,6 +25,10 @@ export function register(program: Command, ctx: CliContext): void {
       }
       const database = await openDatabase(ctx.config());
       try {
+        const first = await ensureFirstAdmin(database.db, process.env['TOCSIN_ADMIN_EMAIL'] ?? 'admin@localhost');
+        if (first !== null) {
+          ctx.stderr.write(`tocsin: no account existed, so one administrator was created; log in with\n  e-mail:   ${first.email}\n  password: ${first.password}\n(shown once; change it with \`tocsin user passwd ${first.email}\` or add your own with \`tocsin user add\`)\n`);
+        }
         const app = await buildApp({ db: database.db, secureCookies: secure === 'true' });
         const address = await app.listen({ host: flags.host, port });
         ctx.stderr.write(`tocsin: serving ${address} (API docs: ${address}/api/docs); Ctrl+C stops\n`);

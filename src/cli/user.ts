@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { sanitiseText } from '../core/text.js';
 import { openDatabase } from '../platform/db/connect.js';
-import { addUser, disableUser, usersList } from '../services/accounts.js';
+import { addUser, disableUser, setPassword, usersList } from '../services/accounts.js';
 import type { CliContext } from './context.js';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -16,7 +16,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  const user = program.command('user').description('web accounts: add, list, disable');
+  const user = program.command('user').description('web accounts: add, passwd, list, disable');
   user
     .command('add <email>')
     .description('add an account; prints a generated password once unless --password-stdin')
@@ -30,6 +30,24 @@ export function register(program: Command, ctx: CliContext): void {
       try {
         const r = await addUser(database.db, { email, role: flags.role, ...(flags.org === undefined ? {} : { org: flags.org }), ...(password === undefined ? {} : { password }) });
         ctx.stderr.write(`tocsin: added ${r.email} (${r.role}${r.org === null ? '' : `, ${sanitiseText(r.org, { max: 80 })}`})\n`);
+        if (r.generatedPassword !== null) {
+          ctx.stderr.write('tocsin: its password (shown once, stored only as an argon2id hash):\n');
+          ctx.stdout.write(`${r.generatedPassword}\n`);
+        }
+      } finally {
+        await database.close();
+      }
+    });
+  user
+    .command('passwd <email>')
+    .description('set a new password (generated and printed once unless --password-stdin); ends the account\'s sessions')
+    .option('--password-stdin', 'read the password from standard input (first line)')
+    .action(async (email: string, flags: { passwordStdin?: boolean }) => {
+      const password = flags.passwordStdin === true ? (await readAll(process.stdin)).split(/\r?\n/)[0] ?? '' : undefined;
+      const database = await openDatabase(ctx.config());
+      try {
+        const r = await setPassword(database.db, email, password);
+        ctx.stderr.write(`tocsin: new password set for ${r.email}; its sessions ended\n`);
         if (r.generatedPassword !== null) {
           ctx.stderr.write('tocsin: its password (shown once, stored only as an argon2id hash):\n');
           ctx.stdout.write(`${r.generatedPassword}\n`);

@@ -12,7 +12,7 @@ import { TocsinError } from '../core/errors.js';
 import { sanitiseText } from '../core/text.js';
 import {
   appendAudit, deleteSession, insertSession, insertToken, insertUser, listTokens, listUsers, orgIdByName, revokeToken,
-  setUserDisabled, userByEmail, userOfSession, userOfToken,
+  setPasswordHash, setUserDisabled, userByEmail, userOfSession, userOfToken,
   type AuditEntry, type TokenListRow, type UserRole, type UserRow,
 } from '../platform/db/account-store.js';
 import type { DbSchema } from '../platform/db/schema.js';
@@ -333,4 +333,29 @@ export async function exposurePage(db: AccountsDb, scope: Scope, q: ExposurePage
   if (scope.kind === 'org' && items.some((r) => r.orgId !== scope.orgId)) throw new TocsinError('TOCSIN_INTERNAL', 'scoped listing returned another organisation\'s record');
   const last = items[items.length - 1];
   return { items, nextCursor: more && last !== undefined ? encodeCursor(last) : null, orgScope };
+}
+
+/**
+ * The first administrator: when the database has no account at all, `tocsin serve` creates one and prints its
+ * generated password once (it is stored only as an argon2id hash), so a fresh quick start can log in. Two servers
+ * starting at once race on the unique e-mail: the loser sees the winner's account and creates nothing.
+ */
+export async function ensureFirstAdmin(db: AccountsDb, email = 'admin@localhost'): Promise<{ email: string; password: string } | null> {
+  if ((await usersList(db)).length > 0) return null;
+  try {
+    const added = await addUser(db, { email, role: 'admin' });
+    return added.generatedPassword === null ? null : { email: added.email, password: added.generatedPassword };
+  } catch (e) {
+    if ((await usersList(db)).length > 0) return null;
+    throw e;
+  }
+}
+
+/** Set an account's password (generated when omitted, returned to print once); ends its sessions. */
+export async function setPassword(db: AccountsDb, emailIn: string, password?: string): Promise<{ email: string; generatedPassword: string | null }> {
+  const email = normaliseEmail(emailIn);
+  if (password !== undefined && password.length < 12) throw new TocsinError('TOCSIN_ARG_INVALID', 'a password needs at least 12 characters');
+  const pw = password ?? generatePassword();
+  if (!(await setPasswordHash(db, email, await hashPassword(pw)))) throw new TocsinError('TOCSIN_USER_NOT_FOUND', `no account ${shown(email)} (see tocsin user list)`);
+  return { email, generatedPassword: password === undefined ? pw : null };
 }

@@ -137,3 +137,13 @@ export async function auditRows(db: Kysely<DbSchema>, limit: number): Promise<Au
 export async function orgIdByName(db: Kysely<DbSchema>, name: string): Promise<{ id: number; name: string } | null> {
   return (await db.selectFrom('organisations').select(['id', 'name']).where(sql<boolean>`lower(name) = lower(${name})`).executeTakeFirst()) ?? null;
 }
+
+/** A new password hash; every session of the account ends (a changed password must lock out whoever had the old one). */
+export async function setPasswordHash(db: Kysely<DbSchema>, email: string, passwordHash: string): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const r = await tx.updateTable('users').set({ password_hash: passwordHash }).where('email', '=', email).returning('id').executeTakeFirst();
+    if (r === undefined) return false;
+    await tx.deleteFrom('sessions').where('user_id', '=', r.id).execute();
+    return true;
+  });
+}
