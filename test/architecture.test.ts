@@ -64,7 +64,13 @@ export const RULES: ReadonlyArray<{ area: string; allowed: readonly string[] }> 
   { area: 'src/campaigns/', allowed: ['src/campaigns/', 'src/core/'] },
   // Issue 9's patch curve: pure series, quantiles and survival over counts the stats store aggregates.
   { area: 'src/stats/', allowed: ['src/stats/', 'src/core/'] },
-  { area: 'src/services/', allowed: ['src/services/', 'src/scan/', 'src/products/', 'src/platform/', 'src/core/', 'src/forensics/', 'src/constituency/', 'src/attribution/', 'src/ingest/', 'src/findings/', 'src/campaigns/', 'src/stats/'] },
+  // Issue 10's incident reports: pure validation, triage state machine and SLA clocks.
+  { area: 'src/incidents/', allowed: ['src/incidents/', 'src/core/'] },
+  // Issue 10 §6's exports: MISP events, STIX 2.1 bundles, CSV/JSONL lines built from plain inputs; pure.
+  { area: 'src/exports/', allowed: ['src/exports/', 'src/core/'] },
+  // Issue 11's schedules: the cadence policy (which targets are due, in which order), pure.
+  { area: 'src/schedules/', allowed: ['src/schedules/', 'src/core/'] },
+  { area: 'src/services/', allowed: ['src/services/', 'src/scan/', 'src/products/', 'src/platform/', 'src/core/', 'src/forensics/', 'src/constituency/', 'src/attribution/', 'src/ingest/', 'src/findings/', 'src/campaigns/', 'src/stats/', 'src/schedules/', 'src/exports/', 'src/incidents/'] },
   // Issue 10's web layer: HTTP only; every rule and every database access goes through the services (accounts.ts
   // exports the db handle type), so a route cannot read a table without the caller's scope.
   { area: 'src/web/', allowed: ['src/web/', 'src/services/', 'src/core/'] },

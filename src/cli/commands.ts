@@ -29,7 +29,10 @@ import * as ack from './ack.js';
 import * as serve from './serve.js';
 import * as user from './user.js';
 import * as token from './token.js';
+import * as incident from './incident.js';
+import * as worker from './worker.js';
+import * as schedule from './schedule.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, campaign, mail, ack, stats, serve, user, token, kb, lab, forensics, db, check];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, incident, campaign, mail, ack, stats, schedule, serve, user, token, worker, kb, lab, forensics, db, check];

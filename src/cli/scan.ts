@@ -20,6 +20,8 @@ import { configuredScanStorage, type ScanStorageProvider } from '../services/sca
 import {
   EXIT_UNANSWERED, planScan, resumeScan, scanExitStatus, startScan, type RecordSink, type ScanDeps, type ScanResult,
 } from '../services/scan-service.js';
+import { DEFAULT_BLOCK_SIZE } from '../services/distributed-scan.js';
+import { runDistributedScan } from './worker.js';
 
 /**
  * Exit status of a scan that completed but left attempts unanswered after their retries (connect
@@ -43,6 +45,10 @@ export interface ScanFlags {
   timeoutMs?: string;
   hostBudgetMs?: string;
   progress: boolean;
+  /** Issue 11: blocks for `tocsin worker` processes instead of scanning here (src/cli/worker.ts). */
+  distributed?: boolean;
+  detach?: boolean;
+  blockSize?: string;
 }
 
 /** `--output x.csv` writes CSV; JSON Lines under .json too (one object per line is what a scan streams). */
@@ -70,6 +76,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--host-budget-ms <n>', `all probes of one (ip, port) together (default ${DEFAULT_LIMITS.hostBudgetMs})`)
     .option('--resume <id>', 'finish a stored scan that was interrupted: skips what is stored, reuses its plan')
     .option('--no-progress', 'no progress bar even on a terminal')
+    .option('--distributed', 'queue the scan as blocks for `tocsin worker` processes (any host on the same database) and wait for them')
+    .option('--detach', 'with --distributed: return once the scan is queued')
+    .option('--block-size <n>', `with --distributed: addresses per block, whole /24s and /64s (default ${DEFAULT_BLOCK_SIZE})`)
     .action(async (targets: string[], flags: ScanFlags) => {
       process.exitCode = await scanCommand(ctx, targets, flags);
     });
@@ -84,6 +93,12 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
   }
   if (flags.resume !== undefined && args.length > 0) {
     throw new TocsinError('TOCSIN_ARG_INVALID', '--resume reuses the stored targets; give no targets with it');
+  }
+  if (flags.distributed !== true && (flags.detach === true || flags.blockSize !== undefined)) {
+    throw new TocsinError('TOCSIN_ARG_INVALID', '--detach and --block-size go with --distributed');
+  }
+  if (flags.distributed === true && (flags.resume !== undefined || !flags.store || flags.workers !== undefined)) {
+    throw new TocsinError('TOCSIN_ARG_INVALID', '--distributed stores the scan for the workers: it cannot be combined with --resume, --no-store or --workers');
   }
   if (flags.resume !== undefined) {
     // A resume finishes the scan as it was planned: same ports, limits, rates and exclusions.
@@ -112,6 +127,10 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     ...(hostBudgetMs === undefined ? {} : { hostBudgetMs }),
     userAgent: config.userAgent,
   }, { stdin: process.stdin, warning: (m) => ctx.stderr.write(`tocsin: warning: ${m}\n`) });
+  if (flags.distributed === true) {
+    return runDistributedScan(ctx, plan, { format, progress: flags.progress, detach: flags.detach === true,
+      ...(flags.output === undefined ? {} : { output: flags.output }), ...(flags.blockSize === undefined ? {} : { blockSize: flags.blockSize }) });
+  }
   return scanExitStatus(await runScanOnTerminal(ctx, { plan }, common));
 }
 

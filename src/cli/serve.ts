@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { TocsinError } from '../core/errors.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { ensureFirstAdmin } from '../services/accounts.js';
+import { startRescanRunner } from '../services/rescan-requests.js';
 import { buildApp } from '../web/app.js';
 import { parseIntFlag } from './args.js';
 import { untilStopSignal, type CliContext } from './context.js';
@@ -17,7 +18,8 @@ export function register(program: Command, ctx: CliContext): void {
     .description('serve the web API (log in with an account from `tocsin user add`; docs at /api/docs)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0: any free port)', '8080')
-    .action(async (flags: { host: string; port: string }) => {
+    .option('--no-rescans', 'do not run verification rescans in this process (another server or worker runs them)')
+    .action(async (flags: { host: string; port: string; rescans: boolean }) => {
       const port = parseIntFlag('--port', flags.port, 0, 65535);
       const secure = process.env['TOCSIN_WEB_SECURE_COOKIES'];
       if (secure !== undefined && secure !== 'true' && secure !== 'false') {
@@ -33,7 +35,13 @@ export function register(program: Command, ctx: CliContext): void {
         const address = await app.listen({ host: flags.host, port });
         ctx.stderr.write(`tocsin: serving ${address} (API docs: ${address}/api/docs); Ctrl+C stops\n`);
         ctx.stdout.write(`${JSON.stringify({ event: 'listening', url: address })}\n`);
+        // Verification rescans the portal queues: run here unless another process does (issue 10 §4).
+        const rescans = flags.rescans ? startRescanRunner({
+          database, config: ctx.config(),
+          onError: (e) => ctx.stderr.write(`tocsin: rescan runner: ${e instanceof Error ? e.message : String(e)}\n`),
+        }) : null;
         await untilStopSignal();
+        await rescans?.stop();
         await app.close();
       } finally {
         await database.close();

@@ -87,6 +87,10 @@ export const ERROR_CODES = {
     kind: 'internal', exit: 65, http: 500, means: 'The stored plan of a scan does not fit the plan schema (damaged, or stored by another version); every problem is listed.',
     hint: 'The scan cannot be resumed; start a new scan with the same targets (`tocsin report --scans` lists the scans).',
   },
+  TOCSIN_JOB_QUEUE: {
+    kind: 'internal', exit: 69, http: 503, means: 'The PostgreSQL job queue of the scan workers (graphile_worker schema) cannot be opened, migrated or run.',
+    hint: 'Check that the database is reachable and that its user may create the graphile_worker schema, then run the command again.',
+  },
   TOCSIN_SCAN_NEEDS_STORE: {
     kind: 'user', exit: 64, http: 400, means: 'Resuming was asked for a scan that is not stored (--no-store).',
     hint: 'Drop --no-store to resume, or start a new scan.',
@@ -115,6 +119,19 @@ export const ERROR_CODES = {
   TOCSIN_FINDING_STATE: {
     kind: 'user', exit: 65, http: 409, means: 'The finding is not in a state that allows this change (closing a closed finding, reopening an open one).',
     hint: 'See its state and history with `tocsin finding show ID`.',
+  },
+  // Incident reports (issue 10 §5): `tocsin incident`, /api/incidents, the portal.
+  TOCSIN_INCIDENT_NOT_FOUND: {
+    kind: 'user', exit: 64, http: 404, means: 'No incident report has the given id (or it belongs to another organisation), or it has no such attachment.',
+    hint: 'List reports with `tocsin incident list` (organisation accounts: /portal/incidents).',
+  },
+  TOCSIN_INCIDENT_INVALID: {
+    kind: 'user', exit: 65, http: 400, means: 'An incident report, triage change or attachment is invalid; every bad field is named.',
+    hint: 'Fix the named fields (stage 0 needs reporter name, role, phone and e-mail, summary, types, detectedAt with its zone, ongoing) and send it again.',
+  },
+  TOCSIN_INCIDENT_STATE: {
+    kind: 'user', exit: 65, http: 409, means: 'The triage change is not an allowed transition (e.g. received straight to resolved).',
+    hint: 'See the report with `tocsin incident show ID`; the message lists the allowed next states.',
   },
   TOCSIN_KB_UNKNOWN_BUILD: {
     kind: 'user', exit: 65, http: 400, means: 'The text given is not an Exchange build number.',
@@ -228,6 +245,14 @@ export const ERROR_CODES = {
   TOCSIN_USER_NOT_FOUND: {
     kind: 'user', exit: 64, http: 404, means: 'No account has the given e-mail address.',
     hint: 'See `tocsin user list`.',
+  },
+  TOCSIN_ACCOUNT_TOKEN_INVALID: {
+    kind: 'user', exit: 65, http: 400, means: 'An invitation or password-reset link is unknown, used already, expired, or its account is disabled.',
+    hint: 'Ask for a new link on /reset (or ask an administrator to invite you again).',
+  },
+  TOCSIN_RESCAN_THROTTLED: {
+    kind: 'user', exit: 75, http: 429, means: 'An organisation asked for a verification rescan while one is still pending, or used up its rescans for the day.',
+    hint: 'Wait for the time in the Retry-After header (see GET /api/my/rescans for the pending one), then ask again.',
   },
   TOCSIN_NOT_FOUND: {
     kind: 'user', exit: 64, http: 404, means: 'The web API has no such route.',

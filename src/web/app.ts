@@ -16,11 +16,24 @@ import { ERROR_BODY, docsPage, openApiDocument } from './openapi.js';
 import { readFileSync } from 'node:fs';
 import { escapeText, html } from './html.js';
 import { layout, type PageModule } from './page.js';
-import { homePages } from './pages/home.js';
+import { campaignPages } from './pages/campaigns.js';
+import { dashboardPages } from './pages/dashboard.js';
+import { hostPages } from './pages/hosts.js';
 import { loginPage } from './pages/login.js';
+import { resetCompletePage, resetPage } from './pages/reset.js';
+import { registryPages } from './pages/registry.js';
+import { reviewPages } from './pages/review.js';
+import { portalPages } from './pages/portal.js';
+import { incidentPages } from './pages/incidents.js';
 import { SESSION_COOKIE, parseCookies, type Route, type RouteContext, type RouteModule } from './route.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { exposureRoutes } from './routes/exposures.js';
+import { accountMailRoutes } from './routes/account-mail.js';
+import { exportRoutes } from './routes/exports.js';
+import { registryRoutes } from './routes/registry.js';
 import { sessionRoutes } from './routes/session.js';
+import { portalRoutes } from './routes/portal.js';
+import { incidentRoutes } from './routes/incidents.js';
 
 export { SESSION_COOKIE };
 export { escapeText };
@@ -36,9 +49,9 @@ export interface WebDeps {
 }
 
 /** Every API area, in the order the OpenAPI document lists them. Add a module here to add its routes. */
-const MODULES: readonly RouteModule[] = [sessionRoutes, exposureRoutes];
+const MODULES: readonly RouteModule[] = [sessionRoutes, exposureRoutes, dashboardRoutes, registryRoutes, exportRoutes, portalRoutes, incidentRoutes, accountMailRoutes];
 /** Every area's HTML pages (src/web/pages). Add a module here to add its pages. */
-const PAGE_MODULES: readonly PageModule[] = [homePages];
+const PAGE_MODULES: readonly PageModule[] = [dashboardPages, hostPages, campaignPages, registryPages, reviewPages, portalPages, incidentPages];
 
 /** The browser's two static files, read once (copied next to the compiled module by scripts/post-build.mjs). */
 const ASSETS: ReadonlyArray<{ url: string; file: string; type: string }> = [
@@ -139,6 +152,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
       method: r.method,
       url: r.url,
       config: { audit: r.audit === true },
+      ...(r.bodyLimit === undefined ? {} : { bodyLimit: r.bodyLimit }),
       schema: {
         ...(r.querystring === undefined ? {} : { querystring: r.querystring }),
         ...(r.body === undefined ? {} : { body: r.body }),
@@ -153,6 +167,12 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     app.get(a.url, async (_req, reply) => reply.header('cache-control', 'public, max-age=300').type(a.type).send(body));
   }
   app.get('/login', async (_req, reply) => reply.type('text/html; charset=utf-8').send(loginPage()));
+  // Invitation and password reset (no login): src/web/pages/reset.ts, posting to src/web/routes/account-mail.ts.
+  app.get('/reset', async (req, reply) => reply.type('text/html; charset=utf-8').send(resetPage(req.csrfToken)));
+  app.get('/reset/complete', async (req, reply) => {
+    const token = (req.query as { token?: unknown }).token;
+    return reply.type('text/html; charset=utf-8').send(resetCompletePage(typeof token === 'string' ? token : '', req.csrfToken));
+  });
 
   const pages = PAGE_MODULES.flatMap((m) => m(ctx));
   for (const pg of pages) {

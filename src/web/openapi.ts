@@ -23,13 +23,15 @@ export const ERROR_BODY: JsonSchema = {
 export function openApiDocument(routes: readonly RouteDoc[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
-    const params = Object.entries((r.querystring?.['properties'] ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({
+    // Fastify's `:name` path parameters are OpenAPI's `{name}`, each a required string parameter `in: path`.
+    const pathParams = [...r.url.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const params = [...pathParams, ...Object.entries((r.querystring?.['properties'] ?? {}) as Record<string, JsonSchema>).map(([name, schema]) => ({
       name, in: 'query', required: ((r.querystring?.['required'] ?? []) as string[]).includes(name), schema,
-    }));
+    }))];
     const responses: Record<string, unknown> = {};
     for (const [status, schema] of Object.entries(r.response)) responses[status] = { description: Number(status) < 400 ? 'ok' : 'error', content: { 'application/json': { schema } } };
     responses['default'] = { description: 'error (a stable TOCSIN_* code)', content: { 'application/json': { schema: ERROR_BODY } } };
-    (paths[r.url] ??= {})[r.method.toLowerCase()] = {
+    (paths[r.url.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}')] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,
       operationId: `${r.method.toLowerCase()}${r.url.replace(/[^a-z]+(.)?/gi, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
       ...(params.length === 0 ? {} : { parameters: params }),

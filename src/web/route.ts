@@ -15,6 +15,8 @@ export interface Route extends RouteDoc {
   readonly audit?: boolean;
   /** The answer is not JSON (CSV, HTML, SVG, a file): skip the response serialiser. */
   readonly raw?: boolean;
+  /** A larger request body than the app's 64 KiB default (uploads), for this route only. */
+  readonly bodyLimit?: number;
   readonly handler: Handler;
 }
 

@@ -578,3 +578,201 @@ export interface DbSchema {
   sessions: SessionsTable;
   web_audit: WebAuditTable;
 }
+
+/** Migration 0018: a verification rescan an organisation asked for (queued → running → done | failed). */
+export interface RescanRequestsTable {
+  readonly id: GeneratedAlways<number>;
+  org_id: number;
+  requested_by: number | null;
+  requested_by_email: string;
+  targets: JsonColumn<readonly Json[]>;
+  status: ColumnType<'queued' | 'running' | 'done' | 'failed', 'queued' | 'running' | 'done' | 'failed' | undefined>;
+  scan_id: number | null;
+  scan_ids: ColumnType<number[], readonly number[] | undefined, readonly number[]>;
+  runner: string | null;
+  requested_at: Generated<Date>;
+  started_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  closed: number | null;
+  still_open: number | null;
+  error: string | null;
+}
+
+export interface DbSchema {
+  rescan_requests: RescanRequestsTable;
+}
+
+/** Migration 0017: one staged incident report (incident-store.ts; rules in src/incidents). */
+export interface IncidentsTable {
+  readonly id: GeneratedAlways<number>;
+  status: ColumnType<string, string | undefined, string>;
+  category: string | null;
+  owner: string | null;
+  org_id: number | null;
+  org_text: string | null;
+  reporter_name: string;
+  reporter_email: string;
+  reporter_phone: string;
+  tlp: string;
+  types: ColumnType<string[], readonly string[], readonly string[]>;
+  cves: ColumnType<string[], readonly string[] | undefined, readonly string[]>;
+  ongoing: boolean;
+  detected_at: Timestamp;
+  stage0: JsonColumn;
+  stage1: ColumnType<Json | null, string | null | undefined, string | null>;
+  final: ColumnType<Json | null, string | null | undefined, string | null>;
+  stage1_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  final_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  duplicate_of: number | null;
+  reported_by: string;
+  reported_via: 'portal' | 'api' | 'cli' | 'staff';
+  created_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  updated_at: Generated<Date>;
+  acknowledged_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  first_response_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  resolved_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  ack_due_at: Timestamp;
+  response_due_at: Timestamp;
+}
+
+/** Migration 0017: append-only history of an incident report. */
+export interface IncidentEventsTable {
+  readonly id: GeneratedAlways<number>;
+  incident_id: number;
+  at: ColumnType<Date, Date | string | undefined, Date | string>;
+  who: string;
+  kind: 'reported' | 'stage1' | 'final' | 'triaged' | 'linked' | 'attachment';
+  detail: ColumnType<Json | null, string | null, string | null>;
+}
+
+/** Migration 0017: a typed link from a report to a finding, a campaign or another report. */
+export interface IncidentLinksTable {
+  readonly id: GeneratedAlways<number>;
+  incident_id: number;
+  kind: 'finding' | 'campaign' | 'incident';
+  target_id: number;
+  relation: 'related' | 'duplicate-of' | 'reported-from';
+  created_at: Generated<Date>;
+  created_by: string;
+}
+
+/** Migration 0017: an uploaded file (forensics-kit output), at most 5 MiB. */
+export interface IncidentAttachmentsTable {
+  readonly id: GeneratedAlways<number>;
+  incident_id: number;
+  filename: string;
+  content_type: string;
+  bytes: number;
+  sha256: string;
+  content: Buffer;
+  uploaded_at: Generated<Date>;
+  uploaded_by: string;
+}
+
+export interface DbSchema {
+  incidents: IncidentsTable;
+  incident_events: IncidentEventsTable;
+  incident_links: IncidentLinksTable;
+  incident_attachments: IncidentAttachmentsTable;
+}
+
+// --- Migration 0019: distributed scan workers (worker-store.ts).
+
+export type ScanBlockState = 'queued' | 'running' | 'done' | 'cancelled';
+
+export interface ScanWorkersTable {
+  id: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  queue_worker_ids: ColumnType<string[], readonly string[] | undefined, readonly string[]>;
+  started_at: Generated<Date>;
+  heartbeat_at: Generated<Date>;
+}
+
+export interface ScanBlocksTable {
+  scan_id: number;
+  block_no: number;
+  targets: JsonColumn<readonly string[]>;
+  hosts: number;
+  first_ip: string;
+  last_ip: string;
+  state: ColumnType<ScanBlockState, ScanBlockState | undefined, ScanBlockState>;
+  attempts: Generated<number>;
+  leased_by: string | null;
+  leased_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface ScanRateBucketsTable {
+  scan_id: number;
+  per_second: number;
+  burst: number;
+  tat: Generated<Date>;
+}
+
+export interface DbSchema {
+  scan_workers: ScanWorkersTable;
+  scan_blocks: ScanBlocksTable;
+  scan_rate_buckets: ScanRateBucketsTable;
+}
+
+/** Migration 0021: a recurring rescan (issue 11 §4; policy and scope as src/schedules and schedule-store.ts read them). */
+export interface SchedulesTable {
+  readonly id: GeneratedAlways<number>;
+  name: string;
+  policy: JsonColumn;
+  scope: JsonColumn;
+  enabled: Generated<boolean>;
+  created_at: Generated<Date>;
+  created_by: string;
+  last_tick: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  next_due: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  lease_owner: ColumnType<string | null, string | null | undefined, string | null>;
+  lease_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+/** Migration 0021: one tick of a schedule that had something to do, and the stage it reached. */
+export interface ScheduleRunsTable {
+  readonly id: GeneratedAlways<number>;
+  schedule_id: number;
+  tick_at: ColumnType<Date, Date | string, Date | string>;
+  stage: 'planned' | 'scanned' | 'folded' | 'done' | 'failed';
+  targets: JsonColumn;
+  served: JsonColumnDefault<Json>;
+  scan_id: ColumnType<number | null, number | null | undefined, number | null>;
+  outcome: JsonColumnDefault<Json>;
+  follow_up_campaigns: ColumnType<number[], readonly number[] | undefined, readonly number[]>;
+  error: ColumnType<string | null, string | null | undefined, string | null>;
+  started_at: Generated<Date>;
+  finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+/** Migration 0021: when a schedule last scanned a target (address or CIDR), at the tick's clock. */
+export interface ScheduleTargetsTable {
+  schedule_id: number;
+  target: string;
+  last_at: ColumnType<Date, Date | string, Date | string>;
+  last_run_id: number;
+}
+
+export interface DbSchema {
+  schedules: SchedulesTable;
+  schedule_runs: ScheduleRunsTable;
+  schedule_targets: ScheduleTargetsTable;
+}
+
+/** Migration 0020: a one-time invitation or password-reset token, stored as its SHA-256 only. */
+export interface AccountTokensTable {
+  readonly id: GeneratedAlways<number>;
+  token_sha256: string;
+  user_id: number;
+  purpose: 'invite' | 'reset';
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+  used_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface DbSchema {
+  account_tokens: AccountTokensTable;
+}

@@ -19,6 +19,11 @@ import * as m0013 from './0013-campaigns.js';
 import * as m0014 from './0014-attribution-watermark.js';
 import * as m0015 from './0015-mail-ingest.js';
 import * as m0016 from './0016-accounts.js';
+import * as m0017 from './0017-incidents.js';
+import * as m0018 from './0018-rescan-requests.js';
+import * as m0019 from './0019-workers.js';
+import * as m0020 from './0020-account-tokens.js';
+import * as m0021 from './0021-schedules.js';
 
 export interface Migration {
   readonly id: string;
@@ -41,4 +46,9 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0014-attribution-watermark', up: m0014.up },
   { id: '0015-mail-ingest', up: m0015.up },
   { id: '0016-accounts', up: m0016.up },
+  { id: '0017-incidents', up: m0017.up },
+  { id: '0018-rescan-requests', up: m0018.up },
+  { id: '0019-workers', up: m0019.up },
+  { id: '0020-account-tokens', up: m0020.up },
+  { id: '0021-schedules', up: m0021.up },
 ];

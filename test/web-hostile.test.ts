@@ -1,0 +1,161 @@
+/**
+ * Hostile content in a real browser (issue 10 §7): the estate of test/helpers/web-estate.ts puts script and HTML
+ * payloads into organisation names, hostnames, banners (the lab's `<script>alert(1)</script>` Server header) and a
+ * campaign name; every page the app serves (read from its route table, so pages added later are visited too) is
+ * opened as an administrator and as an organisation user whose organisation has a hostile name, with its path
+ * parameters filled from the estate and, once more, with a payload. On each page: the `window.__xss` probe was never
+ * written, no dialog opened, no Content-Security-Policy violation (an injected inline script would be one), no
+ * request left the test server, and the CSP header allows no 'unsafe-inline' or 'unsafe-eval'. Where the payloads
+ * are shown (the organisation user's name in the header; lists of organisations), they are visible as text, once
+ * escaped (not double-escaped).
+ *
+ * One browser, one data set, one database backend (the embedded one) to keep CI time down.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { openDatabase, type Database } from '../src/platform/db/connect.js';
+import { browserSkip, launchBrowser, login, openTab, pagePaths, screenshot, serve, type Served, type Tab } from './helpers/browser.js';
+import { freshDatabase, SHARED_TEST_HOME, type FreshDatabase } from './helpers/db.js';
+import { HOSTILE, type Account, type EstateOrg, type WebEstate, buildWebEstate } from './helpers/web-estate.js';
+
+const skip = browserSkip();
+
+async function waitForCookie(tab: Tab, name: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if ((await tab.context.cookies()).some((c) => c.name === name && c.value !== '')) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`no ${name} cookie after logging in`);
+}
+
+/** A payload as a path parameter: an error page that echoes it must escape it too. */
+const HOSTILE_PARAM = '<script>window.__xss=9</script>';
+
+describe('web: hostile content on every page', { skip }, () => {
+  let fresh: FreshDatabase;
+  let database: Database;
+  let estate: WebEstate;
+  let served: Served;
+  let browser: Browser;
+  const tabs: Tab[] = [];
+
+  before(async () => {
+    fresh = await freshDatabase('embedded');
+    database = await openDatabase({ home: SHARED_TEST_HOME, databaseUrl: fresh.url });
+    estate = await buildWebEstate(database);
+    served = await serve(database);
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    for (const t of tabs) await t.close().catch(() => undefined);
+    await browser?.close();
+    await served?.close();
+    await database?.close();
+    await fresh?.drop();
+  });
+
+  /** Concrete URLs for a page path: each parameter filled with estate values the viewer may see, then with a payload. */
+  function urlsFor(path: string, viewer: Account): string[] {
+    const orgs: EstateOrg[] = viewer.org === null ? Object.values(estate.orgs) : [viewer.org];
+    const segs = path.split('/');
+    const params = segs.map((s, i) => (s.startsWith(':') ? i : -1)).filter((i) => i >= 0);
+    if (params.length === 0) return [path];
+    const valuesFor = (i: number): string[] => {
+      const name = (segs[i] ?? '').slice(1).toLowerCase();
+      const before = (segs[i - 1] ?? '').toLowerCase();
+      if (/ip|addr|host/.test(name)) return [...orgs.flatMap((o) => o.hosts.map((h) => h.ip)), ...(viewer.org === null ? [estate.unattributed.ip] : [])];
+      if (/org|registry/.test(name) || /^(orgs?|registry|organisations?)$/.test(before)) return orgs.map((o) => String(o.id));
+      if (/campaign/.test(name) || /^campaigns?$/.test(before)) return [String(estate.campaign.id)];
+      return ['1', '2', '3'];
+    };
+    const fill = (choose: (i: number) => string): string => segs.map((s, i) => (params.includes(i) ? encodeURIComponent(choose(i)) : s)).join('/');
+    const out = new Set<string>();
+    const longest = Math.max(...params.map((i) => valuesFor(i).length));
+    for (let k = 0; k < longest; k++) out.add(fill((i) => { const v = valuesFor(i); return v[k % v.length] ?? '1'; }));
+    out.add(fill(() => HOSTILE_PARAM));
+    return [...out];
+  }
+
+  async function visitAll(viewer: Account, label: string): Promise<{ visited: number; texts: Map<string, string> }> {
+    const tab = await openTab(browser, served.base);
+    tabs.push(tab);
+    const next = viewer.org === null ? '/' : '/login';
+    await login(tab, viewer, next);
+    const paths = pagePaths(served);
+    assert.ok(paths.includes('/') && paths.includes('/login'), `the page list was read from the route table: ${paths.join(' ')}`);
+    const problems: string[] = [];
+    const texts = new Map<string, string>();
+    let visited = 0;
+    for (const path of paths) {
+      for (const url of urlsFor(path, viewer)) {
+        const before = { xss: tab.events.xss.length, dialogs: tab.events.dialogs.length, csp: tab.events.cspViolations.length, blocked: tab.events.blocked.length, errors: tab.events.pageErrors.length };
+        const res = await tab.page.goto(`${served.base}${url}`, { waitUntil: 'load' });
+        visited++;
+        // Let anything a payload might schedule (onerror of a broken image, autofocus handlers) happen first.
+        await tab.page.waitForLoadState('networkidle').catch(() => undefined);
+        const at = `${label} ${url} (${res?.status() ?? 'no answer'})`;
+        const csp = (await res?.allHeaders())?.['content-security-policy'] ?? '';
+        if (res !== null && (res.headers()['content-type'] ?? '').startsWith('text/html')) {
+          if (csp === '') problems.push(`${at}: no Content-Security-Policy header`);
+          if (/unsafe-inline|unsafe-eval/.test(csp)) problems.push(`${at}: CSP allows ${csp}`);
+          if (!/(default-src|script-src) 'self'/.test(csp)) problems.push(`${at}: CSP does not restrict scripts: ${csp}`);
+        }
+        const probe: unknown = await tab.page.evaluate('window.__xss');
+        if (probe !== undefined) problems.push(`${at}: window.__xss = ${String(probe)}`);
+        for (const [what, list, n] of [['xss', tab.events.xss, before.xss], ['dialog', tab.events.dialogs, before.dialogs], ['CSP violation', tab.events.cspViolations, before.csp],
+          ['request outside the test server', tab.events.blocked, before.blocked], ['page error', tab.events.pageErrors, before.errors]] as const) {
+          if (list.length > n) problems.push(`${at}: ${what}: ${list.slice(n).join(' | ')}`);
+        }
+        const text = await tab.page.locator('body').innerText().catch(() => '');
+        texts.set(url, text);
+        // Escaped once: a double-escaped payload shows its entities as text.
+        if (/&lt;(script|img|svg)|&quot;&gt;/.test(text)) problems.push(`${at}: a payload was escaped twice: ${text.slice(0, 200)}`);
+        if (viewer.org !== null && res?.status() === 200 && !(await tab.page.locator('header .who').innerText().catch(() => '')).includes(viewer.org.name)) {
+          problems.push(`${at}: the header does not show the organisation's name as text`);
+        }
+        if (!url.includes(encodeURIComponent(HOSTILE_PARAM))) await screenshot(tab.page, `hostile-${label}-${url === '/' ? 'home' : url}`);
+      }
+    }
+    assert.deepEqual(problems, [], `${problems.length} problem(s) over ${visited} page(s)`);
+    return { visited, texts };
+  }
+
+  test('as an administrator: no payload runs on any page; the CSP has no unsafe-inline; names are shown as text', async () => {
+    const { visited, texts } = await visitAll(estate.accounts.admin, 'staff');
+    assert.ok(visited >= 2);
+    // Pages that list the organisations show the hostile names as they are.
+    for (const listing of ['/registry', '/hosts']) {
+      const text = texts.get(listing);
+      if (text === undefined) continue;
+      for (const o of Object.values(estate.orgs)) {
+        if (listing === '/registry' || o.hosts.length > 0) assert.ok(text.includes(o.name), `${listing} shows ${JSON.stringify(o.name)} as text`);
+      }
+    }
+  });
+
+  test('as the user of an organisation with a hostile name: no payload runs on any page, the name is shown as text', async () => {
+    const beta = estate.accounts.beta;
+    assert.ok(beta.org !== null && beta.org.name.includes(HOSTILE.img));
+    const { visited } = await visitAll(beta, 'org');
+    assert.ok(visited >= 2);
+  });
+
+  test('a crafted ?next= after login neither runs script nor leaves the site', async () => {
+    for (const next of ['javascript:window.__xss=7', '//evil.example/', 'https://evil.example/', '/\\evil.example']) {
+      const tab = await openTab(browser, served.base);
+      tabs.push(tab);
+      await tab.page.goto(`${served.base}/login?next=${encodeURIComponent(next)}`);
+      await tab.page.locator('#email').fill(estate.accounts.analyst.email);
+      await tab.page.locator('#password').fill(estate.accounts.analyst.password);
+      await tab.page.locator('form[data-api="/api/session"] button[type="submit"]').click();
+      // Logged in (the session cookie is set) whatever happens to the redirect; then wait for whatever navigation follows.
+      await waitForCookie(tab, 'tocsin_session');
+      await tab.page.waitForLoadState('networkidle');
+      assert.equal(new URL(tab.page.url()).origin, served.base, `${next}: stayed on the site`);
+      assert.equal(await tab.page.evaluate('window.__xss'), undefined, next);
+      assert.deepEqual([tab.events.xss, tab.events.blocked, tab.events.dialogs], [[], [], []], next);
+      await tab.close();
+    }
+  });
+});
