@@ -223,7 +223,7 @@ testEachBackend('web: organisation scope in the query, analysts see all, audit r
     assert.equal(doc.status, 200);
     const spec = doc.json as { openapi: string; paths: Record<string, Record<string, { parameters?: Array<{ name: string }> }>> };
     assert.equal(spec.openapi, '3.1.0');
-    assert.deepEqual(spec.paths['/api/exposures']?.['get']?.parameters?.map((p) => p.name), ['cursor', 'limit', 'cve', 'org']);
+    assert.deepEqual(spec.paths['/api/exposures']?.['get']?.parameters?.map((p) => p.name), ['cursor', 'limit', 'cve', 'org', 'format']);
     assert.ok(spec.paths['/api/session']?.['post'] !== undefined);
     const docs = await call('GET', '/api/docs?<script>=1');
     assert.equal(docs.status, 200);

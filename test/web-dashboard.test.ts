@@ -253,4 +253,22 @@ testEachBackend('dashboard: national picture = recount = home page; staff only; 
   assert.equal(after.totals.hostsExposed, before.totals.hostsExposed - 1);
   assert.equal(after.totals.findingsPatched, before.totals.findingsPatched + 4);
   assert.deepEqual(after.totals, (await recount(database)).totals);
+
+  // Stale while revalidating: the first read after a change gets the previous answer at once and starts the one
+  // recomputation; a later read gets the new numbers.
+  const swr = new DashboardCache({ checkEveryMs: 0, staleMs: 600_000 });
+  const old = await nationalSummary(db, { cache: swr });
+  const scan2 = await scans.createScan({ targets: ['198.18.20.8'], ports: [443], options: {} });
+  await scans.recordBatch(scan2.id, [patched('198.18.20.8', new Date().toISOString())]);
+  await scans.finishScan(scan2.id, 'finished');
+  await foldFindings(db);
+  const stale = await nationalSummary(db, { cache: swr });
+  assert.deepEqual([stale.computedAt, stale.totals], [old.computedAt, old.totals], 'the previous answer, served while recomputing');
+  let fresh = stale;
+  for (let i = 0; i < 200 && fresh.computedAt === old.computedAt; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    fresh = await nationalSummary(db, { cache: swr });
+  }
+  assert.equal(fresh.totals.hostsExposed, old.totals.hostsExposed - 1);
+  assert.deepEqual(fresh.totals, (await recount(database)).totals);
 });

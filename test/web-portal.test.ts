@@ -9,7 +9,7 @@
  * runner's real rescan closes its findings; CSV cells starting with = + - @ are neutralised; pages escape.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,6 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import { test } from 'node:test';
 import { startLab, type Lab } from '../lab/server.js';
 import type { ScanRecord } from '../src/core/contracts/scan-record.js';
+import { auditRows } from '../src/platform/db/account-store.js';
 import { createConstituencyStore } from '../src/platform/db/constituency-store.js';
 import type { Database } from '../src/platform/db/connect.js';
 import { createScanStore } from '../src/platform/db/scan-store.js';
@@ -29,7 +30,7 @@ import { importConstituency } from '../src/services/constituency.js';
 import { exposureFilter, listExposures, type ExposureRecord } from '../src/services/exposures.js';
 import { foldFindings, listFindings } from '../src/services/findings.js';
 import { portalCsv, type PortalExposure } from '../src/services/portal.js';
-import { runNextRescan, type RescanRunnerOptions } from '../src/services/rescan-requests.js';
+import { RescanThrottledError, requestRescan, runNextRescan, startRescanRunner, type RescanRunnerOptions } from '../src/services/rescan-requests.js';
 import { planScan, startScan } from '../src/services/scan-service.js';
 import { scanStorageOn } from '../src/services/scan-storage.js';
 import { buildApp } from '../src/web/app.js';
@@ -141,7 +142,7 @@ testEachBackend('portal: own exposures only, acknowledge, rescans (refused, thro
     assert.ok(betaIps.length > 0);
 
     // Warnings: one campaign for every CVE seen, sent through the local SMTP sink.
-    const cves = [...new Set(all.flatMap((r) => r.vulnerable))];
+    const cves = [...new Set(all.flatMap((r) => r.vulnerable))].filter((c) => /^CVE-\d{4}-\d+$/.test(c));
     const { id: campaignId } = await createCampaign(db, { name: '<i>Wave</i> 1', cves, createdBy: 'tester', fromAddress: 'cert@cert.test' });
     await approveCampaign(db, campaignId, 'lead');
     const sink = await startLocalSink({ home });
@@ -269,22 +270,57 @@ testEachBackend('portal: own exposures only, acknowledge, rescans (refused, thro
     const done = await runNextRescan(runner);
     assert.equal(done?.id, q.id, 'the oldest request first');
     assert.equal(done?.status, 'done', done?.error ?? '');
-    assert.ok((done?.closed ?? 0) >= 1, JSON.stringify(done));
-    assert.equal(done?.stillOpen, 0);
     assert.equal(done?.scanIds.length, 1);
     const findings = [];
     for await (const f of listFindings(db, { state: 'all' })) if (f.ip === target && f.port === lab.httpsPort) findings.push(f);
-    assert.ok(findings.length >= 1);
-    assert.deepEqual(findings.filter((f) => !(f.state === 'closed' && f.closeReason === 'patched')), [], 'the patched host\'s findings are closed');
+    // What the new build still has (an edition past its support keeps later CVEs): the rest is closed, patched.
+    const now = (await exposures(database)).find((r) => r.ip === target && r.port === lab.httpsPort);
+    assert.ok(now !== undefined);
+    const still = new Set([...now.vulnerable, ...now.indeterminate]);
+    const fixed = findings.filter((f) => !still.has(f.cve));
+    assert.ok(fixed.length >= 1, `the upgrade fixed something: ${JSON.stringify(now.vulnerable)}`);
+    assert.deepEqual(fixed.filter((f) => !(f.state === 'closed' && f.closeReason === 'patched')), [], 'the patched CVEs\' findings are closed');
+    assert.deepEqual(findings.filter((f) => still.has(f.cve) && f.state !== 'open'), [], 'what is still vulnerable stays open');
+    assert.deepEqual([done?.closed, done?.stillOpen], [fixed.length, findings.length - fixed.length], JSON.stringify(done));
     const listed = (await call('GET', '/api/my/rescans', { bearer: alpha })).json as { items: { id: number; status: string; closed: number }[] };
     assert.deepEqual(listed.items.map((r) => [r.id, r.status]), [[q.id, 'done']]);
-    // Beta's default request (all its exposed services) runs next; unpatched hosts keep their findings.
-    const betaDone = await runNextRescan(runner);
+    // Beta's default request (all its exposed services) runs next, under the configured exclusions: the excluded
+    // host is never contacted, and unpatched or excluded hosts keep their findings.
+    const excludedIp = betaVuln[0]?.ip ?? '';
+    const exclusions = join(home, 'exclude.txt');
+    writeFileSync(exclusions, `# do not touch\n${excludedIp}\n`);
+    const betaDone = await runNextRescan({ ...runner, config: { ...runner.config, excludeFiles: [exclusions] } });
     assert.equal(betaDone?.status, 'done', betaDone?.error ?? '');
     assert.ok((betaDone?.stillOpen ?? 0) >= 1, JSON.stringify(betaDone));
+    assert.ok(betaDone?.targets.some((t) => t.ip === excludedIp));
+    const attempts = await db.selectFrom('scan_attempts').select(['ip', 'outcome']).where('scan_id', '=', betaDone?.scanIds[0] ?? 0).execute();
+    assert.equal(attempts.length, betaDone?.targets.length, 'exactly the requested services were attempted');
+    assert.deepEqual(attempts.filter((a) => a.ip === excludedIp).map((a) => a.outcome), ['excluded']);
     assert.equal(await runNextRescan(runner), null, 'nothing left in the queue');
-    // Done: Alpha may ask again.
+    // Done: Alpha may ask again; the in-process runner (what `tocsin serve` starts) takes it and stops cleanly.
     assert.equal((await call('POST', '/api/my/rescans', { bearer: alpha, body: { ips: [target] } })).status, 200);
+    const loop = startRescanRunner({ ...runner, pollMs: 50 });
+    try {
+      let last = '';
+      for (let i = 0; i < 600 && last !== 'done' && last !== 'failed'; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        last = ((await call('GET', '/api/my/rescans', { bearer: alpha })).json as { items: { status: string }[] }).items[0]?.status ?? '';
+      }
+      assert.equal(last, 'done');
+    } finally {
+      await loop.stop();
+    }
+    // Two requests in 24 hours: with a limit of two a day, the third is refused until the first is a day old.
+    const alphaId = alphaVuln[0]?.orgId ?? 0;
+    await assert.rejects(
+      requestRescan(db, { orgId: alphaId, org: ALPHA, userId: 1, email: 'a@alpha.test' }, [target], { maxPerDay: 2, maxTargets: 10 }),
+      (e: unknown) => e instanceof RescanThrottledError && e.code === 'TOCSIN_RESCAN_THROTTLED' && e.retryAfterSeconds > 86_000 && e.retryAfterSeconds <= 86_400,
+    );
+
+    // Every portal read and change left an audit row scoped to the organisation, denials included.
+    const audit = await auditRows(db, 500);
+    const of = (method: string, route: string, st: number): boolean => audit.some((a) => a.method === method && a.route === route && a.status === st && a.orgScope === alphaId && a.email === 'a@alpha.test');
+    assert.ok(of('GET', '/api/my/exposures.csv', 200) && of('POST', '/api/my/rescans', 403) && of('POST', '/api/my/rescans', 429) && of('POST', '/api/my/acknowledge', 404) && of('GET', '/portal', 200), JSON.stringify(audit.slice(0, 5)));
 
     // --- The forensics kit: anyone logged in; served from the build (404 with its code when not built).
     assert.equal((await call('GET', '/api/forensics-kit')).status, 401);

@@ -18,6 +18,7 @@ import {
 } from '../services/campaigns.js';
 import { changeAuthor } from '../services/constituency.js';
 import { followUpCampaign, parseAfter } from '../services/follow-up.js';
+import { addExportOptions, runExport, type ExportFlags } from './export.js';
 
 const show = (s: string | null, max = 80): string => (s === null ? '-' : sanitiseText(s, { max }));
 
@@ -215,6 +216,8 @@ export function register(program: Command, ctx: CliContext): void {
       ctx.stdout.write(`${r.id}\n`);
       ctx.stderr.write(`tocsin: follow-up campaign ${r.id} to campaign ${r.followUpOf}: ${r.queued.length} message(s) queued; next: tocsin campaign preview ${r.id}, then approve and send it\n`);
     });
+  addExportOptions(c.command('export <id>').description('export the campaign as a MISP event or a STIX 2.1 bundle (same as tocsin export campaign)'))
+    .action(async (id: string, flags: ExportFlags) => runExport(ctx, 'campaign', id, flags));
   c.command('list')
     .description('every campaign with its message counts per state')
     .action(async () => {

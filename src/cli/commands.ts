@@ -21,6 +21,7 @@ import * as feeds from './feeds.js';
 import * as whois from './whois.js';
 import * as attribution from './attribution.js';
 import * as exposures from './exposures.js';
+import * as exportCommand from './export.js';
 import * as findings from './findings.js';
 import * as campaign from './campaign.js';
 import * as stats from './stats.js';
@@ -35,4 +36,4 @@ import * as schedule from './schedule.js';
 
 export type CommandModule = { register(program: Command, ctx: CliContext): void };
 
-export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, incident, campaign, mail, ack, stats, schedule, serve, user, token, worker, kb, lab, forensics, db, check];
+export const COMMANDS: readonly CommandModule[] = [demo, scan, cancel, results, reassess, report, constituency, org, feeds, whois, attribution, exposures, findings, incident, campaign, exportCommand, mail, ack, stats, schedule, serve, user, token, worker, kb, lab, forensics, db, check];

@@ -16,6 +16,7 @@ import { createRecordWriter, parseFormat, safeText, type OutputFormat } from '..
 import { Progress } from '../scan/progress.js';
 import type { ScanPlan } from '../scan/plan.js';
 import { MAX_CONNECT_TRIES } from '../scan/engine.js';
+import { scanFromDiscovery } from './scan-discovery.js';
 import { configuredScanStorage, type ScanStorageProvider } from '../services/scan-storage.js';
 import {
   EXIT_UNANSWERED, planScan, resumeScan, scanExitStatus, startScan, type RecordSink, type ScanDeps, type ScanResult,
@@ -49,6 +50,8 @@ export interface ScanFlags {
   distributed?: boolean;
   detach?: boolean;
   blockSize?: string;
+  /** Issue 11 §3: masscan/zmap/nmap output; only its open ports are fingerprinted (src/cli/scan-discovery.ts). */
+  fromDiscovery?: string;
 }
 
 /** `--output x.csv` writes CSV; JSON Lines under .json too (one object per line is what a scan streams). */
@@ -79,6 +82,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--distributed', 'queue the scan as blocks for `tocsin worker` processes (any host on the same database) and wait for them')
     .option('--detach', 'with --distributed: return once the scan is queued')
     .option('--block-size <n>', `with --distributed: addresses per block, whole /24s and /64s (default ${DEFAULT_BLOCK_SIZE})`)
+    .option('--from-discovery <file>', 'masscan (-oL/-oJ/-oD), zmap CSV or nmap XML output: scan only the ports it saw open, per address')
     .action(async (targets: string[], flags: ScanFlags) => {
       process.exitCode = await scanCommand(ctx, targets, flags);
     });
@@ -115,6 +119,16 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
   // Everything is validated before the database is opened or a packet is sent.
   const timeoutMs = parseIntFlag('--timeout-ms', flags.timeoutMs, 100, 600_000);
   const hostBudgetMs = parseIntFlag('--host-budget-ms', flags.hostBudgetMs, 100, 3_600_000);
+  if (flags.fromDiscovery !== undefined) {
+    const o = { args, ports: flags.ports, resume: flags.resume, distributed: flags.distributed === true, output: flags.output, format };
+    return scanFromDiscovery(ctx, flags.fromDiscovery, o, (targets, ports) => planScan({
+      targets, ports, excludeFiles: config.excludeFiles, exclude: flags.exclude ?? [],
+      concurrency: parseIntFlag('--concurrency', flags.concurrency, 1, 100_000) ?? config.concurrency,
+      rate: parseIntFlag('--rate', flags.rate, 0, 10_000_000) ?? config.rateLimit,
+      ratePerNetwork: parseIntFlag('--rate-per-network', flags.ratePerNetwork, 0, 10_000_000) ?? config.ratePerNetwork,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(hostBudgetMs === undefined ? {} : { hostBudgetMs }), userAgent: config.userAgent,
+    }, { stdin: process.stdin }), async (plan) => scanExitStatus(await runScanOnTerminal(ctx, { plan }, common)));
+  }
   const plan = await planScan({
     targets: args,
     ...(flags.ports === undefined ? {} : { ports: flags.ports }),

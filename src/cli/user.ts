@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { sanitiseText } from '../core/text.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { addUser, disableUser, setPassword, usersList } from '../services/accounts.js';
+import { accountMailFromEnv, inviteUser } from '../services/account-mail.js';
 import type { CliContext } from './context.js';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -36,6 +37,23 @@ export function register(program: Command, ctx: CliContext): void {
         }
       } finally {
         await database.close();
+      }
+    });
+  user
+    .command('invite <email>')
+    .description('add an account without a password and e-mail it a one-time link (72 h) to choose one (needs TOCSIN_SMTP_URL, TOCSIN_MAIL_FROM, TOCSIN_WEB_URL)')
+    .requiredOption('--role <role>', 'admin | analyst | org')
+    .option('--org <name>', 'the organisation an org account sees (required for --role org)')
+    .action(async (email: string, flags: { role: string; org?: string }) => {
+      const mail = accountMailFromEnv();
+      const database = await openDatabase(ctx.config());
+      try {
+        const r = await inviteUser(database.db, mail.mailer, { email, role: flags.role, ...(flags.org === undefined ? {} : { org: flags.org }) }, mail.baseUrl, { fromAddress: mail.fromAddress });
+        ctx.stderr.write(`tocsin: added ${r.email} (${r.role}${r.org === null ? '' : `, ${sanitiseText(r.org, { max: 80 })}`}); invitation ${r.mail.kind === 'accepted' ? 'sent' : `NOT sent (${r.mail.kind}); retry with a password reset on /reset`}, valid until ${r.expiresAt.toISOString()}\n`);
+        if (r.mail.kind !== 'accepted') process.exitCode = 75;
+      } finally {
+        await database.close();
+        await mail.close();
       }
     });
   user

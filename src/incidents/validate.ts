@@ -18,9 +18,7 @@ const PHONE = /^\+?[0-9 ()./-]{5,40}$/;
 /** Only an explicit zone: a time without one means a different instant to every reader. */
 const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
 // Controls except TAB and LF (multi-line fields) and CR (browsers send CRLF in textareas).
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
-// eslint-disable-next-line no-control-regex
 const CONTROL_ONE_LINE = /[\u0000-\u001f\u007f]/;
 
 /** Longest values accepted (UTF-16 units). */

@@ -479,9 +479,6 @@ export async function getAttachment(db: Db, scope: Scope, id: number, attachment
   return { ...attachmentOf(a), content: a.content };
 }
 
-/** Organisations of the registry for the analyst's form (id and name). */
-export { orgByName as incidentOrgByName };
-
 /**
  * What the portal's report form pre-fills when started from a warning: the campaign and its CVEs, only when the
  * campaign warned this organisation (null otherwise, and for staff without an organisation to check).
@@ -492,3 +489,8 @@ export async function warningPrefill(db: Db, scope: Scope, campaignId: number): 
   if (c === null || (await campaignMessageFor(db, campaignId, scope.orgId)) === null) return null;
   return { campaignId, name: c.name, cves: campaignCves(c.selection) };
 }
+
+/** The vocabulary the pages show (src/web reaches the pure rules only through the services). */
+export {
+  CATEGORIES, CATEGORY_LABELS, INCIDENT_STATUSES, INCIDENT_TYPES, INCIDENT_TYPE_LABELS, SLA_TARGETS, TLP_VALUES, allowedTransitions,
+} from '../incidents/index.js';

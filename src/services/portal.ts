@@ -129,7 +129,8 @@ export function remediationFor(productId: string | null, cve: string, indetermin
   const action = indeterminate
     ? `The exact build of ${name} could not be read from outside; check that the server runs the latest cumulative update with the latest security update, which fix ${cve}, then ask for a verification rescan.`
     : `Install the latest cumulative update of ${name} with its latest security update (they fix ${cve}), check the server for compromise with the forensics kit, then ask for a verification rescan.`;
-  return { cve, group, action, references: [...references, `https://www.cve.org/CVERecord?id=${cve}`] };
+  const record = /^CVE-\d{4}-\d{4,7}$/.test(cve) ? [`https://www.cve.org/CVERecord?id=${cve}`] : [];
+  return { cve, group, action, references: [...references, ...record] };
 }
 
 function iso(d: Date | null): string | null {

@@ -19,7 +19,7 @@ import { normalizeIp } from '../core/ip.js';
 import { sanitiseText } from '../core/text.js';
 import type { Database } from '../platform/db/connect.js';
 import {
-  claimNextRescan, finishRescan, findingsOfOrg, lastPortSpecs, queueRescan, requeueRescan, rescanOutcome, rescansOfOrg,
+  claimNextRescan, finishRescan, findingsOfOrg, lastPortSpecs, queueRescan, requeueRescan, rescanById, rescanOutcome, rescansOfOrg,
   type RescanRow, type RescanTarget,
 } from '../platform/db/rescan-store.js';
 import { formatPorts, parsePorts } from '../scan/port-spec.js';
@@ -251,7 +251,7 @@ export async function runNextRescan(o: RescanRunnerOptions, signal: AbortSignal 
   } catch (e) {
     await finishRescan(db, row.id, { status: 'failed', scanIds, closed: null, stillOpen: null, error: failureText(e) });
   }
-  const done = (await rescansOfOrg(db, row.orgId, 1000)).find((r) => r.id === row.id) ?? null;
+  const done = await rescanById(db, row.id);
   if (done !== null) o.onDone?.(done);
   return done;
 }

@@ -25,7 +25,7 @@ import { detectFormat } from '../ingest/registry.js';
 import { splitLines } from '../ingest/lines.js';
 import type { Database } from '../platform/db/connect.js';
 import {
-  addRunCampaign, createRun, insertSchedule, jsonObject, leaseOwner, listSchedules, markScanned, openRun, releaseLease, removeSchedule, rootCampaigns,
+  addRunCampaign, createRun, insertSchedule, jsonObject, lastFollowUpTick, leaseOwner, listSchedules, markScanned, openRun, releaseLease, removeSchedule, rootCampaigns,
   scanStatus, scheduleByName, scopeHosts, scopeNetworks, setRunScan, setRunStage, setScheduleTick, takeLease, unsentCampaignsBy,
   verificationRequests, type RunRow, type ScheduleRow, type ScheduleScope,
 } from '../platform/db/schedule-store.js';
@@ -230,6 +230,8 @@ async function advance(database: Database, s: ScheduleRow, run: RunRow, deps: Sc
   if (stage === 'folded') {
     if (policy.followUp) {
       for (const root of await rootCampaigns(db)) {
+        const last = await lastFollowUpTick(db, root);
+        if (last !== null && now.getTime() - last.getTime() < policy.followUpAfterMs) continue;
         const r = await followUpCampaign(db, root, { afterMs: policy.followUpAfterMs, createdBy: who, now, fold: false });
         if (r.id === null) continue;
         await addRunCampaign(db, run.id, r.id);

@@ -30,6 +30,7 @@ import { addUser } from '../../src/services/accounts.js';
 import { approveCampaign, createCampaign, sendCampaign, type RenderContext } from '../../src/services/campaigns.js';
 import { importConstituency } from '../../src/services/constituency.js';
 import { foldFindings } from '../../src/services/findings.js';
+import { reportIncident } from '../../src/services/incidents.js';
 import { importFeeds } from '../../src/services/ingest.js';
 
 /** Payloads that would run if any page put data into markup unescaped; each sets a different window.__xss value. */
@@ -63,8 +64,11 @@ export interface EstateOrg {
   readonly hosts: readonly EstateHost[];
   /** Hostnames only a feed row names (not in `hosts`). */
   readonly feedHostnames: readonly string[];
+  /** The stage-0 incident report it filed: its summary (the queue's title) and reporter. */
+  readonly incident: { readonly summary: string; readonly reporter: string; readonly email: string };
   /** Set once the estate is built. */
   id: number;
+  incidentId: number;
 }
 
 export interface Account {
@@ -93,7 +97,8 @@ function orgsOf(): Record<EstateOrg['key'], EstateOrg> {
         { ip: '198.18.10.6', hostname: `mail.alpha-hospital.test${HOSTILE.svg}`, vulnerable: ['CVE-2021-26855'], banner: HOSTILE.alert },
       ],
       feedHostnames: [`legacy.alpha-hospital.test${HOSTILE.img}`],
-      id: 0,
+      incident: { summary: `Alpha: ransom note on the OWA server ${HOSTILE.script}`, reporter: 'Anna Alpha-Duty', email: 'duty@alpha-hospital.test' },
+      id: 0, incidentId: 0,
     },
     beta: {
       key: 'beta', name: `Beta Energy ${HOSTILE.img}`, sector: 'energy', network: '198.18.20.0/24', contacts: ['cert@beta-energy.test'],
@@ -102,13 +107,15 @@ function orgsOf(): Record<EstateOrg['key'], EstateOrg> {
         { ip: '198.18.20.8', hostname: 'exch2.beta-energy.test', vulnerable: ['CVE-2021-26855', 'CVE-2021-27065'], banner: `IIS ${HOSTILE.attr}` },
       ],
       feedHostnames: [],
-      id: 0,
+      incident: { summary: `Beta: web shell found in aspnet_client ${HOSTILE.img}`, reporter: 'Bert Beta-Oncall', email: 'oncall@beta-energy.test' },
+      id: 0, incidentId: 0,
     },
     gamma: {
       key: 'gamma', name: `${HOSTILE.script} Gamma Water`, sector: 'water', network: '198.18.30.0/24', contacts: ['soc@gamma-water.test'],
       hosts: [{ ip: '198.18.30.9', hostname: HOSTILE.js, vulnerable: PROXYLOGON, banner: HOSTILE.svg }],
       feedHostnames: [],
-      id: 0,
+      incident: { summary: `Gamma: mailbox exports by an unknown account ${HOSTILE.attr}`, reporter: 'Greta Gamma-SOC', email: 'ir@gamma-water.test' },
+      id: 0, incidentId: 0,
     },
   };
 }
@@ -171,6 +178,14 @@ export async function buildWebEstate(database: Database): Promise<WebEstate> {
     }
     assert.equal(sent, 3);
 
+    // Each organisation files a stage-0 report through the incident service, as its portal user would.
+    for (const o of all) {
+      o.incidentId = (await reportIncident(db, { who: `it@${o.key}.test`, scope: { kind: 'org', orgId: o.id, org: o.name } }, {
+        reporter: { name: o.incident.reporter, role: 'IT lead', phone: '+49 30 1234567', email: o.incident.email },
+        summary: o.incident.summary, types: ['web-shell'], cves: ['CVE-2021-26855'], detectedAt: '2026-03-01T09:00:00+01:00', ongoing: true,
+      }, { via: 'portal' })).id;
+    }
+
     const account = (email: string, role: Account['role'], org: EstateOrg | null): Account => ({ email, password: PASSWORD, role, org });
     const accounts = {
       admin: account('admin@cert.test', 'admin', null),
@@ -184,7 +199,7 @@ export async function buildWebEstate(database: Database): Promise<WebEstate> {
       orgs, unattributed, accounts,
       campaign: { id: created.id, name: campaignName, sent },
       secretsOf: (o) => [
-        o.name, ...o.contacts, ...o.hosts.map((h) => h.ip), ...o.hosts.flatMap((h) => (h.hostname === null ? [] : [h.hostname])), ...o.feedHostnames,
+        o.name, ...o.contacts, o.incident.summary, o.incident.reporter, o.incident.email, ...o.hosts.map((h) => h.ip), ...o.hosts.flatMap((h) => (h.hostname === null ? [] : [h.hostname])), ...o.feedHostnames,
         ...Object.values(accounts).filter((a) => a.org === o).map((a) => a.email),
       ],
     };

@@ -320,3 +320,15 @@ export async function unsentCampaignsBy(db: Db, who: string): Promise<{ id: numb
     ORDER BY c.id`.execute(db);
   return rows.rows.map((r) => ({ id: Number(r.id), state: r.state }));
 }
+
+/**
+ * When a schedule last created a follow-up to campaign `root`, at the tick's clock (null: never). The outbox stamps
+ * `sent_at` with the database's clock; a schedule judges its own follow-up interval on its own clock too, so a tick
+ * replayed at a given time (`--at`) and a tick on the real clock decide alike.
+ */
+export async function lastFollowUpTick(db: Db, root: number): Promise<Date | null> {
+  const r = await sql<{ t: Date | null }>`
+    SELECT max(r.tick_at) AS t FROM schedule_runs r JOIN campaigns c ON c.id = ANY (r.follow_up_campaigns)
+    WHERE c.selection->>'followUpOf' = ${String(root)} AND c.state <> 'cancelled'`.execute(db);
+  return r.rows[0]?.t ?? null;
+}

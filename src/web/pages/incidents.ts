@@ -7,9 +7,11 @@
  * Every reported value is hostile text: it goes through the `html` tag only; forms post JSON through app.js.
  */
 import { TocsinError } from '../../core/errors.js';
-import { CATEGORIES, CATEGORY_LABELS, INCIDENT_STATUSES, INCIDENT_TYPES, INCIDENT_TYPE_LABELS, SLA_TARGETS, TLP_VALUES, allowedTransitions } from '../../incidents/index.js';
 import { scopeOf } from '../../services/accounts.js';
-import { listIncidentPage, showIncident, warningPrefill, type IncidentDetail, type IncidentSummary } from '../../services/incidents.js';
+import {
+  CATEGORIES, CATEGORY_LABELS, INCIDENT_STATUSES, INCIDENT_TYPES, INCIDENT_TYPE_LABELS, SLA_TARGETS, TLP_VALUES, allowedTransitions,
+  listIncidentPage, showIncident, warningPrefill, type IncidentDetail, type IncidentSummary,
+} from '../../services/incidents.js';
 import { html, path, type SafeHtml } from '../html.js';
 import type { PageModule, PageRequest } from '../page.js';
 import type { RouteContext } from '../route.js';
@@ -143,7 +145,7 @@ function triageForm(d: IncidentDetail): SafeHtml {
 <fieldset><legend>Triage</legend>
 <label for="t-status">Status</label><select id="t-status" name="status">${option(d.status, `${d.status} (unchanged)`, d.status)}${next.map((s) => option(s, s, undefined))}</select>
 <label for="t-cat">Category</label><select id="t-cat" name="category">${option('', d.category === null ? '(none yet)' : `${d.category} (unchanged)`, '')}${CATEGORIES.map((c) => option(c, `${c} — ${CATEGORY_LABELS[c]} (ack ${SLA_TARGETS[c].acknowledgeMs / 60_000} min)`, undefined))}</select>
-<label for="t-owner">Owner</label><input id="t-owner" name="owner" value="${d.owner ?? ''}" maxlength="200">
+<label for="t-owner">Owner (empty: nobody)</label><input id="t-owner" name="owner" value="${d.owner ?? ''}" maxlength="200" data-keep-empty>
 <label for="t-dup">Duplicate of report #</label><input id="t-dup" name="duplicateOf" data-type="number" inputmode="numeric">
 <label for="t-note">Note</label><textarea id="t-note" name="note"></textarea>
 <p><button type="submit">Save triage</button></p></fieldset></form>`;
