@@ -8,6 +8,7 @@
  * starting with '=') cannot add a header or a recipient; the no-login pages escape the token.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,14 @@ import { buildApp } from '../src/web/app.js';
 import { RESET_ANSWER } from '../src/web/routes/account-mail.js';
 import { testEachBackend } from './helpers/db.js';
 import { buildEstate } from './helpers/exposures-estate.js';
+import { cliEntry, ROOT } from './helpers/independent-estate/cli.js';
+
+function tocsin(args: readonly string[], env: Readonly<Record<string, string>>): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [...cliEntry().nodeArgs, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
+  return new Promise((resolve) => child.on('close', (c) => resolve({ code: c, stderr: err })));
+}
 
 const ADMIN_PASSWORD = 'correct horse battery staple';
 const HOSTILE_CERT = 'CERT\r\nBcc: evil@attacker.example\r\nX-Evil: 1';
@@ -70,7 +79,7 @@ function rawHead(path: string): string {
   return raw.slice(0, raw.indexOf('\r\n\r\n'));
 }
 
-testEachBackend('account mail: invitation, reset, single use, expiry, same answer, sessions end, throttles, hostile headers', async ({ database }) => {
+testEachBackend('account mail: invitation, reset, single use, expiry, same answer, sessions end, throttles, hostile headers', async ({ database, url }) => {
   const db = database.db;
   await buildEstate(database);
   const home = mkdtempSync(join(tmpdir(), 'tocsin-account-mail-'));
@@ -173,6 +182,16 @@ testEachBackend('account mail: invitation, reset, single use, expiry, same answe
     } finally {
       await sender.close();
     }
+
+    // `tocsin user invite` sends the same invitation through the configured relay.
+    const cli = await tocsin(['user', 'invite', 'Second@Customer.example', '--role', 'analyst'], { TOCSIN_HOME: home, TOCSIN_DATABASE_URL: url });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stderr, /added second@customer\.example \(analyst\); invitation sent/);
+    const n = sink.saved.length;
+    const cliMail = (await mails(sink, n))[n - 1];
+    assert.deepEqual(sink.saved[n - 1]?.recipients, ['second@customer.example']);
+    assert.ok(cliMail !== undefined);
+    tokenIn(cliMail);
 
     // Requests per address are throttled in the web layer (5 in 15 minutes), for known and unknown addresses alike.
     let last: Answer | null = null;

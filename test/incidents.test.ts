@@ -199,6 +199,13 @@ testEachBackend('incidents: portal report linked to findings and campaign, scopi
     // Overdue: nothing now; the second report is resolved and the first met its clocks, so a report left alone is needed.
     const idle = await call('POST', '/api/incidents', { bearer: cust, body: stage0({ summary: 'idle report' }) });
     idleId = (idle.json as Detail).id;
+    // Keyset paging, newest first.
+    const p1 = (await call('GET', '/api/incidents?status=all&limit=2', { bearer: analyst })).json as { items: Detail[]; nextCursor: string | null };
+    assert.ok(p1.nextCursor !== null);
+    const p2 = (await call('GET', `/api/incidents?status=all&limit=2&cursor=${p1.nextCursor}`, { bearer: analyst })).json as { items: Detail[]; nextCursor: string | null };
+    assert.deepEqual([...p1.items, ...p2.items].map((i) => i.id), [idleId, dup.id, inc.id]);
+    assert.equal(p2.nextCursor, null);
+    assert.equal(code(await call('GET', '/api/incidents?cursor=abc', { bearer: analyst })), 'TOCSIN_ARG_INVALID');
     assert.deepEqual((await listIncidentPage(db, { kind: 'all' }, { overdue: true, status: 'all', limit: 10 })).items.map((i) => i.id), []);
     const later = new Date(Date.now() + 2 * 3_600_000);
     const overdue = await listIncidentPage(db, { kind: 'all' }, { overdue: true, status: 'all', limit: 10 }, later);

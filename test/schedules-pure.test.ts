@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CYHY_POLICY, DAY, classify, cutoff, describePolicy, dueTargets, groupDiscovered, inspectRetention, makePolicy, parseDuration, policyFromJson,
+  CYHY_POLICY, DAY, classify, cutoff, describePolicy, dueTargets, groupDiscovered, sweepBlocks, inspectRetention, makePolicy, parseDuration, policyFromJson,
   type HostFacts, type Knowledge,
 } from '../src/schedules/index.js';
 
@@ -127,4 +127,15 @@ test('retention settings: unset keeps forever, every problem listed, cut-offs in
   assert.match(bad.problems.join('\n'), /TOCSIN_RETENTION_RAW_DAYS="3d" is not a whole number/);
   assert.equal(cutoff(null, NOW), null);
   assert.equal(cutoff(10, NOW)?.toISOString(), '2026-02-28T00:00:00.000Z');
+});
+
+test('a network larger than a tick is swept in aligned blocks, each with its own cadence', () => {
+  assert.deepEqual(sweepBlocks('192.0.2.0/24', 4096), ['192.0.2.0/24']);
+  assert.deepEqual(sweepBlocks('10.0.0.0/16', 16_384), ['10.0.0.0/18', '10.0.64.0/18', '10.0.128.0/18', '10.0.192.0/18']);
+  assert.deepEqual(sweepBlocks('10.0.0.0/22', 300), ['10.0.0.0/24', '10.0.1.0/24', '10.0.2.0/24', '10.0.3.0/24']);
+  assert.equal(sweepBlocks('10.0.0.0/8', 4096).length, 4096);
+  // Never more than MAX_SWEEP_BLOCKS blocks, even for a tiny cap.
+  assert.equal(sweepBlocks('10.0.0.0/8', 1).length, 65_536);
+  assert.deepEqual(sweepBlocks('2001:db8::/32', 10), ['2001:db8::/32']);
+  assert.deepEqual(sweepBlocks('not a cidr', 10), ['not a cidr']);
 });

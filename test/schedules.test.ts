@@ -11,7 +11,7 @@
  *   and sends no follow-up (they were warned two days before), and once more at that time does nothing.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -197,6 +197,45 @@ testEachBackend('a schedule rescans, closes patched findings and sends one follo
     await sender.close();
     await sink.close();
     await lab?.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+testEachBackend('tocsin scan --from-discovery FILE fingerprints only the ports a masscan run saw open', async ({ database, url }) => {
+  const home = mkdtempSync(join(tmpdir(), 'tocsin-discovery-'));
+  chmodSync(home, 0o755);
+  const lab = await startLab({ hosts: 16, base: '127.85.0.0', seed: 3 });
+  try {
+    const tls = lab.httpsPort;
+    const plain = lab.httpPort;
+    // Three addresses open on the TLS port, one only on the plain port, one on both; a closed-port line and a
+    // banner line are not targets; a hostile line is skipped, never scanned.
+    const file = join(home, 'masscan.txt');
+    writeFileSync(file, [
+      '#masscan',
+      `open tcp ${tls} 127.85.0.1 1772445600`, `open tcp ${tls} 127.85.0.2 1772445600`, `open tcp ${tls} 127.85.0.3 1772445600`,
+      `open tcp ${plain} 127.85.0.4 1772445600`,
+      `open tcp ${tls} 127.85.0.5 1772445600`, `open tcp ${plain} 127.85.0.5 1772445600`,
+      `closed tcp ${tls} 127.85.0.6 1772445600`,
+      `banner tcp ${tls} 127.85.0.7 1772445600 http "x"`,
+      'open tcp 443 =cmd|calc 1772445600',
+      '# end',
+    ].join('\n') + '\n');
+    const env = { TOCSIN_DATABASE_URL: url, TOCSIN_HOME: home, TOCSIN_USER_AGENT: 'tocsin-test' };
+    const r = await runCli(['scan', '--from-discovery', file, '--no-progress', '--workers', '1', '--timeout-ms', '4000'], env, 300_000);
+    const stderr = r.stderr.toString('utf8');
+    assert.equal(r.code, 0, stderr);
+    assert.match(stderr, /masscan discovery .*: 6 open port\(s\) on 5 address\(es\), 3 port set\(s\); 1 unreadable line/);
+    const attempts = await sql<{ ip: string; port: number }>`SELECT host(ip) AS ip, port FROM scan_attempts ORDER BY ip, port`.execute(database.db);
+    assert.deepEqual(attempts.rows.map((a) => `${a.ip}:${a.port}`).sort(), [
+      `127.85.0.1:${tls}`, `127.85.0.2:${tls}`, `127.85.0.3:${tls}`, `127.85.0.4:${plain}`, `127.85.0.5:${plain}`, `127.85.0.5:${tls}`,
+    ].sort());
+    // Several port sets run as several scans: an --output file would be overwritten by the next, so it is refused.
+    const refused = await runCli(['scan', '--from-discovery', file, '--output', join(home, 'out.jsonl')], env, 120_000);
+    assert.equal(refused.code, 64, refused.stderr.toString('utf8'));
+    assert.match(refused.stderr.toString('utf8'), /3 different sets of open ports/);
+  } finally {
+    await lab.close();
     rmSync(home, { recursive: true, force: true });
   }
 });

@@ -148,4 +148,141 @@ describe('web in a browser', { skip }, () => {
     assert.ok(new URL(page.url()).pathname === '/portal' || res?.status() === 403 || res?.status() === 404, `an organisation user opened /hosts: ${res?.status()} ${page.url()}`);
     clean(tab);
   });
+  test('staff: edit a contact in the registry; the API shows the change', async (t) => {
+    const tab = await tabFor(t, ['GET /registry', 'GET /registry/:id', 'PATCH /api/orgs/:id/contacts', 'GET /api/orgs/:id']);
+    if (tab === null) return;
+    const { page } = tab;
+    const alpha = estate.orgs.alpha;
+    await login(tab, estate.accounts.admin, '/registry');
+    await screenshot(page, 'staff-registry');
+    const list = await page.locator('main').innerText();
+    for (const o of Object.values(estate.orgs)) assert.ok(list.includes(o.name), `the registry lists ${JSON.stringify(o.name)} as text`);
+    await page.goto(`${served.base}/registry/${alpha.id}`);
+    await screenshot(page, 'staff-registry-org');
+    const old = alpha.contacts[0]!;
+    const changed = 'soc-team@alpha-hospital.test';
+    const form = page.locator('form[data-form="edit-contact"]').filter({ has: page.locator(`input[type="hidden"][name="email"][value="${old}"]`) });
+    assert.equal(await form.count(), 1, `one edit form for ${old}`);
+    await form.locator('input[name="set.email"]').fill(changed);
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith(`/api/orgs/${alpha.id}/contacts`) && r.request().method() === 'PATCH' && r.status() === 200),
+      page.waitForEvent('load'),
+      form.locator('button[type="submit"]').click(),
+    ]);
+    assert.ok((await page.locator('main').innerText()).includes(changed), 'the page shows the new address after the reload');
+    const api = await apiGet<Record<string, unknown>>(tab, `/api/orgs/${alpha.id}`);
+    assert.equal(api.status, 200);
+    const text = JSON.stringify(api.json);
+    assert.ok(text.includes(changed) && !text.includes(old), `GET /api/orgs/${alpha.id} has the new contact only: ${text.slice(0, 400)}`);
+    clean(tab);
+  });
+
+  test('staff: a campaign page previews an organisation\'s message without sending it', async (t) => {
+    const tab = await tabFor(t, ['GET /campaigns', 'GET /campaigns/:id', 'POST /api/campaigns/:id/preview']);
+    if (tab === null) return;
+    const { page } = tab;
+    await login(tab, estate.accounts.analyst, '/campaigns');
+    await screenshot(page, 'staff-campaigns');
+    assert.ok((await page.locator('main').innerText()).includes(estate.campaign.name), 'the hostile campaign name is shown as text');
+    await Promise.all([page.waitForURL(`**/campaigns/${estate.campaign.id}`), page.locator(`main a[href="/campaigns/${estate.campaign.id}"]`).first().click()]);
+    await screenshot(page, 'staff-campaign');
+    const beta = estate.orgs.beta;
+    const form = page.locator(`form[data-api="/api/campaigns/${estate.campaign.id}/preview"]`);
+    await form.locator('select[name="org"]').selectOption({ value: beta.name });
+    const result = form.locator('[data-result]');
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/preview') && r.status() === 200),
+      form.locator('button[type="submit"]').click(),
+    ]);
+    await form.locator('[data-result]', { hasText: 'Subject:' }).waitFor();
+    const shown = await result.innerText();
+    assert.match(shown, /Subject: .*exposed to ProxyLogon/);
+    assert.ok(shown.includes(beta.contacts[0]!), 'addressed to the organisation\'s contact');
+    for (const h of beta.hosts) assert.ok(shown.includes(h.ip), `the message lists ${h.ip}`);
+    assert.ok(!shown.includes(estate.orgs.alpha.hosts[0]!.ip), 'and no other organisation\'s host');
+    await screenshot(page, 'staff-campaign-preview');
+    clean(tab);
+  });
+
+  test('organisation user: acknowledge a warning on /portal/warnings', async (t) => {
+    const tab = await tabFor(t, ['GET /portal/warnings', 'POST /api/my/acknowledge', 'GET /api/my/warnings']);
+    if (tab === null) return;
+    const { page } = tab;
+    await login(tab, estate.accounts.beta, '/portal/warnings');
+    await screenshot(page, 'org-warnings');
+    const form = page.locator('form[data-form="ack"]');
+    assert.equal(await form.count(), 1, 'one warning to acknowledge');
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/my/acknowledge') && r.status() === 200),
+      page.waitForEvent('load'),
+      form.locator('button[type="submit"]').click(),
+    ]);
+    assert.equal(await page.locator('form[data-form="ack"]').count(), 0, 'acknowledged: no form left');
+    const w = await apiGet<unknown>(tab, '/api/my/warnings');
+    assert.equal(w.status, 200);
+    assert.match(JSON.stringify(w.json), /"acknowledged":true/);
+    await screenshot(page, 'org-warnings-acknowledged');
+    clean(tab);
+  });
+
+  test('organisation user: request a verification rescan of its own services', async (t) => {
+    const tab = await tabFor(t, ['GET /portal', 'POST /api/my/rescans', 'GET /api/my/rescans']);
+    if (tab === null) return;
+    const { page } = tab;
+    await login(tab, estate.accounts.alpha, '/portal');
+    const form = page.locator('form[data-form="rescan"]');
+    const offered = await form.locator('input[name="ips"]').evaluateAll((els) => els.map((e) => e.getAttribute('value') ?? ''));
+    assert.deepEqual([...offered].sort(), estate.orgs.alpha.hosts.map((h) => h.ip).sort(), 'only its own addresses are offered');
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/my/rescans') && r.request().method() === 'POST' && r.status() === 200),
+      form.locator('button[type="submit"]').click(),
+    ]);
+    const r = await apiGet<unknown>(tab, '/api/my/rescans');
+    assert.equal(r.status, 200);
+    const text = JSON.stringify(r.json);
+    for (const h of estate.orgs.alpha.hosts) assert.ok(text.includes(h.ip), `the rescan covers ${h.ip}: ${text.slice(0, 300)}`);
+    await page.goto(`${served.base}/portal`);
+    assert.ok(await page.locator('[data-rescan]').count() >= 1, 'the portal lists the request');
+    await screenshot(page, 'org-portal-rescan');
+    clean(tab);
+  });
+
+  test('organisation user files a stage-0 report; it reaches the analyst\'s queue linked to its findings', async (t) => {
+    const tab = await tabFor(t, ['GET /portal/incidents/new', 'GET /portal/incidents/:id', 'GET /incidents', 'GET /incidents/:id', 'POST /api/incidents']);
+    if (tab === null) return;
+    const { page } = tab;
+    await login(tab, estate.accounts.alpha, '/portal/incidents/new');
+    await screenshot(page, 'org-incident-new');
+    const summary = `Browser flow: suspicious aspx file in aspnet_client ${Date.now()}`;
+    const form = page.locator('form[data-form="report"]');
+    await form.locator('[name="reporter.name"]').fill('Dana Duty');
+    await form.locator('[name="reporter.role"]').fill('IT on call');
+    await form.locator('[name="reporter.phone"]').fill('+49 30 7654321');
+    await form.locator('[name="reporter.email"]').fill('dana@alpha-hospital.test');
+    await form.locator('[name="summary"]').fill(summary);
+    await form.locator('input[name="types"][value="web-shell"]').check();
+    const cves = form.locator('[name="cves"]');
+    if (await cves.count() > 0) await cves.first().fill('CVE-2021-26855');
+    await form.locator('[name="detectedAt"]').fill('2026-03-01T09:30+01:00');
+    await Promise.all([page.waitForURL(/\/portal\/incidents\/\d+$/), form.locator('button[type="submit"]').click()]);
+    const id = Number(/\/(\d+)$/.exec(page.url())?.[1]);
+    assert.ok((await page.locator('main').innerText()).includes(summary));
+    await screenshot(page, 'org-incident');
+    clean(tab);
+
+    const staff = await openTab(browser, served.base);
+    tabs.push(staff);
+    await login(staff, estate.accounts.analyst, '/incidents');
+    await screenshot(staff.page, 'staff-incidents');
+    const row = staff.page.locator('main tr').filter({ hasText: summary });
+    assert.equal(await row.count(), 1, 'the analyst\'s queue lists the new report');
+    assert.ok((await row.innerText()).includes(estate.orgs.alpha.name));
+    await staff.page.goto(`${served.base}/incidents/${id}`);
+    await screenshot(staff.page, 'staff-incident');
+    const detail = await apiGet<{ links?: Array<{ kind: string }> }>(staff, `/api/incidents/${id}`);
+    assert.equal(detail.status, 200);
+    const findings = (detail.json.links ?? []).filter((l) => l.kind === 'finding');
+    assert.ok(findings.length >= 1, `linked to the organisation's open findings: ${JSON.stringify(detail.json).slice(0, 400)}`);
+    clean(staff);
+  });
 });

@@ -209,6 +209,7 @@ testEachBackend('portal: own exposures only, acknowledge, rescans (refused, thro
     assert.equal(warningsPage.status, 200);
     assert.match(warningsPage.text, /<form data-form="ack" data-api="\/api\/my\/acknowledge"/);
     assert.ok(warningsPage.text.includes('&lt;i&gt;Wave&lt;/i&gt; 1') && !warningsPage.text.includes('<i>Wave</i>'));
+    assert.equal((await call('POST', '/api/my/acknowledge', { bearer: analyst, body: { campaignId } })).status, 403, 'staff do not acknowledge for an organisation');
     const stolen = await call('POST', '/api/my/acknowledge', { bearer: alpha, body: { messageId: wb.items[0]?.id } });
     assert.equal(stolen.status, 404);
     assert.equal(code(stolen), 'TOCSIN_CAMPAIGN_NOT_FOUND');

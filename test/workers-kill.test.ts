@@ -26,7 +26,7 @@ const BURST = Math.ceil(RATE * 0.05);
 const NETS = 8;
 const PER_NET = 20;
 // Long enough that a heartbeat delayed by a loaded test machine does not fence a live worker.
-const LEASE_SECONDS = 8;
+const LEASE_SECONDS = 15;
 
 interface Child {
   readonly pid: number;

@@ -112,9 +112,50 @@ export function register(program: Command, ctx: CliContext): void {
     });
 }
 
-async function runCommand(ctx: CliContext, f: RunFlags): Promise<number> {
+/**
+ * The scheduler's dependencies from the configuration, as `schedule run` builds them (for a job worker too): scan
+ * settings, the mailer (TOCSIN_SMTP_URL + TOCSIN_MAIL_FROM, or the local sink), the render context. `close()` gives
+ * the mailer back.
+ */
+export async function schedulerDepsFromConfig(
+  ctx: CliContext,
+  o: { readonly localSink?: boolean; readonly workers?: number; readonly signal?: AbortSignal; readonly only?: string } = {},
+): Promise<{ readonly deps: SchedulerDeps; close(): Promise<void> }> {
   const config = ctx.config();
   readRetention(process.env); // every TOCSIN_* setting is checked at start, also the ones a later prune reads
+  let sink: LocalSink | null = null;
+  let sender: SmtpSender | null = null;
+  if (o.localSink === true) {
+    sink = await startLocalSink({ home: config.home });
+    sender = createSmtpSender({ url: sink.url, from: config.mailFrom ?? 'tocsin@localhost.localdomain' });
+    ctx.stderr.write(`tocsin: follow-ups go to the local sink on ${sink.url} (saved under ${sink.dir})\n`);
+  } else if (config.smtpUrl !== null && config.mailFrom !== null) {
+    sender = createSmtpSender({ url: config.smtpUrl, from: config.mailFrom });
+  } else {
+    ctx.stderr.write('tocsin: warning: TOCSIN_SMTP_URL/TOCSIN_MAIL_FROM not set: follow-up campaigns are created as drafts and not sent\n');
+  }
+  const deps: SchedulerDeps = {
+    scan: {
+      excludeFiles: config.excludeFiles, rate: config.rateLimit, ratePerNetwork: config.ratePerNetwork, concurrency: config.concurrency,
+      userAgent: config.userAgent, workers: o.workers ?? config.workers,
+    },
+    mailer: sender,
+    render: sender === null ? null : await renderContext(ctx),
+    ...(o.signal === undefined ? {} : { signal: o.signal }),
+    ...(o.only === undefined ? {} : { only: o.only }),
+    log: (line) => ctx.stderr.write(`tocsin: ${line}\n`),
+  };
+  return {
+    deps,
+    close: async () => {
+      await sender?.close();
+      await sink?.close();
+    },
+  };
+}
+
+async function runCommand(ctx: CliContext, f: RunFlags): Promise<number> {
+  const config = ctx.config();
   const intervalMs = f.interval === undefined ? 60_000 : parseDuration(f.interval, '--interval');
   const at = f.at === undefined ? null : new Date(f.at);
   if (at !== null && Number.isNaN(at.getTime())) throw new TocsinError('TOCSIN_ARG_INVALID', '--at takes an ISO 8601 time, e.g. 2026-03-01T00:00:00Z');
@@ -127,30 +168,13 @@ async function runCommand(ctx: CliContext, f: RunFlags): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let sink: LocalSink | null = null;
-  let sender: SmtpSender | null = null;
-  const database = await openDatabase(config);
+  const built = await schedulerDepsFromConfig(ctx, { localSink: f.localSink === true, workers, signal: stop.signal, ...(f.only === undefined ? {} : { only: f.only }) });
+  const database = await openDatabase(config).catch(async (e: unknown) => {
+    await built.close();
+    throw e;
+  });
   try {
-    if (f.localSink === true) {
-      sink = await startLocalSink({ home: config.home });
-      sender = createSmtpSender({ url: sink.url, from: config.mailFrom ?? 'tocsin@localhost.localdomain' });
-      ctx.stderr.write(`tocsin: follow-ups go to the local sink on ${sink.url} (saved under ${sink.dir})\n`);
-    } else if (config.smtpUrl !== null && config.mailFrom !== null) {
-      sender = createSmtpSender({ url: config.smtpUrl, from: config.mailFrom });
-    } else {
-      ctx.stderr.write('tocsin: warning: TOCSIN_SMTP_URL/TOCSIN_MAIL_FROM not set: follow-up campaigns are created as drafts and not sent\n');
-    }
-    const deps: SchedulerDeps = {
-      scan: {
-        excludeFiles: config.excludeFiles, rate: config.rateLimit, ratePerNetwork: config.ratePerNetwork, concurrency: config.concurrency,
-        userAgent: config.userAgent, workers,
-      },
-      mailer: sender,
-      render: sender === null ? null : await renderContext(ctx),
-      signal: stop.signal,
-      ...(f.only === undefined ? {} : { only: f.only }),
-      log: (line) => ctx.stderr.write(`tocsin: ${line}\n`),
-    };
+    const deps = built.deps;
     const once = f.once === true || at !== null;
     let failed = false;
     for (;;) {
@@ -175,8 +199,7 @@ async function runCommand(ctx: CliContext, f: RunFlags): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await sender?.close();
-    await sink?.close();
+    await built.close();
     await database.close();
   }
 }

@@ -8,7 +8,7 @@
  * products' knowledge bases, the registered product ids): nothing here knows a product by name.
  */
 import { TocsinError } from '../core/errors.js';
-import { parseCidr, parseIp, type Cidr, type IpValue } from '../core/ip.js';
+import { formatIPv4, parseCidr, parseIp, type Cidr, type IpValue } from '../core/ip.js';
 
 export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
@@ -289,4 +289,25 @@ export function dueTargets(input: DueInput): DuePlan {
   if (deferred > 0) later(t);
   const nextDueAt: number | null = next;
   return { due: kept, deferred, covered, nextDueAt: nextDueAt === null ? null : new Date(nextDueAt), skipped };
+}
+
+/** Most sweep blocks one network is split into (a /8 at 4,096 addresses per tick is 4,096 blocks). */
+export const MAX_SWEEP_BLOCKS = 65_536;
+
+/**
+ * A network as the blocks a tick sweeps: itself when it fits in `maxAddresses`, else aligned sub-networks of the
+ * largest power of two that fits (a /16 at 4,096 per tick: sixteen /20s), each with its own cadence. Without this a
+ * /8 would be one target, scanned whole in one tick whatever the cap. Unparsable text is returned as it is (the
+ * policy reports it as skipped); an IPv6 network is never split (only /112 and longer are swept).
+ */
+export function sweepBlocks(cidr: string, maxAddresses: number): string[] {
+  const c = parseCidr(cidr);
+  if (typeof c === 'string' || c.family === 6) return [cidr];
+  const size = c.last - c.first + 1;
+  if (size <= maxAddresses) return [cidr];
+  const bits = Math.max(Math.floor(Math.log2(Math.max(maxAddresses, 1))), Math.ceil(Math.log2(size / MAX_SWEEP_BLOCKS)));
+  const block = 2 ** bits;
+  const out: string[] = [];
+  for (let a = c.first; a <= c.last; a += block) out.push(`${formatIPv4(a)}/${32 - bits}`);
+  return out;
 }

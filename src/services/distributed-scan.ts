@@ -33,7 +33,7 @@ import type { Database } from '../platform/db/connect.js';
 import { createScanStore } from '../platform/db/scan-store.js';
 import {
   activeDistributedScans, beat, cancelDistributed, claimBlock, createDistribution, deadWorkers, distributedProgress, doneKeysInSpan,
-  finishBlock, listWorkers, openBlockCount, reapWorkers, registerWorker, releaseBlock, reserveSlots, setQueueWorkerIds, unregisterWorker,
+  finishBlock, listWorkers, openBlockCount, reapWorkers, requeuedBlocks, registerWorker, releaseBlock, reserveSlots, setQueueWorkerIds, unregisterWorker,
   type BlockSpec, type DistributedProgress, type WorkerRow,
 } from '../platform/db/worker-store.js';
 import { loadExchangeKb } from '../products/exchange/kb/index.js';
@@ -421,6 +421,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
       else o.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     let idleTicks = 0;
+    let lastRequeue = performance.now();
     while (!o.signal.aborted) {
       const outcome = await Promise.race([stop.then(() => 'stop' as const), r.done.then(() => 'ended' as const, () => 'ended' as const), systemClock.sleep(tickMs).then(() => 'tick' as const)]);
       if (outcome !== 'tick') break;
@@ -445,6 +446,14 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
           await queue.forceUnlock(dead.flatMap((d) => d.queueWorkerIds));
           const n = await reapWorkers(db, dead.map((d) => d.id), o.leaseSeconds);
           say(`reaped ${dead.length} dead worker(s); ${n} block(s) queued again`);
+        }
+        // Given-back blocks get their job again now (not after the queue's back-off), and at least once a lease.
+        if (dead.length > 0 || performance.now() - lastRequeue > leaseMs) {
+          lastRequeue = performance.now();
+          const again = await requeuedBlocks(db);
+          for (const scanId of new Set(again.map((x) => x.scanId))) {
+            await queue.addBlockJobs(scanId, again.filter((x) => x.scanId === scanId).map((x) => x.blockNo));
+          }
         }
         if (o.once) {
           idleTicks = r.running === 0 && (await openBlockCount(db)) === 0 ? idleTicks + 1 : 0;

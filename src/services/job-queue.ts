@@ -108,6 +108,11 @@ function isBlockJob(p: unknown): p is BlockJob {
 export async function runJobQueue(o: RunOptions): Promise<QueueRunner> {
   const ids: string[] = [];
   const events = new EventEmitter() as unknown as WorkerEvents;
+  // Jobs are locked in the name of the pool (0.17: locked_by = the pool's id), older versions name the
+  // worker: both are recorded, so forceUnlockWorkers frees a dead process's jobs whichever it is.
+  events.on('pool:create', ({ workerPool }) => {
+    ids.push(workerPool.id);
+  });
   events.on('worker:create', ({ worker }) => {
     ids.push(worker.workerId);
   });

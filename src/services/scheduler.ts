@@ -33,7 +33,7 @@ import type { Json } from '../platform/db/schema.js';
 import { PRODUCTS } from '../products/registry.js';
 import { parseCidr } from '../core/ip.js';
 import {
-  dueTargets, groupDiscovered, policyFromJson, type CadencePolicy, type DiscoveryGroup, type DuePlan, type Knowledge, type OpenPort,
+  dueTargets, groupDiscovered, policyFromJson, sweepBlocks, type CadencePolicy, type DiscoveryGroup, type DuePlan, type Knowledge, type OpenPort,
 } from '../schedules/index.js';
 import { approveCampaign, sendCampaign, type CampaignMailer, type RenderContext } from './campaigns.js';
 import { foldFindings } from './findings.js';
@@ -110,12 +110,13 @@ function knowledge(): Knowledge {
 export async function duePlan(database: Database, s: ScheduleRow, now: Date): Promise<DuePlan> {
   const db = database.db;
   const k = knowledge();
+  const policy = policyFromJson(s.policy);
   const [hosts, networks, verification] = await Promise.all([
     scopeHosts(db, s.id, s.scope, [...k.productIds]),
-    scopeNetworks(db, s.id, s.scope),
+    scopeNetworks(db, s.id, s.scope, (c) => sweepBlocks(c, policy.maxTargetsPerTick)),
     verificationRequests(db, s.scope),
   ]);
-  return dueTargets({ hosts, networks, verification, knowledge: k, policy: policyFromJson(s.policy), now });
+  return dueTargets({ hosts, networks, verification, knowledge: k, policy, now });
 }
 
 /**

@@ -270,18 +270,25 @@ export async function scopeHosts(db: Db, scheduleId: number, scope: ScheduleScop
   });
 }
 
-/** The networks of the scope, each with when this schedule last swept it (null: never). */
-export async function scopeNetworks(db: Db, scheduleId: number, scope: ScheduleScope): Promise<{ cidr: string; lastScannedAt: Date | null }[]> {
+/**
+ * The networks of the scope, as the sweep blocks `split` makes of each (src/schedules sweepBlocks), each with when
+ * this schedule last swept it (null: never).
+ */
+export async function scopeNetworks(db: Db, scheduleId: number, scope: ScheduleScope, split: (cidr: string) => readonly string[] = (c) => [c]): Promise<{ cidr: string; lastScannedAt: Date | null }[]> {
   let cidrs: string[];
   if (scope.kind === 'cidrs') cidrs = [...scope.cidrs];
   else if (scope.kind === 'org') {
     const org = await orgIdOf(db, scope.org);
     cidrs = (await sql<{ c: string }>`SELECT DISTINCT network::text AS c FROM constituency_networks WHERE org_id = ${org} ORDER BY 1`.execute(db)).rows.map((r) => r.c);
   } else cidrs = (await sql<{ c: string }>`SELECT DISTINCT network::text AS c FROM constituency_networks ORDER BY 1`.execute(db)).rows.map((r) => r.c);
-  if (cidrs.length === 0) return [];
-  const last = new Map((await db.selectFrom('schedule_targets').select(['target', 'last_at']).where('schedule_id', '=', scheduleId).where('target', 'in', cidrs).execute())
-    .map((r) => [r.target, r.last_at]));
-  return cidrs.map((c) => ({ cidr: c, lastScannedAt: last.get(c) ?? null }));
+  const blocks = [...new Set(cidrs.flatMap((c) => split(c)))];
+  if (blocks.length === 0) return [];
+  const last = new Map<string, Date>();
+  for (let i = 0; i < blocks.length; i += 5000) {
+    const rows = await db.selectFrom('schedule_targets').select(['target', 'last_at']).where('schedule_id', '=', scheduleId).where('target', 'in', blocks.slice(i, i + 5000)).execute();
+    for (const r of rows) last.set(r.target, r.last_at);
+  }
+  return blocks.map((c) => ({ cidr: c, lastScannedAt: last.get(c) ?? null }));
 }
 
 /**

@@ -204,7 +204,7 @@ export async function releaseBlock(db: Kysely<DbSchema>, scanId: number, blockNo
  */
 export async function cancelDistributed(db: Kysely<DbSchema>, scanId: number, by: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await sql`UPDATE scan_blocks SET state = 'cancelled', leased_by = NULL WHERE scan_id = ${scanId}::bigint AND state IN ('queued', 'running')`.execute(trx);
+    await sql`UPDATE scan_blocks SET state = 'cancelled', leased_by = NULL, finished_at = now() WHERE scan_id = ${scanId}::bigint AND state IN ('queued', 'running')`.execute(trx);
     await sql`
       UPDATE scans SET status = 'interrupted', interrupted_reason = ${`cancelled by ${by}`.slice(0, 500)}, heartbeat_at = now()
       WHERE id = ${scanId}::bigint AND status = 'running'`.execute(trx);
@@ -329,6 +329,19 @@ export async function activeDistributedScans(db: Kysely<DbSchema>, recentMinutes
                   AND (b.state IN ('queued', 'running') OR b.finished_at > now() - make_interval(mins => ${recentMinutes}::int)))
     ORDER BY s.id`.execute(db);
   return r.rows.map((x) => x.id);
+}
+
+/**
+ * Blocks given back (released or requeued from a dead worker: attempts > 0) that wait in `queued` in a running
+ * scan: their queue job is added again (the queue keeps one per block key), so a job lost or delayed by the
+ * queue's back-off never strands a block.
+ */
+export async function requeuedBlocks(db: Kysely<DbSchema>, limit = 1000): Promise<Array<{ readonly scanId: number; readonly blockNo: number }>> {
+  const r = await sql<{ scan_id: number; block_no: number }>`
+    SELECT b.scan_id, b.block_no FROM scan_blocks b JOIN scans s ON s.id = b.scan_id
+    WHERE b.state = 'queued' AND b.attempts > 0 AND s.status = 'running' AND s.cancel_requested_at IS NULL
+    ORDER BY b.scan_id, b.block_no LIMIT ${limit}::int`.execute(db);
+  return r.rows.map((x) => ({ scanId: x.scan_id, blockNo: x.block_no }));
 }
 
 /** Blocks queued or running in any scan: `tocsin worker --once` exits when none is left. */

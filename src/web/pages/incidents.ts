@@ -31,7 +31,7 @@ function idOf(p: PageRequest): number {
 
 function clockCell(c: { due: string; at: string | null; overdue: boolean; late: boolean }): SafeHtml {
   if (c.at !== null) return html`<span class="${c.late ? 'warn' : 'ok'}" data-clock="${c.late ? 'late' : 'met'}">met ${c.at.slice(0, 16).replace('T', ' ')}${c.late ? ' (late)' : ''}</span>`;
-  return html`<span class="${c.overdue ? 'bad' : ''}" data-clock="${c.overdue ? 'overdue' : 'running'}">${c.overdue ? 'OVERDUE ' : 'due '}${c.due.slice(0, 16).replace('T', ' ')}</span>`;
+  return html`<span${c.overdue ? html` class="bad"` : ''} data-clock="${c.overdue ? 'overdue' : 'running'}">${c.overdue ? 'OVERDUE ' : 'due '}${c.due.slice(0, 16).replace('T', ' ')}</span>`;
 }
 
 function statusTag(s: string): SafeHtml {

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { FastifyRequest } from 'fastify';
+import { TocsinError } from '../../core/errors.js';
 import { acknowledgeWarnings, forensicsKitFile, portalCsv, portalExposures, portalOrg, portalWarnings, type PortalOrg } from '../../services/portal.js';
 import { RescanThrottledError, listRescans, requestRescan } from '../../services/rescan-requests.js';
 import type { JsonSchema } from '../openapi.js';
@@ -104,17 +105,16 @@ export const portalRoutes: RouteModule = (ctx) => [
     handler: async (req) => ({ items: await portalWarnings(ctx.db, await orgOf(ctx, req)) }),
   },
   {
-    method: 'POST', url: '/api/my/acknowledge', summary: 'Acknowledge an own warning (as the e-mailed link does; idempotent)', auth: true, audit: true,
+    method: 'POST', url: '/api/my/acknowledge', summary: 'Acknowledge an own warning (as the e-mailed link does; idempotent; organisation accounts only)', auth: true, audit: true,
     body: {
       type: 'object', additionalProperties: false,
       properties: { messageId: { type: 'integer', minimum: 1 }, campaignId: { type: 'integer', minimum: 1 } },
     },
     response: { 200: { type: 'object', required: ['items', 'newlyAcknowledged'], properties: { items: { type: 'array', items: WARNING }, newlyAcknowledged: { type: 'integer' } } } },
     handler: async (req) => {
-      const p = need(req);
-      // Acknowledging is the organisation's own act: staff do not acknowledge on its behalf.
+      // Acknowledging is the organisation's own act (as the e-mailed link is): staff do not acknowledge on its behalf.
+      if (need(req).role !== 'org') throw new TocsinError('TOCSIN_FORBIDDEN', 'only the organisation acknowledges its warnings');
       const o = await orgOf(ctx, req);
-      if (p.role !== 'org') req.orgScope = o.orgId;
       const body = req.body as { messageId?: number; campaignId?: number };
       const r = await acknowledgeWarnings(ctx.db, o, body);
       return { items: r.warnings, newlyAcknowledged: r.newlyAcknowledged };
