@@ -182,6 +182,8 @@ testEachBackend('incidents: portal report linked to findings and campaign, scopi
     assert.equal(ownView.owner, null);
     assert.ok(!JSON.stringify(ownView.events).includes('internal'), 'analyst notes stay internal');
     assert.ok(ownView.events.some((e) => e.kind === 'triaged' && e.detail?.['to'] === 'incident'));
+    assert.ok(!JSON.stringify(ownView.events).includes('analyst@example.org'), 'analysts are "CERT" to the organisation');
+    assert.deepEqual(ownView.events.filter((e) => e.kind === 'reported' || e.kind === 'stage1').map((e) => e.who), ['customer@example.org', 'customer@example.org']);
 
     // A second report (an analyst, free-text organisation) marked as a duplicate of the first.
     const second = await call('POST', '/api/incidents', { bearer: analyst, body: stage0({ org: 'Not In Registry Ltd', cves: ['CVE-2021-26855'] }) });

@@ -191,8 +191,16 @@ testEachBackend('a schedule rescans, closes patched findings and sends one follo
     assert.equal(cli2.code, 0, cli2.stderr.toString('utf8'));
     assert.equal((JSON.parse(cli2.stdout.toString('utf8').trim()) as { status: string }).status, 'nothing-due');
     assert.equal(sink.saved.length, warned + stillExposed.length, 'no mail from the daemon');
+    const added = await runCli(['schedule', 'add', 'dmz', '--every', '12h', '--scope', 'cidr:127.83.0.0/28', '--no-follow-up'], env, 120_000);
+    assert.equal(added.code, 0, added.stderr.toString('utf8'));
+    const bad = await runCli(['schedule', 'add', 'x', '--scope', 'cidr:127.83.0.1/33'], env, 120_000);
+    assert.equal(bad.code, 64, bad.stderr.toString('utf8'));
     const list = await runCli(['schedule', 'list'], env, 120_000);
     assert.match(list.stdout.toString('utf8'), /^nightly +constituency +yes /m);
+    assert.match(list.stdout.toString('utf8'), /^dmz +cidr:127\.83\.0\.0\/28 +yes +- +- +every \(every 12h; no follow-up; 4096\/tick; ports 443\)$/m);
+    const removed = await runCli(['schedule', 'remove', 'dmz'], env, 120_000);
+    assert.equal(removed.code, 0, removed.stderr.toString('utf8'));
+    assert.deepEqual((await database.db.selectFrom('schedules').select('name').execute()).map((r) => r.name), ['nightly']);
   } finally {
     await sender.close();
     await sink.close();

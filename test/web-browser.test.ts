@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { openDatabase, type Database } from '../src/platform/db/connect.js';
-import { apiGet, browserSkip, launchBrowser, login, missingRoutes, openTab, screenshot, serve, type Served, type Tab } from './helpers/browser.js';
+import { apiGet, browserSkip, launchBrowser, login, missingRoutes, openTab, screenshot, serve, signIn, type Served, type Tab } from './helpers/browser.js';
 import { freshDatabase, SHARED_TEST_HOME, type FreshDatabase } from './helpers/db.js';
 import { buildWebEstate, type WebEstate } from './helpers/web-estate.js';
 
@@ -99,7 +99,7 @@ describe('web in a browser', { skip }, () => {
     const tab = await tabFor(t, ['GET /', 'GET /api/summary']);
     if (tab === null) return;
     const { page } = tab;
-    await login(tab, estate.accounts.analyst, '/');
+    await signIn(tab, estate.accounts.analyst, '/');
     await screenshot(page, 'staff-national-picture');
     const summary = await apiGet<Record<string, unknown>>(tab, '/api/summary');
     assert.equal(summary.status, 200);
@@ -117,7 +117,7 @@ describe('web in a browser', { skip }, () => {
     const tab = await tabFor(t, ['GET /hosts', 'GET /hosts/:ip']);
     if (tab === null) return;
     const { page } = tab;
-    await login(tab, estate.accounts.analyst, '/hosts');
+    await signIn(tab, estate.accounts.analyst, '/hosts');
     await screenshot(page, 'staff-hosts');
     const text = await page.locator('main').innerText();
     for (const o of Object.values(estate.orgs)) for (const h of o.hosts) assert.ok(text.includes(h.ip), `${h.ip} is listed`);
@@ -136,7 +136,7 @@ describe('web in a browser', { skip }, () => {
     const tab = await tabFor(t, ['GET /portal']);
     if (tab === null) return;
     const { page } = tab;
-    await login(tab, estate.accounts.alpha, '/portal');
+    await signIn(tab, estate.accounts.alpha, '/portal');
     assert.equal(new URL(page.url()).pathname, '/portal');
     await screenshot(page, 'org-portal');
     const text = await page.locator('main').innerText();
@@ -153,7 +153,7 @@ describe('web in a browser', { skip }, () => {
     if (tab === null) return;
     const { page } = tab;
     const alpha = estate.orgs.alpha;
-    await login(tab, estate.accounts.admin, '/registry');
+    await signIn(tab, estate.accounts.admin, '/registry');
     await screenshot(page, 'staff-registry');
     const list = await page.locator('main').innerText();
     for (const o of Object.values(estate.orgs)) assert.ok(list.includes(o.name), `the registry lists ${JSON.stringify(o.name)} as text`);
@@ -181,7 +181,7 @@ describe('web in a browser', { skip }, () => {
     const tab = await tabFor(t, ['GET /campaigns', 'GET /campaigns/:id', 'POST /api/campaigns/:id/preview']);
     if (tab === null) return;
     const { page } = tab;
-    await login(tab, estate.accounts.analyst, '/campaigns');
+    await signIn(tab, estate.accounts.analyst, '/campaigns');
     await screenshot(page, 'staff-campaigns');
     assert.ok((await page.locator('main').innerText()).includes(estate.campaign.name), 'the hostile campaign name is shown as text');
     await Promise.all([page.waitForURL(`**/campaigns/${estate.campaign.id}`), page.locator(`main a[href="/campaigns/${estate.campaign.id}"]`).first().click()]);
@@ -208,7 +208,7 @@ describe('web in a browser', { skip }, () => {
     const tab = await tabFor(t, ['GET /portal/warnings', 'POST /api/my/acknowledge', 'GET /api/my/warnings']);
     if (tab === null) return;
     const { page } = tab;
-    await login(tab, estate.accounts.beta, '/portal/warnings');
+    await signIn(tab, estate.accounts.beta, '/portal/warnings');
     await screenshot(page, 'org-warnings');
     const form = page.locator('form[data-form="ack"]');
     assert.equal(await form.count(), 1, 'one warning to acknowledge');
@@ -229,7 +229,7 @@ describe('web in a browser', { skip }, () => {
     const tab = await tabFor(t, ['GET /portal', 'POST /api/my/rescans', 'GET /api/my/rescans']);
     if (tab === null) return;
     const { page } = tab;
-    await login(tab, estate.accounts.alpha, '/portal');
+    await signIn(tab, estate.accounts.alpha, '/portal');
     const form = page.locator('form[data-form="rescan"]');
     const offered = await form.locator('input[name="ips"]').evaluateAll((els) => els.map((e) => e.getAttribute('value') ?? ''));
     assert.deepEqual([...offered].sort(), estate.orgs.alpha.hosts.map((h) => h.ip).sort(), 'only its own addresses are offered');
@@ -251,7 +251,7 @@ describe('web in a browser', { skip }, () => {
     const tab = await tabFor(t, ['GET /portal/incidents/new', 'GET /portal/incidents/:id', 'GET /incidents', 'GET /incidents/:id', 'POST /api/incidents']);
     if (tab === null) return;
     const { page } = tab;
-    await login(tab, estate.accounts.alpha, '/portal/incidents/new');
+    await signIn(tab, estate.accounts.alpha, '/portal/incidents/new');
     await screenshot(page, 'org-incident-new');
     const summary = `Browser flow: suspicious aspx file in aspnet_client ${Date.now()}`;
     const form = page.locator('form[data-form="report"]');
@@ -272,7 +272,7 @@ describe('web in a browser', { skip }, () => {
 
     const staff = await openTab(browser, served.base);
     tabs.push(staff);
-    await login(staff, estate.accounts.analyst, '/incidents');
+    await signIn(staff, estate.accounts.analyst, '/incidents');
     await screenshot(staff.page, 'staff-incidents');
     const row = staff.page.locator('main tr').filter({ hasText: summary });
     assert.equal(await row.count(), 1, 'the analyst\'s queue lists the new report');

@@ -18,6 +18,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import Fastify from 'fastify';
 import { createToken } from '../src/services/accounts.js';
 import type { Database } from '../src/platform/db/connect.js';
 import { openDatabase } from '../src/platform/db/connect.js';
@@ -293,6 +294,54 @@ function isValidation400(status: number, text: string): boolean {
   }
 }
 
+/** Walks every operation of the OpenAPI document at `base` as the organisation user holding `token`. */
+async function walk(base: string, token: string, values: Values, secrets: readonly string[], say: (m: string) => void): Promise<{ problems: string[]; calls: number; ops: number; ownDataSeen: boolean }> {
+  const self = values.self;
+  const docRes = await fetch(`${base}/api/openapi.json`);
+  assert.equal(docRes.status, 200);
+  const doc = (await docRes.json()) as { paths: Record<string, Record<string, Omit<Operation, 'method' | 'path'>>> };
+  const ops: Operation[] = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([m, op]) => ({ ...op, method: m.toUpperCase(), path })));
+  ops.sort((a, b) => (ORDER[a.method] ?? 9) - (ORDER[b.method] ?? 9) || a.path.localeCompare(b.path));
+
+  const problems: string[] = [];
+  let ownDataSeen = false;
+  let calls = 0;
+  for (const op of ops) {
+    const key = `${op.method} ${op.path}`;
+    const visible = STAFF_ONLY_EXCEPT(key);
+    const statuses: number[] = [];
+    const ownStatus = new Map<string, number>();
+    let passedValidation = false;
+    for (const c of callsFor(op, values)) {
+      calls++;
+      const res = await fetch(`${base}${c.url}`, {
+        method: c.method,
+        headers: { authorization: `Bearer ${token}`, ...(c.body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(c.body === undefined ? {} : { body: JSON.stringify(c.body) }),
+      });
+      const text = await res.text();
+      statuses.push(res.status);
+      if (!isValidation400(res.status, text)) passedValidation = true;
+      const leaked = leaks(text, secrets);
+      if (leaked.length > 0) problems.push(`${key} [${c.label}] -> ${res.status} contains another organisation's ${JSON.stringify(leaked)}`);
+      if (c.foreign === null && c.label.startsWith('own')) ownStatus.set(c.bodyLabel, res.status);
+      // A 400 for another organisation's object is fine when the same body on the caller's own object got one too:
+      // the body was refused before the object was looked at, which tells nothing about it.
+      const refusedAnyway = res.status === 400 && ownStatus.get(c.bodyLabel) === 400;
+      if (c.foreign === 'path' && res.status !== 403 && res.status !== 404 && !isValidation400(res.status, text) && !refusedAnyway) {
+        problems.push(`${key} [${c.label}] -> ${res.status}: another organisation's object must answer 403 or 404`);
+      }
+      if (c.foreign === 'body' && res.status < 300) problems.push(`${key} [${c.label}] -> ${res.status}: a change naming another organisation's object must not succeed`);
+      if (!visible && res.status < 300) problems.push(`${key} [${c.label}] -> ${res.status}: staff-only, must answer 403 to an organisation user`);
+      if (res.status < 300 && self.hosts.some((h) => text.includes(h.ip))) ownDataSeen = true;
+    }
+    say(`${visible ? 'org  ' : 'staff'} ${key}: ${statuses.join(',')}`);
+    if (!passedValidation) problems.push(`${key}: every call was refused by schema validation (${statuses.join(',')}), so the route was not covered: teach callsFor() its parameters`);
+    if (!visible && passedValidation && !statuses.includes(403)) problems.push(`${key}: staff-only (not in ORG_VISIBLE) but never answered 403 (${statuses.join(',')}); if organisation users may call it, add it to ORG_VISIBLE`);
+  }
+  return { problems, calls, ops: ops.length, ownDataSeen };
+}
+
 describe('web: tenant isolation over every OpenAPI operation', () => {
   let fresh: FreshDatabase;
   let database: Database;
@@ -320,53 +369,43 @@ describe('web: tenant isolation over every OpenAPI operation', () => {
       const { token } = await createToken(database.db, account.email, { name: 'tenant walker' });
       const values: Values = { self, others, foreignIps: [...others.flatMap((o) => o.hosts.map((h) => h.ip)), estate.unattributed.ip], campaignId: estate.campaign.id };
 
-      const docRes = await fetch(`${served.base}/api/openapi.json`);
-      assert.equal(docRes.status, 200);
-      const doc = (await docRes.json()) as { paths: Record<string, Record<string, Omit<Operation, 'method' | 'path'>>> };
-      const ops: Operation[] = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([m, op]) => ({ ...op, method: m.toUpperCase(), path })));
-      assert.ok(ops.length >= 5, `the OpenAPI document lists ${ops.length} operations`);
-      ops.sort((a, b) => (ORDER[a.method] ?? 9) - (ORDER[b.method] ?? 9) || a.path.localeCompare(b.path));
-
-      const problems: string[] = [];
-      let ownDataSeen = false;
-      let calls = 0;
-      for (const op of ops) {
-        const key = `${op.method} ${op.path}`;
-        const visible = STAFF_ONLY_EXCEPT(key);
-        const statuses: number[] = [];
-        const ownStatus = new Map<string, number>();
-        let passedValidation = false;
-        for (const c of callsFor(op, values)) {
-          calls++;
-          const res = await fetch(`${served.base}${c.url}`, {
-            method: c.method,
-            headers: { authorization: `Bearer ${token}`, ...(c.body === undefined ? {} : { 'content-type': 'application/json' }) },
-            ...(c.body === undefined ? {} : { body: JSON.stringify(c.body) }),
-          });
-          const text = await res.text();
-          statuses.push(res.status);
-          if (!isValidation400(res.status, text)) passedValidation = true;
-          const leaked = leaks(text, secrets);
-          if (leaked.length > 0) problems.push(`${key} [${c.label}] -> ${res.status} contains another organisation's ${JSON.stringify(leaked)}`);
-          if (c.foreign === null && c.label.startsWith('own')) ownStatus.set(c.bodyLabel, res.status);
-          // A 400 for another organisation's object is fine when the same body on the caller's own object got one too:
-          // the body was refused before the object was looked at, which tells nothing about it.
-          const refusedAnyway = res.status === 400 && ownStatus.get(c.bodyLabel) === 400;
-          if (c.foreign === 'path' && res.status !== 403 && res.status !== 404 && !isValidation400(res.status, text) && !refusedAnyway) {
-            problems.push(`${key} [${c.label}] -> ${res.status}: another organisation's object must answer 403 or 404`);
-          }
-          if (c.foreign === 'body' && res.status < 300) problems.push(`${key} [${c.label}] -> ${res.status}: a change naming another organisation's object must not succeed`);
-          if (!visible && res.status < 300) problems.push(`${key} [${c.label}] -> ${res.status}: staff-only, must answer 403 to an organisation user`);
-          if (res.status < 300 && self.hosts.some((h) => text.includes(h.ip))) ownDataSeen = true;
-        }
-        t.diagnostic(`${visible ? 'org  ' : 'staff'} ${key}: ${statuses.join(',')}`);
-        if (!passedValidation) problems.push(`${key}: every call was refused by schema validation (${statuses.join(',')}), so the route was not covered: teach callsFor() its parameters`);
-        if (!visible && passedValidation && !statuses.includes(403)) problems.push(`${key}: staff-only (not in ORG_VISIBLE) but never answered 403 (${statuses.join(',')}); if organisation users may call it, add it to ORG_VISIBLE`);
-      }
+      const { problems, calls, ops, ownDataSeen } = await walk(served.base, token, values, secrets, (m) => t.diagnostic(m));
       assert.deepEqual(problems, [], `${problems.length} problem(s) over ${calls} calls`);
       // The control: the walker's token really is the organisation's, and its own data does come back somewhere.
       assert.ok(ownDataSeen, `no answer contained ${who}'s own addresses: the walk proved nothing`);
-      assert.ok(calls >= ops.length);
+      assert.ok(ops >= 5 && calls >= ops, `${ops} operations, ${calls} calls`);
     });
   }
+  test('control: the walker reports a leak, a staff-only route that answers, and another organisation\'s object that is served', async () => {
+    const alpha = estate.orgs.alpha;
+    const beta = estate.orgs.beta;
+    const doc = { openapi: '3.1.0', paths: {
+      '/api/my/leak': { get: { responses: {} } },
+      '/api/summary': { get: { responses: {} } },
+      '/api/my/things/{ip}': { get: { responses: {} } },
+      '/api/my/rescans': { post: { requestBody: { content: { 'application/json': { schema: { type: 'object', required: ['ip'], properties: { ip: { type: 'string' } } } } } }, responses: {} } },
+      '/api/exposures': { get: { responses: {} } },
+    } };
+    // A deliberately broken API: every mistake the walker must catch, once.
+    const app = Fastify();
+    app.get('/api/openapi.json', async () => doc);
+    app.get('/api/my/leak', async () => ({ items: [{ ip: beta.hosts[0]!.ip }] }));
+    app.get('/api/summary', async () => ({ hosts: 1 }));
+    app.get('/api/my/things/:ip', async () => ({ ok: true }));
+    app.post('/api/my/rescans', async () => ({ queued: true }));
+    app.get('/api/exposures', async () => ({ items: [{ ip: alpha.hosts[0]!.ip }] }));
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const values: Values = { self: alpha, others: [beta], foreignIps: beta.hosts.map((h) => h.ip), campaignId: estate.campaign.id };
+      const r = await walk(base, 'not-checked', values, estate.secretsOf(beta), () => undefined);
+      const joined = r.problems.join('\n');
+      assert.match(joined, /GET \/api\/my\/leak \[no params\] -> 200 contains another organisation's/);
+      assert.match(joined, /GET \/api\/summary \[no params\] -> 200: staff-only/);
+      assert.match(joined, /GET \/api\/my\/things\/\{ip\} \[ip=198\.18\.20\.7 \(another organisation's\)\] -> 200: another organisation's object must answer 403 or 404/);
+      assert.match(joined, /POST \/api\/my\/rescans \[no params, body naming beta's objects\] -> 200: a change naming another organisation's object must not succeed/);
+      assert.ok(r.ownDataSeen);
+    } finally {
+      await app.close();
+    }
+  });
 });

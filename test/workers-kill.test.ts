@@ -11,7 +11,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -69,6 +69,8 @@ after(async () => {
 
 async function killOneWorker(backend: BackendName): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tocsin-workers-kill-'));
+  // As root the embedded server runs as `postgres`, which must reach TOCSIN_HOME.
+  chmodSync(dir, 0o755);
   const fresh = backend === 'server' ? await freshDatabase('server') : null;
   const env: Record<string, string> = {
     TOCSIN_HOME: join(dir, 'home'),
@@ -83,7 +85,12 @@ async function killOneWorker(backend: BackendName): Promise<void> {
     const targets = Array.from({ length: NETS }, (_, i) => `127.79.${i}.0-127.79.${i}.${PER_NET - 1}`);
     const scan = tocsin(['scan', ...targets, '--ports', `${lab.httpsPort}/tls`, '--distributed', '--block-size', String(PER_NET), '--rate', String(RATE), '--timeout-ms', '8000', '--format', 'jsonl'], env);
     children.push(scan);
-    const scanId = await until('the scan id', 120_000, () => /tocsin: scan (\d+) \(distributed/.exec(scan.stderr())?.[1] ?? null);
+    let scanEnded = false;
+    void scan.done.then(() => (scanEnded = true));
+    const scanId = await until('the scan id', 180_000, () => {
+      if (scanEnded && !scan.stderr().includes('(distributed')) throw new Error(`the scan command ended early:\n${scan.stderr()}`);
+      return /tocsin: scan (\d+) \(distributed/.exec(scan.stderr())?.[1] ?? null;
+    });
     const workers = Array.from({ length: 4 }, () => tocsin(['worker', '--once', '--poll-ms', '200'], env));
     children.push(...workers);
     const url = fresh?.url ?? (await embeddedUrlOf(env.TOCSIN_HOME as string));

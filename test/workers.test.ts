@@ -15,7 +15,7 @@ import { createScanStore } from '../src/platform/db/scan-store.js';
 import {
   claimBlock, createDistribution, deadWorkers, finishBlock, reapWorkers, registerWorker, reserveSlots,
 } from '../src/platform/db/worker-store.js';
-import { runWorker, splitIntoBlocks, submitDistributedScan, workersStatus } from '../src/services/distributed-scan.js';
+import { runWorker, splitIntoBlocks, submitDistributedScan, waitForScan, workersStatus } from '../src/services/distributed-scan.js';
 import { cancelScan } from '../src/services/scan-service.js';
 import { scanStorageOn } from '../src/services/scan-storage.js';
 import { startLab, type Lab } from '../lab/server.js';
@@ -102,6 +102,10 @@ testEachBackend('tocsin cancel stops a distributed scan: its blocks are cancelle
   const storage = scanStorageOn(database, { ownsDatabase: false });
   const r = await cancelScan(storage, id, { by: 'alice@cert' });
   assert.equal(r.by, 'alice@cert');
+  // The waiting `scan --distributed` applies the request itself (no worker is running here).
+  const settled = await waitForScan(database, id, { signal: new AbortController().signal, pollMs: 50 });
+  assert.equal(settled?.status, 'interrupted');
+  assert.equal(settled?.cancelledBy, 'alice@cert');
   await registerWorker(database.db, { id: 'w', host: 'h', pid: 3, concurrency: 1 });
   assert.deepEqual(await claimBlock(database.db, Number(id), 0, 'w', 30), { kind: 'settled', state: 'cancelled' });
   const s = await sql<{ status: string; interrupted_reason: string }>`SELECT status, interrupted_reason FROM scans WHERE id = ${Number(id)}`.execute(database.db);
@@ -137,4 +141,30 @@ testEachBackend('two workers run a distributed lab scan to the end: every host o
   assert.equal(mine?.status, 'finished');
   assert.equal(mine?.stored, 32);
   assert.deepEqual(st.workers, [], 'stopped workers unregister');
+});
+
+testEachBackend('a worker stopped mid-block (SIGTERM) gives the block back; the next worker skips what it stored', async ({ database }) => {
+  const targets = ['127.81.2.0-127.81.2.19'];
+  // 10 connections a second (a lab host costs several): the first worker is stopped well before the block ends.
+  const s = await submitDistributedScan(database, plan(targets, lab.httpsPort, 10), { blockSize: 256 });
+  const stop = new AbortController();
+  const first = runWorker({ database, concurrency: 1, leaseSeconds: 30, once: false, signal: stop.signal, pollMs: 100 });
+  const id = Number(s.scanId);
+  for (let i = 0; i < 600; i++) {
+    const r = await sql<{ n: number }>`SELECT count(*)::int AS n FROM scan_attempts WHERE scan_id = ${id}`.execute(database.db);
+    if ((r.rows[0]?.n ?? 0) >= 2) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  stop.abort('stopped by a signal');
+  const w1 = await first;
+  assert.equal(w1.blocksReleased, 1, 'the block was given back');
+  const b = await sql<{ state: string; attempts: number; leased_by: string | null }>`SELECT state, attempts, leased_by FROM scan_blocks WHERE scan_id = ${id}`.execute(database.db);
+  assert.deepEqual(b.rows[0], { state: 'queued', attempts: 1, leased_by: null });
+  const storedBefore = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM scan_attempts WHERE scan_id = ${id}`.execute(database.db)).rows[0]?.n ?? 0;
+  assert.ok(storedBefore >= 2 && storedBefore < 20, `${storedBefore} stored before the stop`);
+  const w2 = await runWorker({ database, concurrency: 1, leaseSeconds: 30, once: true, signal: new AbortController().signal, pollMs: 100 });
+  assert.equal(w2.blocksDone, 1);
+  assert.equal(w2.attempts, 20 - storedBefore, 'the second run attempted only what was not stored');
+  const c = await sql<{ n: number; d: number }>`SELECT count(*)::int AS n, count(DISTINCT (ip, port))::int AS d FROM scan_attempts WHERE scan_id = ${id}`.execute(database.db);
+  assert.deepEqual(c.rows[0], { n: 20, d: 20 });
 });

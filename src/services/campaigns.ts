@@ -323,6 +323,11 @@ export async function listCampaigns(db: Db): Promise<CampaignListRow[]> {
   return listStored(db);
 }
 
+/** One keyset page of campaigns: ids above `afterId`, at most `limit`, in id order (a streamed download walks these). */
+export async function listCampaignsAfter(db: Db, afterId: number, limit: number): Promise<CampaignListRow[]> {
+  return listStored(db, { afterId, limit });
+}
+
 /** One line of `campaign status` (a published format: field names are a contract). */
 export interface StatusRecord {
   readonly org: string;

@@ -32,11 +32,12 @@ import { sanitiseText } from '../core/text.js';
 import { COMPROMISED } from '../findings/index.js';
 import {
   UNATTRIBUTED, dataVersion, hostDetailRows, hostRows, orgIdOf, pictureRows,
-  type HostRow, type PictureCounts,
+  type HostQuery, type HostRow, type PictureCounts,
 } from '../platform/db/dashboard-store.js';
 import type { DbSchema, Json } from '../platform/db/schema.js';
 import { GROUP_BY, dayOf, parseDay, type DailyPoint, type GroupBy, type TimeToPatch } from '../stats/index.js';
-import { campaignStatus, listCampaigns, previewCampaign, type RenderContext, type StatusRecord } from './campaigns.js';
+import type { CampaignListRow } from '../platform/db/campaign-store.js';
+import { campaignStatus, listCampaigns, listCampaignsAfter, previewCampaign, type RenderContext, type StatusRecord } from './campaigns.js';
 import { reportSubject } from './report.js';
 import { computeStats, renderStatsChart, type CampaignBurndown, type StatsReport } from './stats.js';
 
@@ -264,6 +265,17 @@ export async function patchCurveSvg(db: Db, q: CurveQuery = {}, o: ReadOptions =
   return value;
 }
 
+/**
+ * Computes the answers a dashboard's first load asks for (the national picture, the default patch curve and its
+ * chart) into the database's shared cache, one after the other (not at once: each is a pass over every finding).
+ * `tocsin serve` starts this in the background as it starts listening: a reader arriving before it finished waits
+ * for the same in-flight computation (the cache's single flight), never starts a second one.
+ */
+export async function warmDashboard(db: Db, o: ReadOptions = {}): Promise<void> {
+  await nationalSummary(db, o);
+  await patchCurveSvg(db, {}, o);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // campaigns
 
@@ -282,10 +294,29 @@ export interface CampaignLine {
 
 /** Every campaign with its messages counted per delivery state (not cached: one grouped count over the outbox). */
 export async function campaignsOverview(db: Db): Promise<CampaignLine[]> {
-  return (await listCampaigns(db)).map((c) => ({
+  return (await listCampaigns(db)).map(campaignLine);
+}
+
+function campaignLine(c: CampaignListRow): CampaignLine {
+  return {
     id: c.id, name: c.name, state: c.state, template: c.template, createdAt: c.createdAt.toISOString(), createdBy: c.createdBy,
     approvedAt: c.approvedAt?.toISOString() ?? null, deliveries: c.counts, messages: Object.values(c.counts).reduce((a, b) => a + b, 0),
-  }));
+  };
+}
+
+/** Campaigns read per keyset page by a download. */
+export const CAMPAIGN_EXPORT_PAGE = 500;
+
+/** Every campaign as campaignsOverview lists it (id order), read lazily in keyset pages (CSV/JSONL downloads). Staff only. */
+export async function* campaignRecords(db: Db): AsyncGenerator<CampaignLine> {
+  let after = 0;
+  for (;;) {
+    const rows = await listCampaignsAfter(db, after, CAMPAIGN_EXPORT_PAGE);
+    for (const r of rows) yield campaignLine(r);
+    const last = rows[rows.length - 1];
+    if (rows.length < CAMPAIGN_EXPORT_PAGE || last === undefined) return;
+    after = last.id;
+  }
 }
 
 export interface CampaignView {
@@ -433,9 +464,10 @@ function hostLine(r: HostRow): HostLine {
   };
 }
 
-/** One page of hosts in address order, filtered on the server (never cached: pages are cheap index walks). */
-export async function hostPage(db: Db, q: HostQueryInput): Promise<HostPage> {
-  const limit = Math.min(Math.max(Math.floor(q.limit ?? 50), 1), 500);
+type HostFilter = Omit<HostQuery, 'after' | 'limit'>;
+
+/** The query's filters checked and resolved (the organisation by name): the same for a page and for a download. */
+async function hostFilter(db: Db, q: HostQueryInput): Promise<{ filter: HostFilter; orgId: number | undefined }> {
   let orgId: number | undefined;
   const org = q.org?.trim();
   if (org !== undefined && org !== '') {
@@ -447,16 +479,46 @@ export async function hostPage(db: Db, q: HostQueryInput): Promise<HostPage> {
   if (cve !== undefined && cve !== '' && !CVE_ID.test(cve)) throw new TocsinError('TOCSIN_ARG_INVALID', `cve must be a CVE id such as CVE-2021-26855, got ${shown(cve)}`);
   const sector = q.sector?.trim();
   const within = q.q === undefined || q.q.trim() === '' ? undefined : withinOf(q.q);
-  const rows = await hostRows(db, {
-    after: q.cursor === undefined || q.cursor === '' ? null : decodeHostCursor(q.cursor), limit: limit + 1,
+  const filter: HostFilter = {
     ...(orgId === undefined ? {} : { orgId }),
     ...(sector === undefined || sector === '' ? {} : { sector }),
     ...(cve === undefined || cve === '' ? {} : { cve: cve.toUpperCase() }),
     ...(within === undefined ? {} : { within }),
-  });
+  };
+  return { filter, orgId };
+}
+
+/** One page of hosts in address order, filtered on the server (never cached: pages are cheap index walks). */
+export async function hostPage(db: Db, q: HostQueryInput): Promise<HostPage> {
+  const limit = Math.min(Math.max(Math.floor(q.limit ?? 50), 1), 500);
+  const { filter, orgId } = await hostFilter(db, q);
+  const rows = await hostRows(db, { ...filter, after: q.cursor === undefined || q.cursor === '' ? null : decodeHostCursor(q.cursor), limit: limit + 1 });
   const items = rows.slice(0, limit).map(hostLine);
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > limit && last !== undefined ? encodeHostCursor(last.ip) : null, orgScope: orgId ?? null };
+}
+
+/** Hosts read per keyset page by a download. */
+export const HOST_EXPORT_PAGE = 1000;
+
+/**
+ * Every host matching the filters (cursor and limit ignored), in address order, as a lazy stream: keyset pages of
+ * HOST_EXPORT_PAGE read as the stream is consumed (CSV/JSONL downloads, src/web/export-format.ts). The filters are
+ * checked before the first byte, so a bad one is still a 400. Staff only (the caller checks the role).
+ */
+export async function hostRecords(db: Db, q: HostQueryInput): Promise<{ records: AsyncIterable<HostLine>; orgScope: number | null }> {
+  const { filter, orgId } = await hostFilter(db, q);
+  async function* walk(): AsyncGenerator<HostLine> {
+    let after: string | null = null;
+    for (;;) {
+      const rows = await hostRows(db, { ...filter, after, limit: HOST_EXPORT_PAGE });
+      for (const r of rows) yield hostLine(r);
+      const last = rows[rows.length - 1];
+      if (rows.length < HOST_EXPORT_PAGE || last === undefined) return;
+      after = last.ip;
+    }
+  }
+  return { records: walk(), orgScope: orgId ?? null };
 }
 
 export interface HostObservation {

@@ -206,6 +206,11 @@ export async function waitForScan(
   for (;;) {
     const p = await scanProgress(database, scanId);
     if (p === null || isSettled(p)) return p;
+    // `tocsin cancel` only stores the request: applied here too, so it takes effect with no worker running.
+    if (p.cancelledBy !== null && p.status === 'running') {
+      await cancelDistributed(database.db, Number(scanId), p.cancelledBy);
+      continue;
+    }
     o.onProgress?.(p);
     if (o.signal.aborted) return p;
     await systemClock.sleep(o.pollMs ?? 1000, o.signal).catch(() => undefined);
@@ -421,7 +426,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
       else o.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     let idleTicks = 0;
-    let lastRequeue = performance.now();
+    // At the first tick: blocks given back before this worker started are queued again at once.
+    let lastRequeue = -Infinity;
     while (!o.signal.aborted) {
       const outcome = await Promise.race([stop.then(() => 'stop' as const), r.done.then(() => 'ended' as const, () => 'ended' as const), systemClock.sleep(tickMs).then(() => 'tick' as const)]);
       if (outcome !== 'tick') break;

@@ -143,14 +143,21 @@ function summaryOf(r: IncidentRow, scope: Scope, now: Date): IncidentSummary {
 }
 
 function eventOf(e: IncidentEventRow, scope: Scope): IncidentEvent {
-  // An organisation sees what happened to its report, not the analysts' notes or who owns it.
-  if (scope.kind === 'org' && e.kind === 'triaged' && e.detail !== null && typeof e.detail === 'object' && !Array.isArray(e.detail)) {
-    const d = e.detail as { readonly [k: string]: Json };
+  if (scope.kind !== 'org') return { at: e.at.toISOString(), who: e.who, kind: e.kind, detail: e.detail };
+  // An organisation sees what happened to its report, not the analysts' names, notes or who owns it.
+  const d = e.detail !== null && typeof e.detail === 'object' && !Array.isArray(e.detail) ? (e.detail as { readonly [k: string]: Json }) : {};
+  const who = d['by'] === 'organisation' ? e.who : 'CERT';
+  if (e.kind === 'triaged') {
     const kept: Record<string, Json> = {};
     for (const k of ['from', 'to', 'category'] as const) if (d[k] !== undefined) kept[k] = d[k];
-    return { at: e.at.toISOString(), who: 'CERT', kind: e.kind, detail: kept };
+    return { at: e.at.toISOString(), who, kind: e.kind, detail: kept };
   }
-  return { at: e.at.toISOString(), who: scope.kind === 'org' && e.kind === 'linked' ? 'CERT' : e.who, kind: e.kind, detail: e.detail };
+  return { at: e.at.toISOString(), who, kind: e.kind, detail: e.detail };
+}
+
+/** Who acted, as the organisation's view of the history tells it (its own users by name, the CERT as "CERT"). */
+function byOf(actor: Actor): 'organisation' | 'cert' {
+  return actor.scope.kind === 'org' ? 'organisation' : 'cert';
 }
 
 function linkOf(l: IncidentLinkRow): IncidentLink {
@@ -256,7 +263,7 @@ async function addStage(db: Db, actor: Actor, id: number, stage: 'stage1' | 'fin
     if (r === null) throw notFound(id);
     const replaced = (stage === 'stage1' ? r.stage1 : r.final) !== null;
     await updateIncident(trx, id, stage === 'stage1' ? { stage1: value as unknown as Json, stage1At: now } : { final: value as unknown as Json, finalAt: now });
-    await appendIncidentEvent(trx, { incidentId: id, who: actor.who, kind: stage, at: now, detail: { replaced } });
+    await appendIncidentEvent(trx, { incidentId: id, who: actor.who, kind: stage, at: now, detail: { replaced, by: byOf(actor) } });
   });
   return showIncident(db, actor.scope, id, now);
 }
@@ -466,7 +473,7 @@ export async function addAttachment(db: Db, actor: Actor, id: number, file: { fi
   return db.transaction().execute(async (trx) => {
     if ((await lockIncident(trx, id, orgScopeOf(actor.scope))) === null) throw notFound(id);
     const { meta, created } = await insertAttachment(trx, { incidentId: id, filename, contentType: sniffContentType(file.content), sha256, content: file.content, who: actor.who });
-    if (created) await appendIncidentEvent(trx, { incidentId: id, who: actor.who, kind: 'attachment', at: now, detail: { attachment: meta.id, filename, bytes: meta.bytes, sha256 } });
+    if (created) await appendIncidentEvent(trx, { incidentId: id, who: actor.who, kind: 'attachment', at: now, detail: { attachment: meta.id, filename, bytes: meta.bytes, sha256, by: byOf(actor) } });
     return { ...attachmentOf(meta), created };
   });
 }

@@ -15,7 +15,7 @@ import { sanitiseText } from '../core/text.js';
 import type { Json } from '../platform/db/schema.js';
 import { acknowledgeMessage } from '../platform/db/campaign-store.js';
 import { orgByName } from '../platform/db/exposure-store.js';
-import { findingsOfOrg, latestEvidence, warningsOfOrg, type OrgFindingRow } from '../platform/db/rescan-store.js';
+import { findingsOfOrg, latestEvidence, warningsOfOrg, type OrgFindingRow, type OrgWarningRow } from '../platform/db/rescan-store.js';
 import { packageRoot } from '../platform/paths.js';
 import { productById } from '../products/registry.js';
 import { scopeOf, type AccountsDb, type Principal } from './accounts.js';
@@ -157,7 +157,11 @@ export async function portalExposures(db: AccountsDb, o: PortalOrg, ip?: string)
     items.push(r);
     if (items.length >= PORTAL_MAX_EXPOSURES) break;
   }
-  const findings = await findingsOfOrg(db, o.orgId, only);
+  return portalItems(db, items, await findingsOfOrg(db, o.orgId, only));
+}
+
+/** Exposure records with their findings (the organisation's, read by the caller in its scope), evidence and remediation. */
+async function portalItems(db: AccountsDb, items: readonly ExposureRecord[], findings: readonly OrgFindingRow[]): Promise<PortalExposure[]> {
   const byKey = new Map<string, OrgFindingRow[]>();
   for (const f of findings) {
     const k = `${f.ip}|${String(f.port ?? -1)}`;
@@ -178,6 +182,32 @@ export async function portalExposures(db: AccountsDb, o: PortalOrg, ip?: string)
   });
 }
 
+/** Exposures enriched per chunk by a download (one findings and one evidence query per chunk). */
+export const PORTAL_EXPORT_CHUNK = 500;
+
+/**
+ * Every own exposure as portalExposures shapes it (without its cap of PORTAL_MAX_EXPOSURES), in address order, as
+ * a lazy stream: the exposure store reads keyset pages filtered by the organisation in the query, and each chunk
+ * of PORTAL_EXPORT_CHUNK records gets its findings (by the organisation and the chunk's addresses) and evidence.
+ */
+export async function* portalExposureRecords(db: AccountsDb, o: PortalOrg): AsyncGenerator<PortalExposure> {
+  const { records } = await listExposures(db, exposureFilter({ org: o.org }));
+  let chunk: ExposureRecord[] = [];
+  const flush = async (): Promise<PortalExposure[]> => {
+    const ips = [...new Set(chunk.map((r) => r.ip))];
+    const out = await portalItems(db, chunk, await findingsOfOrg(db, o.orgId, ips));
+    chunk = [];
+    return out;
+  };
+  for await (const r of records) {
+    // Defence in depth, as in portalExposures.
+    if (r.orgId !== o.orgId) throw new TocsinError('TOCSIN_INTERNAL', 'scoped exposure listing returned another organisation\'s record');
+    chunk.push(r);
+    if (chunk.length >= PORTAL_EXPORT_CHUNK) yield* await flush();
+  }
+  if (chunk.length > 0) yield* await flush();
+}
+
 export const PORTAL_CSV_COLUMNS = [
   'ip', 'port', 'hostname', 'product', 'edition', 'build', 'build_precision', 'vulnerable', 'indeterminate', 'reported_cves',
   'compromised', 'open_findings', 'first_seen', 'last_seen', 'sources',
@@ -185,12 +215,16 @@ export const PORTAL_CSV_COLUMNS = [
 
 /** The own exposures as CSV (RFC 4180; every text cell guarded against spreadsheet formulas). Pure. */
 export function portalCsv(items: readonly PortalExposure[]): string {
-  const rows: CsvValue[][] = items.map((r) => [
+  return csvDocument(PORTAL_CSV_COLUMNS, items.map(portalCsvCells));
+}
+
+/** One exposure's cells under PORTAL_CSV_COLUMNS (the CSV route and the ?format=csv download). Pure. */
+export function portalCsvCells(r: PortalExposure): CsvValue[] {
+  return [
     r.ip, r.port, r.hostname, r.product, r.edition, r.build, r.buildPrecision, r.vulnerable.join(' '), r.indeterminate.join(' '),
     r.reportedCves.join(' '), r.compromised, r.findings.filter((f) => f.state === 'open').map((f) => f.cve).join(' '), r.firstSeen, r.lastSeen,
     r.sources.join(' '),
-  ]);
-  return csvDocument(PORTAL_CSV_COLUMNS, rows);
+  ];
 }
 
 /** One warning sent to the organisation (a published shape). */
@@ -213,14 +247,34 @@ const SENT_STATES = new Set(['sent', 'acknowledged', 'uncertain']);
 
 export async function portalWarnings(db: AccountsDb, o: PortalOrg, only?: { messageId?: number; campaignId?: number }): Promise<PortalWarning[]> {
   const rows = await warningsOfOrg(db, o.orgId, only);
-  return rows.map((m) => {
-    const bounced = m.state === 'bounced' || m.bounces > 0;
-    return {
-      id: m.id, campaignId: m.campaignId, campaign: m.campaign, ticket: m.ticket, state: m.state, sentAt: iso(m.sentAt),
-      delivered: SENT_STATES.has(m.state) && !bounced, bounced, acknowledged: m.acknowledgedAt !== null, acknowledgedAt: iso(m.acknowledgedAt),
-      exposures: Array.isArray(m.exposures) ? m.exposures.length : 0,
-    };
-  });
+  return rows.map(portalWarning);
+}
+
+function portalWarning(m: OrgWarningRow): PortalWarning {
+  const bounced = m.state === 'bounced' || m.bounces > 0;
+  return {
+    id: m.id, campaignId: m.campaignId, campaign: m.campaign, ticket: m.ticket, state: m.state, sentAt: iso(m.sentAt),
+    delivered: SENT_STATES.has(m.state) && !bounced, bounced, acknowledged: m.acknowledgedAt !== null, acknowledgedAt: iso(m.acknowledgedAt),
+    exposures: Array.isArray(m.exposures) ? m.exposures.length : 0,
+  };
+}
+
+/** Warnings read per keyset page by a download. */
+export const WARNING_EXPORT_PAGE = 500;
+
+/**
+ * Every warning to the organisation (not only the newest 1,000 portalWarnings shows), newest campaign first, as a
+ * lazy stream of keyset pages filtered by the organisation in the query (a download).
+ */
+export async function* portalWarningRecords(db: AccountsDb, o: PortalOrg): AsyncGenerator<PortalWarning> {
+  let after: { campaignId: number; id: number } | null = null;
+  for (;;) {
+    const rows = await warningsOfOrg(db, o.orgId, undefined, { after, limit: WARNING_EXPORT_PAGE });
+    for (const m of rows) yield portalWarning(m);
+    const last = rows[rows.length - 1];
+    if (rows.length < WARNING_EXPORT_PAGE || last === undefined) return;
+    after = { campaignId: last.campaignId, id: last.id };
+  }
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import { TocsinError } from '../core/errors.js';
 import { createConstituencyStore, type AuditRow, type ConstituencyStore, type OrgDetail, type OrgListRow } from '../platform/db/constituency-store.js';
 import type { DbSchema, Json } from '../platform/db/schema.js';
-import { assignAddress, reviewQueue, unassignAddress, type RefreshSummary } from './attribute.js';
+import { assignAddress, reviewQueue, unassignAddress, type RefreshSummary, type ReviewRow } from './attribute.js';
 import { addOrg, editOrg, manualEntry, showOrg, type EntryArgs, type EntryKind, type OrgFields } from './constituency.js';
 import type { Scope } from './accounts.js';
 
@@ -59,6 +59,26 @@ export async function orgPage(db: Db, q: OrgPageQuery): Promise<OrgPage> {
   const items = hits.slice(offset, offset + limit);
   const sectors = [...new Set(all.flatMap((o) => (o.sector === null ? [] : [o.sector])))].sort((a, b) => a.localeCompare(b));
   return { items, total: hits.length, offset, nextOffset: offset + limit < hits.length ? offset + limit : null, sectors };
+}
+
+/** Organisations read per keyset page by a download. */
+export const ORG_EXPORT_PAGE = 500;
+
+/**
+ * Every organisation matching the filter, in name order, as a lazy stream of keyset pages filtered in the query
+ * (CSV/JSONL downloads, src/web/export-format.ts): the same rows as orgPage over all its pages. Staff only.
+ */
+export async function* orgRecords(db: Db, q: Pick<OrgPageQuery, 'q' | 'sector'>): AsyncGenerator<OrgListRow> {
+  const nameContains = q.q?.trim() ?? '';
+  const sector = q.sector?.trim() ?? '';
+  let after: { name: string; id: number } | null = null;
+  for (;;) {
+    const rows = await store(db).listOrgs({ after, limit: ORG_EXPORT_PAGE, nameContains, sector });
+    for (const r of rows) yield r;
+    const last = rows[rows.length - 1];
+    if (rows.length < ORG_EXPORT_PAGE || last === undefined) return;
+    after = { name: last.name, id: last.id };
+  }
 }
 
 /**
@@ -162,6 +182,28 @@ export async function orgHistory(db: Db, ref: string, limit = 100): Promise<{ or
   return { org: o, rows: await store(db).audit({ org: o.name, limit }) };
 }
 
+/** Audit rows read per keyset page by a download. */
+export const AUDIT_EXPORT_PAGE = 1000;
+
+/**
+ * The whole audit trail of one organisation, newest first, as a lazy stream of keyset pages (a download; the JSON
+ * answer stops at its limit). The organisation is resolved first, so an unknown one is still a 404. Staff only.
+ */
+export async function orgHistoryRecords(db: Db, ref: string): Promise<{ org: OrgDetail; records: AsyncIterable<AuditRow> }> {
+  const o = await findOrg(db, ref);
+  async function* walk(): AsyncGenerator<AuditRow> {
+    let beforeId: number | undefined;
+    for (;;) {
+      const rows = await store(db).audit({ org: o.name, limit: AUDIT_EXPORT_PAGE, ...(beforeId === undefined ? {} : { beforeId }) });
+      for (const r of rows) yield r;
+      const last = rows[rows.length - 1];
+      if (rows.length < AUDIT_EXPORT_PAGE || last === undefined) return;
+      beforeId = last.id;
+    }
+  }
+  return { org: o, records: walk() };
+}
+
 /** An organisation user's own registry entry, read-only; looked up by the scope (never by anything the caller sends). */
 export async function myOrg(db: Db, scope: Scope): Promise<OrgDetail> {
   if (scope.kind !== 'org') throw new TocsinError('TOCSIN_FORBIDDEN', 'this is for organisation accounts: staff use /api/orgs/:id');
@@ -230,13 +272,29 @@ export async function reviewPage(db: Db, q: { readonly offset?: number; readonly
   let seen = 0;
   for await (const r of rows) {
     if (seen++ < offset) continue;
-    items.push({
-      ip: r.ip, kind: r.kind, org: r.org, orgId: r.orgId, rule: r.rule, ports: r.ports, hostnames: r.hostnames, feedAsn: r.feedAsn,
-      firstSeen: r.firstSeen, lastSeen: r.lastSeen, candidates: candidatesOf(r.candidates),
-    });
+    items.push(reviewItem(r));
   }
   const more = items.length > limit;
   return { items: items.slice(0, limit), offset, nextOffset: more ? offset + limit : null, refresh: summary };
+}
+
+function reviewItem(r: ReviewRow): ReviewItem {
+  return {
+    ip: r.ip, kind: r.kind, org: r.org, orgId: r.orgId, rule: r.rule, ports: r.ports, hostnames: r.hostnames, feedAsn: r.feedAsn,
+    firstSeen: r.firstSeen, lastSeen: r.lastSeen, candidates: candidatesOf(r.candidates),
+  };
+}
+
+/**
+ * The whole review queue (refreshed first, as reviewPage), in address order, as a lazy stream: the store walks it
+ * in keyset pages of 1,000 addresses as the stream is consumed (a download). Staff only.
+ */
+export async function reviewRecords(db: Db): Promise<AsyncIterable<ReviewItem>> {
+  const { rows } = await reviewQueue(db, { limit: null });
+  async function* items(): AsyncGenerator<ReviewItem> {
+    for await (const r of rows) yield reviewItem(r);
+  }
+  return items();
 }
 
 export interface AssignAnswer {

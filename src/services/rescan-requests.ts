@@ -151,6 +151,28 @@ export async function listRescans(db: AccountsDb, orgId: number): Promise<Rescan
   return (await rescansOfOrg(db, orgId)).map(rescanView);
 }
 
+/** Requests read per keyset page by a download. */
+export const RESCAN_EXPORT_PAGE = 500;
+
+/**
+ * Every request of the organisation (not only the newest 100 listRescans shows), newest first, as a lazy stream of
+ * keyset pages filtered by the organisation in the query (a download).
+ */
+export async function* rescanRecords(db: AccountsDb, orgId: number): AsyncGenerator<RescanView> {
+  let beforeId: number | undefined;
+  for (;;) {
+    const rows = await rescansOfOrg(db, orgId, RESCAN_EXPORT_PAGE, beforeId);
+    for (const r of rows) {
+      // Defence in depth: the store filtered by organisation; another one's request here is a bug, never shown.
+      if (r.orgId !== orgId) throw new TocsinError('TOCSIN_INTERNAL', 'scoped rescan listing returned another organisation\'s request');
+      yield rescanView(r);
+    }
+    const last = rows[rows.length - 1];
+    if (rows.length < RESCAN_EXPORT_PAGE || last === undefined) return;
+    beforeId = last.id;
+  }
+}
+
 // --- The runner.
 
 /** What the runner needs: the open database (its scans are stored there) and the scan settings of the configuration. */

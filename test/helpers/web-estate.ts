@@ -5,9 +5,11 @@
  * banner `<script>alert(1)</script>` as evidence, see lab/server.test.ts 'hostile header values'), a Shadowserver
  * report through the feed import (a hostile hostname and a web-shell tag), the findings fold (which refreshes the
  * attributions), a ProxyLogon campaign (with a hostile name) approved and sent through the built-in local SMTP
- * sink, and accounts: an administrator, an analyst and one organisation user for each of two organisations.
+ * sink, one stage-0 incident report per organisation (filed through the incident service as its portal user would),
+ * and accounts: an administrator, an analyst and one organisation user for each of two organisations.
  *
- * Every organisation's identifying values (addresses, name, contacts, hostnames) are listed in `orgs`, so the
+ * Every organisation's identifying values (addresses, name, contacts, hostnames, incident summary and reporter) are
+ * listed in `orgs` and `secretsOf`, so the
  * tenant suite can assert that none of another organisation's values appears in an answer.
  *
  * Scan records are stored directly (as test/helpers/exposures-estate.ts does) rather than from a lab scan: the
@@ -131,7 +133,7 @@ function answered(h: EstateHost, at: string): AttemptResult {
 
 const q = (s: string): string => `"${s.replace(/"/g, '""')}"`;
 
-/** Builds the estate on a fresh, migrated database. `home` is a scratch directory (the local SMTP sink's mail). */
+/** Builds the estate on a fresh, migrated database (the local SMTP sink writes to a scratch directory, removed after). */
 export async function buildWebEstate(database: Database): Promise<WebEstate> {
   const db = database.db;
   const orgs = orgsOf();

@@ -150,9 +150,16 @@ export interface CampaignListRow extends CampaignRow {
   readonly counts: Readonly<Record<string, number>>;
 }
 
-export async function listCampaigns(db: Kysely<DbSchema>): Promise<CampaignListRow[]> {
-  const rows = await db.selectFrom('campaigns').selectAll().orderBy('id').execute();
-  const counts = await db.selectFrom('campaign_messages').select(['campaign_id', 'state', db.fn.countAll<number>().as('n')]).groupBy(['campaign_id', 'state']).execute();
+/** Campaigns in id order; `page` reads one keyset page (ids above `afterId`, at most `limit`) for a streamed download. */
+export async function listCampaigns(db: Kysely<DbSchema>, page?: { readonly afterId: number; readonly limit: number }): Promise<CampaignListRow[]> {
+  let q = db.selectFrom('campaigns').selectAll().orderBy('id');
+  if (page !== undefined) q = q.where('id', '>', page.afterId).limit(page.limit);
+  const rows = await q.execute();
+  if (rows.length === 0) return [];
+  let cq = db.selectFrom('campaign_messages').select(['campaign_id', 'state', db.fn.countAll<number>().as('n')]);
+  // A page counts only its own campaigns' messages (the whole list counts them all in one pass).
+  if (page !== undefined) cq = cq.where('campaign_id', 'in', rows.map((r) => r.id));
+  const counts = await cq.groupBy(['campaign_id', 'state']).execute();
   return rows.map((r) => {
     const c: Record<string, number> = {};
     for (const x of counts) if (x.campaign_id === r.id) c[x.state] = Number(x.n);

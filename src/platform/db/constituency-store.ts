@@ -152,6 +152,16 @@ interface AuditEntry {
   readonly after: Json | null;
 }
 
+/** One keyset page of listOrgs: after the row (name, id) `after` (null: from the start), filtered in the query. */
+export interface OrgListPage {
+  readonly after: { readonly name: string; readonly id: number } | null;
+  readonly limit: number;
+  /** Part of the name, case-insensitive. */
+  readonly nameContains?: string;
+  /** The sector, case-insensitive, exactly. */
+  readonly sector?: string;
+}
+
 export function createConstituencyStore(db: Kysely<DbSchema>) {
   /** Runs `fn` in a transaction holding the registry lock. */
   async function locked<T>(fn: (trx: Transaction<DbSchema>) => Promise<T>): Promise<T> {
@@ -284,9 +294,13 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
       });
     },
 
-    async listOrgs(): Promise<OrgListRow[]> {
+    /**
+     * Organisations by name with their entry counts: all of them, or with `page` one keyset page (after the row
+     * `after`, at most `limit`) filtered in the query by part of the name and the sector (a streamed download).
+     */
+    async listOrgs(page?: OrgListPage): Promise<OrgListRow[]> {
       const count = (table: string): ReturnType<typeof sql<number>> => sql<number>`(SELECT count(*) FROM ${sql.table(table)} x WHERE x.org_id = o.id)`;
-      const rows = await db.selectFrom('organisations as o').leftJoin('organisations as p', 'p.id', 'o.parent_id')
+      let q = db.selectFrom('organisations as o').leftJoin('organisations as p', 'p.id', 'o.parent_id')
         .select(['o.id', 'o.name', 'o.sector', 'o.country', 'o.size', 'o.layer', 'o.source', 'p.name as parent'])
         .select([
           count('constituency_networks').as('networks'),
@@ -294,7 +308,15 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
           count('constituency_domains').as('domains'),
           count('constituency_contacts').as('contacts'),
         ])
-        .orderBy(sql`lower(o.name)`).execute();
+        .orderBy(sql`lower(o.name)`);
+      if (page !== undefined) {
+        const after = page.after;
+        if (after !== null) q = q.where(sql<boolean>`(lower(o.name), o.id) > (lower(${after.name}), ${after.id}::bigint)`);
+        if (page.nameContains !== undefined && page.nameContains !== '') q = q.where(sql<boolean>`strpos(lower(o.name), lower(${page.nameContains})) > 0`);
+        if (page.sector !== undefined && page.sector !== '') q = q.where(sql<boolean>`lower(o.sector) = lower(${page.sector})`);
+        q = q.orderBy('o.id').limit(page.limit);
+      }
+      const rows = await q.execute();
       return rows.map((r) => ({ id: r.id, name: r.name, sector: r.sector, country: r.country, size: r.size, parent: r.parent, layer: r.layer, source: r.source, networks: r.networks, asns: r.asns, domains: r.domains, contacts: r.contacts }));
     },
 
@@ -321,8 +343,10 @@ export function createConstituencyStore(db: Kysely<DbSchema>) {
       return rows.rows.map((r) => ({ id: r.id, orgId: r.org_id, org: r.org, network: r.network, text: r.text, abuseMailbox: r.abuse_mailbox, layer: r.layer, source: r.source, prefix: r.prefix }));
     },
 
-    async audit(opts: { readonly org?: string; readonly limit?: number } = {}): Promise<AuditRow[]> {
+    /** The trail newest first; `beforeId` continues below that row (keyset pages of a streamed download). */
+    async audit(opts: { readonly org?: string; readonly limit?: number; readonly beforeId?: number } = {}): Promise<AuditRow[]> {
       let q = db.selectFrom('constituency_audit').selectAll().orderBy('id', 'desc').limit(opts.limit ?? 1000);
+      if (opts.beforeId !== undefined) q = q.where('id', '<', opts.beforeId);
       if (opts.org !== undefined) {
         const o = await findOrg(db, opts.org);
         q = q.where('org_id', '=', o?.id ?? -1);

@@ -96,7 +96,7 @@ export async function insertIncident(db: Executor, n: NewIncident): Promise<numb
     tlp: n.tlp, types: n.types, cves: n.cves, ongoing: n.ongoing, detected_at: n.detectedAt, stage0: JSON.stringify(n.stage0),
     reported_by: n.reportedBy, reported_via: n.reportedVia, created_at: n.createdAt, ack_due_at: n.ackDueAt, response_due_at: n.responseDueAt,
   }).returning('id').executeTakeFirstOrThrow();
-  await appendIncidentEvent(db, { incidentId: r.id, who: n.reportedBy, kind: 'reported', at: n.createdAt, detail: { via: n.reportedVia } });
+  await appendIncidentEvent(db, { incidentId: r.id, who: n.reportedBy, kind: 'reported', at: n.createdAt, detail: { via: n.reportedVia, by: n.reportedVia === 'portal' ? 'organisation' : 'cert' } });
   return r.id;
 }
 

@@ -101,10 +101,14 @@ export async function queueRescan(db: Db, r: { orgId: number; userId: number; em
   }
 }
 
-/** The organisation's requests, newest first. */
-export async function rescansOfOrg(db: Db, orgId: number, limit = 100): Promise<RescanRow[]> {
+/**
+ * The organisation's requests, newest first; `beforeId` continues after that request (keyset pages of a download:
+ * the key's timestamp is read in the query, so microseconds a JavaScript Date would lose do not matter).
+ */
+export async function rescansOfOrg(db: Db, orgId: number, limit = 100, beforeId?: number): Promise<RescanRow[]> {
+  const after = beforeId === undefined ? sql`` : sql`AND (requested_at, id) < (SELECT b.requested_at, b.id FROM rescan_requests b WHERE b.id = ${beforeId})`;
   const rows = (await sql<RawRescan>`
-    SELECT ${COLUMNS} FROM rescan_requests WHERE org_id = ${orgId} ORDER BY requested_at DESC, id DESC LIMIT ${limit}`.execute(db)).rows;
+    SELECT ${COLUMNS} FROM rescan_requests WHERE org_id = ${orgId} ${after} ORDER BY requested_at DESC, id DESC LIMIT ${limit}`.execute(db)).rows;
   return rows.map(toRow);
 }
 
@@ -184,11 +188,14 @@ export interface OrgFindingRow {
   readonly lastSeen: Date;
 }
 
-/** The organisation's current findings (optionally of one address), by address. */
-export async function findingsOfOrg(db: Db, orgId: number, ip?: string): Promise<OrgFindingRow[]> {
+/** The organisation's current findings (optionally of one address, or of some: a download's page), by address. */
+export async function findingsOfOrg(db: Db, orgId: number, ip?: string | readonly string[]): Promise<OrgFindingRow[]> {
+  const only = ip === undefined ? sql``
+    : typeof ip === 'string' ? sql`AND ip = ${ip}::inet`
+      : ip.length === 0 ? sql`AND FALSE` : sql`AND ip IN (${sql.join(ip.map((a) => sql`${a}::inet`))})`;
   const rows = (await sql<{ id: number; ip: string; port: number | null; cve: string; state: 'open' | 'closed'; close_reason: string | null; closed_at: Date | null; verdict: string; first_seen: Date; last_seen: Date }>`
     SELECT id, host(ip) AS ip, port, cve, state, close_reason, closed_at, verdict, first_seen, last_seen
-    FROM findings WHERE current AND org_id = ${orgId} ${ip === undefined ? sql`` : sql`AND ip = ${ip}::inet`}
+    FROM findings WHERE current AND org_id = ${orgId} ${only}
     ORDER BY ip, port NULLS FIRST, cve LIMIT 20000`.execute(db)).rows;
   return rows.map((r) => ({
     id: Number(r.id), ip: r.ip, port: r.port, cve: r.cve, state: r.state, closeReason: r.close_reason, closedAt: r.closed_at, verdict: r.verdict,
@@ -221,7 +228,11 @@ export interface OrgWarningRow {
 }
 
 /** Campaign messages to the organisation (its warnings), newest campaign first; suppressed and cancelled ones are not warnings. */
-export async function warningsOfOrg(db: Db, orgId: number, only?: { messageId?: number; campaignId?: number }): Promise<OrgWarningRow[]> {
+export async function warningsOfOrg(
+  db: Db, orgId: number, only?: { messageId?: number; campaignId?: number },
+  page?: { readonly after: { readonly campaignId: number; readonly id: number } | null; readonly limit: number },
+): Promise<OrgWarningRow[]> {
+  const after = page?.after === null || page?.after === undefined ? sql`` : sql`AND (m.campaign_id, m.id) < (${page.after.campaignId}::bigint, ${page.after.id}::bigint)`;
   const rows = (await sql<{ id: number; campaign_id: number; name: string; ticket: string; state: string; step: number; sent_at: Date | null; acknowledged_at: Date | null; bounces: number; exposures: Json }>`
     SELECT m.id, m.campaign_id, c.name, m.ticket, m.state, m.step, m.sent_at, m.acknowledged_at, m.exposures,
            (SELECT count(*)::int FROM campaign_inbound i WHERE i.message_id = m.id AND i.kind = 'bounce') AS bounces
@@ -229,7 +240,8 @@ export async function warningsOfOrg(db: Db, orgId: number, only?: { messageId?: 
     WHERE m.org_id = ${orgId} AND m.state NOT IN ('suppressed', 'cancelled')
       ${only?.messageId === undefined ? sql`` : sql`AND m.id = ${only.messageId}`}
       ${only?.campaignId === undefined ? sql`` : sql`AND m.campaign_id = ${only.campaignId}`}
-    ORDER BY m.campaign_id DESC, m.id DESC LIMIT 1000`.execute(db)).rows;
+      ${after}
+    ORDER BY m.campaign_id DESC, m.id DESC LIMIT ${page?.limit ?? 1000}`.execute(db)).rows;
   return rows.map((r) => ({
     id: Number(r.id), campaignId: Number(r.campaign_id), campaign: r.name, ticket: r.ticket, state: r.state, step: r.step, sentAt: r.sent_at,
     acknowledgedAt: r.acknowledged_at, bounces: r.bounces, exposures: r.exposures,

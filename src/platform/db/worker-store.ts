@@ -81,9 +81,10 @@ export async function beat(db: Kysely<DbSchema>, id: string, scanIds: readonly n
   const w = await sql<{ id: string }>`UPDATE scan_workers SET heartbeat_at = now() WHERE id = ${id} RETURNING id`.execute(db);
   if (w.rows.length === 0) return { alive: false, cancelled: [] };
   if (scanIds.length === 0) return { alive: true, cancelled: [] };
+  // A cancel is read whatever the status: another worker (or the waiting client) may have applied it already.
   const s = await sql<{ id: number; cancel_requested_by: string | null }>`
-    UPDATE scans SET heartbeat_at = now() WHERE id = ANY(${[...scanIds]}::bigint[]) AND status = 'running'
-    RETURNING id, cancel_requested_by`.execute(db);
+    WITH beat AS (UPDATE scans SET heartbeat_at = now() WHERE id = ANY(${[...scanIds]}::bigint[]) AND status = 'running')
+    SELECT id, cancel_requested_by FROM scans WHERE id = ANY(${[...scanIds]}::bigint[]) AND cancel_requested_by IS NOT NULL`.execute(db);
   return {
     alive: true,
     cancelled: s.rows.filter((r) => r.cancel_requested_by !== null).map((r) => ({ scanId: r.id, by: r.cancel_requested_by ?? '' })),

@@ -38,6 +38,7 @@ export const campaignPages: PageModule = ({ db }) => [
       return {
         title: 'Campaigns',
         body: html`<h1>Campaigns</h1>
+<p data-downloads="campaigns"><a href="/api/campaigns?format=csv" download data-download="csv">Download CSV</a> · <a href="/api/campaigns?format=jsonl" download data-download="jsonl">Download JSONL</a></p>
 ${list.length === 0 ? html`<p class="muted">No campaign yet (<code>tocsin campaign create</code>).</p>` : html`<table data-table="campaigns"><thead><tr><th>Id</th><th>Name</th><th>State</th><th>Created</th><th class="num">Messages</th><th>Delivery</th></tr></thead><tbody>
 ${list.map((c) => html`<tr data-campaign="${c.id}"><td><a href="${path`/campaigns/${c.id}`}">${c.id}</a></td><td><a href="${path`/campaigns/${c.id}`}">${c.name}</a></td><td>${c.state}</td>
 <td>${c.createdAt} by ${c.createdBy}</td><td class="num">${c.messages}</td><td>${deliveries(c)}</td></tr>`)}

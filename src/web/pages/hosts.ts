@@ -37,6 +37,14 @@ function hostsUrl(q: Query, page: { cursor?: string | undefined; trail?: readonl
   return s === '' ? '/hosts' : `/hosts?${s}`;
 }
 
+/** The whole filtered list as a download (GET /api/hosts?format=csv|jsonl): the page's filters, no cursor. */
+function downloadUrl(q: Query, format: 'csv' | 'jsonl'): string {
+  const p = new URLSearchParams();
+  for (const k of FILTERS) if (q[k] !== undefined) p.set(k, q[k]);
+  p.set('format', format);
+  return `/api/hosts?${p.toString()}`;
+}
+
 function hostRow(h: HostLine): SafeHtml {
   return html`<tr data-host="${h.ip}"><td><a href="${path`/hosts/${h.ip}`}"><code>${h.ip}</code></a></td>
 <td>${h.org ?? html`<span class="muted">(unattributed)</span>`}</td><td>${h.sector ?? ''}</td><td><code>${h.hostname ?? ''}</code></td>
@@ -59,6 +67,7 @@ function hostList(q: Query, items: readonly HostLine[], nextCursor: string | nul
 <div><label for="f-cve">CVE</label><input id="f-cve" name="cve" value="${q.cve ?? ''}" placeholder="CVE-2021-26855"></div>
 <div><button type="submit">Filter</button> <a href="/hosts">clear</a></div>
 </form>
+<p data-downloads="hosts">Every matching host: <a href="${downloadUrl(q, 'csv')}" download data-download="csv">Download CSV</a> · <a href="${downloadUrl(q, 'jsonl')}" download data-download="jsonl">Download JSONL</a></p>
 <table data-table="hosts"><thead><tr><th>Address</th><th>Organisation</th><th>Sector</th><th>Host name</th><th>Product</th><th>Open CVEs</th><th class="num">patched</th><th>Last seen</th></tr></thead>
 <tbody>${items.length === 0 ? html`<tr><td colspan="8" class="muted">No host matches.</td></tr>` : items.map(hostRow)}</tbody></table>
 <nav class="pager">${prev === null ? '' : html`<a rel="prev" href="${prev}">← previous</a>`}${here === undefined ? '' : html`<a href="${hostsUrl(q, {})}">first page</a>`}${next === null ? '' : html`<a rel="next" href="${next}">next →</a>`}</nav>`;

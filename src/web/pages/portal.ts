@@ -75,10 +75,11 @@ export const portalPages: PageModule = (ctx) => [
       return {
         title: 'Our exposures',
         body: html`<h1>Exposures of ${o.org}</h1>
-<p><a href="/api/my/exposures.csv" download>Download as CSV</a> · <a href="/api/forensics-kit" download>Download the forensics kit</a> (one file; run <code>node tocsin-forensics.cjs --help</code> on the server)</p>
+<p data-downloads="exposures"><a href="/api/my/exposures.csv" download>Download as CSV</a> · <a href="/api/my/exposures?format=jsonl" download data-download="jsonl">Download JSONL</a> (every field: findings, evidence, what to do) · <a href="/api/forensics-kit" download>Download the forensics kit</a> (one file; run <code>node tocsin-forensics.cjs --help</code> on the server)</p>
 ${exposuresTable(items)}
 <h2>Verification rescans</h2>
 ${rescanForm(items)}
+<p data-downloads="rescans">Every request: <a href="/api/my/rescans?format=csv" download data-download="csv">Download CSV</a> · <a href="/api/my/rescans?format=jsonl" download data-download="jsonl">Download JSONL</a></p>
 ${rescanTable(rescans)}`,
       };
     },
@@ -125,6 +126,7 @@ ${r.remediation.length === 0 ? html`<p>Nothing known to fix.</p>` : html`<ul>${r
       return {
         title: 'Warnings',
         body: html`<h1>Warnings to ${o.org}</h1>
+<p data-downloads="warnings"><a href="/api/my/warnings?format=csv" download data-download="csv">Download CSV</a> · <a href="/api/my/warnings?format=jsonl" download data-download="jsonl">Download JSONL</a></p>
 ${items.length === 0 ? html`<p>We have sent your organisation no warning.</p>` : html`<table class="data"><thead><tr><th>Campaign</th><th>Ticket</th><th>Sent</th><th>Delivery</th><th>Services</th><th>Acknowledged</th></tr></thead><tbody>
 ${items.map((w) => html`<tr data-warning="${w.id}"><td>${w.campaign}</td><td>${w.ticket}</td><td>${w.sentAt ?? '—'}</td><td>${w.bounced ? 'bounced' : w.delivered ? 'delivered' : w.state}</td><td>${w.exposures}</td>
 <td>${w.acknowledged ? html`yes, ${w.acknowledgedAt}` : html`<form data-form="ack" data-api="/api/my/acknowledge" data-method="POST" data-redirect="/portal/warnings"><input type="hidden" name="messageId" data-type="number" value="${w.id}"><button type="submit">Acknowledge</button></form>`}</td></tr>

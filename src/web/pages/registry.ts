@@ -53,6 +53,7 @@ function listPage(o: Awaited<ReturnType<typeof orgPage>>, q: string, sector: str
 <div><label for="f-sector">Sector</label><select id="f-sector" name="sector"><option value="">any</option>${o.sectors.map((s) => html`<option value="${s}"${s.toLowerCase() === sector.toLowerCase() ? html` selected` : ''}>${s}</option>`)}</select></div>
 <div><button type="submit">Filter</button></div>
 </form>
+<p data-downloads="orgs">Every matching organisation: <a href="${withQuery('/api/orgs', { q, sector, format: 'csv' })}" download data-download="csv">Download CSV</a> · <a href="${withQuery('/api/orgs', { q, sector, format: 'jsonl' })}" download data-download="jsonl">Download JSONL</a></p>
 <p class="muted" data-total="${o.total}">${o.total} organisation(s)${o.total > 0 ? html`, ${o.offset + 1}–${o.offset + o.items.length} shown` : ''}</p>
 <table data-table="orgs"><thead><tr><th>Organisation</th><th>Sector</th><th>Country</th><th>Parent</th><th>Layer</th><th class="num">Networks</th><th class="num">ASNs</th><th class="num">Domains</th><th class="num">Contacts</th></tr></thead>
 <tbody>${o.items.map((r) => html`<tr data-org="${r.name}" data-org-id="${r.id}"><td><a href="${path`/registry/${r.id}`}">${r.name}</a></td><td>${dash(r.sector)}</td><td>${dash(r.country)}</td><td>${dash(r.parent)}</td><td>${layerOf(r)}</td>
@@ -153,6 +154,7 @@ function detailPage(o: OrgDetail, history: readonly AuditRow[]): SafeHtml {
 <div><button type="submit">Add opt-out</button></div></form>
 
 <h2>Changes</h2>
+<p data-downloads="history">The whole trail: <a href="${withQuery(path`/api/orgs/${o.id}/audit`, { format: 'csv' })}" download data-download="csv">Download CSV</a> · <a href="${withQuery(path`/api/orgs/${o.id}/audit`, { format: 'jsonl' })}" download data-download="jsonl">Download JSONL</a></p>
 <table data-table="history"><thead><tr><th>When</th><th>Who</th><th>What</th><th>Details</th></tr></thead>
 <tbody>${history.map((r) => html`<tr data-audit="${r.id}"><td>${r.at.slice(0, 19).replace('T', ' ')}</td><td>${r.who}</td><td>${r.action} ${r.entity}</td><td>${auditSummary(r)}</td></tr>`)}</tbody></table>`;
 }

@@ -42,6 +42,7 @@ export const reviewPages: PageModule = ({ db }) => [
       const names = await orgPage(db, { limit: 500 });
       const s = page.refresh;
       const body = html`<h1>Attribution review</h1>
+<p data-downloads="review">The whole queue: <a href="/api/attribution/review?format=csv" download data-download="csv">Download CSV</a> · <a href="/api/attribution/review?format=jsonl" download data-download="jsonl">Download JSONL</a></p>
 <p class="muted" data-refresh="${s.registryRev}">Refreshed at registry revision ${s.registryRev}: ${s.considered} address(es) recomputed, ${s.changed} changed owner.</p>
 <datalist id="org-names">${names.items.map((o) => html`<option value="${o.name}"></option>`)}</datalist>
 <form data-form="assign-any" data-api="/api/attribution/assign" data-method="POST" class="filters">

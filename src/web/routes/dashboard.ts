@@ -7,10 +7,26 @@
 import type { FastifyRequest } from 'fastify';
 import { TocsinError } from '../../core/errors.js';
 import {
-  campaignBurndownSvg, campaignPreview, campaignView, campaignsOverview, hostDetail, hostPage, nationalSummary, patchCurve, patchCurveSvg,
+  campaignBurndownSvg, campaignPreview, campaignRecords, campaignView, campaignsOverview, hostDetail, hostPage, hostRecords, nationalSummary, patchCurve,
+  patchCurveSvg, type CampaignLine, type HostLine,
 } from '../../services/dashboard.js';
+import { LIST_FORMAT, isDownload, sendList, type ListSpec } from '../export-format.js';
 import type { JsonSchema } from '../openapi.js';
 import { needStaff, type RouteModule } from '../route.js';
+
+/** CSV columns of a host download (?format=csv); JSONL has the records as the JSON listing shows them. */
+const HOST_LIST: ListSpec<HostLine> = {
+  name: 'hosts',
+  columns: ['ip', 'org', 'org_id', 'sector', 'rule', 'hostname', 'product', 'build', 'last_seen', 'open_cves', 'patched', 'compromised'],
+  cells: (r) => [r.ip, r.org, r.orgId, r.sector, r.rule, r.hostname, r.product, r.build, r.lastSeen, r.openCves.join(' '), r.patched, r.compromised],
+};
+
+/** CSV columns of a campaign download: the messages per delivery state as one compact JSON cell. */
+const CAMPAIGN_LIST: ListSpec<CampaignLine> = {
+  name: 'campaigns',
+  columns: ['id', 'name', 'state', 'template', 'created_at', 'created_by', 'approved_at', 'messages', 'deliveries'],
+  cells: (r) => [r.id, r.name, r.state, r.template, r.createdAt, r.createdBy, r.approvedAt, r.messages, JSON.stringify(r.deliveries)],
+};
 
 const INT = { type: 'integer' } as const;
 const STR = { type: 'string' } as const;
@@ -192,9 +208,12 @@ export const dashboardRoutes: RouteModule = ({ db }) => [
   },
   {
     method: 'GET', url: '/api/campaigns', summary: 'Every campaign with its messages counted per delivery state', auth: true,
+    querystring: { type: 'object', additionalProperties: false, properties: { format: LIST_FORMAT } },
     response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: CAMPAIGN_LINE } } } },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       needStaff(req);
+      const q = req.query as { format?: string };
+      if (isDownload(q.format)) return sendList(reply, q.format, CAMPAIGN_LIST, campaignRecords(db));
       return { items: await campaignsOverview(db) };
     },
   },
@@ -231,13 +250,20 @@ export const dashboardRoutes: RouteModule = ({ db }) => [
       properties: {
         cursor: { type: 'string', maxLength: 200 }, limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
         org: { type: 'string', maxLength: 200 }, sector: { type: 'string', maxLength: 200 }, cve: { type: 'string', maxLength: 30 },
-        q: { type: 'string', maxLength: 60, description: 'an address, a CIDR or the start of an IPv4 address' },
+        q: { type: 'string', maxLength: 60, description: 'an address, a CIDR or the start of an IPv4 address' }, format: LIST_FORMAT,
       },
     },
     response: { 200: { type: 'object', required: ['items', 'nextCursor'], properties: { items: { type: 'array', items: HOST_LINE }, nextCursor: STR_OR_NULL } } },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       needStaff(req);
-      const page = await hostPage(db, req.query as { cursor?: string; limit?: number; org?: string; sector?: string; cve?: string; q?: string });
+      const q = req.query as { cursor?: string; limit?: number; org?: string; sector?: string; cve?: string; q?: string; format?: string };
+      if (isDownload(q.format)) {
+        // Every matching host (all keyset pages, streamed; cursor and limit do not apply): src/web/export-format.ts.
+        const out = await hostRecords(db, q);
+        req.orgScope = out.orgScope;
+        return sendList(reply, q.format, HOST_LIST, out.records);
+      }
+      const page = await hostPage(db, q);
       req.orgScope = page.orgScope;
       return { items: page.items, nextCursor: page.nextCursor };
     },

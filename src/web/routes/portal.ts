@@ -6,14 +6,42 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyRequest } from 'fastify';
 import { TocsinError } from '../../core/errors.js';
-import { acknowledgeWarnings, forensicsKitFile, portalCsv, portalExposures, portalOrg, portalWarnings, type PortalOrg } from '../../services/portal.js';
-import { RescanThrottledError, listRescans, requestRescan } from '../../services/rescan-requests.js';
+import {
+  PORTAL_CSV_COLUMNS, acknowledgeWarnings, forensicsKitFile, portalCsv, portalCsvCells, portalExposureRecords, portalExposures, portalOrg,
+  portalWarningRecords, portalWarnings, type PortalExposure, type PortalOrg, type PortalWarning,
+} from '../../services/portal.js';
+import { RescanThrottledError, listRescans, requestRescan, rescanRecords, type RescanView } from '../../services/rescan-requests.js';
+import { LIST_FORMAT, isDownload, sendList, type ListSpec } from '../export-format.js';
 import type { JsonSchema } from '../openapi.js';
 import { need, type RouteModule, type RouteContext } from '../route.js';
 
 const ORG_QUERY: JsonSchema = {
   type: 'object', additionalProperties: false,
   properties: { org: { type: 'string', minLength: 1, maxLength: 200, description: 'staff only: the organisation to read' } },
+};
+
+/** A list route's query: ORG_QUERY and `format` (json: the answer as before; csv or jsonl: the whole list as a download). */
+const LIST_QUERY: JsonSchema = {
+  type: 'object', additionalProperties: false,
+  properties: { org: { type: 'string', minLength: 1, maxLength: 200, description: 'staff only: the organisation to read' }, format: LIST_FORMAT },
+};
+
+/** The same columns as /api/my/exposures.csv; JSONL has every field (findings, evidence, remediation). */
+const PORTAL_EXPOSURE_LIST: ListSpec<PortalExposure> = { name: 'exposures', columns: PORTAL_CSV_COLUMNS, cells: portalCsvCells };
+
+const WARNING_LIST: ListSpec<PortalWarning> = {
+  name: 'warnings',
+  columns: ['id', 'campaign_id', 'campaign', 'ticket', 'state', 'sent_at', 'delivered', 'bounced', 'acknowledged', 'acknowledged_at', 'exposures'],
+  cells: (r) => [r.id, r.campaignId, r.campaign, r.ticket, r.state, r.sentAt, r.delivered, r.bounced, r.acknowledged, r.acknowledgedAt, r.exposures],
+};
+
+/** A target as ip:port ([ip]:port for IPv6), the targets of a request separated by spaces. */
+const target = (t: { readonly ip: string; readonly port: number }): string => (t.ip.includes(':') ? `[${t.ip}]:${t.port}` : `${t.ip}:${t.port}`);
+
+const RESCAN_LIST: ListSpec<RescanView> = {
+  name: 'rescans',
+  columns: ['id', 'status', 'targets', 'requested_by', 'requested_at', 'started_at', 'finished_at', 'scan_ids', 'closed', 'still_open', 'error'],
+  cells: (r) => [r.id, r.status, r.targets.map(target).join(' '), r.requestedBy, r.requestedAt, r.startedAt, r.finishedAt, r.scanIds.join(' '), r.closed, r.stillOpen, r.error],
 };
 
 const STRINGS: JsonSchema = { type: 'array', items: { type: 'string' } };
@@ -81,10 +109,13 @@ async function orgOf(ctx: RouteContext, req: FastifyRequest): Promise<PortalOrg>
 export const portalRoutes: RouteModule = (ctx) => [
   {
     method: 'GET', url: '/api/my/exposures', summary: 'Own exposures with evidence, verdicts, findings and remediation per CVE', auth: true, audit: true,
-    querystring: ORG_QUERY,
+    querystring: LIST_QUERY,
     response: { 200: { type: 'object', required: ['org', 'items'], properties: { org: { type: 'string' }, items: { type: 'array', items: PORTAL_EXPOSURE } } } },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       const o = await orgOf(ctx, req);
+      const { format } = req.query as { format?: string };
+      // Every own exposure (keyset pages of the organisation's only, streamed; no cap): src/web/export-format.ts.
+      if (isDownload(format)) return sendList(reply, format, PORTAL_EXPOSURE_LIST, portalExposureRecords(ctx.db, o));
       return { org: o.org, items: await portalExposures(ctx.db, o) };
     },
   },
@@ -100,9 +131,14 @@ export const portalRoutes: RouteModule = (ctx) => [
   },
   {
     method: 'GET', url: '/api/my/warnings', summary: 'Warnings (campaign messages) sent to the own organisation', auth: true, audit: true,
-    querystring: ORG_QUERY,
+    querystring: LIST_QUERY,
     response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: WARNING } } } },
-    handler: async (req) => ({ items: await portalWarnings(ctx.db, await orgOf(ctx, req)) }),
+    handler: async (req, reply) => {
+      const o = await orgOf(ctx, req);
+      const { format } = req.query as { format?: string };
+      if (isDownload(format)) return sendList(reply, format, WARNING_LIST, portalWarningRecords(ctx.db, o));
+      return { items: await portalWarnings(ctx.db, o) };
+    },
   },
   {
     method: 'POST', url: '/api/my/acknowledge', summary: 'Acknowledge an own warning (as the e-mailed link does; idempotent; organisation accounts only)', auth: true, audit: true,
@@ -141,9 +177,14 @@ export const portalRoutes: RouteModule = (ctx) => [
   },
   {
     method: 'GET', url: '/api/my/rescans', summary: 'Own verification rescans and their outcome, newest first', auth: true, audit: true,
-    querystring: ORG_QUERY,
+    querystring: LIST_QUERY,
     response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: RESCAN } } } },
-    handler: async (req) => ({ items: await listRescans(ctx.db, (await orgOf(ctx, req)).orgId) }),
+    handler: async (req, reply) => {
+      const o = await orgOf(ctx, req);
+      const { format } = req.query as { format?: string };
+      if (isDownload(format)) return sendList(reply, format, RESCAN_LIST, rescanRecords(ctx.db, o.orgId));
+      return { items: await listRescans(ctx.db, o.orgId) };
+    },
   },
   {
     method: 'GET', url: '/api/forensics-kit', summary: 'The self-contained forensics kit (one JavaScript file, run with node)', auth: true, raw: true,

@@ -20,14 +20,21 @@ import {
   findOrg,
   myOrg,
   orgHistory,
+  orgHistoryRecords,
   orgPage,
+  orgRecords,
   removeOrgEntry,
   reviewPage,
+  reviewRecords,
   unassignTarget,
   updateOrg,
+  type AuditRow,
   type EntryArgs,
   type EntryKind,
+  type OrgListRow,
+  type ReviewItem,
 } from '../../services/registry-web.js';
+import { LIST_FORMAT, isDownload, sendList, type ListSpec } from '../export-format.js';
 import type { JsonSchema } from '../openapi.js';
 import { need, needStaff, type RouteModule } from '../route.js';
 
@@ -111,6 +118,24 @@ const ENTRY_PROPS = {
   expires: { ...S(40), description: 'opt-out: YYYY-MM-DD, an ISO time, or never' },
 } as const;
 
+/** CSV columns of the downloads (?format=csv|jsonl); JSONL has the records as the JSON listings show them. */
+const ORG_LIST: ListSpec<OrgListRow> = {
+  name: 'organisations',
+  columns: ['id', 'name', 'sector', 'country', 'size', 'parent', 'layer', 'source', 'networks', 'asns', 'domains', 'contacts'],
+};
+
+const AUDIT_LIST: ListSpec<AuditRow> = {
+  name: 'organisation-audit',
+  columns: ['id', 'at', 'who', 'action', 'entity', 'entity_id', 'org_id', 'source', 'before', 'after'],
+  cells: (r) => [r.id, r.at, r.who, r.action, r.entity, r.entityId, r.orgId, r.source, r.before === null ? null : JSON.stringify(r.before), r.after === null ? null : JSON.stringify(r.after)],
+};
+
+const REVIEW_LIST: ListSpec<ReviewItem> = {
+  name: 'attribution-review',
+  columns: ['ip', 'kind', 'org', 'org_id', 'rule', 'ports', 'hostnames', 'feed_asn', 'first_seen', 'last_seen', 'candidates'],
+  cells: (r) => [r.ip, r.kind, r.org, r.orgId, r.rule, r.ports.join(' '), r.hostnames.join(' '), r.feedAsn, r.firstSeen, r.lastSeen, JSON.stringify(r.candidates)],
+};
+
 const PAGE_QUERY = { offset: { type: 'integer', minimum: 0, maximum: 10_000_000, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 } } as const;
 
 const ORG_ANSWER: JsonSchema = { type: 'object', required: ['id', 'org'], properties: { id: { type: 'integer' }, org: ORG_DETAIL } };
@@ -135,16 +160,19 @@ function entryArgs(b: EntryBody): EntryArgs {
 export const registryRoutes: RouteModule = ({ db }) => [
   {
     method: 'GET', url: '/api/orgs', summary: 'Organisations of the constituency registry in name order, paged; filter by part of the name (q) or the sector (staff)', auth: true, audit: true,
-    querystring: { type: 'object', additionalProperties: false, properties: { q: S(200), sector: S(100), ...PAGE_QUERY } },
+    querystring: { type: 'object', additionalProperties: false, properties: { q: S(200), sector: S(100), ...PAGE_QUERY, format: LIST_FORMAT } },
     response: {
       200: {
         type: 'object', required: ['items', 'total', 'offset', 'nextOffset', 'sectors'],
         properties: { items: { type: 'array', items: ORG_ROW }, total: { type: 'integer' }, offset: { type: 'integer' }, nextOffset: { type: ['integer', 'null'] }, sectors: { type: 'array', items: { type: 'string' } } },
       },
     },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       needStaff(req);
-      return orgPage(db, req.query as { q?: string; sector?: string; offset: number; limit: number });
+      const q = req.query as { q?: string; sector?: string; offset: number; limit: number; format?: string };
+      // Every matching organisation (all keyset pages, streamed; offset and limit do not apply): src/web/export-format.ts.
+      if (isDownload(q.format)) return sendList(reply, q.format, ORG_LIST, orgRecords(db, q));
+      return orgPage(db, q);
     },
   },
   {
@@ -181,11 +209,18 @@ export const registryRoutes: RouteModule = ({ db }) => [
   },
   {
     method: 'GET', url: '/api/orgs/:id/audit', summary: 'The registry\'s change trail of one organisation, newest first: who, when, what, before and after (staff)', auth: true, audit: true,
-    querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
+    querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, format: LIST_FORMAT } },
     response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: AUDIT_ROW } } } },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       needStaff(req);
-      const r = await orgHistory(db, idOf(req), (req.query as { limit: number }).limit);
+      const q = req.query as { limit: number; format?: string };
+      if (isDownload(q.format)) {
+        // The whole trail, not only the newest `limit` rows.
+        const out = await orgHistoryRecords(db, idOf(req));
+        req.orgScope = out.org.id;
+        return sendList(reply, q.format, AUDIT_LIST, out.records);
+      }
+      const r = await orgHistory(db, idOf(req), q.limit);
       req.orgScope = r.org.id;
       return { items: r.rows };
     },
@@ -253,16 +288,19 @@ export const registryRoutes: RouteModule = ({ db }) => [
   {
     method: 'GET', url: '/api/attribution/review',
     summary: 'The attribution review queue after a refresh: observed addresses with no organisation, then ties ("ambiguous"), in address order, paged (staff)', auth: true, audit: true,
-    querystring: { type: 'object', additionalProperties: false, properties: PAGE_QUERY },
+    querystring: { type: 'object', additionalProperties: false, properties: { ...PAGE_QUERY, format: LIST_FORMAT } },
     response: {
       200: {
         type: 'object', required: ['items', 'offset', 'nextOffset', 'refresh'],
         properties: { items: { type: 'array', items: REVIEW_ITEM }, offset: { type: 'integer' }, nextOffset: { type: ['integer', 'null'] }, refresh: REFRESH },
       },
     },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       needStaff(req);
-      return reviewPage(db, req.query as { offset: number; limit: number });
+      const q = req.query as { offset: number; limit: number; format?: string };
+      // The whole queue (refreshed first, walked in keyset pages, streamed; offset and limit do not apply).
+      if (isDownload(q.format)) return sendList(reply, q.format, REVIEW_LIST, await reviewRecords(db));
+      return reviewPage(db, q);
     },
   },
   {

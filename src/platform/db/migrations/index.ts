@@ -24,6 +24,7 @@ import * as m0018 from './0018-rescan-requests.js';
 import * as m0019 from './0019-workers.js';
 import * as m0020 from './0020-account-tokens.js';
 import * as m0021 from './0021-schedules.js';
+import * as m0022 from './0022-summary.js';
 
 export interface Migration {
   readonly id: string;
@@ -51,4 +52,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0019-workers', up: m0019.up },
   { id: '0020-account-tokens', up: m0020.up },
   { id: '0021-schedules', up: m0021.up },
+  { id: '0022-summary', up: m0022.up },
 ];
