@@ -3,15 +3,15 @@
  * bench/README.md). Loopback only: the lab serves BASE/N on 127.0.0.0/8.
  *
  *   node --import tsx bench/workers.ts [--hosts 4096] [--latency-ms 0] [--workers 1,2,4] [--block-size 256]
- *       [--base 127.90.0.0] [--database-url URL] [--home DIR]
+ *       [--base 127.90.0.0] [--database-url URL] [--home DIR] [--compiled]
  *
  * The issue's figure is 65,536 hosts with 100 ms lab-side latency (`--hosts 65536 --latency-ms 100`); the
  * defaults are smaller so a run takes minutes. Per worker count: a fresh scan of the whole estate with
- * `tocsin scan --distributed --detach`, then N worker processes with `--once` (the compiled CLI when `dist/`
- * exists, else through tsx) started together; wall time from the first worker's start to the last one's
- * exit. Prints hosts/s, the scaling ratio against one worker, CPU per host (user+sys of the workers, from
- * /proc of each child via `process.resourceUsage` of a wrapper: GNU time when present), and checks every
- * host is stored exactly once. Exits 0 either way (not a test); non-zero only when a check fails.
+ * `tocsin scan --distributed --detach`, then N worker processes with `--once` started together (through tsx;
+ * with --compiled the CLI from `dist/`, after `npm run build`: less start-up CPU); wall time from the first
+ * worker's start to the last one's exit. Prints hosts/s, the scaling ratio against one worker, CPU per host
+ * (user+sys of the worker processes as GNU time reports them, when /usr/bin/time exists), and checks that every
+ * host is stored exactly once. Not a test: exits non-zero only when that check fails.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -35,9 +35,11 @@ const URL_ = arg('--database-url') ?? process.env.TOCSIN_DATABASE_URL;
 const HOME = arg('--home') ?? join(root, 'bench', 'out', 'workers-home');
 const TIME = '/usr/bin/time';
 const compiled = join(root, 'dist', 'src', 'bin', 'tocsin.js');
+/** A stale dist/ would run another version: only when asked. */
+const COMPILED = process.argv.includes('--compiled');
 
 function cli(args: readonly string[]): { cmd: string; argv: string[] } {
-  const entry = existsSync(compiled) ? [compiled] : ['--import', 'tsx', join(root, 'src/bin/tocsin.ts')];
+  const entry = COMPILED ? [compiled] : ['--import', 'tsx', join(root, 'src/bin/tocsin.ts')];
   const node = [process.execPath, ...entry, ...args];
   // GNU time reports the child's user+sys CPU on stderr's last line (format below).
   return existsSync(TIME) ? { cmd: TIME, argv: ['-f', 'CPU %U %S', ...node] } : { cmd: node[0] as string, argv: node.slice(1) };
@@ -57,10 +59,13 @@ function run(args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ code: n
 }
 
 async function main(): Promise<void> {
-  mkdirSync(HOME, { recursive: true });
-  const env: NodeJS.ProcessEnv = { ...process.env, TOCSIN_HOME: HOME, ...(URL_ === undefined ? {} : { TOCSIN_DATABASE_URL: URL_ }) };
+  if (URL_ === undefined) mkdirSync(HOME, { recursive: true });
+  // A short lease: `--once` workers notice the end within two heartbeats (lease/6 each), not 10 s later.
+  const env: NodeJS.ProcessEnv = {
+    TOCSIN_WORKER_LEASE_SECONDS: '6', ...process.env, TOCSIN_HOME: HOME, ...(URL_ === undefined ? {} : { TOCSIN_DATABASE_URL: URL_ }),
+  };
   const lab = await spawnLab({ hosts: HOSTS, base: BASE, seed: 11, latencyMs: LATENCY, mix: ALL_EXCHANGE_MIX });
-  console.log(`lab: ${HOSTS} hosts from ${BASE}, latency ${LATENCY} ms, https port ${lab.httpsPort}; blocks of ${BLOCK}; CLI ${existsSync(compiled) ? 'dist/' : 'tsx'}`);
+  console.log(`lab: ${HOSTS} hosts from ${BASE}, latency ${LATENCY} ms, https port ${lab.httpsPort}; blocks of ${BLOCK}; CLI ${COMPILED ? 'dist/' : 'tsx'}`);
   const last = lab.hosts[lab.hosts.length - 1]?.ip ?? BASE;
   let baseline: number | null = null;
   let failed = false;

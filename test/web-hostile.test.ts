@@ -133,7 +133,7 @@ describe('web: hostile content on every page', { skip }, () => {
         }
         if (!shot.has(path)) {
           shot.add(path);
-          await screenshot(tab.page, `hostile-${label}-${url === '/' ? 'home' : url}`);
+          await screenshot(tab.page, `hostile-${label}-${url === '/' ? 'home' : url}`, { fullPage: false });
         }
       }
     }

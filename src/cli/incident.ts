@@ -1,7 +1,7 @@
 /**
- * `tocsin incident list|show|triage|report` (issue 10 §5): the analyst's side of incident reports at the command
- * line. Thin: flags → src/services/incidents.ts → print. `report --file stage0.json` (or `-` for stdin) files a
- * report an analyst took by phone. The CLI acts as staff (it has the database), named by `--by` (default
+ * `tocsin incident list|show|triage|link|report` (issue 10 §5): the analyst's side of incident reports at the
+ * command line. Thin: flags → src/services/incidents.ts → print. `link` ties a report by hand to a finding, a
+ * campaign or another report; `report --file stage0.json` (or `-` for stdin) files a report an analyst took by phone. The CLI acts as staff (it has the database), named by `--by` (default
  * user@host). Hostile text (what reporters wrote) is sanitised in tables and text, escaped by JSON in jsonl/json,
  * and formula-safe in CSV.
  */
@@ -14,7 +14,9 @@ import { csvRow } from '../core/csv.js';
 import { TocsinError, errno } from '../core/errors.js';
 import { sanitiseText } from '../core/text.js';
 import { openDatabase } from '../platform/db/connect.js';
-import { allIncidents, reportIncident, showIncident, staffActor, triageIncident, type IncidentDetail, type IncidentSummary } from '../services/incidents.js';
+import {
+  INCIDENT_CSV_COLUMNS, LINK_KINDS, allIncidents, incidentCsvCells, linkIncident, reportIncident, showIncident, staffActor, triageIncident, type IncidentDetail, type IncidentSummary,
+} from '../services/incidents.js';
 
 type Format = 'table' | 'jsonl' | 'csv';
 const FORMATS: readonly Format[] = ['table', 'jsonl', 'csv'];
@@ -34,6 +36,7 @@ function defaultBy(): string {
 }
 
 interface ListFlags { status?: string; overdue?: boolean; category?: string; org?: string; format?: string }
+interface LinkFlags { finding?: string; campaign?: string; incident?: string; note?: string; by?: string }
 interface TriageFlags { status: string; category?: string; owner?: string; duplicateOf?: string; note?: string; by?: string }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -69,6 +72,18 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--by <name>', 'who triages (default user@host)')
     .action(async (id: string, flags: TriageFlags) => {
       process.exitCode = await triageCommand(ctx, id, flags);
+    });
+  incident
+    .command('link')
+    .description('link a report by hand to a finding, a campaign or another report (shown on `show` and the report page)')
+    .argument('<id>', 'report id')
+    .option('--finding <id>', 'a finding id (from `tocsin findings`)')
+    .option('--campaign <id>', 'a campaign id (from `tocsin campaign list`)')
+    .option('--incident <id>', 'another report id')
+    .option('--note <text>', 'why, kept in the history (internal: not shown to the organisation)')
+    .option('--by <name>', 'who links (default user@host)')
+    .action(async (id: string, flags: LinkFlags) => {
+      process.exitCode = await linkCommand(ctx, id, flags);
     });
   incident
     .command('report')
@@ -123,17 +138,9 @@ export function jsonLine(v: IncidentSummary | IncidentDetail): string {
   return sanitiseText(JSON.stringify(v), { style: 'json' });
 }
 
-export const CSV_COLUMNS = [
-  'id', 'status', 'category', 'owner', 'org', 'org_id', 'tlp', 'types', 'cves', 'ongoing', 'detected_at', 'reported_at', 'reported_via',
-  'acknowledge_due', 'acknowledged_at', 'first_response_due', 'first_response_at', 'overdue', 'duplicate_of', 'summary',
-] as const;
-
-export function csvCells(i: IncidentSummary): Array<string | number | boolean | null> {
-  return [
-    i.id, i.status, i.category, i.owner, i.org, i.orgId, i.tlp, i.types.join(' '), i.cves.join(' '), i.ongoing, i.detectedAt, i.reportedAt, i.reportedVia,
-    i.sla.acknowledge.due, i.sla.acknowledge.at, i.sla.firstResponse.due, i.sla.firstResponse.at, i.sla.overdue, i.duplicateOf, i.summary,
-  ];
-}
+/** The same columns as the API download (one definition, in the service). */
+export const CSV_COLUMNS = INCIDENT_CSV_COLUMNS;
+export const csvCells = incidentCsvCells;
 
 const WIDTHS = [6, 16, 9, 5, 24, 24, 17, 17, 40] as const;
 const TABLE_HEADER = ['ID', 'REPORTED', 'STATUS', 'CAT', 'ORG', 'OWNER', 'ACK', 'RESPONSE', 'SUMMARY'];
@@ -212,6 +219,27 @@ export async function triageCommand(ctx: CliContext, rawId: string, flags: Triag
       ...(duplicateOf === undefined ? {} : { duplicateOf }), ...(flags.note === undefined ? {} : { note: flags.note }),
     });
     ctx.stdout.write(`incident ${d.id}: ${before.status} -> ${d.status}${d.category === null ? '' : `, ${d.category}`}${d.owner === null ? '' : `, owner ${sanitiseText(d.owner, { max: 60 })}`}\n`);
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+/** Exactly one of --finding, --campaign, --incident. */
+export function linkTarget(flags: LinkFlags): { kind: (typeof LINK_KINDS)[number]; targetId: number } {
+  const given = LINK_KINDS.filter((k) => flags[k] !== undefined);
+  const kind = given[0];
+  if (given.length !== 1 || kind === undefined) throw new TocsinError('TOCSIN_ARG_INVALID', 'give exactly one of --finding ID, --campaign ID, --incident ID');
+  return { kind, targetId: parseIntFlag(`--${kind}`, flags[kind] ?? '', 1, Number.MAX_SAFE_INTEGER) };
+}
+
+export async function linkCommand(ctx: CliContext, rawId: string, flags: LinkFlags): Promise<number> {
+  const id = reportId(rawId);
+  const { kind, targetId } = linkTarget(flags);
+  const database = await openDatabase(ctx.config());
+  try {
+    const d = await linkIncident(database.db, staffActor(flags.by ?? defaultBy()), id, kind, targetId, flags.note === undefined ? {} : { note: flags.note });
+    ctx.stdout.write(`incident ${d.id}: linked to ${kind} ${targetId} (${d.links.length} link(s))\n`);
     return 0;
   } finally {
     await database.close();

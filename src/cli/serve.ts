@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { TocsinError } from '../core/errors.js';
 import { openDatabase } from '../platform/db/connect.js';
 import { ensureFirstAdmin } from '../services/accounts.js';
+import { warmDashboard } from '../services/dashboard.js';
 import { startRescanRunner } from '../services/rescan-requests.js';
 import { buildApp } from '../web/app.js';
 import { parseIntFlag } from './args.js';
@@ -35,14 +36,23 @@ export function register(program: Command, ctx: CliContext): void {
         const address = await app.listen({ host: flags.host, port });
         ctx.stderr.write(`tocsin: serving ${address} (API docs: ${address}/api/docs); Ctrl+C stops\n`);
         ctx.stdout.write(`${JSON.stringify({ event: 'listening', url: address })}\n`);
+        // The dashboard's first load computes over every finding (seconds at a million): start it now, in the
+        // background, so the first analyst does not wait for all of it (one who comes sooner shares it).
+        let stopping = false;
+        const warm = warmDashboard(database.db).catch((e: unknown) => {
+          if (!stopping) ctx.stderr.write(`tocsin: dashboard warm-up: ${e instanceof Error ? e.message : String(e)}\n`);
+        });
         // Verification rescans the portal queues: run here unless another process does (issue 10 §4).
         const rescans = flags.rescans ? startRescanRunner({
           database, config: ctx.config(),
           onError: (e) => ctx.stderr.write(`tocsin: rescan runner: ${e instanceof Error ? e.message : String(e)}\n`),
         }) : null;
         await untilStopSignal();
+        stopping = true;
         await rescans?.stop();
         await app.close();
+        // Closing the database fails a warm-up still running; `stopping` keeps that quiet.
+        void warm;
       } finally {
         await database.close();
       }

@@ -236,9 +236,10 @@ export async function whoisAddress(db: Kysely<DbSchema>, given: WhoisGiven): Pro
 export type { ReviewRow } from '../platform/db/attribution-store.js';
 
 /** `tocsin attribution review`: refreshes, then streams the unattributed and ambiguous addresses. */
-export async function reviewQueue(db: Kysely<DbSchema>, opts: { readonly limit?: number | null } = {}): Promise<{ summary: RefreshSummary; rows: AsyncGenerator<ReviewRow> }> {
+export async function reviewQueue(db: Kysely<DbSchema>, opts: { readonly limit?: number | null; readonly pageSize?: number } = {}): Promise<{ summary: RefreshSummary; rows: AsyncGenerator<ReviewRow> }> {
   const summary = await refreshAttributions(db);
-  return { summary, rows: createAttributionStore(db).review(opts.limit ?? null) };
+  // pageSize: addresses per keyset page the store reads (its default 1,000 unless a caller says otherwise).
+  return { summary, rows: createAttributionStore(db).review(opts.limit ?? null, ...(opts.pageSize === undefined ? [] : [opts.pageSize])) };
 }
 
 /**

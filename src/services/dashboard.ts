@@ -16,9 +16,12 @@
  *   organisations: 20-25 s to compute on the shared 2-core CI machine at load 15, i.e. a few seconds on an idle one;
  *   a cached read: p99 0.06 ms); an older answer is never served: readers wait (only the first read after start or
  *   after a long idle period);
- * - an answer older than `maxAgeMs` (default 30 s) is recomputed (in the background, as above) even when the version
- *   did not move: ids are handed out at insert time, so a slow writer can commit below the newest id, and the
- *   version does not see everything (a sector renamed without an audit row).
+ * - an answer older than `maxAgeMs` (default 30 s), or than 20 times its last computation took when that is longer,
+ *   is recomputed (in the background, as above) even when the version did not move: ids are handed out at insert
+ *   time, so a slow writer can commit below the newest id, and the version does not see everything (a sector
+ *   renamed without an audit row);
+ * - `tocsin serve` warms the cache as it starts listening (`warmDashboard`), so the first analyst does not wait for
+ *   the whole computation, and one who arrives before it finished shares it (never a second computation).
  * We chose a version key over a plain TTL: an analyst who folds a scan sees it on the next page load, not after a
  * TTL, and an idle system recomputes nothing. Every answer says when it was computed (`computedAt`).
  */
@@ -58,8 +61,10 @@ export interface DashboardCacheOptions {
   readonly checkEveryMs?: number;
   /** While a changed version is recomputed, serve the previous answer if it is at most this old (default 120000 ms). */
   readonly staleMs?: number;
-  /** Recompute an answer older than this even when the version did not move (default 30000 ms). */
+  /** Recompute an answer older than this even when the version did not move (default 30000 ms)... */
   readonly maxAgeMs?: number;
+  /** ...or older than this many times its last computation took, when that is longer (default 20; see `get`). */
+  readonly maxAgeFactor?: number;
   /** Answers kept (different patch-curve ranges, campaigns); the least recently computed goes first (default 64). */
   readonly maxEntries?: number;
   readonly now?: () => number;
@@ -70,6 +75,8 @@ interface Entry {
   at: number;
   value: unknown;
   has: boolean;
+  /** How long the stored answer took to compute (ms). */
+  took: number;
   pending: Promise<unknown> | null;
 }
 
@@ -81,6 +88,7 @@ export class DashboardCache {
   private readonly checkEveryMs: number;
   private readonly staleMs: number;
   private readonly maxAgeMs: number;
+  private readonly maxAgeFactor: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
 
@@ -88,6 +96,7 @@ export class DashboardCache {
     this.checkEveryMs = o.checkEveryMs ?? 1000;
     this.staleMs = o.staleMs ?? 120_000;
     this.maxAgeMs = o.maxAgeMs ?? 30_000;
+    this.maxAgeFactor = o.maxAgeFactor ?? 20;
     this.maxEntries = o.maxEntries ?? 64;
     this.now = o.now ?? Date.now;
   }
@@ -113,18 +122,25 @@ export class DashboardCache {
         const oldest = [...this.entries.entries()].filter(([, x]) => x.pending === null).sort((a, b) => a[1].at - b[1].at)[0];
         if (oldest !== undefined) this.entries.delete(oldest[0]);
       }
-      e = { version: '', at: 0, value: undefined, has: false, pending: null };
+      e = { version: '', at: 0, value: undefined, has: false, took: 0, pending: null };
       this.entries.set(key, e);
     }
     const entry = e;
     const age = this.now() - entry.at;
-    if (entry.has && entry.version === version && age < this.maxAgeMs) return { value: entry.value as T, computedAt: new Date(entry.at) };
+    // The age limit only catches what the version misses, so it must not cost more than a small share of the
+    // database: the national picture over a million findings takes seconds (tens on a loaded machine), and a 30 s
+    // limit alone would keep recomputing it a third of the time under steady reading. With the default factor 20
+    // an unchanged version costs at most ~5% of one computation's resources.
+    const maxAge = Math.max(this.maxAgeMs, this.maxAgeFactor * entry.took);
+    if (entry.has && entry.version === version && age < maxAge) return { value: entry.value as T, computedAt: new Date(entry.at) };
     const start = (): Promise<unknown> => {
+      const began = this.now();
       entry.pending ??= compute().then((v) => {
         entry.value = v;
         entry.has = true;
         entry.version = version;
         entry.at = this.now();
+        entry.took = entry.at - began;
         return v;
       }).finally(() => {
         entry.pending = null;
@@ -308,13 +324,13 @@ function campaignLine(c: CampaignListRow): CampaignLine {
 export const CAMPAIGN_EXPORT_PAGE = 500;
 
 /** Every campaign as campaignsOverview lists it (id order), read lazily in keyset pages (CSV/JSONL downloads). Staff only. */
-export async function* campaignRecords(db: Db): AsyncGenerator<CampaignLine> {
+export async function* campaignRecords(db: Db, pageSize = CAMPAIGN_EXPORT_PAGE): AsyncGenerator<CampaignLine> {
   let after = 0;
   for (;;) {
-    const rows = await listCampaignsAfter(db, after, CAMPAIGN_EXPORT_PAGE);
+    const rows = await listCampaignsAfter(db, after, pageSize);
     for (const r of rows) yield campaignLine(r);
     const last = rows[rows.length - 1];
-    if (rows.length < CAMPAIGN_EXPORT_PAGE || last === undefined) return;
+    if (rows.length < pageSize || last === undefined) return;
     after = last.id;
   }
 }
@@ -506,15 +522,15 @@ export const HOST_EXPORT_PAGE = 1000;
  * HOST_EXPORT_PAGE read as the stream is consumed (CSV/JSONL downloads, src/web/export-format.ts). The filters are
  * checked before the first byte, so a bad one is still a 400. Staff only (the caller checks the role).
  */
-export async function hostRecords(db: Db, q: HostQueryInput): Promise<{ records: AsyncIterable<HostLine>; orgScope: number | null }> {
+export async function hostRecords(db: Db, q: HostQueryInput, pageSize = HOST_EXPORT_PAGE): Promise<{ records: AsyncIterable<HostLine>; orgScope: number | null }> {
   const { filter, orgId } = await hostFilter(db, q);
   async function* walk(): AsyncGenerator<HostLine> {
     let after: string | null = null;
     for (;;) {
-      const rows = await hostRows(db, { ...filter, after, limit: HOST_EXPORT_PAGE });
+      const rows = await hostRows(db, { ...filter, after, limit: pageSize });
       for (const r of rows) yield hostLine(r);
       const last = rows[rows.length - 1];
-      if (rows.length < HOST_EXPORT_PAGE || last === undefined) return;
+      if (rows.length < pageSize || last === undefined) return;
       after = last.ip;
     }
   }

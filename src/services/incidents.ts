@@ -21,7 +21,7 @@ import {
 import { getCampaign, messageByTicket } from '../platform/db/campaign-store.js';
 import {
   addIncidentLink, appendIncidentEvent, attachmentContent, attachmentsOf, campaignMessageFor, getIncident, incidentEvents, incidentExists,
-  incidentLinks, insertAttachment, insertIncident, linkOpenFindings, listIncidents, lockIncident, orgById, orgByName, updateIncident,
+  incidentLinks, insertAttachment, insertIncident, linkOpenFindings, linkTargetExists, listIncidents, lockIncident, orgById, orgByName, updateIncident,
   type AttachmentMeta, type IncidentEventRow, type IncidentLinkRow, type IncidentRow,
 } from '../platform/db/incident-store.js';
 import type { DbSchema, Json } from '../platform/db/schema.js';
@@ -150,6 +150,12 @@ function eventOf(e: IncidentEventRow, scope: Scope): IncidentEvent {
   if (e.kind === 'triaged') {
     const kept: Record<string, Json> = {};
     for (const k of ['from', 'to', 'category'] as const) if (d[k] !== undefined) kept[k] = d[k];
+    return { at: e.at.toISOString(), who, kind: e.kind, detail: kept };
+  }
+  if (e.kind === 'linked') {
+    // A hand link's note is internal, and its target may be another organisation's finding or report.
+    const kept: Record<string, Json> = {};
+    for (const k of ['kind', 'findings', 'campaigns', 'automatic'] as const) if (d[k] !== undefined) kept[k] = d[k];
     return { at: e.at.toISOString(), who, kind: e.kind, detail: kept };
   }
   return { at: e.at.toISOString(), who, kind: e.kind, detail: e.detail };
@@ -336,13 +342,39 @@ export async function triageIncident(db: Db, actor: Actor, id: number, t: Triage
   return showIncident(db, actor.scope, id, now);
 }
 
-/** Links a report to a finding, campaign or other report by hand (staff). */
-export async function linkIncident(db: Db, actor: Actor, id: number, kind: 'finding' | 'campaign' | 'incident', targetId: number, now: Date = new Date()): Promise<IncidentDetail> {
+export const LINK_KINDS = ['finding', 'campaign', 'incident'] as const;
+export type LinkKind = (typeof LINK_KINDS)[number];
+
+/**
+ * Links a report to a finding, campaign or other report by hand (staff), with an optional note kept in the
+ * history (internal: the organisation's view of the history leaves it out). Linking twice is one link.
+ * @throws TocsinError TOCSIN_FORBIDDEN (organisation accounts), TOCSIN_INCIDENT_NOT_FOUND (the report, or another
+ *   report as the target), TOCSIN_FINDING_NOT_FOUND, TOCSIN_CAMPAIGN_NOT_FOUND, TOCSIN_INCIDENT_INVALID (a report
+ *   linked to itself, a bad id, a note with control characters)
+ */
+export async function linkIncident(
+  db: Db, actor: Actor, id: number, kind: LinkKind, targetId: number, o: { readonly note?: string; readonly now?: Date } = {},
+): Promise<IncidentDetail> {
   if (actor.scope.kind !== 'all') throw new TocsinError('TOCSIN_FORBIDDEN', 'links are made by CERT analysts');
+  const now = o.now ?? new Date();
+  const problems: string[] = [];
+  if (!LINK_KINDS.includes(kind)) problems.push(`kind: must be one of ${LINK_KINDS.join(', ')}`);
+  if (!Number.isSafeInteger(targetId) || targetId <= 0) problems.push('targetId: must be a positive id');
+  if (kind === 'incident' && targetId === id) problems.push('targetId: a report cannot be linked to itself');
+  const note = o.note?.trim() ?? '';
+  if (note.length > 20_000 || /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(note)) problems.push('note: at most 20000 characters, no control characters');
+  if (problems.length > 0) throw new TocsinError('TOCSIN_INCIDENT_INVALID', `link: ${problems.join('; ')}`, { details: problems });
   await db.transaction().execute(async (trx) => {
     if ((await lockIncident(trx, id, null)) === null) throw notFound(id);
-    if (await addIncidentLink(trx, { incidentId: id, kind, targetId, relation: 'related', who: actor.who })) {
-      await appendIncidentEvent(trx, { incidentId: id, who: actor.who, kind: 'linked', at: now, detail: { kind, targetId } });
+    if (!(await linkTargetExists(trx, kind, targetId))) {
+      throw kind === 'finding' ? new TocsinError('TOCSIN_FINDING_NOT_FOUND', `no finding ${targetId}`)
+        : kind === 'campaign' ? new TocsinError('TOCSIN_CAMPAIGN_NOT_FOUND', `no campaign ${targetId}`)
+          : new TocsinError('TOCSIN_INCIDENT_NOT_FOUND', `no incident report ${targetId} to link to`);
+    }
+    const created = await addIncidentLink(trx, { incidentId: id, kind, targetId, relation: 'related', who: actor.who });
+    // A repeated link with a note still records the note; a bare repeat changes nothing.
+    if (created || note !== '') {
+      await appendIncidentEvent(trx, { incidentId: id, who: actor.who, kind: 'linked', at: now, detail: { kind, targetId, ...(created ? {} : { existing: true }), ...(note === '' ? {} : { note }) } });
     }
   });
   return showIncident(db, actor.scope, id, now);
@@ -415,15 +447,55 @@ export async function listIncidentPage(db: Db, scope: Scope, q: ListQuery, now: 
   return { items, nextCursor: more && last !== undefined ? String(last.id) : null, orgScope: orgScopeOf(scope) ?? orgId ?? null };
 }
 
+/** Keyset page size of a whole-list read (CLI listing, API download). */
+const EXPORT_PAGE = 500;
+
 /** Every page of a listing (the CLI streams them). */
 export async function* allIncidents(db: Db, scope: Scope, q: Omit<ListQuery, 'cursor' | 'limit'>, now: Date = new Date()): AsyncGenerator<IncidentSummary> {
   let cursor: string | undefined;
   for (;;) {
-    const page = await listIncidentPage(db, scope, { ...q, limit: 500, ...(cursor === undefined ? {} : { cursor }) }, now);
+    const page = await listIncidentPage(db, scope, { ...q, limit: EXPORT_PAGE, ...(cursor === undefined ? {} : { cursor }) }, now);
     yield* page.items;
     if (page.nextCursor === null) return;
     cursor = page.nextCursor;
   }
+}
+
+/**
+ * The whole listing for a download (`GET /api/incidents?format=csv|jsonl`), within the scope (in the query, as
+ * listIncidentPage). The first page is read before anything is sent, so a bad filter or a forbidden organisation
+ * answers with its error code instead of a cut stream; then one keyset page at a time (never the list in memory).
+ */
+export async function incidentExport(
+  db: Db, scope: Scope, q: Omit<ListQuery, 'cursor' | 'limit'>, o: { readonly pageSize?: number; readonly now?: Date } = {},
+): Promise<{ records: AsyncIterable<IncidentSummary>; orgScope: number | null }> {
+  const now = o.now ?? new Date();
+  const limit = o.pageSize ?? EXPORT_PAGE;
+  const first = await listIncidentPage(db, scope, { ...q, limit }, now);
+  async function* all(): AsyncGenerator<IncidentSummary> {
+    yield* first.items;
+    let cursor = first.nextCursor;
+    while (cursor !== null) {
+      const page = await listIncidentPage(db, scope, { ...q, limit, cursor }, now);
+      yield* page.items;
+      cursor = page.nextCursor;
+    }
+  }
+  return { records: all(), orgScope: first.orgScope };
+}
+
+/** CSV columns of an incident listing (`tocsin incident list --format csv` and the API download). */
+export const INCIDENT_CSV_COLUMNS = [
+  'id', 'status', 'category', 'owner', 'org', 'org_id', 'tlp', 'types', 'cves', 'ongoing', 'detected_at', 'reported_at', 'reported_via',
+  'acknowledge_due', 'acknowledged_at', 'first_response_due', 'first_response_at', 'overdue', 'duplicate_of', 'summary',
+] as const;
+
+/** One report's cells under INCIDENT_CSV_COLUMNS (the writer makes them formula-safe). Pure. */
+export function incidentCsvCells(i: IncidentSummary): Array<string | number | boolean | null> {
+  return [
+    i.id, i.status, i.category, i.owner, i.org, i.orgId, i.tlp, i.types.join(' '), i.cves.join(' '), i.ongoing, i.detectedAt, i.reportedAt, i.reportedVia,
+    i.sla.acknowledge.due, i.sla.acknowledge.at, i.sla.firstResponse.due, i.sla.firstResponse.at, i.sla.overdue, i.duplicateOf, i.summary,
+  ];
 }
 
 /** Largest attachment accepted: a forensics-kit report with its CSV of hits fits easily. */

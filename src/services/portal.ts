@@ -190,7 +190,7 @@ export const PORTAL_EXPORT_CHUNK = 500;
  * a lazy stream: the exposure store reads keyset pages filtered by the organisation in the query, and each chunk
  * of PORTAL_EXPORT_CHUNK records gets its findings (by the organisation and the chunk's addresses) and evidence.
  */
-export async function* portalExposureRecords(db: AccountsDb, o: PortalOrg): AsyncGenerator<PortalExposure> {
+export async function* portalExposureRecords(db: AccountsDb, o: PortalOrg, chunkSize = PORTAL_EXPORT_CHUNK): AsyncGenerator<PortalExposure> {
   const { records } = await listExposures(db, exposureFilter({ org: o.org }));
   let chunk: ExposureRecord[] = [];
   const flush = async (): Promise<PortalExposure[]> => {
@@ -203,7 +203,7 @@ export async function* portalExposureRecords(db: AccountsDb, o: PortalOrg): Asyn
     // Defence in depth, as in portalExposures.
     if (r.orgId !== o.orgId) throw new TocsinError('TOCSIN_INTERNAL', 'scoped exposure listing returned another organisation\'s record');
     chunk.push(r);
-    if (chunk.length >= PORTAL_EXPORT_CHUNK) yield* await flush();
+    if (chunk.length >= chunkSize) yield* await flush();
   }
   if (chunk.length > 0) yield* await flush();
 }
@@ -266,13 +266,13 @@ export const WARNING_EXPORT_PAGE = 500;
  * Every warning to the organisation (not only the newest 1,000 portalWarnings shows), newest campaign first, as a
  * lazy stream of keyset pages filtered by the organisation in the query (a download).
  */
-export async function* portalWarningRecords(db: AccountsDb, o: PortalOrg): AsyncGenerator<PortalWarning> {
+export async function* portalWarningRecords(db: AccountsDb, o: PortalOrg, pageSize = WARNING_EXPORT_PAGE): AsyncGenerator<PortalWarning> {
   let after: { campaignId: number; id: number } | null = null;
   for (;;) {
-    const rows = await warningsOfOrg(db, o.orgId, undefined, { after, limit: WARNING_EXPORT_PAGE });
+    const rows = await warningsOfOrg(db, o.orgId, undefined, { after, limit: pageSize });
     for (const m of rows) yield portalWarning(m);
     const last = rows[rows.length - 1];
-    if (rows.length < WARNING_EXPORT_PAGE || last === undefined) return;
+    if (rows.length < pageSize || last === undefined) return;
     after = { campaignId: last.campaignId, id: last.id };
   }
 }

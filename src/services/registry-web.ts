@@ -68,15 +68,15 @@ export const ORG_EXPORT_PAGE = 500;
  * Every organisation matching the filter, in name order, as a lazy stream of keyset pages filtered in the query
  * (CSV/JSONL downloads, src/web/export-format.ts): the same rows as orgPage over all its pages. Staff only.
  */
-export async function* orgRecords(db: Db, q: Pick<OrgPageQuery, 'q' | 'sector'>): AsyncGenerator<OrgListRow> {
+export async function* orgRecords(db: Db, q: Pick<OrgPageQuery, 'q' | 'sector'>, pageSize = ORG_EXPORT_PAGE): AsyncGenerator<OrgListRow> {
   const nameContains = q.q?.trim() ?? '';
   const sector = q.sector?.trim() ?? '';
   let after: { name: string; id: number } | null = null;
   for (;;) {
-    const rows = await store(db).listOrgs({ after, limit: ORG_EXPORT_PAGE, nameContains, sector });
+    const rows = await store(db).listOrgs({ after, limit: pageSize, nameContains, sector });
     for (const r of rows) yield r;
     const last = rows[rows.length - 1];
-    if (rows.length < ORG_EXPORT_PAGE || last === undefined) return;
+    if (rows.length < pageSize || last === undefined) return;
     after = { name: last.name, id: last.id };
   }
 }
@@ -189,15 +189,15 @@ export const AUDIT_EXPORT_PAGE = 1000;
  * The whole audit trail of one organisation, newest first, as a lazy stream of keyset pages (a download; the JSON
  * answer stops at its limit). The organisation is resolved first, so an unknown one is still a 404. Staff only.
  */
-export async function orgHistoryRecords(db: Db, ref: string): Promise<{ org: OrgDetail; records: AsyncIterable<AuditRow> }> {
+export async function orgHistoryRecords(db: Db, ref: string, pageSize = AUDIT_EXPORT_PAGE): Promise<{ org: OrgDetail; records: AsyncIterable<AuditRow> }> {
   const o = await findOrg(db, ref);
   async function* walk(): AsyncGenerator<AuditRow> {
     let beforeId: number | undefined;
     for (;;) {
-      const rows = await store(db).audit({ org: o.name, limit: AUDIT_EXPORT_PAGE, ...(beforeId === undefined ? {} : { beforeId }) });
+      const rows = await store(db).audit({ org: o.name, limit: pageSize, ...(beforeId === undefined ? {} : { beforeId }) });
       for (const r of rows) yield r;
       const last = rows[rows.length - 1];
-      if (rows.length < AUDIT_EXPORT_PAGE || last === undefined) return;
+      if (rows.length < pageSize || last === undefined) return;
       beforeId = last.id;
     }
   }
@@ -289,8 +289,8 @@ function reviewItem(r: ReviewRow): ReviewItem {
  * The whole review queue (refreshed first, as reviewPage), in address order, as a lazy stream: the store walks it
  * in keyset pages of 1,000 addresses as the stream is consumed (a download). Staff only.
  */
-export async function reviewRecords(db: Db): Promise<AsyncIterable<ReviewItem>> {
-  const { rows } = await reviewQueue(db, { limit: null });
+export async function reviewRecords(db: Db, pageSize?: number): Promise<AsyncIterable<ReviewItem>> {
+  const { rows } = await reviewQueue(db, { limit: null, ...(pageSize === undefined ? {} : { pageSize }) });
   async function* items(): AsyncGenerator<ReviewItem> {
     for await (const r of rows) yield reviewItem(r);
   }

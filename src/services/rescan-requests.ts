@@ -158,17 +158,17 @@ export const RESCAN_EXPORT_PAGE = 500;
  * Every request of the organisation (not only the newest 100 listRescans shows), newest first, as a lazy stream of
  * keyset pages filtered by the organisation in the query (a download).
  */
-export async function* rescanRecords(db: AccountsDb, orgId: number): AsyncGenerator<RescanView> {
+export async function* rescanRecords(db: AccountsDb, orgId: number, pageSize = RESCAN_EXPORT_PAGE): AsyncGenerator<RescanView> {
   let beforeId: number | undefined;
   for (;;) {
-    const rows = await rescansOfOrg(db, orgId, RESCAN_EXPORT_PAGE, beforeId);
+    const rows = await rescansOfOrg(db, orgId, pageSize, beforeId);
     for (const r of rows) {
       // Defence in depth: the store filtered by organisation; another one's request here is a bug, never shown.
       if (r.orgId !== orgId) throw new TocsinError('TOCSIN_INTERNAL', 'scoped rescan listing returned another organisation\'s request');
       yield rescanView(r);
     }
     const last = rows[rows.length - 1];
-    if (rows.length < RESCAN_EXPORT_PAGE || last === undefined) return;
+    if (rows.length < pageSize || last === undefined) return;
     beforeId = last.id;
   }
 }

@@ -177,11 +177,11 @@ export async function signIn(tab: Tab, account: Pick<Account, 'email' | 'passwor
   await tab.page.goto(`${tab.base}${next}`);
 }
 
-/** Writes a full-page PNG to test-artifacts/screenshots/<name>.png; returns its path. */
-export async function screenshot(page: Page, name: string): Promise<string> {
+/** Writes a PNG (the full page, or just the viewport: cheaper) to test-artifacts/screenshots/<name>.png; returns its path. */
+export async function screenshot(page: Page, name: string, o: { fullPage?: boolean } = {}): Promise<string> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const file = join(SCREENSHOT_DIR, `${name.replace(/[^a-z0-9_-]+/gi, '-')}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file, fullPage: o.fullPage ?? true });
   return file;
 }
 

@@ -62,65 +62,46 @@ function countsOf(r: CountRow | undefined): PictureCounts {
   };
 }
 
+const COUNTS: RawBuilder<unknown> = sql`
+  count(DISTINCT ip) FILTER (WHERE state = 'open' AND cve <> ${COMPROMISED})::int AS hosts_exposed,
+  count(DISTINCT ip) FILTER (WHERE state = 'open' AND verdict = 'vulnerable' AND cve <> ${COMPROMISED})::int AS hosts_vulnerable,
+  count(DISTINCT ip) FILTER (WHERE state = 'open' AND cve = ${COMPROMISED})::int AS hosts_compromised,
+  count(DISTINCT org_id) FILTER (WHERE state = 'open' AND cve <> ${COMPROMISED})::int AS orgs_exposed,
+  count(*) FILTER (WHERE state = 'open' AND cve <> ${COMPROMISED})::int AS findings_open,
+  count(*) FILTER (WHERE state = 'closed' AND close_reason = 'patched')::int AS findings_patched,
+  count(*) FILTER (WHERE notified)::int AS findings_notified`;
+
 /**
- * The national picture, in ONE statement (one snapshot: totals, sectors and groups agree with each other even while
- * a fold runs), reading the current findings once. Profiled over 1,000,000 findings (bench/web-summary.ts): the
- * first version copied every finding with its sector into a temporary table, then counted `DISTINCT ip` under
- * GROUPING SETS over that million rows, a sort that spilled to disk, and once more per CVE group. Now:
- * - `f`: each current finding as five flags (exposed, vulnerable, compromised, patched, notified); notified is an
- *   index-only probe of `finding_events_notified` (migration 0022), not a pass over every event;
- * - `h`: per (address, organisation), and per (CVE group, address, organisation), the flags OR-ed and the findings
- *   counted (hash aggregates: a host's rows collapse to one, typically a quarter of the findings or fewer);
- * - the lines: per sector and in total (and per group) over `h`, where only the DISTINCT counts of hosts and
- *   organisations remain (an address can sit under two organisations when its findings disagree, so summing
- *   would count it twice), now sorting hosts, not findings.
- * JIT is off for the statement: its estimates made PostgreSQL spend ~1.7 s compiling for a query that runs a few.
+ * The national picture in one REPEATABLE READ snapshot (totals, sectors and groups agree with each other even while
+ * a fold runs). The current findings with their sector and notified flag go into a temporary table once; the three
+ * aggregates read it (a million findings: one pass over findings, one over the `notified` events).
  */
 export async function pictureRows(db: Executor, groups: ReadonlyArray<{ readonly name: string; readonly cves: readonly string[] }>): Promise<PictureRows> {
   // Distinct (group, CVE) pairs: a CVE listed twice in a group must not count its findings twice.
   const pairs = [...new Map(groups.flatMap((g) => g.cves.map((cve) => [`${g.name}\n${cve}`, { grp: g.name, gcve: cve }] as const))).values()];
-  return db.transaction().execute(async (trx) => {
+  return db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
     await sql`SET LOCAL work_mem = '64MB'`.execute(trx);
-    await sql`SET LOCAL jit = off`.execute(trx);
-    const rows = (await sql<CountRow & { grp: string | null; sector: string | null; grouped: number }>`
-      WITH f AS MATERIALIZED (
-        SELECT f.ip, f.org_id, f.cve,
-               (f.state = 'open' AND f.cve <> ${COMPROMISED}) AS exp,
-               (f.state = 'open' AND f.verdict = 'vulnerable' AND f.cve <> ${COMPROMISED}) AS vul,
-               (f.state = 'open' AND f.cve = ${COMPROMISED}) AS comp,
-               (f.state = 'closed' AND f.close_reason = 'patched') AS pat,
-               EXISTS (SELECT 1 FROM finding_events e WHERE e.finding_id = f.id AND e.kind = 'notified') AS noti
-        FROM findings f WHERE f.current
-      ),
-      g AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(pairs)}::jsonb) AS g(grp text, gcve text)),
-      h AS (
-        SELECT NULL::text AS grp, ip, org_id, bool_or(exp) AS exp, bool_or(vul) AS vul, bool_or(comp) AS comp,
-               count(*) FILTER (WHERE exp) AS open_n, count(*) FILTER (WHERE pat) AS pat_n, count(*) FILTER (WHERE noti) AS noti_n
-        FROM f GROUP BY ip, org_id
-        UNION ALL
-        SELECT g.grp, ip, org_id, bool_or(exp), bool_or(vul), bool_or(comp),
-               count(*) FILTER (WHERE exp), count(*) FILTER (WHERE pat), count(*) FILTER (WHERE noti)
-        FROM f JOIN g ON g.gcve = f.cve GROUP BY g.grp, ip, org_id
-      )
-      SELECT x.grp, x.sector, GROUPING(x.sector)::int AS grouped,
-             count(DISTINCT x.ip) FILTER (WHERE x.exp)::int AS hosts_exposed,
-             count(DISTINCT x.ip) FILTER (WHERE x.vul)::int AS hosts_vulnerable,
-             count(DISTINCT x.ip) FILTER (WHERE x.comp)::int AS hosts_compromised,
-             count(DISTINCT x.org_id) FILTER (WHERE x.exp)::int AS orgs_exposed,
-             coalesce(sum(x.open_n), 0)::int AS findings_open,
-             coalesce(sum(x.pat_n), 0)::int AS findings_patched,
-             coalesce(sum(x.noti_n), 0)::int AS findings_notified
-      FROM (
-        SELECT h.*, CASE WHEN h.org_id IS NULL OR o.id IS NULL THEN ${UNATTRIBUTED}::text ELSE coalesce(nullif(o.sector, ''), ${NO_SECTOR}::text) END AS sector
-        FROM h LEFT JOIN organisations o ON o.id = h.org_id
-      ) x
-      GROUP BY GROUPING SETS ((x.grp), (x.grp, x.sector))`.execute(trx)).rows;
-    const all = rows.filter((r) => r.grp === null);
-    const totals = countsOf(all.find((r) => r.grouped === 1));
-    const bySector = all.filter((r) => r.grouped === 0 && r.sector !== null)
+    await sql`
+      CREATE TEMP TABLE dash_f ON COMMIT DROP AS
+      SELECT f.ip, f.cve, f.state, f.close_reason, f.verdict, f.org_id,
+             CASE WHEN f.org_id IS NULL OR o.id IS NULL THEN ${UNATTRIBUTED}::text ELSE coalesce(nullif(o.sector, ''), ${NO_SECTOR}::text) END AS sector,
+             (n.finding_id IS NOT NULL) AS notified
+      FROM findings f
+      LEFT JOIN organisations o ON o.id = f.org_id
+      LEFT JOIN (SELECT DISTINCT finding_id FROM finding_events WHERE kind = 'notified') n ON n.finding_id = f.id
+      WHERE f.current`.execute(trx);
+    const sectors = (await sql<CountRow & { sector: string | null; grouped: number }>`
+      SELECT sector, GROUPING(sector)::int AS grouped, ${COUNTS}
+      FROM dash_f GROUP BY GROUPING SETS ((), (sector))`.execute(trx)).rows;
+    const byGroupRows = pairs.length === 0 ? [] : (await sql<CountRow & { grp: string }>`
+      SELECT g.grp, ${COUNTS}
+      FROM dash_f d JOIN jsonb_to_recordset(${JSON.stringify(pairs)}::jsonb) AS g(grp text, gcve text) ON g.gcve = d.cve
+      GROUP BY g.grp`.execute(trx)).rows;
+    const totals = countsOf(sectors.find((r) => r.grouped === 1));
+    const bySector = sectors.filter((r) => r.grouped === 0 && r.sector !== null)
       .map((r) => ({ sector: r.sector ?? NO_SECTOR, ...countsOf(r) }))
       .sort((a, b) => (a.sector < b.sector ? -1 : a.sector > b.sector ? 1 : 0));
-    const byGroup = groups.map((g) => ({ group: g.name, ...countsOf(rows.find((r) => r.grp === g.name && r.grouped === 1)) }));
+    const byGroup = groups.map((g) => ({ group: g.name, ...countsOf(byGroupRows.find((r) => r.grp === g.name)) }));
     return { totals, bySector, byGroup };
   });
 }

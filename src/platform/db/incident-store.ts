@@ -325,3 +325,9 @@ export async function campaignMessageFor(db: Executor, campaignId: number, orgId
 export async function incidentExists(db: Executor, id: number): Promise<boolean> {
   return (await db.selectFrom('incidents').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
 }
+
+/** Whether a link target exists (any organisation: an analyst may link across organisations). */
+export async function linkTargetExists(db: Executor, kind: 'finding' | 'campaign' | 'incident', id: number): Promise<boolean> {
+  const table = kind === 'finding' ? 'findings' : kind === 'campaign' ? 'campaigns' : 'incidents';
+  return (await db.selectFrom(table).select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+}

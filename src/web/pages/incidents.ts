@@ -1,7 +1,8 @@
 /**
  * Incident report pages (issue 10 §5). Staff: `/incidents` (the triage queue: status, category, owner, organisation,
- * SLA due times and overdue flags; GET-form filters) and `/incidents/:id` (everything, the triage form, links to
- * the findings' hosts and the campaigns). Organisations: `/portal/incidents` (own reports), `/portal/incidents/new`
+ * SLA due times and overdue flags; GET-form filters; CSV/JSONL download of the filtered list) and `/incidents/:id`
+ * (everything, the triage form, links to the findings' hosts and the campaigns, a form to link by hand, the MISP and
+ * STIX exports). Organisations: `/portal/incidents` (own reports), `/portal/incidents/new`
  * (the stage-0 form; `?campaign=ID` or `?cves=CVE-...` pre-fill the warning and CVEs) and `/portal/incidents/:id`
  * (own report; stage 1, the final report and uploads of the forensics kit's output).
  * Every reported value is hostile text: it goes through the `html` tag only; forms post JSON through app.js.
@@ -151,6 +152,20 @@ function triageForm(d: IncidentDetail): SafeHtml {
 <p><button type="submit">Save triage</button></p></fieldset></form>`;
 }
 
+function linkForm(d: IncidentDetail): SafeHtml {
+  return html`<form data-form="link" data-api="${path`/api/incidents/${d.id}/links`}" data-method="POST" data-redirect="${path`/incidents/${d.id}`}">
+<fieldset><legend>Link by hand</legend>
+<label for="l-kind">To</label><select id="l-kind" name="kind">${option('finding', 'finding', 'finding')}${option('campaign', 'campaign', undefined)}${option('incident', 'another report', undefined)}</select>
+<label for="l-target">Id</label><input id="l-target" name="targetId" data-type="number" inputmode="numeric" required>
+<label for="l-note">Why (internal note, not shown to the organisation)</label><textarea id="l-note" name="note"></textarea>
+<p><button type="submit">Add link</button></p></fieldset></form>`;
+}
+
+/** The MISP event and STIX bundle of the report (staff-only routes in src/web/routes/exports.ts). */
+function exportLinks(d: IncidentDetail): SafeHtml {
+  return html`<p class="downloads" data-section="exports">Export: <a href="${path`/api/incidents/${d.id}/misp.json`}" download data-export="misp">MISP event</a> / <a href="${path`/api/incidents/${d.id}/stix.json`}" download data-export="stix">STIX 2.1 bundle</a></p>`;
+}
+
 function filters(p: PageRequest, staff: boolean): SafeHtml {
   const status = q(p, 'status');
   const category = q(p, 'category');
@@ -177,9 +192,17 @@ async function listPage(ctx: RouteContext, p: PageRequest, staff: boolean): Prom
     const v = q(p, k);
     if (v !== undefined) params.set(k, v);
   }
+  // The download is the whole list under the same filters (the page's default status made explicit: the API's is all).
+  const download = new URLSearchParams(params);
+  download.set('status', q(p, 'status') ?? 'open');
+  if (!staff) download.delete('org');
+  const csv = new URLSearchParams(download);
+  csv.set('format', 'csv');
+  download.set('format', 'jsonl');
   if (page.nextCursor !== null) params.set('cursor', page.nextCursor);
   const base = staff ? '/incidents' : '/portal/incidents';
-  return html`${filters(p, staff)}${queueTable(page.items, staff)}${page.nextCursor === null ? '' : html`<p><a href="${`${base}?${params.toString()}`}" rel="next">Older reports</a></p>`}`;
+  return html`${filters(p, staff)}<p class="downloads" data-section="downloads">Download this list: <a href="${`/api/incidents?${csv.toString()}`}" download data-download="csv">CSV</a> / <a href="${`/api/incidents?${download.toString()}`}" download data-download="jsonl">JSONL</a></p>
+${queueTable(page.items, staff)}${page.nextCursor === null ? '' : html`<p><a href="${`${base}?${params.toString()}`}" rel="next">Older reports</a></p>`}`;
 }
 
 function nowUtcMinute(): string {
@@ -232,7 +255,7 @@ export const incidentPages: PageModule = (ctx) => [
     render: async (p) => {
       const d = await showIncident(ctx.db, scopeOf(p.principal), idOf(p));
       p.req.orgScope = d.orgId;
-      return { title: `Incident #${d.id}`, body: html`<h1>Incident #${d.id}</h1>${detailBody(d, true)}${triageForm(d)}${stage1Form(d, path`/incidents/${d.id}`)}${finalForm(d, path`/incidents/${d.id}`)}${uploadForm(d, path`/incidents/${d.id}`)}` };
+      return { title: `Incident #${d.id}`, body: html`<h1>Incident #${d.id}</h1>${exportLinks(d)}${detailBody(d, true)}${linkForm(d)}${triageForm(d)}${stage1Form(d, path`/incidents/${d.id}`)}${finalForm(d, path`/incidents/${d.id}`)}${uploadForm(d, path`/incidents/${d.id}`)}` };
     },
   },
   {

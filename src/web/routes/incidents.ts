@@ -5,8 +5,10 @@
  */
 import { TocsinError } from '../../core/errors.js';
 import {
-  MAX_ATTACHMENT_BYTES, actorOf, addAttachment, addFinal, addStage1, getAttachment, listIncidentPage, reportIncident, showIncident, triageIncident,
+  INCIDENT_CSV_COLUMNS, LINK_KINDS, MAX_ATTACHMENT_BYTES, actorOf, addAttachment, addFinal, addStage1, getAttachment, incidentCsvCells, incidentExport,
+  linkIncident, listIncidentPage, reportIncident, showIncident, triageIncident, type IncidentSummary, type LinkKind,
 } from '../../services/incidents.js';
+import { LIST_FORMAT, isDownload, sendList, type ListSpec } from '../export-format.js';
 import { scopeOf } from '../../services/accounts.js';
 import type { JsonSchema } from '../openapi.js';
 import { need, needStaff, type RouteModule } from '../route.js';
@@ -29,6 +31,9 @@ const SUMMARY_PROPS: Record<string, JsonSchema> = {
   ongoing: { type: 'boolean' }, detectedAt: { type: 'string' }, reportedAt: { type: 'string' }, reportedVia: { type: 'string' },
   duplicateOf: { type: ['integer', 'null'] }, sla: SLA,
 };
+
+/** A download of the list: the CLI's CSV columns; JSONL has each report as the JSON list gives it. */
+const INCIDENT_LIST: ListSpec<IncidentSummary> = { name: 'incidents', columns: INCIDENT_CSV_COLUMNS, cells: incidentCsvCells };
 
 export const INCIDENT_SUMMARY: JsonSchema = { type: 'object', required: ['id', 'status', 'org', 'sla'], properties: SUMMARY_PROPS };
 
@@ -103,6 +108,14 @@ const FINAL_BODY: JsonSchema = {
   properties: { rootCause: TEXT, resolution: TEXT, lessonsLearned: TEXT, dataExfiltrated: { type: 'string', enum: ['yes', 'no', 'unknown'] } },
 };
 
+const LINK_BODY: JsonSchema = {
+  type: 'object', additionalProperties: false, required: ['kind', 'targetId'],
+  properties: {
+    kind: { type: 'string', enum: [...LINK_KINDS] }, targetId: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    note: { ...TEXT, description: 'why; kept in the history, not shown to the organisation' },
+  },
+};
+
 const TRIAGE_BODY: JsonSchema = {
   type: 'object', additionalProperties: false,
   properties: {
@@ -163,14 +176,23 @@ export const incidentRoutes: RouteModule = ({ db }) => [
       properties: {
         status: { type: 'string', maxLength: 100 }, category: { type: 'string', maxLength: 4 }, overdue: { type: 'boolean' },
         org: { type: 'string', minLength: 1, maxLength: 200 }, cursor: { type: 'string', maxLength: 20 },
-        limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
+        limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 }, format: LIST_FORMAT,
       },
     },
     response: { 200: { type: 'object', required: ['items', 'nextCursor'], properties: { items: { type: 'array', items: INCIDENT_SUMMARY }, nextCursor: { type: ['string', 'null'] } } } },
-    handler: async (req) => {
+    handler: async (req, reply) => {
       const scope = scopeOf(need(req));
       if (scope.kind === 'org') req.orgScope = scope.orgId;
-      const q = req.query as { status?: string; category?: string; overdue?: boolean; org?: string; cursor?: string; limit: number };
+      const q = req.query as { status?: string; category?: string; overdue?: boolean; org?: string; cursor?: string; limit: number; format?: string };
+      if (isDownload(q.format)) {
+        // The whole list from the first report (every keyset page, streamed; cursor and limit do not apply).
+        const out = await incidentExport(db, scope, {
+          ...(q.status === undefined ? {} : { status: q.status }), ...(q.category === undefined ? {} : { category: q.category }),
+          ...(q.overdue === undefined ? {} : { overdue: q.overdue }), ...(q.org === undefined ? {} : { org: q.org }),
+        });
+        req.orgScope = out.orgScope;
+        return sendList(reply, q.format, INCIDENT_LIST, out.records);
+      }
       const page = await listIncidentPage(db, scope, q);
       req.orgScope = page.orgScope;
       return { items: page.items, nextCursor: page.nextCursor };
@@ -218,6 +240,18 @@ export const incidentRoutes: RouteModule = ({ db }) => [
     handler: async (req) => {
       const actor = actorOf(needStaff(req));
       const out = await triageIncident(db, actor, idParam(req), req.body as { status?: string; category?: string; owner?: string | null; duplicateOf?: number; note?: string });
+      req.orgScope = out.orgId;
+      return out;
+    },
+  },
+  {
+    method: 'POST', url: '/api/incidents/:id/links', summary: 'Link a report by hand to a finding, a campaign or another report, with an optional internal note (staff)', auth: true, audit: true,
+    body: LINK_BODY,
+    response: { 200: INCIDENT_DETAIL },
+    handler: async (req) => {
+      const actor = actorOf(needStaff(req));
+      const b = req.body as { kind: LinkKind; targetId: number; note?: string };
+      const out = await linkIncident(db, actor, idParam(req), b.kind, b.targetId, b.note === undefined ? {} : { note: b.note });
       req.orgScope = out.orgId;
       return out;
     },

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyRequest } from 'fastify';
 import { TocsinError } from '../../core/errors.js';
 import {
-  PORTAL_CSV_COLUMNS, acknowledgeWarnings, forensicsKitFile, portalCsv, portalCsvCells, portalExposureRecords, portalExposures, portalOrg,
+  PORTAL_CSV_COLUMNS, acknowledgeWarnings, forensicsKitFile, portalCsvCells, portalExposureRecords, portalExposures, portalOrg,
   portalWarningRecords, portalWarnings, type PortalExposure, type PortalOrg, type PortalWarning,
 } from '../../services/portal.js';
 import { RescanThrottledError, listRescans, requestRescan, rescanRecords, type RescanView } from '../../services/rescan-requests.js';
@@ -120,13 +120,13 @@ export const portalRoutes: RouteModule = (ctx) => [
     },
   },
   {
-    method: 'GET', url: '/api/my/exposures.csv', summary: 'Own exposures as CSV (cells guarded against spreadsheet formulas)', auth: true, audit: true, raw: true,
+    method: 'GET', url: '/api/my/exposures.csv', summary: 'Own exposures as CSV, all of them (cells guarded against spreadsheet formulas); the same as /api/my/exposures?format=csv', auth: true, audit: true, raw: true,
     querystring: ORG_QUERY,
     response: { 200: { type: 'string', description: 'text/csv' } },
     handler: async (req, reply) => {
       const o = await orgOf(ctx, req);
-      const csv = portalCsv(await portalExposures(ctx.db, o));
-      return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="exposures.csv"').send(csv);
+      // Streamed like ?format=csv (one download code path), so it is no longer cut at PORTAL_MAX_EXPOSURES.
+      return sendList(reply, 'csv', PORTAL_EXPOSURE_LIST, portalExposureRecords(ctx.db, o));
     },
   },
   {
