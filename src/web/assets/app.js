@@ -57,6 +57,16 @@ function showError(form, message) {
   box.textContent = message; // textContent: an error message is data, never markup
 }
 
+function sameSite(next) {
+  if (!next.startsWith('/')) return null;
+  try {
+    const u = new URL(next, location.origin);
+    return u.origin === location.origin ? u.pathname + u.search + u.hash : null;
+  } catch {
+    return null;
+  }
+}
+
 async function submit(form) {
   const method = (form.dataset.method || 'POST').toUpperCase();
   const body = method === 'GET' || method === 'DELETE' ? undefined : JSON.stringify(formToJson(form));
@@ -78,9 +88,11 @@ async function submit(form) {
     let next = form.dataset.redirect;
     if (next === '@next') next = new URLSearchParams(location.search).get('next') || '/';
     if (next && json && typeof json === 'object') next = next.replace(/\{(\w+)\}/g, (_m, k) => encodeURIComponent(String(json[k] ?? '')));
-    // Only same-site paths: a crafted ?next= must not send the user elsewhere.
-    if (next && next.startsWith('/') && !next.startsWith('//')) location.assign(next);
-    else if (!out && form.dataset.redirect !== 'none') location.reload();
+    // Only same-site paths: a crafted ?next= must not send the user elsewhere. Browsers read a backslash as a slash
+    // ('/' + backslash + 'evil.example' is another site): resolve it as the browser will and compare origins.
+    if (next === 'none') return;
+    if (next) location.assign(sameSite(next) ?? '/');
+    else if (!out) location.reload();
   } catch (e) {
     showError(form, `request failed: ${e instanceof Error ? e.message : String(e)}`);
   } finally {
