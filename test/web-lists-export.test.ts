@@ -160,7 +160,7 @@ async function addFormulaData(database: Database, alpha: EstateOrg): Promise<voi
   for (let i = 0; i < 3; i++) {
     const q = await queueRescan(db, { orgId: alpha.id, userId: Number(user.id), email: i === 1 ? FORMULA_EMAIL : 'it@alpha-hospital.test', targets: [{ ip: '198.18.10.5', port: 443 }], maxPerDay: 100 });
     assert.equal(q.kind, 'queued');
-    if (q.kind === 'queued') await finishRescan(db, q.row.id, { status: 'done', scanIds: [i + 1], closed: i, stillOpen: 1, error: null });
+    if (q.kind === 'queued') await finishRescan(db, q.row.id, { status: 'done', scanIds: [Number(scan.id)], closed: i, stillOpen: 1, error: null });
   }
 }
 

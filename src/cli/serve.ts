@@ -37,9 +37,10 @@ export function register(program: Command, ctx: CliContext): void {
         ctx.stderr.write(`tocsin: serving ${address} (API docs: ${address}/api/docs); Ctrl+C stops\n`);
         ctx.stdout.write(`${JSON.stringify({ event: 'listening', url: address })}\n`);
         // The dashboard's first load computes over every finding (seconds at a million): start it now, in the
-        // background, so the first analyst does not wait for all of it (one who comes sooner shares it).
+        // background, so the first analyst does not wait for all of it (one who comes sooner shares it). Closing the
+        // database on stop fails a warm-up still running: `stopping` keeps that quiet.
         let stopping = false;
-        const warm = warmDashboard(database.db).catch((e: unknown) => {
+        void warmDashboard(database.db).catch((e: unknown) => {
           if (!stopping) ctx.stderr.write(`tocsin: dashboard warm-up: ${e instanceof Error ? e.message : String(e)}\n`);
         });
         // Verification rescans the portal queues: run here unless another process does (issue 10 §4).
@@ -51,8 +52,6 @@ export function register(program: Command, ctx: CliContext): void {
         stopping = true;
         await rescans?.stop();
         await app.close();
-        // Closing the database fails a warm-up still running; `stopping` keeps that quiet.
-        void warm;
       } finally {
         await database.close();
       }
