@@ -12,6 +12,7 @@ import { TocsinError } from '../core/errors.js';
 import { sanitiseText } from '../core/text.js';
 import { HEARTBEAT_MS } from '../platform/db/scan-liveness.js';
 import { cancelScan, isScanId, type CancelResult } from '../services/scan-service.js';
+import { DEFAULT_LEASE_SECONDS } from '../services/distributed-scan.js';
 import { configuredScanStorage } from '../services/scan-storage.js';
 
 interface CancelFlags {
@@ -66,9 +67,11 @@ export function describe(r: CancelResult): string {
   const id = r.scanId;
   const earlier = r.alreadyRequested ? ` (already requested by ${r.by})` : ` by ${r.by}`;
   if (r.state === 'stopping') {
-    const runner = r.runner === null ? 'its process' : `its process (pid ${r.runner.pid} on ${sanitiseText(r.runner.host, { max: 100 })})`;
-    return `tocsin: cancel of scan ${id} requested${earlier}; ${runner} stops it within ${Math.round(HEARTBEAT_MS / 1000)} s, ` +
-      `keeping what is stored; finish it later with: tocsin scan --resume ${id}`;
+    // No owning process: a distributed scan, whose workers read the request at their heartbeat (a sixth of the lease).
+    const stops = r.runner === null
+      ? `the workers running its blocks stop them within about ${Math.ceil(DEFAULT_LEASE_SECONDS / 6)} s`
+      : `its process (pid ${r.runner.pid} on ${sanitiseText(r.runner.host, { max: 100 })}) stops it within ${Math.round(HEARTBEAT_MS / 1000)} s`;
+    return `tocsin: cancel of scan ${id} requested${earlier}; ${stops}, keeping what is stored; finish it later with: tocsin scan --resume ${id}`;
   }
   return `tocsin: scan ${id} is not running (interrupted): nothing to stop; cancel recorded${earlier}; ` +
     `it stays resumable: tocsin scan --resume ${id}`;

@@ -1,6 +1,7 @@
 /**
- * `tocsin worker [--concurrency N] [--once]`: a scan worker that takes blocks of distributed scans from the
- * PostgreSQL job queue (any number of them, on any host that reaches the database), and
+ * `tocsin worker [--concurrency N] [--once] [--no-schedules]`: a scan worker that takes blocks of distributed scans
+ * from the PostgreSQL job queue (any number of them, on any host that reaches the database) and, once a minute, the
+ * schedules' tick (what `tocsin schedule run` does, so schedules run wherever workers run; not with --once), and
  * `tocsin workers status [--format table|json]`: live workers, blocks per scan, rate and ETA.
  * Also the terminal side of `tocsin scan --distributed` (runDistributedScan, called by scan.ts): submit, print
  * the scan id, follow the workers with progress lines, then print the stored records as a local scan would.
@@ -19,11 +20,14 @@ import {
   DEFAULT_BLOCK_SIZE, DEFAULT_LEASE_SECONDS, runWorker, submitDistributedScan, waitForScan, workersStatus, type DistributedProgress, type WorkersStatus,
 } from '../services/distributed-scan.js';
 import { EXIT_INTERRUPTED, EXIT_UNANSWERED } from '../services/scan-service.js';
+import { schedulerDepsFromConfig } from './schedule.js';
 
 interface WorkerFlags {
   concurrency?: string;
   once?: boolean;
   pollMs?: string;
+  /** false with --no-schedules. */
+  schedules?: boolean;
 }
 
 interface StatusFlags {
@@ -41,12 +45,27 @@ export function leaseSeconds(env: NodeJS.ProcessEnv = process.env): number {
   return n;
 }
 
+/**
+ * TOCSIN_SCHEDULE_TICK_SECONDS: queue the schedules' tick every so many seconds instead of at each minute of the
+ * crontab (tests, demonstrations; a tick with nothing due costs a few queries). Unset: the crontab.
+ */
+export function scheduleTickSeconds(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.TOCSIN_SCHEDULE_TICK_SECONDS;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const n = Number(raw.trim());
+  if (!/^\d+$/.test(raw.trim()) || n < 1 || n > 86_400) {
+    throw new TocsinError('TOCSIN_CONFIG_INVALID', `TOCSIN_SCHEDULE_TICK_SECONDS must be a whole number of seconds from 1 to 86400, got ${JSON.stringify(sanitiseText(raw, { max: 40 }))}`);
+  }
+  return n;
+}
+
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('worker')
     .description('run blocks of distributed scans (tocsin scan --distributed) from the PostgreSQL job queue until Ctrl+C')
     .option('--concurrency <n>', 'blocks run at once by this process (default 1)')
-    .option('--once', 'exit when no block is queued or running any more')
+    .option('--once', 'exit when no block is queued or running any more (takes no schedule tick)')
+    .option('--no-schedules', 'take no schedule tick (by default every worker runs the due schedules once a minute, as `tocsin schedule run` does)')
     .option('--poll-ms <n>', 'how often to look for retried or unlocked jobs (default 1000; new jobs arrive at once)')
     .action(async (flags: WorkerFlags) => {
       process.exitCode = await workerCommand(ctx, flags);
@@ -74,6 +93,9 @@ export async function workerCommand(ctx: CliContext, flags: WorkerFlags): Promis
   const concurrency = parseIntFlag('--concurrency', flags.concurrency, 1, 256) ?? 1;
   const pollMs = parseIntFlag('--poll-ms', flags.pollMs, 50, 60_000) ?? 1000;
   const lease = leaseSeconds();
+  const tickSeconds = scheduleTickSeconds();
+  // A --once worker ends when the blocks are done: it must not wait for (or be cut off in) a minute's tick.
+  const withSchedules = flags.schedules !== false && flags.once !== true;
   const ac = new AbortController();
   const onSignal = (): void => {
     if (!ac.signal.aborted) ctx.stderr.write('\ntocsin: worker stopping: running blocks are given back to the queue…\n');
@@ -81,9 +103,13 @@ export async function workerCommand(ctx: CliContext, flags: WorkerFlags): Promis
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Built once per process (the mailer stays connected between ticks) and closed when the worker stops.
+  let built: Awaited<ReturnType<typeof schedulerDepsFromConfig>> | null = null;
   try {
+    if (withSchedules) built = await schedulerDepsFromConfig(ctx, { signal: ac.signal });
     const summary = await withDatabase(ctx, (database) => runWorker({
       database, concurrency, leaseSeconds: lease, once: flags.once === true, signal: ac.signal, pollMs,
+      ...(built === null ? {} : { schedules: { deps: built.deps, ...(tickSeconds === undefined ? {} : { everySeconds: tickSeconds }) } }),
       onEvent: (m) => ctx.stderr.write(`tocsin: ${sanitiseText(m, { max: 500 })}\n`),
     }));
     ctx.stderr.write(`tocsin: worker ${summary.id} stopped: ${summary.blocksDone} block(s) done, ${summary.blocksReleased} given back, ${summary.attempts} attempt(s)\n`);
@@ -91,6 +117,7 @@ export async function workerCommand(ctx: CliContext, flags: WorkerFlags): Promis
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await built?.close();
   }
 }
 

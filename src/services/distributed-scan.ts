@@ -17,6 +17,9 @@
  *   already stored (doneKeysInSpan) and skips it, and recordBatch is idempotent, so nothing is stored twice.
  * - A worker that cannot refresh its heartbeat for 2/3 of the lease takes no new connection token and stops
  *   its blocks (it may have been declared dead): a block is not scanned by two workers at once.
+ * Workers also run the schedules (issue 11 §4): a `tocsin_schedule_tick` job a minute from the queue's crontab
+ * calls runScheduleTick, so schedules run wherever workers run. A tick's scan runs in-process in the worker that
+ * took the tick (not cut into blocks): the per-schedule lease keeps it to one worker.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -39,6 +42,7 @@ import {
 import { loadExchangeKb } from '../products/exchange/kb/index.js';
 import { openJobQueue, runJobQueue, type BlockJob, type QueueRunner } from './job-queue.js';
 import { defaultKit } from './default-kit.js';
+import { runScheduleTick, type SchedulerDeps } from './scheduler.js';
 
 export type { DistributedProgress, WorkerRow };
 
@@ -300,6 +304,11 @@ export interface WorkerOptions {
   readonly signal: AbortSignal;
   /** Job poll interval (default 1000 ms). */
   readonly pollMs?: number;
+  /**
+   * Run the schedules' ticks with these dependencies (absent: this worker takes no tick). `everySeconds`: queue a
+   * tick every so many seconds from this worker instead of the once-a-minute crontab (TOCSIN_SCHEDULE_TICK_SECONDS).
+   */
+  readonly schedules?: { readonly deps: SchedulerDeps; readonly everySeconds?: number };
   onEvent?(message: string): void;
 }
 
@@ -405,6 +414,21 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
     }
   };
 
+  const schedules = o.schedules;
+  const tickEveryMs = schedules?.everySeconds === undefined ? null : schedules.everySeconds * 1000;
+  const runTick = async (signal: AbortSignal): Promise<void> => {
+    if (schedules === undefined) return;
+    const deps = schedules.deps;
+    const stop = deps.signal === undefined ? signal : AbortSignal.any([signal, deps.signal]);
+    const results = await runScheduleTick(o.database, { ...deps, signal: stop }, new Date());
+    for (const r of results) {
+      // Quiet minutes stay quiet: only ticks that did (or failed to do) something are logged.
+      if (r.status === 'nothing-due' || r.status === 'busy' || r.status === 'disabled') continue;
+      say(`schedule ${r.schedule}: ${r.status}${r.runId === null ? '' : ` (run ${r.runId})`}, ${r.targets.length} target(s)` +
+        `${r.scanId === null ? '' : `, scan ${r.scanId}`}, ${r.closed} closed, ${r.sent} sent${r.error === null ? '' : `: ${r.error}`}`);
+    }
+  };
+
   let runner: QueueRunner | null = null;
   try {
     runner = await runJobQueue({
@@ -412,13 +436,15 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
       concurrency: o.concurrency,
       pollIntervalMs: o.pollMs ?? 1000,
       runBlock,
+      ...(schedules === undefined ? {} : { scheduleTick: { run: runTick, cron: tickEveryMs === null } }),
       onProblem: (m) => say(`job queue: ${m}`),
     });
     await setQueueWorkerIds(db, id, runner.queueWorkerIds);
     // The lease counts from now: starting (migrations, the queue's schema) may have taken longer than it.
     await beat(db, id, []);
     lastBeatOk = performance.now();
-    say(`worker ${id} started (${o.concurrency} block(s) at once, lease ${o.leaseSeconds} s)`);
+    say(`worker ${id} started (${o.concurrency} block(s) at once, lease ${o.leaseSeconds} s, ` +
+      `${schedules === undefined ? 'no schedules' : tickEveryMs === null ? 'schedules every minute' : `schedules every ${tickEveryMs / 1000} s`})`);
     const r = runner;
     const tickMs = Math.max(100, Math.floor(leaseMs / 6));
     const stop = new Promise<void>((resolve) => {
@@ -428,6 +454,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
     let idleTicks = 0;
     // At the first tick: blocks given back before this worker started are queued again at once.
     let lastRequeue = -Infinity;
+    let lastTickQueued = -Infinity;
     while (!o.signal.aborted) {
       const outcome = await Promise.race([stop.then(() => 'stop' as const), r.done.then(() => 'ended' as const, () => 'ended' as const), systemClock.sleep(tickMs).then(() => 'tick' as const)]);
       if (outcome !== 'tick') break;
@@ -460,6 +487,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
           for (const scanId of new Set(again.map((x) => x.scanId))) {
             await queue.addBlockJobs(scanId, again.filter((x) => x.scanId === scanId).map((x) => x.blockNo));
           }
+        }
+        if (tickEveryMs !== null && performance.now() - lastTickQueued >= tickEveryMs) {
+          lastTickQueued = performance.now();
+          await queue.addScheduleTick();
         }
         if (o.once) {
           idleTicks = r.running === 0 && (await openBlockCount(db)) === 0 ? idleTicks + 1 : 0;

@@ -10,11 +10,20 @@
  * stale-lock recovery waits 4 hours, ours (worker-store.ts) waits TOCSIN_WORKER_LEASE_SECONDS.
  */
 import { EventEmitter } from 'node:events';
-import { Logger, makeWorkerUtils, run, type JobHelpers, type Runner, type WorkerEvents, type WorkerUtils } from 'graphile-worker';
+import { Logger, makeWorkerUtils, parseCrontab, run, type JobHelpers, type Runner, type TaskList, type WorkerEvents, type WorkerUtils } from 'graphile-worker';
 import { TocsinError } from '../core/errors.js';
 
 /** The one task Tocsin queues today: run one block of a distributed scan. */
 export const SCAN_BLOCK_TASK = 'tocsin_scan_block';
+
+/**
+ * The schedules' tick (issue 11 §4): one job a minute from the engine's crontab in every worker that runs schedules.
+ * The job key folds the minutes of all workers into one queued job (at most one waits behind a running tick, however
+ * long it takes); one attempt, since the next minute ticks again anyway. Two workers running ticks at once is safe:
+ * the scheduler's per-schedule lease lets one tick of a schedule run at a time (the other reports it busy).
+ */
+export const SCHEDULE_TICK_TASK = 'tocsin_schedule_tick';
+const SCHEDULE_CRONTAB = `* * * * * ${SCHEDULE_TICK_TASK} ?jobKey=${SCHEDULE_TICK_TASK}&max=1`;
 
 export interface BlockJob {
   readonly scanId: number;
@@ -43,6 +52,8 @@ export interface JobQueue {
   addBlockJobs(scanId: number, blockNos: readonly number[]): Promise<void>;
   /** Makes the jobs these (dead) queue workers held available again at once. */
   forceUnlock(queueWorkerIds: readonly string[]): Promise<void>;
+  /** Queues a schedule tick now (the interval mode of TOCSIN_SCHEDULE_TICK_SECONDS; the key keeps it to one). */
+  addScheduleTick(): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -70,6 +81,9 @@ export async function openJobQueue(connectionString: string, o: { readonly onPro
     async forceUnlock(ids) {
       if (ids.length > 0) await utils.forceUnlockWorkers([...ids]);
     },
+    async addScheduleTick() {
+      await utils.addJob(SCHEDULE_TICK_TASK, {}, { jobKey: SCHEDULE_TICK_TASK, maxAttempts: 1 });
+    },
     release: async () => {
       await utils.release();
     },
@@ -95,6 +109,11 @@ export interface RunOptions {
   readonly pollIntervalMs: number;
   /** Runs a block; throw to have it retried later. `signal` aborts on stop(). */
   runBlock(job: BlockJob, signal: AbortSignal): Promise<void>;
+  /**
+   * Runs one schedule tick; absent: this process takes no tick jobs. `cron` false: no crontab here (the caller
+   * queues ticks itself with addScheduleTick, or leaves them to other workers).
+   */
+  readonly scheduleTick?: { run(signal: AbortSignal): Promise<void>; readonly cron: boolean };
   onProblem(message: string): void;
 }
 
@@ -118,6 +137,23 @@ export async function runJobQueue(o: RunOptions): Promise<QueueRunner> {
   });
   let running = 0;
   const aborts = new Set<AbortController>();
+  /** A job's own signal, aborted by stop() at once (the engine's own abort comes only after a shutdown delay). */
+  const withSignal = async (helpers: JobHelpers, body: (signal: AbortSignal) => Promise<void>): Promise<void> => {
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort('worker stopping');
+    helpers.abortSignal.addEventListener('abort', onAbort, { once: true });
+    aborts.add(ac);
+    try {
+      await body(ac.signal);
+    } finally {
+      aborts.delete(ac);
+      helpers.abortSignal.removeEventListener('abort', onAbort);
+    }
+  };
+  const tick = o.scheduleTick;
+  const tickTasks: TaskList = tick === undefined ? {} : {
+    [SCHEDULE_TICK_TASK]: async (_payload: unknown, helpers: JobHelpers) => withSignal(helpers, (signal) => tick.run(signal)),
+  };
   let runner: Runner;
   try {
     runner = await run({
@@ -131,24 +167,21 @@ export async function runJobQueue(o: RunOptions): Promise<QueueRunner> {
       gracefulShutdownAbortTimeout: 0,
       logger: quietLogger(o.onProblem),
       events,
+      // Always explicit: without it the engine would read a `crontab` file from the working directory.
+      parsedCronItems: tick?.cron === true ? parseCrontab(SCHEDULE_CRONTAB) : [],
       taskList: {
+        ...tickTasks,
         [SCAN_BLOCK_TASK]: async (payload: unknown, helpers: JobHelpers) => {
           if (!isBlockJob(payload)) {
             // A job someone queued by hand with a bad payload: finished, not retried 25 times.
             o.onProblem(`job ${helpers.job.id}: not a block job payload; dropped`);
             return;
           }
-          const ac = new AbortController();
-          const onAbort = (): void => ac.abort('worker stopping');
-          helpers.abortSignal.addEventListener('abort', onAbort, { once: true });
-          aborts.add(ac);
           running++;
           try {
-            await o.runBlock({ scanId: payload.scanId, blockNo: payload.blockNo }, ac.signal);
+            await withSignal(helpers, (signal) => o.runBlock({ scanId: payload.scanId, blockNo: payload.blockNo }, signal));
           } finally {
             running--;
-            aborts.delete(ac);
-            helpers.abortSignal.removeEventListener('abort', onAbort);
           }
         },
       },
