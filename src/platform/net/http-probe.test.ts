@@ -576,7 +576,8 @@ test('close() during a request resolves it; no sockets or timers leak after many
     await t.close();
     return t.port;
   });
-  const fast: NetLimits = { ...LIMITS, requestTimeoutMs: 100 };
+  // Long enough that the garbage answer arrives first on a loaded machine (100 ms made it a timeout in CI, at load 15).
+  const fast: NetLimits = { ...LIMITS, requestTimeoutMs: 1500 };
   const outcomes = await Promise.all(
     Array.from({ length: 60 }, async (_, i) => {
       const port = [tarpit.port, garbage.port, big.port, refusedPort][i % 4] ?? 0;
