@@ -175,7 +175,7 @@ export interface DistributedScanOptions {
 function progressLine(id: string, p: DistributedProgress, jobs: number): string {
   const total = p.blocks.queued + p.blocks.running + p.blocks.done + p.blocks.cancelled;
   return `tocsin: scan ${id}: ${p.stored}/${jobs} attempts stored, blocks ${p.blocks.done}/${total} done, ${p.blocks.running} in flight, ` +
-    `${(p.lastMinute / 60).toFixed(1)} hosts/s, ${p.exchange} Exchange\n`;
+    `${(p.lastMinute / 60).toFixed(1)} hosts/s, ${p.identified} identified\n`;
 }
 
 /**
@@ -232,7 +232,7 @@ export async function runDistributedScan(ctx: CliContext, plan: ScanPlan, o: Dis
   if (final === null) throw new TocsinError('TOCSIN_SCAN_NOT_FOUND', `scan ${scanId} is gone from the database`);
   await resultsCommand(ctx, { scan: scanId, format: o.format, ...(o.output === undefined ? {} : { output: o.output }) });
   const p = final;
-  ctx.stderr.write(`tocsin: scan ${scanId} ${p.status}: ${p.stored} attempt(s) stored, ${p.answered} answered, ${p.exchange} Exchange, ${p.vulnerable} vulnerable (to any CVE)\n`);
+  ctx.stderr.write(`tocsin: scan ${scanId} ${p.status}: ${p.stored} attempt(s) stored, ${p.answered} answered, ${p.identified} identified as a known product, ${p.vulnerable} vulnerable (to any CVE)\n`);
   if (p.excluded > 0) ctx.stderr.write(`tocsin: ${p.excluded} excluded (not contacted)\n`);
   if (p.status !== 'finished') {
     const how = p.cancelledBy === null ? `interrupted (${sanitiseText(p.interruptedReason ?? 'unknown', { max: 200 })})` : `cancelled by ${sanitiseText(p.cancelledBy, { max: 200 })}`;

@@ -255,7 +255,8 @@ export interface DistributedProgress {
   readonly answered: number;
   readonly unanswered: number;
   readonly excluded: number;
-  readonly exchange: number;
+  /** Observations identified as any registered product (the store knows no product by name). */
+  readonly identified: number;
   readonly vulnerable: number;
   /** Attempts stored in the last minute. */
   readonly lastMinute: number;
@@ -281,8 +282,8 @@ export async function distributedProgress(db: Kysely<DbSchema>, scanId: number):
            count(*) FILTER (WHERE outcome = 'excluded')::int AS excluded,
            count(*) FILTER (WHERE attempted_at > now() - interval '60 seconds')::int AS last_minute
     FROM scan_attempts WHERE scan_id = ${scanId}::bigint`.execute(db);
-  const o = await sql<{ exchange: number; vulnerable: number }>`
-    SELECT count(*) FILTER (WHERE o.product = 'ms-exchange')::int AS exchange,
+  const o = await sql<{ identified: number; vulnerable: number }>`
+    SELECT count(*) FILTER (WHERE o.product IS NOT NULL)::int AS identified,
            count(*) FILTER (WHERE cardinality(a.vulnerable) > 0)::int AS vulnerable
     FROM observations o
     LEFT JOIN LATERAL (SELECT vulnerable FROM assessments WHERE observation_id = o.id ORDER BY id DESC LIMIT 1) a ON TRUE
@@ -298,7 +299,7 @@ export async function distributedProgress(db: Kysely<DbSchema>, scanId: number):
     answered: c?.answered ?? 0,
     unanswered: c?.unanswered ?? 0,
     excluded: c?.excluded ?? 0,
-    exchange: o.rows[0]?.exchange ?? 0,
+    identified: o.rows[0]?.identified ?? 0,
     vulnerable: o.rows[0]?.vulnerable ?? 0,
     lastMinute: c?.last_minute ?? 0,
   };
