@@ -83,13 +83,19 @@ export async function listTokens(db: Kysely<DbSchema>): Promise<TokenListRow[]> 
     .orderBy('t.id').execute();
 }
 
-/** The enabled user of a live (not revoked, not expired) token, marking it used; null otherwise. */
+/** How stale `last_used_at` may get: marking every request would make every API read a write (and an fsync). */
+const TOKEN_USE_GRANULARITY_MS = 60_000;
+
+/** The enabled user of a live (not revoked, not expired) token, marking it used (to the minute); null otherwise. */
 export async function userOfToken(db: Kysely<DbSchema>, sha256: string, now: Date): Promise<UserRow | null> {
-  const t = await db.updateTable('api_tokens').set({ last_used_at: now })
+  const t = await db.selectFrom('api_tokens').select(['id', 'user_id', 'last_used_at'])
     .where('token_sha256', '=', sha256).where('revoked_at', 'is', null)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-    .returning('user_id').executeTakeFirst();
+    .executeTakeFirst();
   if (t === undefined) return null;
+  if (t.last_used_at === null || now.getTime() - t.last_used_at.getTime() >= TOKEN_USE_GRANULARITY_MS) {
+    await db.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', t.id).execute();
+  }
   const u = await userQuery(db).where('u.id', '=', t.user_id).where('u.disabled', '=', false).executeTakeFirst();
   return u ?? null;
 }
