@@ -208,3 +208,22 @@ testEachBackend('account mail: invitation, reset, single use, expiry, same answe
     rmSync(home, { recursive: true, force: true });
   }
 });
+
+testEachBackend('account mail: a reset on a server without mail settings is a clean 503 naming what is missing', async ({ database }) => {
+  const saved = { ...process.env };
+  for (const k of ['TOCSIN_SMTP_URL', 'TOCSIN_MAIL_FROM', 'TOCSIN_WEB_URL']) delete process.env[k];
+  const app = await buildApp({ db: database.db });
+  try {
+    const call = await caller(await app.listen({ host: '127.0.0.1', port: 0 }));
+    const r = await call('POST', '/api/password-reset', { body: { email: 'someone@cert.test' } });
+    assert.equal(r.status, 503, r.text);
+    assert.equal(codeOf(r), 'TOCSIN_MAIL_UNCONFIGURED');
+    assert.match(r.text, /TOCSIN_SMTP_URL, TOCSIN_MAIL_FROM, TOCSIN_WEB_URL not set/);
+  } finally {
+    await app.close();
+    for (const k of ['TOCSIN_SMTP_URL', 'TOCSIN_MAIL_FROM', 'TOCSIN_WEB_URL']) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
+});

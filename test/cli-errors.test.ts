@@ -96,6 +96,31 @@ test('tocsin check with bad settings lists every problem and exits non-zero', { 
   }
 });
 
+test('tocsin check also validates the settings that only serve, worker, campaign and prune read', { timeout: 60_000 }, async () => {
+  const r = await runCli(['check'], env({
+    TOCSIN_CONTACT_URL: 'https://cert.gov.test/scanning',
+    TOCSIN_WEB_URL: 'ftp://tocsin.test/',
+    TOCSIN_ACK_SECRET: 'short',
+    TOCSIN_WEB_SECURE_COOKIES: 'yes',
+    TOCSIN_CERT_NAME: 'CERT\r\nBcc: evil@attacker.example',
+    TOCSIN_FALLBACK_CONTACT: 'not an address',
+    TOCSIN_WORKER_LEASE_SECONDS: '1',
+    TOCSIN_SCHEDULE_TICK_SECONDS: 'often',
+    TOCSIN_RETENTION_RAW_DAYS: '0',
+  }), 50_000);
+  const err = r.stderr.toString('utf8') + r.stdout.toString('utf8');
+  assert.equal(r.code, 78, err);
+  for (const name of ['TOCSIN_WEB_URL', 'TOCSIN_ACK_SECRET', 'TOCSIN_WEB_SECURE_COOKIES', 'TOCSIN_CERT_NAME', 'TOCSIN_FALLBACK_CONTACT',
+    'TOCSIN_WORKER_LEASE_SECONDS', 'TOCSIN_SCHEDULE_TICK_SECONDS', 'TOCSIN_RETENTION_RAW_DAYS']) {
+    assert.match(err, new RegExp(name), `${name} is listed:\n${err}`);
+  }
+  assert.match(err, /configuration has 8 problem\(s\)/);
+  const ok = await runCli(['check'], env({ TOCSIN_CONTACT_URL: 'https://cert.gov.test/scanning', TOCSIN_WEB_URL: 'https://tocsin.cert.test/', TOCSIN_RETENTION_RAW_DAYS: '90' }), 50_000);
+  assert.equal(ok.code, 0, ok.stderr.toString('utf8'));
+  assert.match(ok.stdout.toString('utf8'), /web address +https:\/\/tocsin\.cert\.test\n/);
+  assert.match(ok.stdout.toString('utf8'), /retention +observations forever, raw responses 90 days/);
+});
+
 test('tocsin kb 15.1.2176.9 prints edition, CU, SU and the per-CVE verdicts', { timeout: 60_000 }, async () => {
   const r = await runCli(['kb', '15.1.2176.9'], env(), 50_000);
   const out = r.stdout.toString('utf8');

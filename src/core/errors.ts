@@ -197,6 +197,10 @@ export const ERROR_CODES = {
     kind: 'internal', exit: 70, http: 500, means: 'A message handed to the SMTP adapter has a header value with a line break or control character, an invalid address, or is larger than the cap.',
     hint: 'Nothing was sent. Header values must be folded to one line before sending (toHeaderText); report this as a bug.',
   },
+  TOCSIN_MAIL_UNCONFIGURED: {
+    kind: 'user', exit: 78, http: 503, means: 'An invitation or password reset by e-mail was asked for, but TOCSIN_SMTP_URL, TOCSIN_MAIL_FROM or TOCSIN_WEB_URL is not set.',
+    hint: 'Set the listed variables where `tocsin serve` runs (`tocsin check` validates them), or have an administrator run `tocsin user passwd EMAIL`.',
+  },
   TOCSIN_MAIL_SINK: {
     kind: 'internal', exit: 69, http: 500, means: 'The local mail sink could not listen on 127.0.0.1 or write under TOCSIN_HOME/mail.',
     hint: 'Check that TOCSIN_HOME is writable and has free space.',

@@ -174,7 +174,8 @@ export interface AccountMailSettings {
 /**
  * The mailer and link base from the environment: TOCSIN_SMTP_URL and TOCSIN_MAIL_FROM (as for campaigns) and
  * TOCSIN_WEB_URL (the address users open Tocsin at). One SMTP pool per call: invitations and resets are rare, so
- * the caller opens it for one message and closes it after. @throws TocsinError TOCSIN_CONFIG_INVALID
+ * the caller opens it for one message and closes it after.
+ * @throws TocsinError TOCSIN_MAIL_UNCONFIGURED when a variable is missing, TOCSIN_CONFIG_INVALID when one is invalid
  */
 export function accountMailFromEnv(env: NodeJS.ProcessEnv = process.env): AccountMailSettings {
   const url = env['TOCSIN_SMTP_URL'];
@@ -182,7 +183,8 @@ export function accountMailFromEnv(env: NodeJS.ProcessEnv = process.env): Accoun
   const web = env['TOCSIN_WEB_URL'];
   const missing = [url ? null : 'TOCSIN_SMTP_URL', from ? null : 'TOCSIN_MAIL_FROM', web ? null : 'TOCSIN_WEB_URL'].filter((x): x is string => x !== null);
   if (missing.length > 0 || !url || !from || !web) {
-    throw new TocsinError('TOCSIN_CONFIG_INVALID', `account e-mail needs ${missing.join(', ')}`);
+    // Not a broken configuration (mail is optional): a feature this server was not set up for. The web answers 503.
+    throw new TocsinError('TOCSIN_MAIL_UNCONFIGURED', `e-mail from Tocsin (invitations, password resets) is not set up on this server: ${missing.join(', ')} not set`);
   }
   const baseUrl = linkBase(web);
   const fromAddress = parseMailFrom(from).from?.address ?? '';
