@@ -14,7 +14,8 @@
  * from getrusage. Beside wall time, CPU per 1,000 rows: of this process (parse, assess, encode) and of the
  * PostgreSQL backends doing the work (read from /proc/PID/stat: the server runs on this machine, embedded or
  * local). On a shared machine wall time moves with everyone else's load; CPU per row much less, so the CPU
- * ratio is the comparison to trust there. Target: >= 100,000 rows/s with bounded memory. Exits 0 either way
+ * ratio is the comparison to trust there. WAL per row is the server's WAL position before and after (server-wide:
+ * other databases' writes in the same seconds count too, so on a shared server it is an upper bound). Target: >= 100,000 rows/s with bounded memory. Exits 0 either way
  * (a benchmark, not a test) unless the import loses rows.
  */
 import { spawnSync } from 'node:child_process';
@@ -97,6 +98,13 @@ async function backendsCpu(url: string, name: string): Promise<Map<number, numbe
 
 const perK = (ms: number): string => (ms / (ROWS / 1000)).toFixed(1);
 
+/** The server's WAL position in bytes (server-wide: other databases' writes during the run count too). */
+async function walBytes(url: string): Promise<number> {
+  return admin(url, async (c) => Number((await c.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS b`)).rows[0]?.b));
+}
+
+const walPerRow = (bytes: number): string => `${(bytes / ROWS / 1024).toFixed(2)} KB`;
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tocsin-bench-feeds-'));
   const file = join(dir, '2024-06-03-scan_exchange-bench-asn.csv');
@@ -125,6 +133,7 @@ async function main(): Promise<void> {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 50);
     const serverBefore = await backendsCpu(adminUrl, name);
+    const walBefore = await walBytes(adminUrl);
     const cpu = process.cpuUsage();
     t = performance.now();
     const [r] = await importFeeds([file], { db: database.db });
@@ -132,6 +141,7 @@ async function main(): Promise<void> {
     const used = process.cpuUsage(cpu);
     const clientMs = (used.user + used.system) / 1000;
     clearInterval(sampler);
+    const importWal = (await walBytes(adminUrl)) - walBefore;
     let serverMs = 0;
     for (const [pid, ms] of await backendsCpu(adminUrl, name)) serverMs += ms - (serverBefore.get(pid) ?? 0);
     const stored = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM feed_observations`.execute(database.db)).rows[0]?.n ?? 0;
@@ -143,12 +153,14 @@ async function main(): Promise<void> {
     const maxRss = process.resourceUsage().maxRSS * 1024;
     console.log(`tocsin feeds import: ${importS.toFixed(1)} s, ${Math.round(ROWS / importS).toLocaleString('en')} rows/s ` +
       `(rows + observations + assessments + provenance), peak RSS ${(peak / 1e6).toFixed(0)} MB sampled, ${(maxRss / 1e6).toFixed(0)} MB getrusage`);
-    console.log(`  CPU per 1,000 rows: ${perK(clientMs)} ms in tocsin (read, parse, assess, encode), ${perK(serverMs)} ms in PostgreSQL`);
+    console.log(`  CPU per 1,000 rows: ${perK(clientMs)} ms in tocsin (read, parse, assess, encode), ${perK(serverMs)} ms in PostgreSQL; ` +
+      `WAL ${walPerRow(importWal)} per row`);
 
     await admin(url, (c) => c.query(`CREATE TABLE scratch (${HEADER.split(',').map((h) => `"${h}" text`).join(', ')})`));
     // psql prints its backend's /proc stat just before it disconnects (that backend does the COPY).
     const script = `SELECT pg_backend_pid() AS pid \\gset\n\\copy scratch FROM '${file}' WITH (FORMAT csv, HEADER true)\n` +
       '\\setenv BENCH_PID :pid\n\\! cat /proc/$BENCH_PID/stat\n';
+    const copyWalBefore = await walBytes(adminUrl);
     t = performance.now();
     const copy = spawnSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1'], { input: script, encoding: 'utf8' });
     const copyS = (performance.now() - t) / 1000;
@@ -157,8 +169,9 @@ async function main(): Promise<void> {
       return;
     }
     const copyMs = statCpuMs(copy.stdout.trim());
+    const copyWal = (await walBytes(adminUrl)) - copyWalBefore;
     console.log(`plain COPY (psql \\copy, text columns): ${copyS.toFixed(1)} s, ${Math.round(ROWS / copyS).toLocaleString('en')} rows/s; ` +
-      `CPU per 1,000 rows: ${copyMs === null ? '?' : perK(copyMs)} ms in PostgreSQL`);
+      `CPU per 1,000 rows: ${copyMs === null ? '?' : perK(copyMs)} ms in PostgreSQL; WAL ${walPerRow(copyWal)} per row`);
     console.log(`ratio: tocsin takes ${(importS / copyS).toFixed(1)}x the wall time of a plain COPY, ` +
       `${copyMs === null || copyMs === 0 ? '?' : (serverMs / copyMs).toFixed(1)}x its PostgreSQL CPU ` +
       `(target: >= 100,000 rows/s; measured ${Math.round(ROWS / importS).toLocaleString('en')})`);

@@ -5,7 +5,6 @@
  */
 import {
   attribute,
-  attributeMany,
   buildAttributionIndex,
   type Attribution,
   type AttributionIndex,
@@ -107,22 +106,24 @@ const asJson = (v: unknown): Json => v as Json;
  * again with them; an attributed address without a tie stores none (`tocsin whois` recomputes the explanation).
  */
 function answersFor(index: AttributionIndex, page: readonly RefreshItem[]): { writes: AttributionWrite[]; attributed: number } {
-  const answers = attributeMany(index, page.map((item) => item.facts), { candidates: false });
   const writes: AttributionWrite[] = new Array<AttributionWrite>(page.length);
   let attributed = 0;
   for (let i = 0; i < page.length; i++) {
     const item = page[i]!;
-    let a = answers[i]!;
+    let a = attribute(index, item.facts, DECISIONS_ONLY);
     if (a.omitted > 0 && (a.tie || a.orgId === null)) a = attribute(index, item.facts);
     if (a.orgId !== null) attributed++;
     writes[i] = {
       ip: item.ip, hadRow: item.hadRow, prevOrgId: item.prevOrgId, orgId: a.orgId, rule: a.rule, confidence: a.confidence, evidence: asJson(a.evidence), tie: a.tie,
-      candidates: asJson(a.omitted > 0 && !(a.tie || a.orgId === null) ? [] : a.candidates), factsUntil: item.newest,
-      prevHash: item.prevHash, prevFactsUntil: item.prevFactsUntil,
+      candidates: asJson(a.omitted > 0 && !(a.tie || a.orgId === null) ? NO_CANDIDATES : a.candidates), factsUntilMs: item.newestMs,
+      prevHash: item.prevHash, prevFactsUntilMs: item.prevFactsUntilMs,
     };
   }
   return { writes, attributed };
 }
+
+const DECISIONS_ONLY = { candidates: false } as const;
+const NO_CANDIDATES: readonly never[] = [];
 
 /**
  * Bring the stored attributions (table `attributions`, migration 0008) up to date: every address with an
@@ -134,16 +135,19 @@ function answersFor(index: AttributionIndex, page: readonly RefreshItem[]): { wr
  *
  * The registry, its revision and the facts are read in one REPEATABLE READ snapshot, and every answer is stamped
  * with that revision: a registry change committed meanwhile leaves the answers stale (recomputed next time), never
- * wrongly fresh. Refreshes run one at a time (advisory lock). Addresses stream through a cursor in pages of
- * REFRESH_PAGE; each page is computed by the pure engine and its differences written in one multi-row upsert.
+ * wrongly fresh. Refreshes run one at a time (advisory lock). Addresses stream through one cursor in pages; the
+ * store asks for page N+1 before this computes page N, and queues page N's COPY behind it, so the server reads
+ * and writes while the engine runs. When every address is to be computed, the registry is read first and
+ * indexed while the server sorts the work; otherwise only once the first page shows there is work.
  */
 export async function refreshAttributions(
   db: Kysely<DbSchema>,
-  opts: { readonly who?: string; readonly full?: boolean } = {},
+  opts: { readonly who?: string; readonly full?: boolean; readonly pageSize?: number } = {},
 ): Promise<RefreshSummary> {
   const started = performance.now();
-  return createAttributionStore(db).refreshSession(async (s) => {
-    // Built at the first page: a refresh with nothing to do reads no registry.
+  let sessionEnd = 0;
+  // pageSize: observation rows per FETCH (the store's REFRESH_PAGE unless a test asks for tiny pages).
+  const r = await createAttributionStore(db).refreshSession(opts.full === true, opts.pageSize, async (s) => {
     let index: AttributionIndex | null = null;
     let registryMs = 0;
     let considered = 0;
@@ -153,35 +157,47 @@ export async function refreshAttributions(
     let readMs = 0;
     let engineMs = 0;
     let writeMs = 0;
-    const it = s.pages(opts.full === true);
+    const t0 = performance.now();
+    // Read before the cursor opens: the registry's queries would otherwise wait behind the server's sort.
+    const snapshot = s.everything ? await s.snapshot() : null;
+    const t1 = performance.now();
+    const reader = await s.open();
+    const t2 = performance.now();
+    if (snapshot !== null) index = buildAttributionIndex(snapshot);
+    registryMs += t1 - t0 + performance.now() - t2;
+    readMs += t2 - t1;
     for (;;) {
-      const t0 = performance.now();
-      const next = await it.next();
-      const t1 = performance.now();
-      readMs += t1 - t0;
-      if (next.done === true) break;
-      const page = next.value;
+      const ta = performance.now();
+      const page = await reader.next();
+      const tb = performance.now();
+      readMs += tb - ta;
+      if (page === null) break;
       if (index === null) {
         index = buildAttributionIndex(await s.snapshot());
-        registryMs = performance.now() - t1;
+        registryMs += performance.now() - tb;
       }
-      const t1e = performance.now();
-      const r = answersFor(index, page);
-      const t2 = performance.now();
-      engineMs += t2 - t1e;
-      attributed += r.attributed;
+      const tc = performance.now();
+      const answers = answersFor(index, page);
+      const td = performance.now();
+      engineMs += td - tc;
+      attributed += answers.attributed;
       considered += page.length;
-      const w = await s.write(r.writes);
-      writeMs += performance.now() - t2;
+      const w = s.write(answers.writes);
+      writeMs += performance.now() - td;
       changed += w.changed;
       written += w.written;
     }
-    const ms = Math.round;
-    return {
-      registryRev: s.rev, considered, attributed, unattributed: considered - attributed, changed, written, ms: ms(performance.now() - started),
-      phases: { registryMs: ms(registryMs), readMs: ms(readMs), engineMs: ms(engineMs), writeMs: ms(writeMs) },
-    };
+    sessionEnd = performance.now();
+    return { registryRev: s.rev, considered, attributed, unattributed: considered - attributed, changed, written, registryMs, readMs, engineMs, writeMs };
   });
+  const ended = performance.now();
+  const ms = Math.round;
+  // What the session did after the last page (the queued COPYs finishing, the staged rows applied, COMMIT) is writing.
+  return {
+    registryRev: r.registryRev, considered: r.considered, attributed: r.attributed, unattributed: r.unattributed, changed: r.changed, written: r.written,
+    ms: ms(ended - started),
+    phases: { registryMs: ms(r.registryMs), readMs: ms(r.readMs), engineMs: ms(r.engineMs), writeMs: ms(r.writeMs + ended - sessionEnd) },
+  };
 }
 
 /** What `tocsin whois` was told on its command line (undefined: not given, so the stored fact is used). */

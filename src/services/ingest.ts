@@ -28,16 +28,24 @@ import type { FeedFormat, FeedRow } from '../ingest/types.js';
 import { productRuntimes, type ProductRuntime } from '../products/registry.js';
 import { assess } from '../scan/assess.js';
 import {
-  beginImport, finishImport, importOfContent, insertFeedRows, insertQuarantine, tuneForBulkImport, FeedRowBatch,
-  type FeedAssessment, type QuarantinedLine,
+  beginImport, copyStaged, createStage, finishImport, importOfContent, moveStaged, stageVerdicts, tuneForBulkImport, FeedStage,
+  type FeedAssessment,
 } from '../platform/db/feed-store.js';
+import { withSession } from '../platform/db/raw-client.js';
 import type { DbSchema } from '../platform/db/schema.js';
 
 /**
- * Rows per statement: large enough that the per-statement cost vanishes, small enough that two batches (one
- * being stored, one being parsed) stay a few tens of MB.
+ * Rows per staged chunk (one COPY and one moving statement): large enough that the per-statement cost
+ * vanishes, small enough that two chunks (one being stored, one being parsed) stay a few tens of MB.
  */
-const DEFAULT_BATCH = 10_000;
+const DEFAULT_BATCH = 50_000;
+/**
+ * Shadowserver fields a column or the raw line already holds: left out of `fields` (the raw line keeps them,
+ * `fields` keeps the rest: asn, geo, sector, ...).
+ */
+const OMIT_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
+  shadowserver: new Set(['timestamp', 'ip', 'port', 'protocol', 'hostname', 'tag', 'version']),
+};
 /** Bytes per read (and per inflated chunk): fewer, larger chunks through the line splitter. */
 const READ_CHUNK = 1 << 20;
 /** Bytes looked at to detect a format. */
@@ -266,33 +274,34 @@ async function importOne(src: Source, chosen: FeedFormat | null, o: IngestOption
     const fmt = format;
     const feedName = o.source ?? DEFAULT_FEED[fmt.id] ?? fmt.id;
     feed = feedName;
-    await o.db.transaction().execute(async (trx) => {
+    // One connection for the whole file: the transaction's statements and the COPY of its chunks (raw-client.ts).
+    await withSession(o.db, (session) => session.db.transaction().execute(async (trx) => {
       const reportType = o.reportType ?? null;
       await tuneForBulkImport(trx);
+      await createStage(trx);
       const id = await beginImport(trx, { feed: feedName, format: fmt.id, file: src.file, reportType, reportDate: null });
       importId = id;
       const reportDay = today();
-      let batch = new FeedRowBatch();
-      let bad: QuarantinedLine[] = [];
+      const where = { feed: feedName, format: fmt.id, file: src.file };
+      const stage = new FeedStage(OMIT_FIELDS[fmt.id]);
       let fileReport: { type: string | null; date: string | null } = { type: null, date: null };
-      // One batch is stored while the next is parsed: the database and the parser work at the same time. One
-      // statement at a time (they share the transaction's connection), so at most two batches are in memory.
+      // One chunk is stored while the next is parsed: the database and the parser work at the same time. One
+      // statement at a time (they share the transaction's connection), so at most two chunks are in memory.
       let inFlight: Promise<void> = Promise.resolve();
-      const store = async (rows: FeedRowBatch, lines: readonly QuarantinedLine[]): Promise<void> => {
-        if (rows.size > 0) {
-          const n = await insertFeedRows(trx, id, feedName, rows);
-          counts.imported += n;
-          counts.duplicate += rows.size - n;
-        }
-        if (lines.length > 0) await insertQuarantine(trx, id, { feed: feedName, format: fmt.id, file: src.file }, lines);
+      const store = async (chunk: readonly Buffer[], rows: number, verdicts: ReturnType<FeedStage['takeNewVerdicts']>): Promise<void> => {
+        await stageVerdicts(trx, verdicts);
+        await copyStaged(session.client, chunk);
+        const n = await moveStaged(trx, id, where);
+        counts.imported += n;
+        counts.duplicate += rows - n;
       };
       const flush = async (): Promise<void> => {
-        const rows = batch;
-        const lines = bad;
-        batch = new FeedRowBatch();
-        bad = [];
+        const rows = stage.size;
+        const verdicts = stage.takeNewVerdicts();
+        const chunk = stage.take();
         await inFlight;
-        const p = store(rows, lines);
+        if (chunk.length === 0) return;
+        const p = store(chunk, rows, verdicts);
         // Awaited at the next flush or below; until then a failure must not count as unhandled.
         p.catch(() => undefined);
         inFlight = p;
@@ -307,16 +316,16 @@ async function importOne(src: Source, chosen: FeedFormat | null, o: IngestOption
           counts.rowsRead++;
           if (item.type === 'problem') {
             counts.quarantined++;
-            bad.push({ line: item.line, raw: item.raw, error: item.error });
+            stage.quarantine({ line: item.line, raw: item.raw, error: item.error });
           } else {
             const r = item.row;
             if (fileReport.type === null) fileReport = { type: r.reportType, date: r.reportDate };
-            batch.add({
+            stage.add({
               line: item.line, raw: item.raw, row: r, reportDate: r.reportDate ?? reportDay,
               assessment: r.kind === 'exchange' ? judge(r) : null, tls: r.port !== null && TLS_PORTS.has(r.port),
             });
           }
-          if (batch.size + bad.length >= batchSize) await flush();
+          if (stage.count >= batchSize) await flush();
         }
         await flush();
       } finally {
@@ -329,7 +338,7 @@ async function importOne(src: Source, chosen: FeedFormat | null, o: IngestOption
       if (before !== null) throw new SameContent(before.id);
       await finishImport(trx, id, sha, counts);
       await trx.updateTable('feed_imports').set({ report_type: fileReport.type, report_date: fileReport.date }).where('id', '=', id).execute();
-    });
+    }));
     return { ...emptyResult(src, format.id, feed), ...counts, importId, status: 'imported', error: null };
   } catch (e) {
     if (e instanceof SameContent) {

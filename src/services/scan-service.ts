@@ -222,8 +222,10 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
       plan = req.plan;
       sink = await deps.output.open();
       if (deps.storage !== null) {
-        // Opening the storage (starting the embedded server, checking migrations) overlaps the first
-        // probes: batches simply wait for it. If it fails, the first batch fails and the scan stops.
+        // The storage is opened (embedded server started, migrations checked) BEFORE the first probe:
+        // overlapping them saved ~0.5 s of wall, but thousands of handshakes in this thread starved the
+        // start-up's own connections (2 s login check): on a loaded 2-core machine 4,096-host scans died
+        // with TOCSIN_DB_EMBEDDED_START ("timeout expired") before storing anything. Awaited below.
         const provider = deps.storage;
         const p = plan;
         ready = (async () => {
@@ -241,6 +243,7 @@ async function run(req: Request, deps: ScanDeps): Promise<ScanResult> {
 
     const out = sink;
     const handleReady = ready;
+    if (handleReady !== null) await handleReady;
     const remaining = Math.max(countJobs(plan.targets, plan.ports.length) - done.size, 0);
     const workers = req.workers > 0 ? req.workers : autoWorkers(remaining);
     events.running?.({ remaining, workers });

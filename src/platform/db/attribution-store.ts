@@ -2,14 +2,23 @@
  * Stored attribution in PostgreSQL (migration 0008): the registry read in bulk as the engine's snapshot (one
  * query per table, whatever the number of organisations), the facts about each address read from stored
  * observations (scan: the SNI/Host used and the TLS certificate; feed rows: hostname and ASN), the engine's
- * answers written in batches, owner changes appended, manual overrides and the prefix-to-ASN table.
+ * answers written with COPY, owner changes appended, manual overrides and the prefix-to-ASN table.
  *
  * The engine itself is pure (src/attribution) and is called by src/services/attribute.ts; this module only reads
  * and writes. A refresh runs in one REPEATABLE READ transaction (registry, revision and facts from one snapshot)
  * after a session advisory lock taken BEFORE that transaction begins: a snapshot taken while waiting for another
  * refresh would not see that refresh's rows, and writing them again would fail with a serialisation error.
+ *
+ * Why a refresh is shaped this way (bench/attribution-refresh.ts, 1,000,000 addresses; bench/README.md): the
+ * facts arrive through ONE cursor over the observation rows themselves, sorted by address (the server sorts once;
+ * this module folds the few rows of an address into its facts, which three GROUP BYs with ordered aggregates did
+ * before at several times the server's CPU), and the next page is always asked for before the caller computes
+ * the current one, so the server reads while node attributes. New rows go into `attributions` with COPY; rows
+ * that exist and changed go into a temporary staging table with COPY and are applied by one UPDATE at the end.
  */
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { once } from 'node:events';
+import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
 import type { ExposureFacts, ManualOverride, PrefixAsn, RegistrySnapshot } from '../../attribution/index.js';
 import type { DbSchema, Json } from './schema.js';
 
@@ -18,8 +27,11 @@ type Executor = Kysely<DbSchema> | Transaction<DbSchema>;
 /** Arbitrary constant naming "attribution refresh" among advisory locks (the registry's is 7_305_113_206). */
 const REFRESH_LOCK_KEY = 7_305_113_208;
 
-/** Addresses fetched from the refresh cursor at a time (and rows per INSERT). */
-export const REFRESH_PAGE = 2_000;
+/**
+ * Observation rows fetched from the refresh cursor at a time: large enough that the per-FETCH round trip and the
+ * per-COPY statement vanish, small enough that a page's rows, answers and COPY text stay a few MB.
+ */
+export const REFRESH_PAGE = 4_000;
 
 /** Certificate names kept per address: a certificate may list hundreds of SANs; the engine caps candidates anyway. */
 const MAX_CERT_NAMES = 64;
@@ -38,28 +50,29 @@ export interface AddressFacts {
   /** As stored (host text of the inet). */
   readonly ip: string;
   /**
-   * When the newest fact about the address reached us: a scan observation's time, a feed row's IMPORT time (an
-   * old report imported today still brings new facts, so its report date would hide them from the incremental
-   * refresh). Null when there is no observation. Known gap: an import still in flight when a refresh reads carries
-   * its transaction's start time; if a newer scan of the same address is read first, that import's facts wait for
-   * the next registry change or `--full` (a per-row sequence would close it; the schema has none).
+   * When the newest fact about the address reached us, in epoch milliseconds: a scan observation's time, a feed
+   * row's IMPORT time (an old report imported today still brings new facts, so its report date would hide them
+   * from the incremental refresh). Null when there is no observation. Known gap: an import still in flight when a
+   * refresh reads carries its transaction's start time; if a newer scan of the same address is read first, that
+   * import's facts wait for the next registry change or `--full` (a per-row sequence would close it; the schema
+   * has none).
    */
-  readonly newest: Date | null;
+  readonly newestMs: number | null;
   readonly facts: ExposureFacts;
 }
 
-/** One page of work for a refresh: the facts, and the organisation stored before (null row = none). */
+/** One address to compute, with what is stored for it (from the refresh's cursor: one snapshot). */
 export interface RefreshItem extends AddressFacts {
   readonly hadRow: boolean;
   /** The organisation of the stored row (null: unattributed, or no row). */
   readonly prevOrgId: number | null;
   /** The stored row's answer digest (`answerHash`; null: no row, or written before migration 0014). */
   readonly prevHash: string | null;
-  /** The stored row's facts_until (null: no row, or none). */
-  readonly prevFactsUntil: Date | null;
+  /** The stored row's facts_until in epoch milliseconds (null: no row, or none). */
+  readonly prevFactsUntilMs: number | null;
 }
 
-/** One computed answer to store, with what was stored before (from the refresh's cursor: one snapshot). */
+/** One computed answer to store, with what was stored before (from RefreshItem). */
 export interface AttributionWrite {
   readonly ip: string;
   readonly hadRow: boolean;
@@ -70,10 +83,10 @@ export interface AttributionWrite {
   readonly evidence: Json | null;
   readonly tie: boolean;
   readonly candidates: Json;
-  readonly factsUntil: Date | null;
-  /** The stored row's digest and facts_until (from RefreshItem): a row equal in both is not written again. */
+  readonly factsUntilMs: number | null;
+  /** The stored row's digest and facts_until: a row equal in both is not written again. */
   readonly prevHash: string | null;
-  readonly prevFactsUntil: Date | null;
+  readonly prevFactsUntilMs: number | null;
 }
 
 /** What a page's write did: owner changes (each appended to attribution_changes) and rows written. */
@@ -90,35 +103,64 @@ export interface WriteResult {
  * digest, so a collision (2^-53 per changed answer) would at worst leave one answer unwritten until the next change.
  */
 export function answerHash(a: { orgId: number | null; rule: string | null; confidence: number; tie: boolean }, evidence: string | null, candidates: string): string {
-  const text = `${String(a.orgId)}|${String(a.rule)}|${String(a.confidence)}|${String(a.tie)}|${evidence ?? 'null'}|${candidates}`;
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
+  // The digest of `${orgId}|${rule}|${confidence}|${tie}|${evidence}|${candidates}`, fed piece by piece (the same
+  // characters, so the same digest as rows stored before) instead of building that string a million times.
+  h1 = 0xdeadbeef;
+  h2 = 0x41c6ce57;
+  mix(String(a.orgId)); mix('|'); mix(String(a.rule)); mix('|'); mix(String(a.confidence)); mix('|'); mix(a.tie ? 'true' : 'false'); mix('|');
+  mix(evidence ?? 'null'); mix('|'); mix(candidates);
+  let x = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  const y = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(x ^ (x >>> 13), 3266489909);
+  x >>>= 0;
+  return (4294967296 * (2097151 & y) + x).toString(36);
+}
+
+/** answerHash's two lanes (module state: the digest is computed synchronously, one at a time). */
+let h1 = 0;
+let h2 = 0;
+
+function mix(text: string): void {
+  let a = h1;
+  let b = h2;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 2654435761);
-    h2 = Math.imul(h2 ^ c, 1597334677);
+    a = Math.imul(a ^ c, 2654435761);
+    b = Math.imul(b ^ c, 1597334677);
   }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+  h1 = a;
+  h2 = b;
+}
+
+/** The addresses of one refresh, page by page (see `RefreshSession.open`). */
+export interface RefreshReader {
+  /** The next page of addresses (never empty), or null when every address was read. */
+  next(): Promise<readonly RefreshItem[] | null>;
 }
 
 export interface RefreshSession {
   readonly rev: number;
   /**
-   * The registry at `rev`, read on first call (same transaction, so the same snapshot): a refresh with nothing
-   * to do never reads or indexes it.
+   * True when this refresh computes every address: `full`, or the registry changed since the last complete
+   * refresh (every row is then stale by revision). The caller may then read the registry before opening the
+   * reader and build its index while the server sorts; otherwise the work is usually small or none, and the
+   * registry is read only when the first page has addresses.
    */
+  readonly everything: boolean;
+  /** The registry at `rev` (same transaction, so the same snapshot), read once. */
   snapshot(): Promise<RegistrySnapshot>;
-  /** Addresses to compute, in pages: all with `full`, else new ones, stale by revision, or with newer facts. */
-  pages(full: boolean, pageSize?: number): AsyncGenerator<readonly RefreshItem[]>;
+  /**
+   * Opens the cursor over the addresses to compute (all with `everything`, else new ones or with newer facts)
+   * and asks for the first page at once: a caller that builds its index right after this overlaps it with the
+   * server's sort.
+   */
+  open(): Promise<RefreshReader>;
   /**
    * Stores the answers that differ from the stored row (stamped with `rev`); a row whose answer and facts_until
-   * are unchanged is not written. Returns owner changes (each appended to attribution_changes) and rows written.
+   * are unchanged is not written. The COPYs are queued on the refresh's connection behind the page already asked
+   * for (the counts are known at once); changed rows are applied, and errors reported, when the session ends.
    */
-  write(rows: readonly AttributionWrite[]): Promise<WriteResult>;
+  write(rows: readonly AttributionWrite[]): WriteResult;
 }
-
 export interface StoredAttribution {
   readonly ip: string;
   readonly orgId: number | null;
@@ -198,7 +240,7 @@ function factsOf(r: FactsRow): AddressFacts {
   const sans = Array.isArray(r.cert_sans) ? r.cert_sans.filter((s): s is string => typeof s === 'string').slice(0, MAX_CERT_NAMES) : [];
   return {
     ip: r.ip,
-    newest: r.newest === null ? null : new Date(r.newest),
+    newestMs: r.newest,
     facts: {
       ip: r.ip,
       asn: asnOf(r.asn),
@@ -289,44 +331,56 @@ export function createAttributionStore(db: Kysely<DbSchema>) {
     },
 
     /**
-     * Runs `fn` with the registry snapshot and a cursor over the addresses to compute, in one REPEATABLE READ
-     * transaction, one refresh at a time (session advisory lock on a dedicated connection, taken before BEGIN).
+     * Runs `fn` with a refresh session: the registry snapshot, a cursor over the addresses to compute and a
+     * writer, in one REPEATABLE READ transaction, one refresh at a time (session advisory lock on a dedicated
+     * connection, taken before BEGIN). `full`: every address, whatever its revision and facts; `pageSize`:
+     * observation rows per FETCH (default REFRESH_PAGE).
      */
-    async refreshSession<T>(fn: (s: RefreshSession) => Promise<T>): Promise<T> {
+    async refreshSession<T>(full: boolean, pageSize: number | undefined, fn: (s: RefreshSession) => Promise<T>): Promise<T> {
+      const rowsPerPage = Math.max(1, Math.floor(pageSize ?? REFRESH_PAGE));
       return db.connection().execute(async (conn) => {
         await sql`SELECT pg_advisory_lock(${REFRESH_LOCK_KEY}::bigint)`.execute(conn);
         try {
           await sql`BEGIN ISOLATION LEVEL REPEATABLE READ`.execute(conn);
+          let w: ReturnType<typeof createWriter> | null = null;
           try {
-            // The work query hashes and groups every address (a million on a national constituency): with the
-            // default 4 MB those spill to temporary files. This transaction only; per sort or hash node.
-            await sql`SET LOCAL work_mem = '64MB'`.execute(conn);
+            // The work query sorts every observation row of the addresses to compute (a million on a national
+            // constituency, ~150 MB): with the default 4 MB it sorts on disk. This transaction only; per node.
+            await sql`SET LOCAL work_mem = '256MB'`.execute(conn);
             // The first query fixes the transaction's snapshot: the registry read later (lazily) is at `rev`.
             const revs = await sql<{ rev: string; watermark: string }>`
               SELECT r.rev, w.rev AS watermark FROM registry_revision r, attribution_watermark w WHERE r.id = 1 AND w.id = 1`.execute(conn);
             const rev = Number(revs.rows[0]?.rev ?? 0);
             const watermark = Number(revs.rows[0]?.watermark ?? 0);
+            // Every row's answer is known valid at greatest(its registry_rev, watermark): below `rev`, all are stale.
+            const everything = full || watermark < rev;
             const walked = { complete: false };
             let registry: Promise<RegistryRead> | null = null;
+            const writer = createWriter(conn, rev);
+            w = writer;
             const out = await fn({
               rev,
+              everything,
               snapshot: async () => (await (registry ??= readRegistry(conn))).snapshot,
-              pages: (full, pageSize = REFRESH_PAGE) => pages(conn, rev, watermark, full, pageSize, walked),
-              write: (rows) => writeAnswers(conn, rev, rows),
+              open: () => openReader(conn, everything, rowsPerPage, walked),
+              write: (rows) => writer.write(rows),
             });
+            await writer.finish();
             // Every address was answered at `rev` (written, or found unchanged): the watermark says so, once.
             if (walked.complete && watermark < rev) await sql`UPDATE attribution_watermark SET rev = ${rev}::bigint WHERE id = 1`.execute(conn);
             await sql`COMMIT`.execute(conn);
             return out;
           } catch (e) {
+            const copyError = await w?.settle();
             await sql`ROLLBACK`.execute(conn);
-            throw e;
+            throw copyError ?? e;
           }
         } finally {
           await sql`SELECT pg_advisory_unlock(${REFRESH_LOCK_KEY}::bigint)`.execute(conn);
         }
       });
     },
+
 
     /** The stored facts about one address, or null when nothing was observed there. */
     async factsOf(ip: string): Promise<AddressFacts | null> {
@@ -471,105 +525,279 @@ export function createAttributionStore(db: Kysely<DbSchema>) {
 
 export type AttributionStore = ReturnType<typeof createAttributionStore>;
 
-/**
- * The addresses to compute, through a server-side cursor in the refresh's transaction (FETCH and the batched
- * writes interleave on the one connection; memory stays at one page).
- */
-async function* pages(
-  conn: Executor, rev: number, watermark: number, full: boolean, pageSize: number, walked: { complete: boolean },
-): AsyncGenerator<readonly RefreshItem[]> {
-  // Stale by revision: below the current one, counting the watermark (every row was answered at it).
-  const stale = full ? sql`TRUE` : watermark >= rev
-    ? sql`a.ip IS NULL OR a.facts_until IS NULL OR a.facts_until < n.newest`
-    : sql`a.ip IS NULL OR greatest(a.registry_rev, ${watermark}::bigint) < ${rev}::bigint OR a.facts_until IS NULL OR a.facts_until < n.newest`;
-  const work = sql`
-    SELECT n.ip, n.newest, a.ip IS NOT NULL AS had_row, a.org_id AS prev_org, a.answer_hash AS prev_hash, a.facts_until AS prev_facts_until
-    FROM (${newestQuery(sql`TRUE`, sql`TRUE`)}) n LEFT JOIN attributions a ON a.ip = n.ip WHERE ${stale}`;
-  await sql`DECLARE attribution_work NO SCROLL CURSOR FOR ${factsQuery(work)}`.execute(conn);
-  try {
-    for (;;) {
-      const r = await sql<FactsRow>`FETCH ${sql.raw(String(Math.max(1, Math.floor(pageSize))))} FROM attribution_work`.execute(conn);
-      if (r.rows.length > 0) {
-        yield r.rows.map((row) => ({ ...factsOf(row), hadRow: row.had_row, prevOrgId: row.prev_org, prevHash: row.prev_hash,
-          prevFactsUntil: row.prev_facts_until === null ? null : new Date(row.prev_facts_until) }));
-      }
-      if (r.rows.length < pageSize) {
-        walked.complete = true;
-        return;
-      }
-    }
-  } finally {
-    await sql`CLOSE attribution_work`.execute(conn);
-  }
+/** One observation row of the refresh cursor (sorted by address, then scan before feed, newest first). */
+interface WorkRow {
+  ip: string;
+  /** 0: a scan observation, 1: a feed row. */
+  k: number;
+  /** When the fact reached us, epoch milliseconds (see AddressFacts.newestMs). */
+  t: number | null;
+  /** Scan: the Host/SNI used; feed: the row's hostname. */
+  h: string | null;
+  cn: string | null;
+  sans: Json | null;
+  /** Feed only: the ASN cell, when it is one. */
+  asn: string | null;
+  had: boolean;
+  prev_org: number | null;
+  prev_hash: string | null;
+  prev_until: number | null;
 }
 
 /**
- * Writes what differs, per page: new and changed answers in one multi-row upsert (unnest: one parameter per
- * column), rows whose answer is unchanged but whose facts are newer get only their facts_until, and rows equal in
- * both are not touched (after a registry change that moves 1% of the addresses, 1% of the rows are written). An
- * owner change is recorded only for an address that HAD a row whose organisation differs (unattributed counts as
- * an owner: null -> X and X -> null are changes). A first answer is not a change: there was no owner to change
- * from, and a first refresh of a million addresses would otherwise write a million history rows that say nothing.
+ * Epoch milliseconds of a timestamp truncated to milliseconds, as float8: date_part is a double (cheap, unlike
+ * extract's numeric), whose error on a whole number of milliseconds is far below 0.5, so round() is exact; the
+ * incremental refresh compares it with date_trunc('milliseconds', ...) on the server, so it must be.
  */
-async function writeAnswers(conn: Executor, rev: number, rows: readonly AttributionWrite[]): Promise<WriteResult> {
-  let changed = 0;
-  let written = 0;
-  for (let i = 0; i < rows.length; i += REFRESH_PAGE) {
-    const ips: string[] = [];
-    const orgs: (number | null)[] = [];
-    const rules: (string | null)[] = [];
-    const confidences: number[] = [];
-    const evidences: (string | null)[] = [];
-    const ties: boolean[] = [];
-    const candidates: string[] = [];
-    const hashes: string[] = [];
-    // Epoch milliseconds, turned into timestamptz by the server (toISOString cost ~3 us per row at load).
-    const until: (number | null)[] = [];
-    const touchIps: string[] = [];
-    const touchUntil: (number | null)[] = [];
-    const moved: AttributionWrite[] = [];
-    for (const w of rows.slice(i, i + REFRESH_PAGE)) {
-      const evidence = w.evidence === null ? null : JSON.stringify(w.evidence);
-      const cands = JSON.stringify(w.candidates);
-      const hash = answerHash(w, evidence, cands);
-      const factsUntil = w.factsUntil === null ? null : w.factsUntil.getTime();
-      if (w.hadRow && w.prevHash === hash) {
-        if ((w.prevFactsUntil?.getTime() ?? null) !== (w.factsUntil?.getTime() ?? null)) {
-          touchIps.push(w.ip);
-          touchUntil.push(factsUntil);
-        }
-        continue;
+const epochMs = (ts: RawBuilder<unknown>): RawBuilder<number> => sql<number>`round(date_part('epoch', date_trunc('milliseconds', ${ts})) * 1000)`;
+
+/**
+ * The refresh's work: every observation row of the addresses to compute, sorted by address, scan rows before
+ * feed rows, each kind newest first (the order the single-address aggregates use), with the stored row's state.
+ * `everything`: every address. Otherwise only addresses without a row or with a fact newer than the row's
+ * facts_until, found by anti-joins (nothing is aggregated: a refresh with nothing to do costs two index-backed
+ * anti-joins over the observation tables).
+ */
+function workQuery(everything: boolean): RawBuilder<WorkRow> {
+  const scanWhere = everything ? sql`TRUE` : sql`o.ip IN (SELECT ip FROM work)`;
+  const feedWhere = everything ? sql`TRUE` : sql`f.ip IN (SELECT ip FROM work)`;
+  const work = everything ? sql`` : sql`
+    WITH work AS MATERIALIZED (
+      SELECT o.ip FROM observations o WHERE o.source = 'scan' AND NOT EXISTS (
+        SELECT 1 FROM attributions a WHERE a.ip = o.ip AND a.facts_until >= date_trunc('milliseconds', o.scanned_at))
+      UNION
+      SELECT f.ip FROM feed_observations f JOIN feed_imports i ON i.id = f.import_id WHERE NOT EXISTS (
+        SELECT 1 FROM attributions a WHERE a.ip = f.ip AND a.facts_until >= date_trunc('milliseconds', i.started_at)))`;
+  return sql<WorkRow>`${work}
+    SELECT host(u.ip) AS ip, u.k, u.t, u.h, u.cn, u.sans, u.asn, a.ip IS NOT NULL AS had, a.org_id AS prev_org,
+      a.answer_hash AS prev_hash, ${epochMs(sql`a.facts_until`)} AS prev_until
+    FROM (
+      SELECT o.ip, 0 AS k, o.scanned_at AS sk, o.id, ${epochMs(sql`o.scanned_at`)} AS t, o.hostname AS h,
+        o.tls_cert->>'subjectCn' AS cn, CASE WHEN jsonb_typeof(o.tls_cert->'sans') = 'array' THEN o.tls_cert->'sans' END AS sans, NULL::text AS asn
+      FROM observations o WHERE o.source = 'scan' AND ${scanWhere}
+      UNION ALL
+      SELECT f.ip, 1, f.report_date::timestamptz, f.id, ${epochMs(sql`i.started_at`)}, f.hostname, NULL, NULL,
+        CASE WHEN f.fields->>'asn' ~ ${ASN_CELL} THEN f.fields->>'asn' END
+      FROM feed_observations f JOIN feed_imports i ON i.id = f.import_id WHERE ${feedWhere}
+    ) u LEFT JOIN attributions a ON a.ip = u.ip
+    ORDER BY u.ip, u.k, u.sk DESC, u.id DESC`;
+}
+
+/** Lets queued I/O (a FETCH just asked for) reach the socket before the caller computes synchronously. */
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The facts of the addresses in rows[0..end) (consecutive rows of one address fold into one item). */
+function fold(rows: readonly WorkRow[], end: number): RefreshItem[] {
+  const items: RefreshItem[] = [];
+  let i = 0;
+  while (i < end) {
+    const first = rows[i]!;
+    const ip = first.ip;
+    let newest: number | null = null;
+    let requestHost: string | null = null;
+    let cn: string | null = null;
+    let sans: Json | null = null;
+    let feedHostname: string | null = null;
+    let asn: string | null = null;
+    // Rows arrive newest first per kind: the first value of each kind is the one the aggregates would keep.
+    for (; i < end; i++) {
+      const r = rows[i]!;
+      if (r.ip !== ip) break;
+      if (r.t !== null && (newest === null || r.t > newest)) newest = r.t;
+      if (r.k === 0) {
+        requestHost ??= r.h;
+        cn ??= r.cn;
+        sans ??= r.sans;
+      } else {
+        feedHostname ??= r.h;
+        asn ??= r.asn;
       }
-      ips.push(w.ip); orgs.push(w.orgId); rules.push(w.rule); confidences.push(w.confidence); evidences.push(evidence);
-      ties.push(w.tie); candidates.push(cands); hashes.push(hash); until.push(factsUntil);
-      if (w.hadRow && w.prevOrgId !== w.orgId) moved.push(w);
     }
-    if (ips.length > 0) {
-      await sql`
-        INSERT INTO attributions (ip, org_id, rule, confidence, evidence, tie, candidates, registry_rev, facts_until, answer_hash, attributed_at)
-        SELECT ip, org_id, rule, confidence, evidence::jsonb, tie, candidates::jsonb, ${rev}::bigint, to_timestamp(facts_until / 1000.0), answer_hash, now()
-        FROM unnest(${ips}::inet[], ${orgs}::bigint[], ${rules}::text[], ${confidences}::real[], ${evidences}::text[], ${ties}::boolean[],
-                    ${candidates}::text[], ${until}::float8[], ${hashes}::text[])
-          AS t(ip, org_id, rule, confidence, evidence, tie, candidates, facts_until, answer_hash)
-        ON CONFLICT (ip) DO UPDATE SET org_id = EXCLUDED.org_id, rule = EXCLUDED.rule, confidence = EXCLUDED.confidence,
-          evidence = EXCLUDED.evidence, tie = EXCLUDED.tie, candidates = EXCLUDED.candidates, registry_rev = EXCLUDED.registry_rev,
-          facts_until = EXCLUDED.facts_until, answer_hash = EXCLUDED.answer_hash, attributed_at = EXCLUDED.attributed_at`.execute(conn);
+    const names = Array.isArray(sans) ? sans.filter((s): s is string => typeof s === 'string').slice(0, MAX_CERT_NAMES) : [];
+    items.push({
+      ip, newestMs: newest,
+      facts: { ip, asn: asnOf(asn), feedHostname, requestHost, certificate: cn === null && names.length === 0 ? null : { cn, sans: names } },
+      hadRow: first.had, prevOrgId: first.prev_org, prevHash: first.prev_hash, prevFactsUntilMs: first.prev_until,
+    });
+  }
+  return items;
+}
+
+/**
+ * The cursor over the work rows, in the refresh's transaction (FETCH and the COPYs interleave on the one
+ * connection). The next FETCH is sent before a page is returned, so the server produces page N+1 while the
+ * caller attributes page N. An address's rows never straddle two returned pages (the last address of a page is
+ * held back until the next page shows where it ends).
+ */
+async function openReader(conn: Executor, everything: boolean, pageSize: number, walked: { complete: boolean }): Promise<RefreshReader> {
+  await sql`DECLARE attribution_work NO SCROLL CURSOR FOR ${workQuery(everything)}`.execute(conn);
+  const fetch = (): Promise<WorkRow[]> => {
+    const p = sql<WorkRow>`FETCH ${sql.raw(String(pageSize))} FROM attribution_work`.execute(conn).then((r) => r.rows);
+    // Awaited by the next call; until then a failure must not count as unhandled.
+    p.catch(() => undefined);
+    return p;
+  };
+  let pending: Promise<WorkRow[]> | null = fetch();
+  await tick();
+  let carry: WorkRow[] = [];
+  return {
+    async next(): Promise<readonly RefreshItem[] | null> {
+      for (;;) {
+        if (pending === null) {
+          if (carry.length === 0) {
+            walked.complete = true;
+            return null;
+          }
+          const last = fold(carry, carry.length);
+          carry = [];
+          return last;
+        }
+        const rows = await pending;
+        if (rows.length === pageSize) {
+          pending = fetch();
+          await tick();
+        } else {
+          pending = null;
+        }
+        const all = carry.length === 0 ? rows : carry.concat(rows);
+        let end = all.length;
+        if (pending !== null && end > 0) {
+          const lastIp = all[end - 1]!.ip;
+          while (end > 0 && all[end - 1]!.ip === lastIp) end--;
+        }
+        carry = end === all.length ? [] : all.slice(end);
+        if (end > 0) return fold(all, end);
+      }
+    },
+  };
+}
+
+/**
+ * Runs a COPY ... FROM STDIN of `text` on the refresh's own connection. pg's Client.query runs any object with a
+ * `submit` method (a Submittable, as pg-copy-streams' streams are) in place of a text query, and Kysely's
+ * PostgresConnection passes CompiledQuery.sql to Client.query as it is: so the COPY is queued in order with the
+ * cursor's FETCHes of the same transaction (the Kysely call returns once it is queued; the stream's 'finish'
+ * comes after the server's ReadyForQuery, its 'error' with the server's error).
+ */
+async function copyIn(conn: Executor, statement: string, text: string): Promise<void> {
+  const stream: CopyStreamQuery = copyFrom(statement);
+  const done = once(stream, 'finish');
+  done.catch(() => undefined);
+  await conn.executeQuery(CompiledQuery.raw(stream as unknown as string));
+  stream.end(text);
+  await done;
+}
+
+/** A value for COPY's text format: JSON never holds a raw tab or line break, so only backslashes need doubling. */
+const copyText = (s: string): string => (s.indexOf('\\') < 0 ? s : s.replace(/\\/g, '\\\\'));
+
+/**
+ * The writer of one refresh. New addresses go straight into `attributions` with COPY (no row can conflict: only
+ * refreshes write the table, one at a time, and the snapshot showed none). Rows that exist and differ go into a
+ * temporary staging table with COPY; `finish` applies them with one UPDATE and appends the owner changes. Rows
+ * equal in answer and facts_until are not written. An owner change is recorded only for an address that HAD a
+ * row whose organisation differs (unattributed counts as an owner: null -> X and X -> null are changes). A first
+ * answer is not a change: there was no owner to change from, and a first refresh of a million addresses would
+ * otherwise write a million history rows that say nothing.
+ */
+function createWriter(conn: Executor, rev: number) {
+  const pending: Promise<void>[] = [];
+  let staged = false;
+  // facts_until as COPY text; consecutive addresses often share one (a scan's batch, a feed's import).
+  let lastMs = Number.NaN;
+  let lastIso = '';
+  const iso = (ms: number | null): string => {
+    if (ms === null) return '\\N';
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
     }
-    if (touchIps.length > 0) {
-      // Same answer from newer facts: only the mark that those facts were read (the answer's revision stays).
-      await sql`
-        UPDATE attributions a SET facts_until = to_timestamp(t.facts_until / 1000.0)
-        FROM unnest(${touchIps}::inet[], ${touchUntil}::float8[]) AS t(ip, facts_until) WHERE a.ip = t.ip`.execute(conn);
-    }
-    if (moved.length > 0) {
+    return lastIso;
+  };
+  let memo: { evidence: Json | null; json: string; hash: string; orgId: number | null; rule: string | null; confidence: number; tie: boolean } = {
+    evidence: null, json: '', hash: '', orgId: null, rule: null, confidence: 0, tie: false,
+  };
+  const queue = (p: Promise<void>): void => {
+    p.catch(() => undefined);
+    pending.push(p);
+  };
+  return {
+    /** Queues the COPYs of one page's differences; returns what they do (known before the server runs them). */
+    write(rows: readonly AttributionWrite[]): WriteResult {
+      let fresh = '';
+      let stage = '';
+      let changed = 0;
+      let written = 0;
+      for (const w of rows) {
+        // Rows arrive in address order, so neighbours usually share the index's evidence object (the same network):
+        // a one-entry memo of its JSON and digest saves most of the JSON and hashing without growing the heap.
+        let evidence: string | null;
+        let hash: string;
+        const cands = Array.isArray(w.candidates) && w.candidates.length === 0 ? '[]' : JSON.stringify(w.candidates);
+        if (w.evidence !== null && w.evidence === memo.evidence && cands === '[]' && w.orgId === memo.orgId && w.rule === memo.rule
+          && w.confidence === memo.confidence && w.tie === memo.tie) {
+          evidence = memo.json;
+          hash = memo.hash;
+        } else {
+          evidence = w.evidence === null ? null : JSON.stringify(w.evidence);
+          hash = answerHash(w, evidence, cands);
+          if (cands === '[]' && evidence !== null) memo = { evidence: w.evidence, json: evidence, hash, orgId: w.orgId, rule: w.rule, confidence: w.confidence, tie: w.tie };
+        }
+        if (w.hadRow && w.prevHash === hash) {
+          if (w.prevFactsUntilMs !== w.factsUntilMs) {
+            // Same answer from newer facts: only the mark that those facts were read (the answer's revision stays).
+            stage += `${w.ip}\t\\N\t\\N\t0\t\\N\tf\t[]\t${iso(w.factsUntilMs)}\t\\N\t\\N\tf\tt\n`;
+            written++;
+          }
+          continue;
+        }
+        const line = `${w.ip}\t${w.orgId ?? '\\N'}\t${w.rule ?? '\\N'}\t${w.confidence}\t${evidence === null ? '\\N' : copyText(evidence)}\t${w.tie ? 't' : 'f'}\t${copyText(cands)}\t`;
+        written++;
+        if (!w.hadRow) {
+          fresh += `${line}${rev}\t${iso(w.factsUntilMs)}\t${hash}\n`;
+          continue;
+        }
+        const moved = w.prevOrgId !== w.orgId;
+        if (moved) changed++;
+        stage += `${line}${iso(w.factsUntilMs)}\t${hash}\t${w.prevOrgId ?? '\\N'}\t${moved ? 't' : 'f'}\tf\n`;
+      }
+      if (fresh !== '') {
+        queue(copyIn(conn, 'COPY attributions (ip, org_id, rule, confidence, evidence, tie, candidates, registry_rev, facts_until, answer_hash) FROM STDIN', fresh));
+      }
+      if (stage !== '') {
+        if (!staged) {
+          staged = true;
+          queue(sql`
+            CREATE TEMP TABLE attribution_stage (
+              ip inet, org_id bigint, rule text, confidence real, evidence jsonb, tie boolean, candidates jsonb,
+              facts_until timestamptz, answer_hash text, prev_org bigint, moved boolean, touch boolean) ON COMMIT DROP`.execute(conn).then(() => undefined));
+        }
+        queue(copyIn(conn, 'COPY attribution_stage FROM STDIN', stage));
+      }
+      return { changed, written };
+    },
+
+    /** Waits for every queued COPY, then applies the staged rows (one statement each) and the owner changes. */
+    async finish(): Promise<void> {
+      await Promise.all(pending);
+      if (!staged) return;
       await sql`
         INSERT INTO attribution_changes (ip, from_org_id, to_org_id, rule, registry_rev)
-        SELECT ip, f, o, r, ${rev}::bigint
-        FROM unnest(${moved.map((w) => w.ip)}::inet[], ${moved.map((w) => w.prevOrgId)}::bigint[], ${moved.map((w) => w.orgId)}::bigint[],
-                    ${moved.map((w) => w.rule)}::text[]) AS x(ip, f, o, r)`.execute(conn);
-    }
-    changed += moved.length;
-    written += ips.length + touchIps.length;
-  }
-  return { changed, written };
+        SELECT ip, prev_org, org_id, rule, ${rev}::bigint FROM attribution_stage WHERE moved`.execute(conn);
+      await sql`
+        UPDATE attributions a SET org_id = s.org_id, rule = s.rule, confidence = s.confidence, evidence = s.evidence, tie = s.tie,
+          candidates = s.candidates, registry_rev = ${rev}::bigint, facts_until = s.facts_until, answer_hash = s.answer_hash, attributed_at = now()
+        FROM attribution_stage s WHERE a.ip = s.ip AND NOT s.touch`.execute(conn);
+      await sql`UPDATE attributions a SET facts_until = s.facts_until FROM attribution_stage s WHERE a.ip = s.ip AND s.touch`.execute(conn);
+    },
+
+    /**
+     * Waits for the queued COPYs (before a ROLLBACK) and returns the first one's error, if any: the statements
+     * queued after a failed COPY fail only because the transaction is aborted, so that error is the one to report.
+     */
+    async settle(): Promise<unknown> {
+      for (const r of await Promise.allSettled(pending)) if (r.status === 'rejected') return r.reason as unknown;
+      return undefined;
+    },
+  };
 }

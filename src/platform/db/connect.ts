@@ -10,6 +10,7 @@ import type { TocsinConfig } from '../../core/config.js';
 import { TocsinError, isTocsinError } from '../../core/errors.js';
 import { acquireEmbedded, type EmbeddedLease } from './embedded.js';
 import { runMigrations } from './migrate.js';
+import { registerPool } from './raw-client.js';
 import type { DbSchema } from './schema.js';
 
 export interface Database {
@@ -78,6 +79,7 @@ export async function openDatabase(config: Pick<TocsinConfig, 'home' | 'database
     client.on('error', () => undefined);
   });
   const db = new Kysely<DbSchema>({ dialect: new PostgresDialect({ pool }) });
+  registerPool(db, pool);
   let closed = false;
   const close = async (): Promise<void> => {
     if (closed) return;
