@@ -140,6 +140,18 @@ function cli(args: readonly string[], env: NodeJS.ProcessEnv): Child {
   };
 }
 
+/**
+ * A one-off command (warm-up, baseline, submit), run again when it could not connect (exit 69, TOCSIN_DB_CONNECT):
+ * on a loaded machine a new backend's start-up can outlast the client's connect timeout. Up to 3 tries.
+ */
+async function once(args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string; cpu: number; rssKb: number; killed: boolean }> {
+  for (let i = 1; ; i++) {
+    const r = await cli(args, env).done;
+    if (r.code !== 69 || !r.stderr.includes('TOCSIN_DB_CONNECT') || i >= 3) return r;
+    console.log(`  (${args[0] ?? ''} could not connect to the database, try ${i + 1})`);
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -288,15 +300,14 @@ async function main(): Promise<void> {
   try {
     pgCpu.start();
     // Untimed, one host: creates the schema (migrations) so the first timed run does not pay for it.
-    const warm = await cli(['scan', BASE, '--ports', `${lab.httpsPort}/tls`, '--no-progress', '--output', '/dev/null'], env).done;
+    const warm = await once(['scan', BASE, '--ports', `${lab.httpsPort}/tls`, '--no-progress', '--output', '/dev/null'], env);
     if (!/tocsin: scan \d+/.test(warm.stderr)) throw new Error(`warm-up scan failed (${warm.code}): ${warm.stderr.slice(-2000)}`);
     await c.connect();
     if (BASELINE) {
       const lab0 = procCpu(lab.pid) ?? NaN;
       await pgCpu.phase();
       const t0 = performance.now();
-      const p = cli(['scan', ...scanArgs, '--output', '/dev/null'], env);
-      const r = await p.done;
+      const r = await once(['scan', ...scanArgs, '--output', '/dev/null'], env);
       const wall = (performance.now() - t0) / 1000;
       const id = /tocsin: scan (\d+)/.exec(r.stderr)?.[1];
       if (id === undefined) throw new Error(`baseline scan failed (${r.code}): ${r.stderr.slice(-2000)}`);
@@ -307,8 +318,7 @@ async function main(): Promise<void> {
     }
 
     const runWorkers = async (n: number, kill: boolean): Promise<Row> => {
-      const submit = cli(['scan', ...scanArgs, '--distributed', '--detach', '--block-size', String(BLOCK)], env);
-      const s = await submit.done;
+      const s = await once(['scan', ...scanArgs, '--distributed', '--detach', '--block-size', String(BLOCK)], env);
       const id = /tocsin: scan (\d+) \(distributed/.exec(s.stderr)?.[1];
       if (s.code !== 0 || id === undefined) throw new Error(`submit failed (${s.code}): ${s.stderr.slice(-2000)}`);
       const lab0 = procCpu(lab.pid) ?? NaN;

@@ -26,7 +26,7 @@ const BUILDS = ['15.1.2176', '15.2.858', '15.0.1497', '15.2.1544', '15.1.2507', 
 function report(day: string, rows: number, build: (i: number) => string): string {
   const out = [HEADER];
   for (let i = 1; i <= rows; i++) {
-    out.push(`"${day}01:02:03",critical,10.${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255},tcp,443,mail${i}.example.org,"exchange;cve-2021-26855",` +
+    out.push(`"${day} 01:02:03",critical,10.${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255},tcp,443,mail${i}.example.org,"exchange;cve-2021-26855",` +
       `64500,ZZ,R,C,517311,ptr,"Sector, one",${build(i)},EX${i},https://mail${i}.example.org/owa/`);
   }
   return `${out.join('\n')}\n`;

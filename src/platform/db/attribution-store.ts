@@ -29,7 +29,9 @@ const REFRESH_LOCK_KEY = 7_305_113_208;
 
 /**
  * Observation rows fetched from the refresh cursor at a time: large enough that the per-FETCH round trip and the
- * per-COPY statement vanish, small enough that a page's rows, answers and COPY text stay a few MB.
+ * per-COPY statement vanish, small enough that a page's rows, answers and COPY text (~1 MB) mostly die young.
+ * Measured at 200,000 addresses: 20,000 rows a page cost 15 s of GC in node over the bench's refreshes, 4,000
+ * cost 10 s (and the engine ran 1.8x faster on the same pages: fewer cache misses).
  */
 export const REFRESH_PAGE = 4_000;
 

@@ -5,7 +5,12 @@
  *   starts; a kill before their outcomes are written leaves the whole batch `sending`, which the next send's sweep
  *   turns into `uncertain` (conservative: a claimed message whose transaction had not started yet is listed too);
  * - `finishAttempts` commits the outcomes of the replies received so far in one transaction, with the `notified`
- *   finding events of the sent ones.
+ *   finding events of the sent ones. That commit does not wait for the WAL flush (synchronous_commit off): the
+ *   sender frees a slot only once its outcome is committed, so a flush per group (~15-30 ms on a busy disk) held
+ *   every slot that long after each reply (outbox/bare 0.8 at the same relay). Losing such a commit takes a crash of
+ *   PostgreSQL or the machine (a kill of the sender loses nothing committed), and it leaves the rows `sending`,
+ *   which the next send makes `uncertain`: never a second message. Claims stay synchronous: a lost claim would put
+ *   an already-sent message back to `queued`. The next synchronous commit (a claim) flushes the earlier ones too.
  */
 import { sql, type Kysely } from 'kysely';
 import { MESSAGE_COLUMNS, recordFindingEvents, toMessage, type FinishPatch, type MessageRow, type MessageSelect } from './campaign-store.js';
@@ -64,6 +69,7 @@ export async function finishAttempts(db: Kysely<DbSchema>, done: readonly Finish
   }));
   const json = JSON.stringify(rows);
   await db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL synchronous_commit = off`.execute(trx);
     const updated = await sql<{ id: number }>`
       UPDATE campaign_messages m SET
         state = v.state, step = v.step, transient_failures = v.tf, next_attempt_at = v.nat, reason = v.reason, smtp_reply = v.reply,

@@ -14,10 +14,13 @@
  *   scan_attempts), which a partial index serves.
  * - The two foreign keys into observations that only cascade deletes (feed_observations.observation_id ON DELETE
  *   SET NULL, deferred; assessments.observation_id ON DELETE CASCADE) become one statement-level trigger on
- *   observations doing the same with the deleted rows as a set. Their per-row insert checks protected nothing:
- *   the scan store and the feed import write an observation and its assessment (and feed row) in one statement
- *   with the id from nextval(). Retention (retention-store.ts) deletes observations and relies on the cascade:
- *   it still happens, in the same statement.
+ *   observations doing the same with the deleted rows as a set. Their per-row insert checks protected little:
+ *   the feed import writes an observation, its assessment and its feed row in one statement with the id from
+ *   nextval(), the scan store an observation and its assessment in one transaction, and reassess adds assessments
+ *   to observations it has just read. Retention (retention-store.ts) deletes observations and relies on the
+ *   cascade: it still happens, in the same statement. What is lost: an assessment added by a reassess running at
+ *   the same moment as a retention delete of its observation is no longer refused; it is an orphan no reader sees
+ *   (every reader joins assessments to observations).
  */
 import { sql, type Kysely } from 'kysely';
 
