@@ -53,7 +53,7 @@ const BARE_CONCURRENCY = Number(arg('--bare-concurrency') ?? 256);
  * change is measured against its baseline under the same load (each tree's rows are labelled with it).
  */
 const DISTS = (arg('--dist') ?? 'dist').split(',').filter((d) => d !== '').map((d) => resolve(root, d));
-/** TOCSIN_HOME of the scans (a compiled tree of another version may need its own database). */
+/** TOCSIN_HOME of the scans; with several --dist trees, HOME-0, HOME-1, ... (one database per tree). */
 const HOME = resolve(root, arg('--home') ?? join('bench', 'out', 'home'));
 const EXTRA_ARGS = (arg('--tocsin-args') ?? '').split(' ').filter((s) => s !== '');
 
@@ -225,8 +225,9 @@ async function round(estate: string, latencyMs: number): Promise<void> {
     list.push(r);
     runs.set(name, list);
   };
-  const trees = DISTS.map(tocsinCommand);
-  const env = { ...process.env, TOCSIN_HOME: HOME };
+  // One database per tree when several are compared: trees of different versions may hold different
+  // migrations, and a tree refuses a database that a newer one migrated (stop 14: exit 70 on every base run).
+  const trees = DISTS.map((d, i) => ({ ...tocsinCommand(d), env: { ...process.env, TOCSIN_HOME: DISTS.length > 1 ? `${HOME}-${i}` : HOME } }));
   const truth = join(out, `truth-${estate}-${latencyMs}.jsonl`);
   const ips = Array.from({ length: HOSTS }, (_, i) => {
     const n = baseInt + i;
@@ -234,14 +235,14 @@ async function round(estate: string, latencyMs: number): Promise<void> {
   });
   try {
     // Warm-up (untimed): creates the embedded database on first use, warms the page cache.
-    for (const t of trees) await timeChild(t.cmd, [...t.pre, 'scan', BASE, '--ports', `${lab.httpsPort}/tls`, '--no-progress', '--output', '/dev/null'], env);
+    for (const t of trees) await timeChild(t.cmd, [...t.pre, 'scan', BASE, '--ports', `${lab.httpsPort}/tls`, '--no-progress', '--output', '/dev/null'], t.env);
     for (let rep = 0; rep < REPEAT; rep++) {
       for (const t of trees) for (const w of WORKERS) {
         const file = join(out, `tocsin-${estate}-${latencyMs}.jsonl`);
         rmSync(file, { force: true });
         const r = await timeChild(t.cmd, [...t.pre, 'scan', CIDR, '--ports', `${lab.httpsPort}/tls`, '--no-progress',
           ...(CONCURRENCY === null ? [] : ['--concurrency', String(CONCURRENCY)]),
-          '--workers', String(w), ...EXTRA_ARGS, '--output', file], env);
+          '--workers', String(w), ...EXTRA_ARGS, '--output', file], t.env);
         const c = compareWithTruth(existsSync(file) ? readFileSync(file, 'utf8') : '', truth);
         add(`tocsin scan (workers ${w === 0 ? 'auto' : w})${t.label}`, {
           seconds: r.seconds,

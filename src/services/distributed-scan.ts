@@ -344,6 +344,11 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
   const queue = await openJobQueue(o.database.url, { onProblem: (m) => say(`job queue: ${m}`) });
 
   const runBlock = async (job: BlockJob, signal: AbortSignal): Promise<void> => {
+    // A fenced worker (its heartbeat is late: a stalled event loop, a slow database) would claim a block only to give
+    // it back at its first connection, and the job would go into the queue's back-off (measured under load 37: most
+    // blocks bounced that way). Wait for the next beat first, at most one lease; still late, leave it to others.
+    for (let waited = 0; fenced() && waited < leaseMs && !signal.aborted; waited += 100) await systemClock.sleep(100);
+    if (fenced()) throw new Error(`block ${job.blockNo} of scan ${job.scanId} left for another worker: this worker's heartbeat is late`);
     const claim = await claimBlock(db, job.scanId, job.blockNo, id, o.leaseSeconds);
     if (claim.kind === 'settled') return;
     if (claim.kind === 'busy') throw new Error(`block ${job.blockNo} of scan ${job.scanId} is run by ${claim.by}; retried later`);

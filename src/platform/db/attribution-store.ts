@@ -17,9 +17,11 @@
  * that exist and changed go into a temporary staging table with COPY and are applied by one UPDATE at the end.
  */
 import { once } from 'node:events';
-import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { ExposureFacts, ManualOverride, PrefixAsn, RegistrySnapshot } from '../../attribution/index.js';
+import { withSession } from './raw-client.js';
 import type { DbSchema, Json } from './schema.js';
 
 type Executor = Kysely<DbSchema> | Transaction<DbSchema>;
@@ -340,7 +342,8 @@ export function createAttributionStore(db: Kysely<DbSchema>) {
      */
     async refreshSession<T>(full: boolean, pageSize: number | undefined, fn: (s: RefreshSession) => Promise<T>): Promise<T> {
       const rowsPerPage = Math.max(1, Math.floor(pageSize ?? REFRESH_PAGE));
-      return db.connection().execute(async (conn) => {
+      // One connection as Kysely and as a raw client (raw-client.ts): COPY is not a query Kysely can send.
+      return withSession(db, async ({ db: conn, client }) => {
         await sql`SELECT pg_advisory_lock(${REFRESH_LOCK_KEY}::bigint)`.execute(conn);
         try {
           await sql`BEGIN ISOLATION LEVEL REPEATABLE READ`.execute(conn);
@@ -358,7 +361,7 @@ export function createAttributionStore(db: Kysely<DbSchema>) {
             const everything = full || watermark < rev;
             const walked = { complete: false };
             let registry: Promise<RegistryRead> | null = null;
-            const writer = createWriter(conn, rev);
+            const writer = createWriter(conn, client, rev);
             w = writer;
             const out = await fn({
               rev,
@@ -675,17 +678,14 @@ async function openReader(conn: Executor, everything: boolean, pageSize: number,
 }
 
 /**
- * Runs a COPY ... FROM STDIN of `text` on the refresh's own connection. pg's Client.query runs any object with a
- * `submit` method (a Submittable, as pg-copy-streams' streams are) in place of a text query, and Kysely's
- * PostgresConnection passes CompiledQuery.sql to Client.query as it is: so the COPY is queued in order with the
- * cursor's FETCHes of the same transaction (the Kysely call returns once it is queued; the stream's 'finish'
- * comes after the server's ReadyForQuery, its 'error' with the server's error).
+ * Runs a COPY ... FROM STDIN of `text` on the refresh's own connection, queued in order with the cursor's
+ * FETCHes (pg runs a client's queries one after another; the stream's 'finish' comes after the server's
+ * ReadyForQuery, its 'error' with the server's error).
  */
-async function copyIn(conn: Executor, statement: string, text: string): Promise<void> {
-  const stream: CopyStreamQuery = copyFrom(statement);
+async function copyIn(client: pg.PoolClient, statement: string, text: string): Promise<void> {
+  const stream = client.query(copyFrom(statement));
   const done = once(stream, 'finish');
   done.catch(() => undefined);
-  await conn.executeQuery(CompiledQuery.raw(stream as unknown as string));
   stream.end(text);
   await done;
 }
@@ -702,7 +702,7 @@ const copyText = (s: string): string => (s.indexOf('\\') < 0 ? s : s.replace(/\\
  * answer is not a change: there was no owner to change from, and a first refresh of a million addresses would
  * otherwise write a million history rows that say nothing.
  */
-function createWriter(conn: Executor, rev: number) {
+function createWriter(conn: Executor, client: pg.PoolClient, rev: number) {
   const pending: Promise<void>[] = [];
   let staged = false;
   // facts_until as COPY text; consecutive addresses often share one (a scan's batch, a feed's import).
@@ -764,17 +764,18 @@ function createWriter(conn: Executor, rev: number) {
         stage += `${line}${iso(w.factsUntilMs)}\t${hash}\t${w.prevOrgId ?? '\\N'}\t${moved ? 't' : 'f'}\tf\n`;
       }
       if (fresh !== '') {
-        queue(copyIn(conn, 'COPY attributions (ip, org_id, rule, confidence, evidence, tie, candidates, registry_rev, facts_until, answer_hash) FROM STDIN', fresh));
+        queue(copyIn(client, 'COPY attributions (ip, org_id, rule, confidence, evidence, tie, candidates, registry_rev, facts_until, answer_hash) FROM STDIN', fresh));
       }
       if (stage !== '') {
         if (!staged) {
           staged = true;
-          queue(sql`
+          // On the raw client, as the COPY that follows: both enter pg's queue in this order.
+          queue(client.query(`
             CREATE TEMP TABLE attribution_stage (
               ip inet, org_id bigint, rule text, confidence real, evidence jsonb, tie boolean, candidates jsonb,
-              facts_until timestamptz, answer_hash text, prev_org bigint, moved boolean, touch boolean) ON COMMIT DROP`.execute(conn).then(() => undefined));
+              facts_until timestamptz, answer_hash text, prev_org bigint, moved boolean, touch boolean) ON COMMIT DROP`).then(() => undefined));
         }
-        queue(copyIn(conn, 'COPY attribution_stage FROM STDIN', stage));
+        queue(copyIn(client, 'COPY attribution_stage FROM STDIN', stage));
       }
       return { changed, written };
     },
