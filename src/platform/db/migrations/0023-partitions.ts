@@ -84,10 +84,23 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   // Indexes, once over the loaded partitions (the same as before, with the partition key where uniqueness needs it).
   await sql`ALTER TABLE observations ADD CONSTRAINT observations_pkey PRIMARY KEY (id, scanned_at)`.execute(db);
-  await sql`CREATE INDEX observations_attempt ON observations (attempt_id) WHERE attempt_id IS NOT NULL`.execute(db);
-  await sql`CREATE INDEX observations_scan_ip_port ON observations (scan_id, ip, port)`.execute(db);
+  // Not unique (a unique index must hold scanned_at); named as the unique key it replaces, so a later
+  // `CREATE UNIQUE INDEX IF NOT EXISTS observations_attempt_id_key` (migration 0024) finds it and does nothing.
+  await sql`CREATE INDEX observations_attempt_id_key ON observations (attempt_id) WHERE attempt_id IS NOT NULL`.execute(db);
+  // Only scan rows have a scan_id; lookups are by a value (`scan_id = $1`).
+  await sql`CREATE INDEX observations_scan_ip_port ON observations (scan_id, ip, port) WHERE scan_id IS NOT NULL`.execute(db);
   await sql`CREATE INDEX observations_ip_port_time ON observations (ip, port, scanned_at DESC)`.execute(db);
   await sql`CREATE INDEX observations_scanned_at ON observations (scanned_at)`.execute(db);
+  // A database that applied migration 0024 before this one had its statement trigger (the set-based cascade to
+  // assessments and feed rows) on the table just dropped: it goes on the partitioned table.
+  await sql`
+    DO $$
+    BEGIN
+      IF to_regproc('tocsin_observations_deleted') IS NOT NULL THEN
+        CREATE TRIGGER observations_deleted AFTER DELETE ON observations
+          REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION tocsin_observations_deleted();
+      END IF;
+    END $$`.execute(db);
   await sql`ALTER TABLE scan_attempts ADD CONSTRAINT scan_attempts_pkey PRIMARY KEY (id, scan_month)`.execute(db);
   await sql`ALTER TABLE scan_attempts ADD CONSTRAINT scan_attempts_scan_id_ip_port_key UNIQUE (scan_id, ip, port, scan_month)`.execute(db);
   await sql`CREATE INDEX scan_attempts_attempted_at ON scan_attempts (attempted_at)`.execute(db);
