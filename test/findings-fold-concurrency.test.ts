@@ -12,14 +12,17 @@ testEachBackend('findings fold: a writer open during a fold is not skipped (defe
   const db = database.db;
   const scan = (await sql<{ id: number }>`INSERT INTO scans (targets, ports) VALUES ('[]'::jsonb, '{443}') RETURNING id`.execute(db)).rows[0];
   assert.ok(scan);
-  const attempt = (ip: string) => sql`INSERT INTO scan_attempts (scan_id, ip, port, outcome, attempted_at) VALUES (${scan.id}, ${ip}::inet, 443, 'refused', now())`;
+  // scan_month: the partition key (migration 0023), the scan's start month
+  const attempt = (ip: string) => sql`INSERT INTO scan_attempts (scan_id, ip, port, outcome, attempted_at, scan_month)
+    SELECT id, ${ip}::inet, 443, 'refused', now(), date_trunc('month', started_at AT TIME ZONE 'UTC')::date FROM scans WHERE id = ${scan.id}`;
 
   // A writer holds a low id, uncommitted.
   const writer = new pg.Client({ connectionString: url });
   await writer.connect();
   try {
     await writer.query('BEGIN');
-    await writer.query(`INSERT INTO scan_attempts (scan_id, ip, port, outcome, attempted_at) VALUES ($1, '127.0.0.1', 443, 'refused', now())`, [scan.id]);
+    await writer.query(`INSERT INTO scan_attempts (scan_id, ip, port, outcome, attempted_at, scan_month)
+      SELECT id, '127.0.0.1', 443, 'refused', now(), date_trunc('month', started_at AT TIME ZONE 'UTC')::date FROM scans WHERE id = $1`, [scan.id]);
     // Another writer commits a higher id meanwhile.
     await attempt('127.0.0.2').execute(db);
 

@@ -22,6 +22,7 @@ import { TocsinError } from '../../core/errors.js';
 import { sanitiseText } from '../../core/text.js';
 import { attemptKey, type AttemptResult, type ScanSpec, type ScanStore, type StoredScan } from '../../scan/ports.js';
 import type { AssessedFingerprint, DbSchema, Json } from './schema.js';
+import { maintainPartitions } from './partitions.js';
 import { DEFAULT_CAPS, KnownBlobs, packBlob, splitResponse, type Caps, type PackedBlob } from './raw-responses.js';
 
 /** Rows fetched per page by records(); keyset pagination on (ip, port), so memory stays flat. */
@@ -44,6 +45,8 @@ export function createScanStore(db: Kysely<DbSchema>, options: ScanStoreOptions 
   const known = new KnownBlobs();
   return {
     async createScan(spec: ScanSpec): Promise<StoredScan> {
+      // This month's and next month's partitions exist (once per process and day; migration 0023).
+      await maintainPartitions(db);
       const row = await db
         .insertInto('scans')
         // This process owns the scan from the start: owner + heartbeat tell running from interrupted (scan-liveness.ts).
@@ -271,10 +274,13 @@ async function writeObservations(
       -- One row per address (inet equality: two spellings of one IPv6 address are one row; DO UPDATE may
       -- touch a row only once per statement). A stored unanswered attempt is replaced by the new result
       -- (its tries add up); every other stored attempt is left as it is.
-      INSERT INTO scan_attempts (scan_id, ip, port, hostname, outcome, detail, attempted_at, tries, unanswered)
-      SELECT ${scanId}::bigint, ip, port, hostname, outcome, detail, attempted_at, tries, unanswered
+      -- scan_month (the partition key, migration 0023) is the scan's start month: a function of scan_id, so the
+      -- conflict target is still exactly (scan, ip, port), whenever the attempt happens.
+      INSERT INTO scan_attempts (scan_id, ip, port, hostname, outcome, detail, attempted_at, tries, unanswered, scan_month)
+      SELECT ${scanId}::bigint, ip, port, hostname, outcome, detail, attempted_at, tries, unanswered,
+             (SELECT date_trunc('month', s.started_at AT TIME ZONE 'UTC')::date FROM scans s WHERE s.id = ${scanId}::bigint)
       FROM (SELECT DISTINCT ON (ip, port) * FROM input ORDER BY ip, port, ord) d ORDER BY ord
-      ON CONFLICT (scan_id, ip, port) DO UPDATE
+      ON CONFLICT (scan_id, ip, port, scan_month) DO UPDATE
         SET hostname = EXCLUDED.hostname, outcome = EXCLUDED.outcome, detail = EXCLUDED.detail,
             attempted_at = EXCLUDED.attempted_at, tries = least(scan_attempts.tries + EXCLUDED.tries, 32000),
             unanswered = EXCLUDED.unanswered

@@ -46,6 +46,8 @@ export interface ScanAttemptsTable {
   /** Migration 0003: tries made; unanswered = no answer to the connect even after retries (resume redoes it). */
   tries: Generated<number>;
   unanswered: Generated<boolean>;
+  /** Migration 0023: the partition key, the UTC month (first day) the scan started in; a function of scan_id. */
+  scan_month: ColumnType<Date, string, string>;
 }
 
 export interface ObservationsTable {

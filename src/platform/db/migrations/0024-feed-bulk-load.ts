@@ -36,7 +36,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`DROP INDEX IF EXISTS observations_scan_ip_port`.execute(db);
   await sql`ALTER INDEX observations_scan_ip_port_partial RENAME TO observations_scan_ip_port`.execute(db);
   await sql`ALTER TABLE observations DROP CONSTRAINT IF EXISTS observations_attempt_id_key`.execute(db);
-  await sql`CREATE UNIQUE INDEX IF NOT EXISTS observations_attempt_id_key ON observations (attempt_id) WHERE attempt_id IS NOT NULL`.execute(db);
+  // Partitioned by month since migration 0023 (relkind 'p'): a unique index would need scanned_at, and 0023 made
+  // this partial index already (plain: the scan store writes one observation per new attempt by construction).
+  await sql`
+    DO $$ BEGIN
+      IF (SELECT relkind FROM pg_class WHERE oid = 'observations'::regclass) <> 'p' THEN
+        CREATE UNIQUE INDEX IF NOT EXISTS observations_attempt_id_key ON observations (attempt_id) WHERE attempt_id IS NOT NULL;
+      END IF;
+    END $$`.execute(db);
 
   await sql`ALTER TABLE feed_observations DROP CONSTRAINT IF EXISTS feed_observations_observation_id_fkey`.execute(db);
   await sql`ALTER TABLE assessments DROP CONSTRAINT IF EXISTS assessments_observation_id_fkey`.execute(db);

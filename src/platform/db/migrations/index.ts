@@ -25,6 +25,7 @@ import * as m0019 from './0019-workers.js';
 import * as m0020 from './0020-account-tokens.js';
 import * as m0021 from './0021-schedules.js';
 import * as m0022 from './0022-summary.js';
+import * as m0023 from './0023-partitions.js';
 import * as m0024 from './0024-feed-bulk-load.js';
 import * as m0026 from './0026-findings-fold-indexes.js';
 
@@ -55,6 +56,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0020-account-tokens', up: m0020.up },
   { id: '0021-schedules', up: m0021.up },
   { id: '0022-summary', up: m0022.up },
+  { id: '0023-partitions', up: m0023.up },
   { id: '0024-feed-bulk-load', up: m0024.up },
   { id: '0026-findings-fold-indexes', up: m0026.up },
 ];
