@@ -15,7 +15,7 @@ test('docs/errors.md is generated from the registry and up to date (run: npx tsx
 
 test('HTTP statuses follow one policy: internal errors are 5xx; user errors 4xx unless the fault is the server\'s', () => {
   // user-kind codes whose cause is on the server side (its configuration, its storage), not in a request
-  const serverSide: readonly ErrorCode[] = ['TOCSIN_CONFIG_INVALID', 'TOCSIN_HOME_UNUSABLE'];
+  const serverSide: readonly ErrorCode[] = ['TOCSIN_CONFIG_INVALID', 'TOCSIN_HOME_UNUSABLE', 'TOCSIN_MAIL_UNCONFIGURED'];
   for (const code of CODES) {
     const { kind, http } = ERROR_CODES[code];
     if (kind === 'internal' || serverSide.includes(code)) assert.ok(http >= 500, `${code} ${http}`);
