@@ -235,6 +235,8 @@ describe('web in a browser', { skip }, () => {
     assert.deepEqual([...offered].sort(), estate.orgs.alpha.hosts.map((h) => h.ip).sort(), 'only its own addresses are offered');
     await Promise.all([
       page.waitForResponse((r) => r.url().endsWith('/api/my/rescans') && r.request().method() === 'POST' && r.status() === 200),
+      // app.js reloads the page after a successful form: wait for it, or the goto below races it (seen once in CI)
+      page.waitForEvent('load'),
       form.locator('button[type="submit"]').click(),
     ]);
     const r = await apiGet<unknown>(tab, '/api/my/rescans');
