@@ -30,6 +30,7 @@ import { openDatabase, type Database } from '../src/platform/db/connect.js';
 import type { Json } from '../src/platform/db/schema.js';
 import { createSmtpSender } from '../src/platform/mail/index.js';
 import { previewCampaign, sendCampaign, type RenderContext } from '../src/services/campaigns.js';
+import { procCpuMs } from './lib/proc.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -44,17 +45,6 @@ const MAILDIR = process.env.TOCSIN_TEST_MAILDIR_ROOT ?? '/var/mail/tocsin-test';
 const KEEP_MAIL = process.argv.includes('--keep-mail');
 const REPEAT = Number(arg('--repeat', '1'));
 const CTX: RenderContext = { fromAddress: 'cert@cert.test', contactUrl: 'https://cert.test/scanning', ackSecret: randomBytes(32), ackUrlBase: 'https://cert.test/ack/' };
-
-/** utime + stime of a process in ms (clock ticks at 100 Hz), or null when /proc does not show it. */
-function procCpuMs(pid: number): number | null {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) * 10;
-  } catch {
-    return null;
-  }
-}
 
 /** CPU of the database's backends so far, by pid (backends started later count from zero). */
 async function backendsCpu(database: Database, dbName: string): Promise<Map<number, number | null>> {

@@ -17,6 +17,7 @@ import pg from 'pg';
 import { openDatabase, type Database } from '../src/platform/db/connect.js';
 import type { DbSchema } from '../src/platform/db/schema.js';
 import { foldFindings } from '../src/services/findings.js';
+import { procCpuMs } from './lib/proc.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -26,17 +27,6 @@ function arg(name: string, fallback: string): string {
 const HOSTS = Number(arg('--hosts', '100000'));
 const CVES = Number(arg('--cves', '10'));
 const ADMIN = arg('--database-url', process.env.TOCSIN_TEST_PG_URL ?? '');
-
-/** utime + stime of a process in ms (clock ticks at 100 Hz), or null when /proc does not show it. */
-function procCpuMs(pid: number): number | null {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) * 10;
-  } catch {
-    return null;
-  }
-}
 
 async function backendPid(database: Database): Promise<number> {
   return (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(database.db)).rows[0]!.pid;

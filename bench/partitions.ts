@@ -25,6 +25,7 @@ import { queryReportRows } from '../src/platform/db/report.js';
 import { pruneRetention } from '../src/platform/db/retention-store.js';
 import type { DbSchema } from '../src/platform/db/schema.js';
 import { opt, withClient } from './lib/args.js';
+import { procCpuMs } from './lib/proc.js';
 
 const OBSERVATIONS = Number(opt('observations') ?? '2000000');
 const MONTHS = Number(opt('months') ?? '12');
@@ -37,16 +38,6 @@ const HOSTS = Math.ceil(OBSERVATIONS / SCANS);
 function month(offset: number): Date {
   const now = new Date();
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
-}
-
-function procCpuMs(pid: number): number | null {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) * 10;
-  } catch {
-    return null;
-  }
 }
 
 async function timed<T>(database: Database, label: string, fn: () => Promise<T>): Promise<T> {

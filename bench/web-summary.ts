@@ -32,19 +32,9 @@ import { sql } from 'kysely';
 import { openDatabase } from '../src/platform/db/connect.js';
 import { reportSubject } from '../src/services/report.js';
 import { opt, benchArgs, withClient } from './lib/args.js';
+import { procCpuMs } from './lib/proc.js';
 
 const ROLE = opt('role') ?? 'driver';
-
-/** utime + stime of a process in ms (clock ticks at 100 Hz), or null when /proc does not show it. */
-function procCpuMs(pid: number): number | null {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) * 10;
-  } catch {
-    return null;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // the server (child process)
