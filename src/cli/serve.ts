@@ -16,7 +16,7 @@ import { untilStopSignal, type CliContext } from './context.js';
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('serve')
-    .description('serve the web API (log in with an account from `tocsin user add`; docs at /api/docs)')
+    .description('serve the web API until interrupted (log in with an account from `tocsin user add`; docs at /api/docs)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0: any free port)', '8080')
     .option('--no-rescans', 'do not run verification rescans in this process (another server or worker runs them)')
