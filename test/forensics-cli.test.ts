@@ -125,7 +125,7 @@ test('bundle: errors exit 2 (missing path, unknown option, bad format)', () => {
 });
 
 test('main CLI: `forensics` is registered and sets the exit code', async () => {
-  assert.ok(COMMANDS.some((c) => c.register === register));
+  assert.ok((await Promise.all(COMMANDS.map((c) => c.load()))).some((m) => m.register === register));
   let out = '';
   const ctx = {
     config: () => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `tocsin` CLI entry point: parse arguments, run one command, map errors to exit codes. */
 import { Command, CommanderError } from 'commander';
-import { COMMANDS } from '../cli/commands.js';
+import { commandsFor } from '../cli/commands.js';
 import { createContext, type CliContext } from '../cli/context.js';
 import { errno, isTocsinError, TocsinError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
@@ -54,8 +54,10 @@ async function main(argv: readonly string[]): Promise<number> {
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: (s) => ctx.stdout.write(s), writeErr: (s) => ctx.stderr.write(s) });
-  for (const c of COMMANDS) c.register(program, ctx);
   try {
+    // Only the named command's modules are loaded (src/cli/commands.ts); inside the try, so a module that fails
+    // to load is reported like any other error of the command.
+    for (const c of await commandsFor(argv)) c.register(program, ctx);
     await program.parseAsync([...argv], { from: 'user' });
     const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
     return stdoutStatus(ctx, argv, program, code) ?? code;

@@ -16,13 +16,17 @@ import { createRecordWriter, parseFormat, safeText, type OutputFormat } from '..
 import { Progress } from '../scan/progress.js';
 import type { ScanPlan } from '../scan/plan.js';
 import { MAX_CONNECT_TRIES } from '../scan/engine.js';
-import { scanFromDiscovery } from './scan-discovery.js';
 import { configuredScanStorage, type ScanStorageProvider } from '../services/scan-storage.js';
 import {
   EXIT_UNANSWERED, planScan, resumeScan, scanExitStatus, startScan, type RecordSink, type ScanDeps, type ScanResult,
 } from '../services/scan-service.js';
-import { DEFAULT_BLOCK_SIZE } from '../services/distributed-scan.js';
-import { runDistributedScan } from './worker.js';
+
+/**
+ * Default of `--block-size` (src/services/distributed-scan.ts's DEFAULT_BLOCK_SIZE; a test checks they agree). Not
+ * imported from there: that module loads the job queue (graphile-worker), and `--distributed` and
+ * `--from-discovery` load their modules only when given, so a plain scan starts with its own modules only.
+ */
+export const DISTRIBUTED_BLOCK_SIZE = 256;
 
 /**
  * Exit status of a scan that completed but left attempts unanswered after their retries (connect
@@ -81,7 +85,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--no-progress', 'no progress bar even on a terminal')
     .option('--distributed', 'queue the scan as blocks for `tocsin worker` processes (any host on the same database) and wait for them')
     .option('--detach', 'with --distributed: return once the scan is queued')
-    .option('--block-size <n>', `with --distributed: addresses per block, whole /24s and /64s (default ${DEFAULT_BLOCK_SIZE})`)
+    .option('--block-size <n>', `with --distributed: addresses per block, whole /24s and /64s (default ${DISTRIBUTED_BLOCK_SIZE})`)
     .option('--from-discovery <file>', 'masscan (-oL/-oJ/-oD), zmap CSV or nmap XML output: scan only the ports it saw open, per address')
     .action(async (targets: string[], flags: ScanFlags) => {
       process.exitCode = await scanCommand(ctx, targets, flags);
@@ -121,6 +125,7 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
   const hostBudgetMs = parseIntFlag('--host-budget-ms', flags.hostBudgetMs, 100, 3_600_000);
   if (flags.fromDiscovery !== undefined) {
     const o = { args, ports: flags.ports, resume: flags.resume, distributed: flags.distributed === true, output: flags.output, format };
+    const { scanFromDiscovery } = await import('./scan-discovery.js');
     return scanFromDiscovery(ctx, flags.fromDiscovery, o, (targets, ports) => planScan({
       targets, ports, excludeFiles: config.excludeFiles, exclude: flags.exclude ?? [],
       concurrency: parseIntFlag('--concurrency', flags.concurrency, 1, 100_000) ?? config.concurrency,
@@ -142,6 +147,7 @@ export async function scanCommand(ctx: CliContext, args: readonly string[], flag
     userAgent: config.userAgent,
   }, { stdin: process.stdin, warning: (m) => ctx.stderr.write(`tocsin: warning: ${m}\n`) });
   if (flags.distributed === true) {
+    const { runDistributedScan } = await import('./worker.js');
     return runDistributedScan(ctx, plan, { format, progress: flags.progress, detach: flags.detach === true,
       ...(flags.output === undefined ? {} : { output: flags.output }), ...(flags.blockSize === undefined ? {} : { blockSize: flags.blockSize }) });
   }

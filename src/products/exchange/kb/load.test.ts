@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { TocsinError } from '../../../core/errors.js';
 import { dataPath } from '../../../platform/paths.js';
 import { parseCsvRecords } from '../../../core/csv.js';
-import { loadTables, validateTables } from './load.js';
+import { loadTables, validateTables, writeKbCache } from './load.js';
 import { loadCveGroups } from './groups.js';
 import { BUILD_COLUMNS, CVE_COLUMNS, FIX_COLUMNS, type BuildRecord, type CveRecord, type FixRecord } from './schema.js';
 import { tryParseBuildNumber, cuKeyOf } from '../../../core/build-number.js';
@@ -97,6 +97,45 @@ test('loadTables throws TOCSIN_KB_DATA_INVALID listing the problems', () => {
     );
     rmSync(join(dir, 'cves.csv'));
     assert.throws(() => loadTables(dir), (e: unknown) => e instanceof TocsinError && e.details.some((d) => d.includes('cannot read')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the build-time cache gives the same tables, and is ignored once a data file changes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tocsin-kb-cache-'));
+  const cache = join(dir, 'cache.json');
+  try {
+    for (const f of ['builds.csv', 'cve-fixes.csv', 'cves.csv', 'cve-groups.csv']) copyFileSync(dataPath('exchange', f), join(dir, f));
+    assert.equal(writeKbCache(dir, cache), true);
+    const fromCsv = loadTables(dir, null);
+    assert.deepEqual(loadTables(dir, cache), fromCsv);
+    // The cache is what a hit reads: a row changed in it (not in the CSV) shows, so the test above compared two paths.
+    const c = JSON.parse(readFileSync(cache, 'utf8')) as { builds: Array<{ note: string }> };
+    c.builds[0]!.note = 'from the cache';
+    writeFileSync(cache, JSON.stringify(c));
+    assert.equal(loadTables(dir, cache).builds[0]!.note, 'from the cache');
+    // A user's edit of the CSV: the cache no longer matches, the edit is validated and refused as without a cache.
+    writeFileSync(join(dir, 'builds.csv'), readFileSync(join(dir, 'builds.csv'), 'utf8').replace('15.2.2562.17', 'fifteen'));
+    const problems = (f: () => unknown): readonly string[] => {
+      try {
+        f();
+      } catch (e) {
+        if (e instanceof TocsinError && e.code === 'TOCSIN_KB_DATA_INVALID') return e.details;
+        throw e;
+      }
+      assert.fail('no TOCSIN_KB_DATA_INVALID');
+    };
+    const withCache = problems(() => loadTables(dir, cache));
+    assert.ok(withCache.some((d) => d.includes('fifteen')), withCache.join('\n'));
+    assert.deepEqual(withCache, problems(() => loadTables(dir, null)));
+    // Invalid tables get no cache; a stale one is removed.
+    assert.equal(writeKbCache(dir, cache), false);
+    assert.throws(() => readFileSync(cache), /ENOENT/);
+    // A cache file that is not JSON is no cache.
+    writeFileSync(cache, '{');
+    writeFileSync(join(dir, 'builds.csv'), readFileSync(dataPath('exchange', 'builds.csv')));
+    assert.deepEqual(loadTables(dir, cache), fromCsv);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,8 @@
  * wrong verdict.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { cuKeyOf, formatBuild, tryParseBuildNumber } from '../../../core/build-number.js';
 import { TocsinError } from '../../../core/errors.js';
 import { dataPath } from '../../../platform/paths.js';
@@ -26,7 +27,7 @@ import {
 import type { CveInfo, ExchangeBuildRow, ExchangeFixRow } from './types.js';
 import type { CveGroups } from '../../sdk.js';
 import { readGroupRecords, toCveGroups, validateGroups } from './groups.js';
-import { GROUP_FILE } from './schema.js';
+import { GROUP_FILE, type GroupRecord } from './schema.js';
 
 export interface KbTables {
   /** Content hash of the three files (12 hex digits); "unversioned" for tables built in memory. */
@@ -41,40 +42,113 @@ export interface KbTables {
 const CVE_ID = /^(?:CVE-\d{4}-\d{4,7}|ADV\d{6})$/;
 const DATE = /^\d{4}-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?$/;
 
-/** Reads the CSV files from `dir` (default: the package's data/exchange) and validates them. */
-export function loadTables(dir: string = dataPath('exchange')): KbTables {
-  const problems: string[] = [];
+/** The four data files, in the order they are hashed (the version) and checked. */
+const KB_FILES = [BUILD_FILE, FIX_FILE, CVE_FILE, GROUP_FILE] as const;
+
+/**
+ * Where `npm run build` leaves the records of the shipped, validated tables (scripts/post-build.mjs, through
+ * writeKbCache): next to the compiled module, so an installed copy has it and the TypeScript sources under tsx
+ * have none. A scan then starts without parsing and validating ~0.5 MB of CSV (~0.1-0.2 s of CPU per process,
+ * bench/README.md stop 17).
+ */
+export const KB_CACHE_FILE = fileURLToPath(new URL('./exchange-kb.cache.json', import.meta.url));
+
+/**
+ * What a cache entry is valid for: the data files' digest and the code that parses and validates them (a rebuild
+ * with other rules, even without a new cache, never reuses records the new rules were not run on).
+ */
+const KB_CODE = createHash('sha256')
+  .update([parseCsvRecords, validateTables, validateGroups, readGroupRecords, editionByRule, isEdition, tryParseBuildNumber, formatBuild, cuKeyOf, splitRefs].map(String).join('\n'))
+  .update(JSON.stringify([BUILD_COLUMNS, FIX_COLUMNS, CVE_COLUMNS, FIX_STATUSES, SEVERITIES, String(CVE_ID), String(DATE)]))
+  .digest('hex');
+
+interface KbCache {
+  readonly key: string;
+  readonly builds: BuildRecord[];
+  readonly fixes: FixRecord[];
+  readonly cves: CveRecord[];
+  readonly groups: GroupRecord[];
+}
+
+/** The files' text (null where unreadable, with the problem), and the digest of what was read. */
+function readKbFiles(dir: string): { texts: (string | null)[]; problems: string[]; digest: string } {
   const hash = createHash('sha256');
-  const read = (file: string, cols: readonly string[]): Record<string, string>[] => {
-    let text: string;
+  const problems: string[] = [];
+  const texts = KB_FILES.map((file) => {
     try {
-      text = readFileSync(`${dir}/${file}`, 'utf8');
+      const text = readFileSync(`${dir}/${file}`, 'utf8');
       hash.update(text);
+      return text;
     } catch (e) {
       problems.push(`${file}: cannot read (${(e as Error).message})`);
+      return null;
+    }
+  });
+  return { texts, problems, digest: hash.digest('hex') };
+}
+
+/** The validated records of the files, or every problem in them (same order as the files are listed). */
+function parseKbFiles(texts: readonly (string | null)[], readProblems: readonly string[]): { records: Omit<KbCache, 'key'>; problems: string[] } {
+  const problems: string[] = [];
+  const read = (i: number, cols: readonly string[]): Record<string, string>[] => {
+    const text = texts[i];
+    if (text === null || text === undefined) {
+      problems.push(...readProblems.filter((p) => p.startsWith(`${KB_FILES[i]}: `)));
       return [];
     }
     const parsed = parseCsvRecords(text, cols);
-    problems.push(...parsed.problems.map((p) => `${file}: ${p}`));
+    problems.push(...parsed.problems.map((p) => `${KB_FILES[i]}: ${p}`));
     return parsed.records;
   };
-  const builds = read(BUILD_FILE, BUILD_COLUMNS) as unknown as BuildRecord[];
-  const fixes = read(FIX_FILE, FIX_COLUMNS) as unknown as FixRecord[];
-  const cves = read(CVE_FILE, CVE_COLUMNS) as unknown as CveRecord[];
-  let groupText = '';
-  try {
-    groupText = readFileSync(`${dir}/${GROUP_FILE}`, 'utf8');
-    hash.update(groupText);
-  } catch (e) {
-    problems.push(`${GROUP_FILE}: cannot read (${(e as Error).message})`);
-  }
-  const groups = readGroupRecords(groupText);
+  const builds = read(0, BUILD_COLUMNS) as unknown as BuildRecord[];
+  const fixes = read(1, FIX_COLUMNS) as unknown as FixRecord[];
+  const cves = read(2, CVE_COLUMNS) as unknown as CveRecord[];
+  if (texts[3] === null) problems.push(...readProblems.filter((p) => p.startsWith(`${GROUP_FILE}: `)));
+  const groups = readGroupRecords(texts[3] ?? '');
   problems.push(...groups.problems);
   if (problems.length === 0) problems.push(...validateTables(builds, fixes, cves), ...validateGroups(groups.records, cves));
+  return { records: { builds, fixes, cves, groups: groups.records }, problems };
+}
+
+function cachedRecords(file: string, key: string): Omit<KbCache, 'key'> | null {
+  try {
+    const c = JSON.parse(readFileSync(file, 'utf8')) as KbCache;
+    return c.key === key ? c : null;
+  } catch {
+    // No cache (the sources under tsx, a build without post-build) or an unreadable one: the CSV path decides.
+    return null;
+  }
+}
+
+/**
+ * Reads the CSV files from `dir` (default: the package's data/exchange) and validates them. When the files and
+ * the validating code are those `cacheFile` was written for, its records are used instead of parsing and
+ * validating again: the same rows, the same tables, the same version.
+ */
+export function loadTables(dir: string = dataPath('exchange'), cacheFile: string | null = KB_CACHE_FILE): KbTables {
+  const files = readKbFiles(dir);
+  const hit = cacheFile === null || files.problems.length > 0 ? null : cachedRecords(cacheFile, `${files.digest}:${KB_CODE}`);
+  const { records, problems } = hit === null ? parseKbFiles(files.texts, files.problems) : { records: hit, problems: [] };
   if (problems.length > 0) {
     throw new TocsinError('TOCSIN_KB_DATA_INVALID', `the Exchange knowledge base in ${dir} has ${problems.length} problem(s)`, { details: problems.slice(0, 50) });
   }
-  return { ...toTables(builds, fixes, cves, hash.digest('hex').slice(0, 12)), groups: toCveGroups(groups.records) };
+  return { ...toTables(records.builds, records.fixes, records.cves, files.digest.slice(0, 12)), groups: toCveGroups(records.groups) };
+}
+
+/**
+ * Writes `file` for the tables in `dir` when they are valid (build time: scripts/post-build.mjs); removes a stale
+ * one and returns false when they are not, so the load reports their problems.
+ */
+export function writeKbCache(dir: string = dataPath('exchange'), file: string = KB_CACHE_FILE): boolean {
+  const files = readKbFiles(dir);
+  const { records, problems } = parseKbFiles(files.texts, files.problems);
+  if (problems.length > 0) {
+    rmSync(file, { force: true });
+    return false;
+  }
+  const cache: KbCache = { key: `${files.digest}:${KB_CODE}`, ...records };
+  writeFileSync(file, JSON.stringify(cache));
+  return true;
 }
 
 /** Every problem in the tables (empty when valid). Pure; shared with scripts/kb-refresh.ts. */
