@@ -85,3 +85,51 @@ testEachBackend('attribution refresh: pages of any size give the answers whois c
   const n = await sql<{ n: number }>`SELECT count(*)::int AS n FROM attributions`.execute(db);
   assert.equal(n.rows[0]?.n, ips.length);
 });
+
+/** The indexes and keys of `attributions` as the catalog defines them (what a first refresh drops and rebuilds). */
+async function attributionIndexes(db: Kysely<DbSchema>): Promise<string[]> {
+  const r = await sql<{ def: string }>`SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'attributions' ORDER BY indexname`.execute(db);
+  return r.rows.map((x) => x.def);
+}
+
+testEachBackend('attribution refresh: a first refresh rebuilds the indexes it drops, or keeps them when the table is busy; deleting an organisation unsets its answers', async ({ database }) => {
+  const db = database.db;
+  const ips = await seed(db);
+  const indexes = await attributionIndexes(db);
+  assert.equal(indexes.length, 3, 'primary key, organisation, unattributed');
+  // A rebuilt index is a new relation: its oid tells whether the refresh dropped it.
+  const oids = async (): Promise<string[]> =>
+    (await sql<{ oid: string }>`SELECT indexrelid::oid::text AS oid FROM pg_index WHERE indrelid = 'attributions'::regclass ORDER BY 1`.execute(db)).rows.map((r) => r.oid);
+  const before = await oids();
+
+  // Another session reads the (empty) table in an open transaction: the refresh cannot drop the indexes (it
+  // would wait for that session), so after its short lock timeout it writes with them in place.
+  const busy = await db.transaction().execute(async (trx) => {
+    await sql`SELECT count(*) FROM attributions`.execute(trx);
+    return refreshAttributions(db, { pageSize: 2 });
+  });
+  assert.deepEqual([busy.considered, busy.written], [ips.length, ips.length]);
+  assert.deepEqual(await attributionIndexes(db), indexes);
+  assert.deepEqual(await oids(), before, 'the busy table kept its indexes');
+  const kept = await sql<{ ip: string; org: number | null; rule: string | null }>`SELECT host(ip) AS ip, org_id::int AS org, rule FROM attributions ORDER BY ip`.execute(db);
+
+  // Empty again: this first refresh drops the indexes, COPYs, and builds the same ones before COMMIT.
+  await sql`TRUNCATE attributions`.execute(db);
+  await sql`UPDATE attribution_watermark SET rev = 0`.execute(db);
+  const first = await refreshAttributions(db, { pageSize: 3 });
+  assert.deepEqual([first.considered, first.written], [ips.length, ips.length]);
+  assert.deepEqual(await attributionIndexes(db), indexes);
+  assert.ok((await oids()).every((o) => !before.includes(o)), 'every index was rebuilt');
+  assert.deepEqual((await sql<{ ip: string; org: number | null; rule: string | null }>`SELECT host(ip) AS ip, org_id::int AS org, rule FROM attributions ORDER BY ip`.execute(db)).rows, kept.rows);
+  // The primary key is back: a second row for an address is refused.
+  await assert.rejects(sql`INSERT INTO attributions (ip, registry_rev) VALUES ('10.1.0.5', 1)`.execute(db), /duplicate key/);
+
+  // Migration 0027 replaced the foreign key's ON DELETE SET NULL with a statement trigger: same effect.
+  const net = (await sql<{ id: number }>`SELECT id::int AS id FROM organisations WHERE name = 'Net Org'`.execute(db)).rows[0]!.id;
+  assert.ok(kept.rows.some((r) => r.org === net));
+  await sql`DELETE FROM constituency_networks WHERE org_id = ${net}`.execute(db);
+  await sql`DELETE FROM organisations WHERE id = ${net}`.execute(db);
+  const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM attributions WHERE org_id = ${net}`.execute(db);
+  assert.equal(left.rows[0]?.n, 0);
+  assert.equal((await createAttributionStore(db).stored('10.1.0.5'))?.orgId, null);
+});

@@ -135,10 +135,10 @@ const NO_CANDIDATES: readonly never[] = [];
  *
  * The registry, its revision and the facts are read in one REPEATABLE READ snapshot, and every answer is stamped
  * with that revision: a registry change committed meanwhile leaves the answers stale (recomputed next time), never
- * wrongly fresh. Refreshes run one at a time (advisory lock). Addresses stream through one cursor in pages; the
- * store asks for page N+1 before this computes page N, and queues page N's COPY behind it, so the server reads
- * and writes while the engine runs. When every address is to be computed, the registry is read first and
- * indexed while the server sorts the work; otherwise only once the first page shows there is work.
+ * wrongly fresh. Refreshes run one at a time (advisory lock). Addresses stream in pages from one query on the
+ * store's reader connection while earlier pages' COPYs run on its writer connection, so the server reads and
+ * writes while the engine runs. When every address is to be computed, the registry is read and indexed while the
+ * server sorts the work; otherwise only once the first page shows there is work.
  */
 export async function refreshAttributions(
   db: Kysely<DbSchema>,
@@ -158,14 +158,12 @@ export async function refreshAttributions(
     let engineMs = 0;
     let writeMs = 0;
     const t0 = performance.now();
-    // Read before the cursor opens: the registry's queries would otherwise wait behind the server's sort.
-    const snapshot = s.everything ? await s.snapshot() : null;
-    const t1 = performance.now();
+    // The work query starts first (on its own connection): the server sorts while the registry is read and indexed.
     const reader = await s.open();
-    const t2 = performance.now();
-    if (snapshot !== null) index = buildAttributionIndex(snapshot);
-    registryMs += t1 - t0 + performance.now() - t2;
-    readMs += t2 - t1;
+    const t1 = performance.now();
+    if (s.everything) index = buildAttributionIndex(await s.snapshot());
+    registryMs += performance.now() - t1;
+    readMs += t1 - t0;
     for (;;) {
       const ta = performance.now();
       const page = await reader.next();
@@ -182,7 +180,7 @@ export async function refreshAttributions(
       engineMs += td - tc;
       attributed += answers.attributed;
       considered += page.length;
-      const w = s.write(answers.writes);
+      const w = await s.write(answers.writes);
       writeMs += performance.now() - td;
       changed += w.changed;
       written += w.written;
