@@ -289,7 +289,7 @@ async function importOne(src: Source, chosen: FeedFormat | null, o: IngestOption
       // statement at a time (they share the transaction's connection), so at most two chunks are in memory.
       let inFlight: Promise<void> = Promise.resolve();
       const store = async (chunk: readonly Buffer[], rows: number, verdicts: ReturnType<FeedStage['takeNewVerdicts']>): Promise<void> => {
-        await stageVerdicts(trx, verdicts);
+        await stageVerdicts(trx, o.db, verdicts);
         await copyStaged(session.client, chunk);
         const n = await moveStaged(trx, id, where);
         counts.imported += n;
