@@ -49,8 +49,8 @@ try {
     FROM generate_series(1, ${ROWS / 2}) g`.execute(db);
   await sql`SELECT setval('observations_id_seq', ${ROWS * 2})`.execute(db);
   await sql`
-    INSERT INTO assessments (observation_id, kb_revision, vulnerable, indeterminate)
-    SELECT id, 'bench', ${cves.slice(0, 30)}::text[], ${cves.slice(30)}::text[] FROM observations`.execute(db);
+    INSERT INTO assessment_rows (observation_id, kb_revision, verdict_set_id)
+    SELECT id, 'bench', tocsin_verdict_set(${cves.slice(0, 30)}::text[], ${cves.slice(30)}::text[]) FROM observations`.execute(db);
   await sql`
     INSERT INTO feed_observations (import_id, observation_id, feed, kind, report_type, report_date, ip, port, tags, reported_cves, product, build, build_precision, line, raw)
     SELECT 1, ${ROWS} + g, 'shadowserver', 'exchange', 'scan_exchange', current_date, '10.0.0.0'::inet + g, 443, '{exchange,cve-2021-26855}',

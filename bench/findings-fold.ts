@@ -111,10 +111,11 @@ async function generate(database: Database, from: number, hosts: number, cves: n
         FROM generate_series(${lo}::int, ${hi - 1}::int) i
         RETURNING id, ip
       )
-      INSERT INTO assessments (observation_id, kb_revision, vulnerable)
-      SELECT o.id, 'bench',
+      INSERT INTO assessment_rows (observation_id, kb_revision, verdict_set_id)
+      SELECT o.id, 'bench', tocsin_verdict_set(
              CASE WHEN ${dayNo}::int > 0 AND (o.ip - '10.0.0.0'::inet) % 10 = 0 THEN '{}'::text[]
-                  ELSE ARRAY(SELECT 'CVE-2021-' || (26000 + (((o.ip - '10.0.0.0'::inet)::int * 7 + j) % 100)) FROM generate_series(1, ${cves}::int) j) END
+                  ELSE ARRAY(SELECT 'CVE-2021-' || (26000 + (((o.ip - '10.0.0.0'::inet)::int * 7 + j) % 100)) FROM generate_series(1, ${cves}::int) j) END,
+             '{}')
       FROM o ORDER BY o.id`.execute(database.db);
   }
 }

@@ -87,8 +87,8 @@ async function generate(db: Kysely<DbSchema>): Promise<void> {
                a.attempted_at
         FROM a RETURNING id
       )
-      INSERT INTO assessments (observation_id, kb_revision, vulnerable)
-      SELECT id, 'bench', '{CVE-2021-26855,CVE-2021-26857,CVE-2021-26858,CVE-2021-27065,CVE-2021-34473}' FROM o`.execute(db);
+      INSERT INTO assessment_rows (observation_id, kb_revision, verdict_set_id)
+      SELECT id, 'bench', tocsin_verdict_set('{CVE-2021-26855,CVE-2021-26857,CVE-2021-26858,CVE-2021-27065,CVE-2021-34473}', '{}') FROM o`.execute(db);
   }
   await sql`
     INSERT INTO findings (ip, port, cve, state, verdict, first_seen, last_seen, last_at, first_observation_id, last_observation_id)

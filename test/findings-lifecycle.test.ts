@@ -179,7 +179,7 @@ testEachBackend('findings: a CU-precision feed row judged indeterminate does not
   const obs = (await sql<{ id: number }>`
     INSERT INTO observations (source, ip, port, tls, product, build, build_precision, scanned_at)
     VALUES ('feed:shadowserver', ${IP}, 443, true, 'ms-exchange', '15.1.2176', 'cu', ${day(7).toISOString()}) RETURNING id`.execute(database.db)).rows[0]!.id;
-  await sql`INSERT INTO assessments (observation_id, indeterminate) VALUES (${obs}, ARRAY['CVE-2021-26855'])`.execute(database.db);
+  await sql`INSERT INTO assessment_rows (observation_id, verdict_set_id) VALUES (${obs}, tocsin_verdict_set('{}', ARRAY['CVE-2021-26855']))`.execute(database.db);
   await sql`
     INSERT INTO feed_observations (import_id, observation_id, feed, kind, report_type, report_date, ip, port, seen_at, tags, compromised, line, raw)
     VALUES (${imp}, ${obs}, 'shadowserver', 'exchange', 'scan_exchange', '2026-01-12', ${IP}, 443, ${day(7).toISOString()},

@@ -150,7 +150,7 @@ testEachBackend('the SQL fold agrees with the pure state machine on random histo
   for (const seed of [7, 1234, 99_991]) {
     for (const mode of ['each', 'once'] as const) {
       // observations and assessments named too: no foreign key ties them to scans since migration 0023 (partitions)
-      await sql`TRUNCATE findings, finding_events, scans, observations, assessments, observation_responses CASCADE`.execute(database.db);
+      await sql`TRUNCATE findings, finding_events, scans, observations, assessment_rows, observation_responses CASCADE`.execute(database.db);
       await sql`UPDATE findings_fold_state SET last_assessment_id = 0, last_attempt_id = 0, last_feed_row_id = 0`.execute(database.db);
       const scans = history(seed, 10);
       for (const s of scans) {

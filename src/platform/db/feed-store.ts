@@ -13,6 +13,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { FeedRow } from '../../ingest/types.js';
 import type { DbSchema } from './schema.js';
 import { jsonForPostgres } from './scan-store.js';
+import { verdictSetIds } from './verdict-sets.js';
 
 type Executor = Kysely<DbSchema>;
 
@@ -91,7 +92,8 @@ export async function finishImport(db: Executor, id: number, sha256: Buffer, c: 
  * and holding them back would make memory grow with a file of bad lines.
  *
  * The knowledge base's verdicts repeat per build: each distinct one gets a small key, is sent once per file
- * (stageVerdicts) and joined by key, so a row carries one integer instead of its 33-156 CVE ids.
+ * (stageVerdicts) and joined by key; its CVE arrays are a stored verdict set (migration 0028), so neither the
+ * stage nor the assessment row carries the 33-156 CVE ids.
  */
 export class FeedStage {
   /** Full pieces of the chunk's COPY text, UTF-8. */
@@ -233,20 +235,24 @@ export async function createStage(db: Executor): Promise<void> {
     ) ON COMMIT DROP`.execute(db);
   await sql`
     CREATE TEMP TABLE feed_stage_verdicts (
-      k integer PRIMARY KEY, kb_revision text, edition text, build text, cu text, su text, vulnerable text[], indeterminate text[], notes jsonb
+      k integer PRIMARY KEY, kb_revision text, edition text, build text, cu text, su text, set_id bigint NOT NULL, notes jsonb
     ) ON COMMIT DROP`.execute(db);
 }
 
-/** Adds assessments to the file's verdict table (a few dozen per file). */
-export async function stageVerdicts(db: Executor, verdicts: ReadonlyArray<{ readonly k: number; readonly a: FeedAssessment }>): Promise<void> {
+/**
+ * Adds assessments to the file's verdict table (a few dozen per file), each with its verdict set (migration 0028),
+ * whose ids are taken on `database` (not the import's transaction: verdict-sets.ts says why).
+ */
+export async function stageVerdicts(db: Executor, database: Executor, verdicts: ReadonlyArray<{ readonly k: number; readonly a: FeedAssessment }>): Promise<void> {
   if (verdicts.length === 0) return;
-  const rows = verdicts.map(({ k, a }) => ({
-    k, kb_revision: a.kbRevision, edition: a.edition, build: a.build, cu: a.cu, su: a.su, vulnerable: a.vulnerable, indeterminate: a.indeterminate, notes: a.notes,
+  const sets = await verdictSetIds(database, verdicts.map(({ a }) => a));
+  const rows = verdicts.map(({ k, a }, i) => ({
+    k, kb_revision: a.kbRevision, edition: a.edition, build: a.build, cu: a.cu, su: a.su, set_id: sets[i], notes: a.notes,
   }));
   await sql`
     INSERT INTO feed_stage_verdicts
     SELECT * FROM json_to_recordset(${jsonForPostgres(rows)}::json) AS t (
-      k int, kb_revision text, edition text, build text, cu text, su text, vulnerable text[], indeterminate text[], notes jsonb)`.execute(db);
+      k int, kb_revision text, edition text, build text, cu text, su text, set_id bigint, notes jsonb)`.execute(db);
 }
 
 /** Streams one chunk of COPY text into feed_stage on `client` (the transaction's connection). */
@@ -280,8 +286,8 @@ export async function moveStaged(db: Executor, importId: number, s: Pick<FeedImp
       RETURNING line, observation_id, ip, port, hostname, product, build_precision,
                 coalesce(seen_at, report_date::timestamp AT TIME ZONE 'UTC') AS scanned_at
     ), judged AS MATERIALIZED (
-      -- the verdict key, not the verdicts: the CVE arrays are joined by each insert from the file's few verdicts
-      -- (carried per row here, the CTE spilled ~1.4 KB a row to temporary files)
+      -- the verdict key, not the verdicts: the file's few verdicts are joined by each insert
+      -- (carried per row here, the CVE arrays spilled ~1.4 KB a row to temporary files)
       SELECT ins.observation_id AS id, ins.ip, ins.port, ins.hostname, st.tls, ins.product, ins.build_precision, ins.scanned_at, st.k
       FROM ins
       JOIN feed_stage st ON st.line = ins.line AND st.error IS NULL
@@ -291,8 +297,8 @@ export async function moveStaged(db: Executor, importId: number, s: Pick<FeedImp
       SELECT j.id, ${`feed:${s.feed}`}, j.ip, j.port, j.hostname, j.tls, j.product, v.edition, v.build, j.build_precision, v.cu, v.su, j.scanned_at
       FROM judged j JOIN feed_stage_verdicts v ON v.k = j.k
     ), judgements AS (
-      INSERT INTO assessments (observation_id, kb_revision, vulnerable, indeterminate, notes)
-      SELECT j.id, v.kb_revision, v.vulnerable, v.indeterminate, v.notes FROM judged j JOIN feed_stage_verdicts v ON v.k = j.k
+      INSERT INTO assessment_rows (observation_id, kb_revision, verdict_set_id, notes)
+      SELECT j.id, v.kb_revision, v.set_id, v.notes FROM judged j JOIN feed_stage_verdicts v ON v.k = j.k
     ), quarantined AS (
       INSERT INTO feed_quarantine (import_id, feed, format, file, line, raw, error)
       SELECT ${importId}::bigint, ${s.feed}, ${s.format}, ${s.file}, line, raw, error FROM feed_stage WHERE error IS NOT NULL ORDER BY line

@@ -84,6 +84,7 @@ async function committedBounds(db: Executor): Promise<Bounds | null> {
   try {
     return await db.transaction().execute(async (trx) => {
       await sql`SET LOCAL lock_timeout = ${sql.lit(BOUNDS_LOCK_TIMEOUT)}`.execute(trx);
+      // assessments is a view since migration 0028: locking it locks its tables (assessment_rows, verdict_sets).
       await sql`LOCK TABLE assessments, scan_attempts, feed_observations IN SHARE MODE`.execute(trx);
       const r = (await sql<{ a: number | null; t: number | null; f: number | null }>`
         SELECT (SELECT max(id) FROM assessments) AS a, (SELECT max(id) FROM scan_attempts) AS t,

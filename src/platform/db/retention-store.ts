@@ -106,7 +106,7 @@ export async function pruneRetention(db: Db, cut: PruneCutoffs, o: { readonly dr
         // What the foreign keys' ON DELETE actions did before migration 0023 (partitioned tables cannot be
         // referenced by id alone): an observation's assessments and response links go with it, a feed row keeps
         // its raw line and loses the link.
-        await sql`DELETE FROM assessments a USING prune_gone g WHERE a.observation_id = g.id`.execute(tx);
+        await sql`DELETE FROM assessment_rows a USING prune_gone g WHERE a.observation_id = g.id`.execute(tx);
         await sql`DELETE FROM observation_responses r USING prune_gone g WHERE r.observation_id = g.id`.execute(tx);
         await sql`UPDATE feed_observations f SET observation_id = NULL FROM prune_gone g WHERE f.observation_id = g.id`.execute(tx);
 
@@ -195,7 +195,7 @@ async function retireMonths(tx: Transaction<DbSchema>, table: PartitionedTable, 
 
 /** The tables that grow with history: what `tocsin db vacuum` vacuums and analyses. */
 export const BIG_TABLES = [
-  'observations', 'assessments', 'observation_responses', 'raw_responses', 'scan_attempts', 'findings', 'finding_events',
+  'observations', 'assessment_rows', 'observation_responses', 'raw_responses', 'scan_attempts', 'findings', 'finding_events',
   'feed_observations', 'attributions', 'campaign_messages', 'web_audit', 'constituency_audit',
 ] as const;
 

@@ -24,6 +24,7 @@ import { attemptKey, type AttemptResult, type ScanSpec, type ScanStore, type Sto
 import type { AssessedFingerprint, DbSchema, Json } from './schema.js';
 import { maintainPartitions } from './partitions.js';
 import { DEFAULT_CAPS, KnownBlobs, packBlob, splitResponse, type Caps, type PackedBlob } from './raw-responses.js';
+import { verdictSetIds } from './verdict-sets.js';
 
 /** Rows fetched per page by records(); keyset pagination on (ip, port), so memory stays flat. */
 const PAGE = 1000;
@@ -162,15 +163,19 @@ type Executor = Kysely<DbSchema>;
  */
 async function insertBatch(db: Kysely<DbSchema>, scanId: number, batch: readonly AttemptResult[], kbRevision: string | null, caps: Caps, known: KnownBlobs): Promise<void> {
   const raw = await rawResponsesOf(batch, caps, known);
+  // The batch's verdict sets (a handful for 256 hosts), committed before the transaction (verdict-sets.ts says why).
+  const sets = await verdictSetIds(db, batch.map((r) => r.record ?? NO_VERDICTS));
   await db.transaction().execute(async (trx) => {
     const fresh = await writeObservations(trx, scanId, batch, raw);
     const rows: AssessmentRow[] = [];
+    const ids: number[] = [];
     for (const { ord, observationId } of fresh) {
       const r = (batch[ord] as AttemptResult).record;
       if (r === null) continue;
       rows.push({ observationId, kbRevision, vulnerable: r.vulnerable, indeterminate: r.indeterminate, notes: r.notes, fingerprint: null });
+      ids.push(sets[ord] as number);
     }
-    await writeAssessments(trx, rows);
+    await writeAssessments(trx, rows, ids);
   });
   // Committed: from now on these blobs need not be sent again.
   known.addAll(raw.blobs.map((b) => b.sha));
@@ -330,21 +335,26 @@ async function writeObservations(
 
 /**
  * Assessment stage: one row per observation judged (several per observation over time; readers take the
- * latest). One statement, whatever the number of rows.
+ * latest). One statement, whatever the number of rows. The CVE arrays are stored once per distinct pair
+ * (migration 0028): `setIds` are the rows' verdict sets when the caller took them before its transaction,
+ * otherwise they are upserted on `db`.
  */
-export async function writeAssessments(db: Executor, rows: readonly AssessmentRow[]): Promise<void> {
+export async function writeAssessments(db: Executor, rows: readonly AssessmentRow[], setIds?: readonly number[]): Promise<void> {
   if (rows.length === 0) return;
-  const input = rows.map((a) => ({
-    observation_id: a.observationId, kb_revision: a.kbRevision, vulnerable: a.vulnerable, indeterminate: a.indeterminate,
-    notes: a.notes, fingerprint: a.fingerprint,
+  const sets = setIds ?? await verdictSetIds(db, rows);
+  const input = rows.map((a, i) => ({
+    observation_id: a.observationId, kb_revision: a.kbRevision, verdict_set_id: sets[i], notes: a.notes, fingerprint: a.fingerprint,
   }));
   await sql`
-    INSERT INTO assessments (observation_id, vulnerable, indeterminate, notes, kb_revision, fingerprint)
-    SELECT observation_id, vulnerable, indeterminate, notes, kb_revision, fingerprint
+    INSERT INTO assessment_rows (observation_id, verdict_set_id, notes, kb_revision, fingerprint)
+    SELECT observation_id, verdict_set_id, notes, kb_revision, fingerprint
     FROM jsonb_to_recordset(${jsonForPostgres(input)}::jsonb) AS t (
-      observation_id bigint, vulnerable text[], indeterminate text[], notes jsonb, kb_revision text, fingerprint jsonb)
+      observation_id bigint, verdict_set_id bigint, notes jsonb, kb_revision text, fingerprint jsonb)
     ORDER BY observation_id`.execute(db);
 }
+
+/** The verdicts of an attempt without a record (its set id is taken and not used: one lookup per batch). */
+const NO_VERDICTS = { vulnerable: [], indeterminate: [] } as const;
 
 /**
  * JSON text PostgreSQL accepts: jsonb refuses the escape \u0000 (text cannot hold NUL), and one hostile

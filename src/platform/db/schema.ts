@@ -76,6 +76,10 @@ export interface ObservationsTable {
 export type { Verdict } from '../../core/contracts/verdict.js';
 
 /** The knowledge base applied to one observation; the latest row per observation counts. */
+/**
+ * Migration 0028: `assessments` is a view (these columns, the arrays joined in from verdict_sets) that readers
+ * use as before; writers write assessment_rows.
+ */
 export interface AssessmentsTable {
   readonly id: GeneratedAlways<number>;
   observation_id: number;
@@ -86,6 +90,25 @@ export interface AssessmentsTable {
   assessed_at: Generated<Date>;
   /** Migration 0004: the service as a re-assessment saw it (replayed detectors); null = the observation's own columns. */
   fingerprint: ColumnType<AssessedFingerprint | null, string | null | undefined, string | null>;
+}
+
+/** Migration 0028: the physical assessments, pointing to their verdict set. */
+export interface AssessmentRowsTable {
+  readonly id: GeneratedAlways<number>;
+  observation_id: number;
+  kb_revision: string | null;
+  verdict_set_id: number;
+  notes: JsonColumnDefault<readonly string[]>;
+  assessed_at: Generated<Date>;
+  fingerprint: ColumnType<AssessedFingerprint | null, string | null | undefined, string | null>;
+}
+
+/** Migration 0028: one row per distinct (vulnerable, indeterminate) pair; key = tocsin_verdict_key() of the two. */
+export interface VerdictSetsTable {
+  readonly id: GeneratedAlways<number>;
+  key: Buffer;
+  vulnerable: ColumnType<string[], readonly string[], never>;
+  indeterminate: ColumnType<string[], readonly string[], never>;
 }
 
 /** What an assessment row took the service to be (assessments.fingerprint). */
@@ -133,6 +156,8 @@ export interface DbSchema {
   scan_attempts: ScanAttemptsTable;
   observations: ObservationsTable;
   assessments: AssessmentsTable;
+  assessment_rows: AssessmentRowsTable;
+  verdict_sets: VerdictSetsTable;
   raw_responses: RawResponsesTable;
   observation_responses: ObservationResponsesTable;
   tocsin_migrations: MigrationsTable;

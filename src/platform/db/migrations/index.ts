@@ -29,6 +29,7 @@ import * as m0023 from './0023-partitions.js';
 import * as m0024 from './0024-feed-bulk-load.js';
 import * as m0026 from './0026-findings-fold-indexes.js';
 import * as m0027 from './0027-attribution-bulk.js';
+import * as m0028 from './0028-verdict-sets.js';
 
 export interface Migration {
   readonly id: string;
@@ -61,4 +62,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '0024-feed-bulk-load', up: m0024.up },
   { id: '0026-findings-fold-indexes', up: m0026.up },
   { id: '0027-attribution-bulk', up: m0027.up },
+  { id: '0028-verdict-sets', up: m0028.up },
 ];
