@@ -189,13 +189,25 @@ export async function setCampaignState(
   });
 }
 
+/** How long a busy send lock is asked again before TOCSIN_CAMPAIGN_BUSY, and how often. */
+const SEND_LOCK_PATIENCE_MS = 5_000;
+const SEND_LOCK_RETRY_MS = 100;
+
 /**
  * Runs `fn` holding the campaign's send lock (session-level, on a connection of its own for the whole run).
- * @throws TocsinError TOCSIN_CAMPAIGN_BUSY when another session holds it
+ * @throws TocsinError TOCSIN_CAMPAIGN_BUSY when another session still holds it after SEND_LOCK_PATIENCE_MS
  */
 export async function withSendLock<T>(db: Kysely<DbSchema>, campaignId: number, fn: () => Promise<T>): Promise<T> {
   return db.connection().execute(async (conn) => {
-    const got = (await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${SEND_LOCK_CLASS}::int4, ${campaignId}::int4) AS ok`.execute(conn)).rows[0]?.ok === true;
+    // A sender that was just killed (kill -9, a closed terminal) still holds the lock until its server backend notices
+    // the closed socket, which under load takes a moment: a send started right after it would be refused although
+    // nobody is sending (seen in CI). So a busy lock is asked again for a few seconds before the answer is "busy".
+    let got = false;
+    for (let waited = 0; ; waited += SEND_LOCK_RETRY_MS) {
+      got = (await sql<{ ok: boolean }>`SELECT pg_try_advisory_lock(${SEND_LOCK_CLASS}::int4, ${campaignId}::int4) AS ok`.execute(conn)).rows[0]?.ok === true;
+      if (got || waited >= SEND_LOCK_PATIENCE_MS) break;
+      await new Promise((resolve) => setTimeout(resolve, SEND_LOCK_RETRY_MS));
+    }
     if (!got) throw new TocsinError('TOCSIN_CAMPAIGN_BUSY', `campaign ${campaignId} is being sent by another process`);
     try {
       return await fn();
