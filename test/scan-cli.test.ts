@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { createServer, type AddressInfo } from 'node:net';
 import { startLab, type Lab } from '../lab/server.js';
 import { loadExchangeKb } from '../src/products/exchange/kb/index.js';
 import { freshDatabase, type FreshDatabase } from './helpers/db.js';
@@ -161,6 +162,20 @@ test('an unwritable --output is refused before the scan is stored: no empty scan
     await db.end().catch(() => undefined);
     await fresh.drop();
   }
+});
+
+test('a scan of closed ports says why nothing answered (not a bare "answered 0")', { timeout: 60_000 }, async () => {
+  // A port nobody listens on: bound, then closed again, so every connect to it is refused at once.
+  const probe = createServer();
+  await new Promise<void>((res) => probe.listen(0, '127.0.0.1', res));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((res) => probe.close(() => res()));
+  const r = tocsin(['scan', '127.4.201.0/30', '--ports', String(port), '--no-store', '--no-progress']);
+  const { code } = await r.done;
+  assert.equal(code, 0, r.stderr());
+  assert.equal(r.stdout(), '');
+  assert.match(r.stderr(), /answered 0,/);
+  assert.match(r.stderr(), /tocsin: 4 attempt\(s\) got no HTTP answer \(connection refused or reset, TLS or protocol error\)/);
 });
 
 // ---------------------------------------------------------------------------------------------------

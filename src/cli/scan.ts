@@ -242,6 +242,10 @@ export async function runScanOnTerminal(ctx: CliContext, what: { readonly plan: 
     const bar: Progress = progress ?? newProgress(0);
     bar.finish(scanId === null ? 'scan' : `scan ${scanId}`);
     if (stats.excluded > 0) ctx.stderr.write(`tocsin: ${stats.excluded} excluded (not contacted)\n`);
+    // Attempts that ended with an answer other than HTTP: without this line a scan of closed ports ends on
+    // "answered 0" and nothing says why. Timeouts are counted on their own line below.
+    const noHttp = stats.attempted - stats.answered - stats.timedOut;
+    if (noHttp > 0) ctx.stderr.write(`tocsin: ${noHttp} attempt(s) got no HTTP answer (connection refused or reset, TLS or protocol error)\n`);
     if (stats.timedOut > 0 || stats.retried > 0 || stats.unanswered > 0) {
       ctx.stderr.write(`tocsin: ${stats.timedOut} timed out, ${stats.retried} retried, ${stats.unanswered} unanswered after retries\n`);
     }
