@@ -20,9 +20,28 @@ export interface VerdictPair {
 /** Set id by content, per database handle (a test process opens many databases; ids differ between them). */
 const known = new WeakMap<object, Map<string, number>>();
 
+/**
+ * contentOf's text per (vulnerable, indeterminate) array pair, by identity: scan records carry the knowledge
+ * base's frozen lists (one pair per build), so a scan asks for the same few hundred pairs thousands of times and
+ * the JSON text of each is made once. Weak: a pair dropped with its knowledge base goes with it.
+ */
+const textOf = new WeakMap<readonly string[], WeakMap<readonly string[], string>>();
+
 /** The pair's identity in this process: the arrays in order (the stored order is what readers get back). */
-function contentOf(p: VerdictPair): string {
-  return JSON.stringify([p.vulnerable, p.indeterminate]);
+export function contentOf(p: VerdictPair): string {
+  // Only frozen arrays are remembered: a mutable one could change after its text was taken.
+  if (!Object.isFrozen(p.vulnerable) || !Object.isFrozen(p.indeterminate)) return JSON.stringify([p.vulnerable, p.indeterminate]);
+  let byIndeterminate = textOf.get(p.vulnerable);
+  if (byIndeterminate === undefined) {
+    byIndeterminate = new WeakMap();
+    textOf.set(p.vulnerable, byIndeterminate);
+  }
+  let text = byIndeterminate.get(p.indeterminate);
+  if (text === undefined) {
+    text = JSON.stringify([p.vulnerable, p.indeterminate]);
+    byIndeterminate.set(p.indeterminate, text);
+  }
+  return text;
 }
 
 /**
